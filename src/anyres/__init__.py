@@ -1,0 +1,34 @@
+"""anyres: image restoration at any resolution.
+
+The public API: :func:`evaluate`, :func:`upscale`, :func:`load`, and the image I/O helpers
+:func:`read_image` / :func:`write_image`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "evaluate", "upscale", "load", "read_image", "write_image"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so that `import anyres` stays cheap for the CLI's help and error paths.
+    if name == "evaluate":
+        from anyres.evaluate import evaluate
+
+        return evaluate
+    if name == "upscale":
+        from anyres.infer import upscale
+
+        return upscale
+    if name == "load":
+        from anyres.hub import load_upscaler
+
+        return load_upscaler
+    if name in ("read_image", "write_image"):
+        from anyres import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module 'anyres' has no attribute {name!r}")

@@ -1,0 +1,177 @@
+"""Benchmark evaluation: build the standard LR from HR images, upscale, measure, report.
+
+LR construction (the SR literature's protocol, deterministic for any scale s):
+
+* integer s: the HR image is cropped (bottom/right) to a multiple of s, then downscaled by MATLAB
+  bicubic ``imresize(hr, 1/s)``;
+* non-integer s: ``h = floor(H / s)``, the HR image is cropped to ``round(h * s)`` (same for width) and
+  resized to ``h x w`` with MATLAB bicubic;
+* the LR is rounded to 8 bits (as if saved as PNG), and the model must produce exactly the cropped HR size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from anyres.errors import AnyresError, ImageReadError
+from anyres.hub import load_upscaler
+from anyres.io import list_images, read_image, write_image
+from anyres.metrics import PROTOCOLS, measure
+from anyres.ops.color import quantize
+from anyres.ops.resize import imresize
+
+__all__ = ["evaluate", "make_lr", "parse_scales", "format_table"]
+
+
+def _is_integer(scale: float) -> bool:
+    return abs(scale - round(scale)) < 1e-9
+
+
+def make_lr(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C, H, W)`` HR in [0, 1] -> (cropped HR, 8-bit-rounded LR) for a scale >= 1 (see module doc)."""
+    if scale < 1:
+        raise ValueError(f"evaluation scales must be >= 1, got {scale}")
+    big_h, big_w = hr.shape[-2:]
+    if _is_integer(scale):
+        s = int(round(scale))
+        h, w = big_h // s, big_w // s
+        crop_h, crop_w = h * s, w * s
+    else:
+        h, w = int(math.floor(big_h / scale + 1e-9)), int(math.floor(big_w / scale + 1e-9))
+        crop_h, crop_w = int(round(h * scale)), int(round(w * scale))
+    if h < 1 or w < 1:
+        raise ValueError(f"image of size {big_h}x{big_w} is too small for scale {scale}")
+    hr = hr[..., :crop_h, :crop_w]
+    if _is_integer(scale):
+        lr = imresize(hr, scale=1.0 / round(scale))
+    else:
+        lr = imresize(hr, size=(h, w))
+    return hr, quantize(lr)
+
+
+def parse_scales(text: str | Iterable[float]) -> list[float]:
+    """``"2,3,4"`` or an iterable -> ``[2.0, 3.0, 4.0]``; every scale must be a number >= 1."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    scales = []
+    for item in items:
+        try:
+            value = float(item)
+        except (TypeError, ValueError):
+            raise AnyresError(f"invalid scale {item!r}: expected numbers such as 2,3,4 or 2.5") from None
+        if not math.isfinite(value) or value < 1:
+            raise AnyresError(f"invalid scale {item!r}: evaluation scales must be >= 1")
+        scales.append(value)
+    if not scales:
+        raise AnyresError("no scales given")
+    return scales
+
+
+def _scale_label(scale: float) -> str:
+    return str(int(round(scale))) if _is_integer(scale) else f"{scale:g}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A markdown table of one evaluation report."""
+    lines = [
+        f"{report['model']} on {report['dataset']} ({report['protocol']} protocol)",
+        "",
+        "| scale | PSNR (dB) | SSIM | images | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(f"| x{_scale_label(r['scale'])} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['n']} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[float] | str = (2, 3, 4),
+             protocol: str = "benchmark", *, json_path: str | Path | None = None,
+             save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
+             overwrite: bool = False, **model_options: Any) -> dict[str, Any]:
+    """Evaluate a model on a folder of HR images at several scales.
+
+    Args:
+        model: a registered name (``anyres models``), a model folder, or an Upscaler.
+        data: folder of HR images (PNG, JPEG, ...).
+        scales: scales >= 1, e.g. ``(2, 3, 4)`` or ``"2,3,4,6"``; non-integer values are allowed.
+        protocol: ``benchmark`` (Y, shave ceil(s)) or ``div2k`` (RGB, shave ceil(s) + 6).
+        json_path: if given, the report is also written there as JSON.
+        save_dir: if given, SR images are written to ``save_dir/x{scale}/{name}.png``.
+
+    Returns:
+        ``{"model", "dataset", "protocol", "results": [{"scale", "psnr", "ssim", "n", "seconds",
+        "per_image": {name: {"psnr", "ssim"}}}]}`` — PSNR/SSIM are means over images.
+    """
+    from tqdm import tqdm
+
+    if protocol not in PROTOCOLS:
+        raise AnyresError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    scale_list = parse_scales(scales)
+    data = Path(data)
+    if not data.is_dir():
+        raise ImageReadError(f"{data}: not a directory of HR images")
+    files = list_images(data)
+    if not files:
+        raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
+    upscaler = load_upscaler(model, device=device, **model_options)
+    dev = torch.device(device) if device else torch.device("cpu")
+    model_name = model if isinstance(model, str) else getattr(upscaler, "name", type(upscaler).__name__)
+    if isinstance(model, Path):
+        model_name = str(model)
+
+    per_scale = {s: {"per_image": {}, "seconds": 0.0} for s in scale_list}
+    bar = tqdm(total=len(files) * len(scale_list), desc=f"evaluate {model_name}", unit="img", disable=progress is False
+               if progress is not None else None, leave=False)
+    for path in files:
+        hr_full, _meta = read_image(path)
+        for s in scale_list:
+            hr, lr = make_lr(hr_full, s)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
+            per_scale[s]["seconds"] += time.perf_counter() - start
+            score = measure(sr, hr, s, protocol)
+            per_scale[s]["per_image"][path.stem] = {"psnr": score.psnr, "ssim": score.ssim}
+            if save_dir is not None:
+                write_image(Path(save_dir) / f"x{_scale_label(s)}" / f"{path.stem}.png", quantize(sr),
+                            overwrite=overwrite)
+            bar.update(1)
+    bar.close()
+
+    results = []
+    for s in scale_list:
+        per_image = per_scale[s]["per_image"]
+        n = len(per_image)
+        results.append({
+            "scale": float(s),
+            "psnr": sum(v["psnr"] for v in per_image.values()) / n,
+            "ssim": sum(v["ssim"] for v in per_image.values()) / n,
+            "n": n,
+            "seconds": per_scale[s]["seconds"],
+            "per_image": per_image,
+        })
+    report = {"model": str(model_name), "dataset": data.resolve().name, "protocol": protocol, "results": results}
+    if json_path is not None:
+        _write_json(Path(json_path), report)
+    return report
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

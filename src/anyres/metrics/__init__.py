@@ -1,0 +1,116 @@
+"""Image-quality metrics under explicitly named evaluation protocols.
+
+Two protocols, both computed in float64 on images first rounded to 8 bits (what a saved result holds):
+
+``benchmark``  (Set5, Set14, B100, Urban100 tables of the SR literature)
+    Y channel of MATLAB ``rgb2ycbcr`` on the 8-bit images, Y itself rounded to an integer as MATLAB does
+    for uint8 input; a grayscale image is used as it is. Border shave = ``ceil(scale)`` pixels per side.
+``div2k``  (DIV2K validation tables)
+    All RGB channels, border shave = ``ceil(scale) + 6``.
+
+PSNR uses a peak of 255. SSIM is MATLAB's ``ssim`` of Wang et al. (2004): Gaussian window 11x11,
+sigma 1.5, 'valid' filtering, K1 = 0.01, K2 = 0.03, L = 255, computed per channel and averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from anyres.ops.color import quantize, rgb_to_y_matlab
+
+__all__ = ["PROTOCOLS", "psnr", "ssim", "prepare", "shave_for", "measure"]
+
+PROTOCOLS = ("benchmark", "div2k")
+
+
+def shave_for(scale: float, protocol: str) -> int:
+    """Border width removed on each side before measuring."""
+    _check_protocol(protocol)
+    base = int(math.ceil(float(scale) - 1e-9))
+    return base if protocol == "benchmark" else base + 6
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+
+
+def prepare(img: torch.Tensor, scale: float, protocol: str = "benchmark") -> torch.Tensor:
+    """Turn an image into the float64 0-255 array a protocol measures.
+
+    Args:
+        img: ``(B, C, H, W)`` with C = 1 (grayscale) or 3 (RGB), values in [0, 1] (clamped).
+    Returns:
+        ``(B, C', H - 2 b, W - 2 b)`` float64 in [0, 255], b = :func:`shave_for`; C' = 1 for ``benchmark``.
+    """
+    _check_protocol(protocol)
+    if img.dim() != 4 or img.shape[1] not in (1, 3):
+        raise ValueError(f"expected (B, 1|3, H, W), got shape {tuple(img.shape)}")
+    x = quantize(img.detach().to(torch.float64))
+    if protocol == "benchmark":
+        x = torch.round(rgb_to_y_matlab(x)) if x.shape[1] == 3 else x * 255.0
+    else:
+        x = x * 255.0
+    b = shave_for(scale, protocol)
+    if b:
+        if x.shape[-2] <= 2 * b or x.shape[-1] <= 2 * b:
+            raise ValueError(f"image of size {tuple(x.shape[-2:])} is too small to shave {b} pixels per side")
+        x = x[..., b:-b, b:-b]
+    return x
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
+    """PSNR in dB per batch item between two same-shaped ``(B, C, H, W)`` arrays (inf when equal)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {tuple(a.shape)} vs {tuple(b.shape)}")
+    mse = (a.to(torch.float64) - b.to(torch.float64)).pow(2).flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(peak**2 / mse)
+
+
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device) -> torch.Tensor:
+    r = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
+    g = torch.exp(-(r**2) / (2.0 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """MATLAB-style SSIM per batch item of ``(B, C, H, W)`` arrays in [0, peak], mean over channels and the valid map."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.shape[-1] < window or a.shape[-2] < window:
+        raise ValueError(f"SSIM needs at least {window}x{window} pixels, got {tuple(a.shape[-2:])}")
+    a = a.to(torch.float64)
+    b = b.to(torch.float64)
+    c = a.shape[1]
+    w = _gaussian_window(window, sigma, a.dtype, a.device).expand(c, 1, window, window)
+
+    def filt(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, w, groups=c)
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a**2
+    var_b = filt(b * b) - mu_b**2
+    cov = filt(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return (num / den).flatten(1).mean(dim=1)
+
+
+@dataclass
+class Score:
+    psnr: float
+    ssim: float
+
+
+def measure(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str = "benchmark") -> Score:
+    """PSNR and SSIM of one ``(1, C, H, W)`` result against its ground truth under a protocol."""
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR shape {tuple(sr.shape)} differs from HR shape {tuple(hr.shape)}")
+    a, b = prepare(sr, scale, protocol), prepare(hr, scale, protocol)
+    return Score(psnr=float(psnr(a, b)[0]), ssim=float(ssim(a, b)[0]))

@@ -1,0 +1,5 @@
+"""Networks by role and the user-facing models; importing this package registers them all."""
+
+from anyres.models import baselines  # noqa: F401  (registers the interpolation baselines)
+from anyres.models import encoders  # noqa: F401  (registers edsr-baseline, rdn)
+from anyres.models import liif  # noqa: F401  (registers the liif network)

@@ -1,0 +1,244 @@
+"""LIIF: local implicit image function (Chen, Liu, Wang — CVPR 2021).
+
+An encoder turns the LR image into a latent grid ``feat`` ``(B, C, h, w)``. The RGB value at any
+continuous coordinate ``x_q`` (in [-1, 1], LIIF's pixel-centre convention, see :mod:`anyres.ops.coords`)
+is decoded by an MLP from the nearest latent codes (paper eq. 3-5)::
+
+    I(x_q) = sum_t  S_t / S * f([z*_t, (x_q - v*_t) * (h, w), cell * (h, w)])
+
+over the four latents t around ``x_q`` (*local ensemble*), where ``z*_t`` is the 3x3 neighbourhood of
+latent t concatenated (*feature unfolding*, zero outside the grid), ``v*_t`` its centre and ``S_t`` the
+area of the rectangle between ``x_q`` and the latent *diagonally opposite* t (so that, in the interior,
+the weights are exactly bilinear). ``cell`` is the query pixel's size (*cell decoding*).
+
+Three evaluations of the same function are provided:
+
+``reference``  the equations written out (unfold, nearest ``grid_sample``, concatenation): the test oracle.
+``exact``      the fast formulation in float32. The MLP's first layer is linear in
+               ``[z, rel_coord, rel_cell]``; its feature part is a 3x3 convolution of ``feat`` computed once
+               per LR pixel (:meth:`LIIF.project`) and *gathered* per query instead of being recomputed for
+               every query and ensemble member; coordinates enter through a rank-4 update. Equal to the
+               reference up to float rounding.
+``fast``       as ``exact`` but the hidden 256x256 layers run in bfloat16 (about one 8-bit level of error).
+
+Images are in [0, 1]; the network sees ``(x - 0.5) / 0.5`` and its output is mapped back, as in the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anyres.nn.blocks import MLP
+from anyres.ops.coords import coord_to_index, make_coord
+from anyres.registry import NETWORKS
+
+__all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
+
+QUERY_MODES = ("fast", "exact", "reference")
+_SHIFTS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+_EPS_SHIFT = 1e-6
+
+
+@dataclass
+class LIIFConfig:
+    """Everything needed to rebuild a LIIF network (saved as ``config.json`` beside the weights)."""
+
+    encoder: dict[str, Any] = field(default_factory=lambda: {"name": "edsr-baseline", "args": {}})
+    hidden: list[int] = field(default_factory=lambda: [256, 256, 256, 256])
+    feat_unfold: bool = True
+    local_ensemble: bool = True
+    cell_decode: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LIIFConfig":
+        unknown = set(d) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ValueError(f"unknown LIIF config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class LIIF(nn.Module):
+    """LIIF network. ``encode(lr) -> feat``, ``query(feat, coord, cell) -> rgb``; no state kept between calls.
+
+    Shapes: ``lr`` ``(B, 3, h, w)`` in [0, 1]; ``coord`` ``(B, Q, 2)`` in [-1, 1] as (row, col);
+    ``cell`` ``(B, Q, 2)`` query pixel size in the same units; result ``(B, Q, 3)`` in [0, 1] (not clamped).
+    """
+
+    def __init__(self, config: LIIFConfig | dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__()
+        if config is None:
+            config = LIIFConfig(**kwargs)
+        elif isinstance(config, dict):
+            config = LIIFConfig.from_dict({**config, **kwargs})
+        self.config = config
+        self.encoder = NETWORKS.build(config.encoder["name"], **config.encoder.get("args", {}))
+        c = self.encoder.out_dim
+        self.feat_dim = c * 9 if config.feat_unfold else c
+        in_dim = self.feat_dim + 2 + (2 if config.cell_decode else 0)
+        self.imnet = MLP(in_dim, 3, config.hidden)
+
+    # -- public API ----------------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return {"arch": "liif", **asdict(self.config)}
+
+    @property
+    def radius(self) -> int:
+        """LR pixels of context one output pixel depends on (encoder field + unfold + ensemble)."""
+        return self.encoder.radius + (1 if self.config.feat_unfold else 0) + 1
+
+    def encode(self, lr: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, h, w)`` in [0, 1] -> latent grid ``(B, C, h, w)``."""
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
+        return self.encoder((lr - 0.5) / 0.5)
+
+    def project(self, feat: torch.Tensor) -> torch.Tensor:
+        """First MLP layer's feature part (plus its bias) at every latent: ``(B, C, h, w)`` -> ``(B, h, w, H1)``.
+
+        Equivalent to applying the first Linear's feature columns to the (unfolded) latent code of every
+        LR pixel; with unfolding this is a 3x3 convolution with zero padding. Channels-last output so
+        that a row gather is contiguous.
+        """
+        first = self.imnet.hidden[0] if len(self.imnet.hidden) else self.imnet.out
+        w_feat = first.weight[:, : self.feat_dim]
+        if self.config.feat_unfold:
+            # unfold orders channels as c * 9 + (ky * 3 + kx): exactly a (H1, C, 3, 3) conv weight.
+            kernel = w_feat.reshape(w_feat.shape[0], -1, 3, 3)
+            proj = F.conv2d(feat, kernel, first.bias, padding=1)
+        else:
+            proj = F.conv2d(feat, w_feat[:, :, None, None], first.bias)
+        return proj.permute(0, 2, 3, 1)
+
+    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+              mode: str = "fast") -> torch.Tensor:
+        """RGB at ``coord`` decoded from ``feat`` (see class doc for shapes); ``mode`` in :data:`QUERY_MODES`."""
+        if mode == "reference":
+            return self.query_reference(feat, coord, cell)
+        if mode not in QUERY_MODES:
+            raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
+        return self.query_projected(self.project(feat), coord, cell, mode=mode)
+
+    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+                mode: str = "fast") -> torch.Tensor:
+        return self.query(self.encode(lr), coord, cell, mode=mode)
+
+    # -- fast path -----------------------------------------------------------------------------------
+    def _members(self, proj_hw: tuple[int, int], coord: torch.Tensor):
+        """Latent indices ``(B, M, Q)`` and scaled relative coordinates ``(B, M, Q, 2)`` of the ensemble."""
+        h, w = proj_hw
+        shifts = _SHIFTS if self.config.local_ensemble else ((0, 0),)
+        eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
+        rx, ry = 1.0 / h, 1.0 / w
+        lo, hi = -1 + 1e-6, 1 - 1e-6
+        row_centres = make_coord(h, 1, dtype=coord.dtype, device=coord.device)[:, 0]
+        col_centres = make_coord(1, w, dtype=coord.dtype, device=coord.device)[:, 1]
+        idx, rel = [], []
+        for vx, vy in shifts:
+            r = (coord[..., 0] + (vx * rx + eps)).clamp(lo, hi)
+            c = (coord[..., 1] + (vy * ry + eps)).clamp(lo, hi)
+            ir, ic = coord_to_index(r, h), coord_to_index(c, w)
+            idx.append(ir * w + ic)
+            rel.append(torch.stack(((coord[..., 0] - row_centres[ir]) * h, (coord[..., 1] - col_centres[ic]) * w), -1))
+        return torch.stack(idx, 1), torch.stack(rel, 1)
+
+    def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+                        mode: str = "fast") -> torch.Tensor:
+        """Like :meth:`query` but from ``proj = project(feat)``, so chunked queries share one projection."""
+        if mode not in ("fast", "exact"):
+            raise ValueError(f"query_projected supports modes 'fast' and 'exact', got {mode!r}")
+        _check_query(coord, cell, self.config.cell_decode)
+        b, h, w, width = proj.shape
+        q = coord.shape[1]
+        idx, rel = self._members((h, w), coord)
+        n_members = idx.shape[1]
+        # One row gather over the flattened batch: (B * M * Q, H1).
+        offsets = (torch.arange(b, device=idx.device) * (h * w)).view(b, 1, 1)
+        rows = proj.reshape(b * h * w, width).index_select(0, (idx + offsets).reshape(-1))
+
+        first = self.imnet.hidden[0] if len(self.imnet.hidden) else self.imnet.out
+        w_rest = first.weight[:, self.feat_dim:]
+        extra = rel
+        if self.config.cell_decode:
+            rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
+            extra = torch.cat((rel, rel_cell[:, None].expand(b, n_members, q, 2)), dim=-1)
+        x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]), w_rest.t())
+        layers = list(self.imnet.hidden)
+        if layers:
+            x = torch.relu(x)
+            compute = torch.bfloat16 if mode == "fast" else x.dtype
+            if len(layers) > 1:
+                x = x.to(compute)
+                for layer in layers[1:]:
+                    x = torch.relu(F.linear(x, layer.weight.to(compute), layer.bias.to(compute)))
+            x = F.linear(x.to(coord.dtype), self.imnet.out.weight, self.imnet.out.bias)
+        pred = x.view(b, n_members, q, 3)
+        if n_members == 1:
+            return pred[:, 0] * 0.5 + 0.5
+        weights = _ensemble_weights(rel)
+        return (pred * weights).sum(dim=1) * 0.5 + 0.5
+
+    # -- reference path ------------------------------------------------------------------------------
+    def query_reference(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+        """The paper's equations written out plainly; the oracle the fast path is tested against."""
+        _check_query(coord, cell, self.config.cell_decode)
+        b, c, h, w = feat.shape
+        if self.config.feat_unfold:
+            feat = F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
+        shifts = _SHIFTS if self.config.local_ensemble else ((0, 0),)
+        eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
+        rx, ry = 1.0 / h, 1.0 / w
+        centres = make_coord(h, w, flatten=False, dtype=feat.dtype, device=feat.device)
+        centres = centres.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
+        preds, areas = [], []
+        for vx, vy in shifts:
+            shifted = coord.clone()
+            shifted[..., 0] += vx * rx + eps
+            shifted[..., 1] += vy * ry + eps
+            shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
+            grid = shifted.flip(-1).unsqueeze(1)  # grid_sample wants (x = col, y = row)
+            q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+            q_centre = F.grid_sample(centres, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+            rel = coord - q_centre
+            rel[..., 0] *= h
+            rel[..., 1] *= w
+            inp = [q_feat, rel]
+            if self.config.cell_decode:
+                rel_cell = cell.clone()
+                rel_cell[..., 0] *= h
+                rel_cell[..., 1] *= w
+                inp.append(rel_cell)
+            x = torch.cat(inp, dim=-1)
+            preds.append(self.imnet(x.view(b * coord.shape[1], -1)).view(b, coord.shape[1], -1))
+            areas.append((rel[..., 0] * rel[..., 1]).abs() + 1e-9)
+        if len(preds) == 1:
+            return preds[0] * 0.5 + 0.5
+        total = sum(areas)
+        areas = [areas[3], areas[2], areas[1], areas[0]]  # weight by the diagonally opposite rectangle
+        out = sum(p * (a / total).unsqueeze(-1) for p, a in zip(preds, areas))
+        return out * 0.5 + 0.5
+
+
+def _ensemble_weights(rel: torch.Tensor) -> torch.Tensor:
+    """``(B, 4, Q, 2)`` relative coords -> ``(B, 4, Q, 1)`` area weights, diagonally swapped, summing to 1."""
+    area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9
+    return (area.flip(1) / area.sum(dim=1, keepdim=True)).unsqueeze(-1)
+
+
+def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bool) -> None:
+    if coord.dim() != 3 or coord.shape[-1] != 2:
+        raise ValueError(f"coord must be (B, Q, 2), got {tuple(coord.shape)}")
+    if cell_decode:
+        if cell is None:
+            raise ValueError("this model decodes cells: pass cell of shape (B, Q, 2)")
+        if cell.shape != coord.shape:
+            raise ValueError(f"cell must match coord's shape {tuple(coord.shape)}, got {tuple(cell.shape)}")
+
+
+@NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)")
+def build_liif(**kwargs: Any) -> LIIF:
+    return LIIF(LIIFConfig.from_dict(kwargs))

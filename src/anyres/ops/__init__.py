@@ -1,0 +1,1 @@
+"""Pure, batched, differentiable tensor functions: no modules, no state, no I/O."""

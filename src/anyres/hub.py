@@ -12,7 +12,91 @@ from typing import Any
 from anyres.errors import RegistryError
 from anyres.registry import MODELS
 
-__all__ = ["load_upscaler"]
+__all__ = ["load_upscaler", "save_network", "load_network", "load_folder_upscaler", "WEIGHTS", "CONFIG", "CARD"]
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (``net.config_dict()`` plus ``extra``) into ``folder``.
+
+    Each file is replaced atomically; the config alone rebuilds the network (:func:`load_network`).
+    """
+    import json
+
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    _write_atomic(folder / WEIGHTS, save(state))
+    config = {**net.config_dict(), **(extra or {})}
+    _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+    return folder
+
+
+def load_network(folder: str | Path, device: str | None = None):
+    """Rebuild a network from a folder's ``config.json`` and load ``model.safetensors`` (never unpickles).
+
+    Returns ``(net, config)``.
+    """
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError) as err:
+        raise RegistryError(f"{folder / CONFIG}: cannot read model config ({err})") from None
+    arch = config.get("arch")
+    if arch != "liif":
+        raise RegistryError(f"{folder / CONFIG}: unknown architecture {arch!r}")
+    from anyres.models.liif import LIIF, LIIFConfig
+
+    fields = {k: v for k, v in config.items() if k in LIIFConfig.__dataclass_fields__}
+    net = LIIF(LIIFConfig.from_dict(fields))
+    try:
+        state = load_file(str(folder / WEIGHTS), device="cpu")
+    except (OSError, SafetensorError) as err:
+        raise RegistryError(f"{folder / WEIGHTS}: cannot read weights ({err})") from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise RegistryError(f"{folder / WEIGHTS}: weights do not match config.json ({first})") from None
+    net.eval()
+    if device:
+        net.to(device)
+    return net, config
+
+
+def load_folder_upscaler(folder: str | Path, device: str | None = None, name: str | None = None, **options: Any):
+    """A model folder as an :class:`~anyres.infer.LIIFUpscaler` (options: ``mode``, ``tile``, ``chunk``)."""
+    from anyres.infer import LIIFUpscaler
+
+    net, config = load_network(folder, device=device)
+    return LIIFUpscaler(net, name=name or config.get("name", Path(folder).name),
+                        description=config.get("description", ""), **options)
 
 
 def load_upscaler(model: Any = "bicubic", device: str | None = None, **options: Any):
@@ -28,9 +112,7 @@ def load_upscaler(model: Any = "bicubic", device: str | None = None, **options: 
         return MODELS.build(text, device=device, **options)
     path = Path(text).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
-        from anyres.models.saved import load_saved_upscaler
-
-        return load_saved_upscaler(path, device=device, **options)
+        return load_folder_upscaler(path, device=device, **options)
     if path.exists():
         raise RegistryError(f"{text}: not a model folder (expected config.json and model.safetensors inside)")
     raise RegistryError(f"unknown model {text!r}; available: {', '.join(MODELS.names())} or a model folder path")

@@ -76,5 +76,5 @@ class Registry:
         return self.get(name).builder(**kwargs)
 
 
-MODELS = Registry("model", populate="anyres.models")
+MODELS = Registry("model", populate="anyres.pretrained")
 NETWORKS = Registry("network", populate="anyres.models")

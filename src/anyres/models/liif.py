@@ -80,6 +80,8 @@ class LIIF(nn.Module):
         c = self.encoder.out_dim
         self.feat_dim = c * 9 if config.feat_unfold else c
         in_dim = self.feat_dim + 2 + (2 if config.cell_decode else 0)
+        if not config.hidden:
+            raise ValueError("LIIF needs at least one hidden layer")
         self.imnet = MLP(in_dim, 3, config.hidden)
 
     # -- public API ----------------------------------------------------------------------------------
@@ -104,7 +106,7 @@ class LIIF(nn.Module):
         LR pixel; with unfolding this is a 3x3 convolution with zero padding. Channels-last output so
         that a row gather is contiguous.
         """
-        first = self.imnet.hidden[0] if len(self.imnet.hidden) else self.imnet.out
+        first = self.imnet.hidden[0]
         w_feat = first.weight[:, : self.feat_dim]
         if self.config.feat_unfold:
             # unfold orders channels as c * 9 + (ky * 3 + kx): exactly a (H1, C, 3, 3) conv weight.
@@ -124,13 +126,24 @@ class LIIF(nn.Module):
         return self.query_projected(self.project(feat), coord, cell, mode=mode)
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                mode: str = "fast") -> torch.Tensor:
-        return self.query(self.encode(lr), coord, cell, mode=mode)
+                mode: str = "fast", encoder_bf16: bool = False) -> torch.Tensor:
+        """``query(encode(lr), ...)``; ``encoder_bf16`` runs the encoder under bfloat16 autocast (training speed)."""
+        if encoder_bf16:
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
+                feat = self.encode(lr)
+            feat = feat.float()
+        else:
+            feat = self.encode(lr)
+        return self.query(feat, coord, cell, mode=mode)
 
     # -- fast path -----------------------------------------------------------------------------------
-    def _members(self, proj_hw: tuple[int, int], coord: torch.Tensor):
-        """Latent indices ``(B, M, Q)`` and scaled relative coordinates ``(B, M, Q, 2)`` of the ensemble."""
-        h, w = proj_hw
+    def _members(self, grid: tuple[int, int, int, int], block_w: int, coord: torch.Tensor):
+        """Latent indices ``(B, M, Q)`` and scaled relative coordinates ``(B, M, Q, 2)`` of the ensemble.
+
+        ``grid = (h, w, row0, col0)``: the full latent grid's size and the offset of the projected block
+        (a tile) inside it; indices are returned relative to the block.
+        """
+        h, w, row0, col0 = grid
         shifts = _SHIFTS if self.config.local_ensemble else ((0, 0),)
         eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
         rx, ry = 1.0 / h, 1.0 / w
@@ -142,40 +155,45 @@ class LIIF(nn.Module):
             r = (coord[..., 0] + (vx * rx + eps)).clamp(lo, hi)
             c = (coord[..., 1] + (vy * ry + eps)).clamp(lo, hi)
             ir, ic = coord_to_index(r, h), coord_to_index(c, w)
-            idx.append(ir * w + ic)
+            idx.append((ir - row0) * block_w + (ic - col0))
             rel.append(torch.stack(((coord[..., 0] - row_centres[ir]) * h, (coord[..., 1] - col_centres[ic]) * w), -1))
         return torch.stack(idx, 1), torch.stack(rel, 1)
 
     def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                        mode: str = "fast") -> torch.Tensor:
-        """Like :meth:`query` but from ``proj = project(feat)``, so chunked queries share one projection."""
+                        mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """Like :meth:`query` but from ``proj = project(feat)``, so chunked queries share one projection.
+
+        ``grid = (h, w, row0, col0)`` says that ``proj`` is the block starting at latent ``(row0, col0)`` of
+        a full ``h x w`` latent grid (exact tiling): coordinates stay global, so a tile computes exactly
+        what the whole image would. Every latent a query touches must lie inside the block.
+        """
         if mode not in ("fast", "exact"):
             raise ValueError(f"query_projected supports modes 'fast' and 'exact', got {mode!r}")
         _check_query(coord, cell, self.config.cell_decode)
-        b, h, w, width = proj.shape
+        b, block_h, block_w, width = proj.shape
+        if grid is None:
+            grid = (block_h, block_w, 0, 0)
+        h, w = grid[0], grid[1]
         q = coord.shape[1]
-        idx, rel = self._members((h, w), coord)
+        idx, rel = self._members(grid, block_w, coord)
         n_members = idx.shape[1]
         # One row gather over the flattened batch: (B * M * Q, H1).
-        offsets = (torch.arange(b, device=idx.device) * (h * w)).view(b, 1, 1)
-        rows = proj.reshape(b * h * w, width).index_select(0, (idx + offsets).reshape(-1))
+        offsets = (torch.arange(b, device=idx.device) * (block_h * block_w)).view(b, 1, 1)
 
-        first = self.imnet.hidden[0] if len(self.imnet.hidden) else self.imnet.out
+        # bf16 end to end in fast mode: activations stay bf16 between layers (no large dtype copies) and
+        # ReLUs run in place.
+        compute = torch.bfloat16 if mode == "fast" else proj.dtype
+        first = self.imnet.hidden[0]
         w_rest = first.weight[:, self.feat_dim:]
         extra = rel
         if self.config.cell_decode:
             rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
             extra = torch.cat((rel, rel_cell[:, None].expand(b, n_members, q, 2)), dim=-1)
-        x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]), w_rest.t())
-        layers = list(self.imnet.hidden)
-        if layers:
-            x = torch.relu(x)
-            compute = torch.bfloat16 if mode == "fast" else x.dtype
-            if len(layers) > 1:
-                x = x.to(compute)
-                for layer in layers[1:]:
-                    x = torch.relu(F.linear(x, layer.weight.to(compute), layer.bias.to(compute)))
-            x = F.linear(x.to(coord.dtype), self.imnet.out.weight, self.imnet.out.bias)
+        rows = proj.to(compute).reshape(b * block_h * block_w, width).index_select(0, (idx + offsets).reshape(-1))
+        x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]).to(compute), w_rest.t().to(compute)).relu_()
+        for layer in self.imnet.hidden[1:]:
+            x = F.linear(x, layer.weight.to(compute), layer.bias.to(compute)).relu_()
+        x = F.linear(x, self.imnet.out.weight.to(compute), self.imnet.out.bias.to(compute)).to(coord.dtype)
         pred = x.view(b, n_members, q, 3)
         if n_members == 1:
             return pred[:, 0] * 0.5 + 0.5

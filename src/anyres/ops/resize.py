@@ -116,6 +116,8 @@ def _pair(v: float | Sequence[float] | None) -> tuple[float, float] | None:
         return None
     if isinstance(v, (int, float)):
         return float(v), float(v)
+    if isinstance(v, str):
+        raise TypeError(f"expected a number or a (height, width) pair, got the string {v!r}")
     if len(v) != 2:
         raise ValueError(f"expected a number or a (height, width) pair, got {v!r}")
     return float(v[0]), float(v[1])
@@ -146,8 +148,10 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size
     scales = _pair(scale)
     if size is None and scales is None:
         raise ValueError("imresize needs a scale or a size")
-    if scales is not None and min(scales) <= 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+    if scales is not None and not all(math.isfinite(v) and v > 0 for v in scales):
+        raise ValueError(f"scale must be positive and finite, got {scale!r}")
+    if size is not None and len(size) != 2:
+        raise ValueError(f"size must be an (out_h, out_w) pair, got {size!r}")
     if size is None:
         out_h, out_w = output_size(in_h, scales[0]), output_size(in_w, scales[1])
     else:

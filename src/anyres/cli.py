@@ -1,0 +1,207 @@
+"""The ``anyres`` command. Each subcommand parses options, calls the library, and turns user mistakes
+(:class:`~anyres.errors.AnyresError`) into one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from anyres.errors import AnyresError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AnyresError as err:
+            click.echo(f"anyres: error: {err}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("anyres: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="anyres")
+def main() -> None:
+    """anyres: image restoration at any resolution."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder and start over.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).")
+def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
+    """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint)."""
+    import yaml
+
+    from anyres.train.config import load_config
+    from anyres.train.trainer import train as run_training
+
+    parsed = {}
+    for item in overrides:
+        if "=" not in item:
+            raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        parsed[key] = yaml.safe_load(value)
+    cfg = load_config(config, parsed)
+    run_training(cfg, resume=not restart)
+
+
+@main.command()
+def models() -> None:
+    """List the models --model accepts."""
+    from anyres.registry import MODELS
+
+    width = max(len(e.name) for e in MODELS)
+    for entry in MODELS:
+        click.echo(f"{entry.name:<{width}}  {entry.description}")
+    click.echo(f"{'PATH':<{width}}  any model folder (config.json + model.safetensors)")
+
+
+@main.command()
+@click.option("--model", "model", default="bicubic", show_default=True, help="Model name (see `anyres models`) or folder.")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Folder of HR images.")
+@click.option("--scales", default="2,3,4", show_default=True, help="Comma-separated scales (>= 1, non-integer allowed).")
+@click.option("--protocol", type=click.Choice(["benchmark", "div2k"]), default="benchmark", show_default=True,
+              help="benchmark: Y channel, shave ceil(s); div2k: RGB, shave ceil(s) + 6.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path), help="Write SR images to DIR/x{scale}/.")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu).")
+@click.option("--mode", type=click.Choice(["fast", "exact", "reference"]), default=None,
+              help="Inference path of learned models (default fast).")
+@click.option("--overwrite", is_flag=True, help="Replace existing files under --save.")
+def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path | None, save_dir: Path | None,
+             device: str | None, mode: str | None, overwrite: bool) -> None:
+    """Measure PSNR/SSIM of a model on a folder of HR images at several scales."""
+    from anyres.evaluate import evaluate as run, format_table
+
+    options = {"mode": mode} if mode else {}
+    report = run(model, data, scales, protocol, json_path=json_path, save_dir=save_dir,
+                 device=_device(device), overwrite=overwrite, **options)
+    click.echo(format_table(report))
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` (width x height) -> ``(1080, 1920)`` as (H, W)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise AnyresError(f"invalid --size {text!r}: expected WIDTHxHEIGHT such as 1920x1080") from None
+    if w < 1 or h < 1:
+        raise AnyresError(f"invalid --size {text!r}: width and height must be positive")
+    return h, w
+
+
+def _expand_inputs(inputs: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """Files stay, folders become their images; returns (files, error lines for missing paths)."""
+    from anyres.io import list_images
+
+    files, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                errors.append(f"{path}: no images in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files, errors
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--scale", type=float, help="Scale factor, e.g. 2, 3.7 or 0.5.")
+@click.option("--size", "size", help="Exact output size WIDTHxHEIGHT, e.g. 1920x1080.")
+@click.option("--width", type=int, help="Output width; the height keeps the aspect ratio.")
+@click.option("--height", type=int, help="Output height; the width keeps the aspect ratio.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output file (one input only).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the outputs.")
+@click.option("--model", default="liif", show_default=True, help="Model name (see `anyres models`) or folder.")
+@click.option("--tile", type=int, default=None, help="LR tile side in pixels (bounded memory; output is identical).")
+@click.option("--mode", type=click.Choice(["fast", "exact", "reference"]), default="fast", show_default=True,
+              help="fast: bf16 MLP; exact: float32; reference: the paper's plain path (slow).")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mode, device, quality, max_pixels,
+            overwrite) -> None:
+    """Upscale images (files or folders) to any scale or size.
+
+    Outputs keep the input's format, bit depth, alpha and colour profile. Without -o/--out-dir each result
+    is written beside its input as NAME_anyres.EXT.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from anyres.hub import load_upscaler
+    from anyres.infer import DEFAULT_TILE, target_size
+    from anyres.io import check_not_input, read_image, write_image
+    from anyres.ops.resize import imresize
+
+    size_hw = _parse_size(size) if size else None
+    if sum(v is not None for v in (scale, size_hw, width, height)) != 1:
+        raise AnyresError("give exactly one of --scale, --size, --width or --height")
+    if scale is not None and not scale > 0:
+        raise AnyresError(f"--scale must be positive, got {scale}")
+    if tile is not None and tile < 8:
+        raise AnyresError(f"--tile must be at least 8 pixels, got {tile}")
+    files, errors = _expand_inputs(inputs)
+    if output is not None and (len(files) != 1 or out_dir is not None):
+        raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
+    options = {"mode": mode, "tile": tile or DEFAULT_TILE} if model not in ("bicubic", "bilinear", "nearest",
+                                                                            "lanczos", "area") else {}
+    upscaler = load_upscaler(model, device=_device(device), **options)
+    dev = _device(device)
+    for message in errors:
+        click.echo(f"anyres: error: {message}", err=True)
+    failed = len(errors)
+    bar = tqdm(files, unit="img", disable=None if len(files) > 1 else True)
+    for path in bar:
+        try:
+            img, meta = read_image(path, max_pixels=max_pixels)
+            out_size = target_size(img.shape[-2], img.shape[-1], scale=scale, size=size_hw, width=width, height=height)
+            if output is not None:
+                target = output
+            elif out_dir is not None:
+                target = out_dir / path.name
+            else:
+                target = path.with_name(f"{path.stem}_anyres{path.suffix}")
+            check_not_input(target, files)
+            if target.exists() and not overwrite:
+                raise AnyresError(f"{target}: already exists; pass --overwrite to replace it")
+            with torch.inference_mode():
+                sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()
+                alpha = None
+                if meta.alpha is not None:
+                    alpha = imresize(meta.alpha, size=out_size).clamp(0, 1)
+            write_image(target, sr, meta, alpha=alpha, quality=quality, overwrite=overwrite)
+            bar.write(f"{path} -> {target} ({out_size[1]}x{out_size[0]})") if len(files) > 1 else \
+                click.echo(f"{path} -> {target} ({out_size[1]}x{out_size[0]})", err=True)
+        except AnyresError as err:
+            failed += 1
+            click.echo(f"anyres: error: {err}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise AnyresError(f"unknown device {device!r}; use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AnyresError("--device cuda requested but CUDA is not available")
+    return device
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Random-scale training samples for arbitrary-scale SR (the LIIF recipe, ``sr-implicit-downsampled``).
+
+Per sample: a scale ``s ~ U(scale_min, scale_max)``; a random HR crop of side ``round(patch * s)`` from an
+image large enough to hold it; independent 50 % horizontal flip, vertical flip and transpose; the LR patch
+``patch x patch`` made with the project's MATLAB bicubic (antialiased) and rounded to 8 bits, like the
+evaluation LR; and ``queries`` HR pixels sampled without replacement, returned as coordinates, cells and
+ground-truth colours. All randomness comes from the ``torch.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from anyres.errors import ConfigError
+from anyres.ops.color import quantize
+from anyres.ops.coords import make_coord
+from anyres.ops.resize import imresize
+
+__all__ = ["load_hr_folders", "RandomScaleSampler", "Batch"]
+
+
+def load_hr_folders(folders: Iterable[str | Path]) -> list[torch.Tensor]:
+    """All images of the folders as ``(3, H, W)`` uint8 tensors (grayscale replicated to RGB)."""
+    from anyres.io import list_images, read_image
+
+    images = []
+    for folder in folders:
+        for path in list_images(folder):
+            img, _ = read_image(path)
+            if img.shape[1] == 1:
+                img = img.expand(-1, 3, -1, -1)
+            images.append(torch.round(img[0] * 255).to(torch.uint8))
+    if not images:
+        raise ConfigError(f"no training images found in {list(map(str, folders))}")
+    return images
+
+
+@dataclass
+class Batch:
+    lr: torch.Tensor     # (B, 3, p, p) in [0, 1]
+    coord: torch.Tensor  # (B, Q, 2) in [-1, 1]
+    cell: torch.Tensor   # (B, Q, 2)
+    gt: torch.Tensor     # (B, Q, 3) in [0, 1]
+    scale: torch.Tensor  # (B,)
+
+
+class RandomScaleSampler:
+    def __init__(self, images: Sequence[torch.Tensor], patch: int = 48, scale_min: float = 1.0,
+                 scale_max: float = 4.0, queries: int | None = None, augment: bool = True):
+        if not 1.0 <= scale_min <= scale_max:
+            raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
+        self.images = list(images)
+        self.patch = patch
+        self.scale_min, self.scale_max = scale_min, scale_max
+        self.queries = queries if queries is not None else patch * patch
+        if self.queries > patch * patch:
+            raise ConfigError(f"queries ({self.queries}) cannot exceed patch^2 ({patch * patch})")
+        self.augment = augment
+        self.min_side = torch.tensor([min(img.shape[-2:]) for img in self.images])
+        if int(self.min_side.max()) < patch:
+            raise ConfigError(f"all training images are smaller than the {patch}px patch")
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        lrs, coords, cells, gts, scales = [], [], [], [], []
+        for _ in range(batch_size):
+            lr, coord, cell, gt, s = self._one(generator)
+            lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s)
+        return Batch(torch.stack(lrs), torch.stack(coords), torch.stack(cells), torch.stack(gts), torch.tensor(scales))
+
+    def _one(self, g: torch.Generator):
+        u = float(torch.rand((), generator=g))
+        s = self.scale_min + (self.scale_max - self.scale_min) * u
+        side = round(self.patch * s)
+        eligible = torch.nonzero(self.min_side >= side).flatten()
+        if len(eligible) == 0:  # no image holds the crop: use the largest scale that fits
+            side = int(self.min_side.max())
+            eligible = torch.nonzero(self.min_side >= side).flatten()
+        img = self.images[int(eligible[torch.randint(len(eligible), (), generator=g)])]
+        y0 = int(torch.randint(img.shape[-2] - side + 1, (), generator=g))
+        x0 = int(torch.randint(img.shape[-1] - side + 1, (), generator=g))
+        hr = img[:, y0:y0 + side, x0:x0 + side].float() / 255.0
+        if self.augment:
+            flips = torch.rand(3, generator=g) < 0.5
+            if flips[0]:
+                hr = hr.flip(-1)
+            if flips[1]:
+                hr = hr.flip(-2)
+            if flips[2]:
+                hr = hr.transpose(-1, -2)
+        # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
+        lr = quantize(imresize(hr, size=(self.patch, self.patch)))
+        n = side * side
+        pick = torch.randperm(n, generator=g)[: self.queries]
+        coord = make_coord(side, side)[pick]
+        gt = hr.reshape(3, n)[:, pick].t()
+        cell = torch.tensor([2.0 / side, 2.0 / side]).expand(self.queries, 2)
+        return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch

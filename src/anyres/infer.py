@@ -1,0 +1,161 @@
+"""Render any output size from an arbitrary-scale model in bounded memory.
+
+:func:`render` evaluates ``encode -> project -> query`` of a LIIF-style network over the output grid in
+chunks of rows, writing into one preallocated output. With ``tile`` set, the LR image is split into
+``tile x tile`` cores, each encoded with a margin of ``net.radius`` LR pixels (the encoder's receptive
+field plus the unfold and ensemble neighbourhood); every output pixel is rendered from the tile whose
+core holds its position, with *global* coordinates, so the tiled result equals the untiled one up to
+float rounding. Memory is then bounded by the tile and chunk sizes, not by the image.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from anyres.models.base import Upscaler, check_image
+from anyres.ops.coords import _centres  # noqa: PLC2701 (shared centre formula)
+
+__all__ = ["render", "LIIFUpscaler", "upscale", "target_size", "DEFAULT_TILE", "DEFAULT_CHUNK"]
+
+DEFAULT_TILE = 192      # LR pixels per tile side when tiling is on
+DEFAULT_CHUNK = 16384   # queries per MLP call: keeps per-chunk temporaries around 60 MB
+
+
+def _row_ranges(n_out: int, n_in: int, a: int, b: int) -> tuple[int, int]:
+    """Output indices whose centre maps into LR cells ``[a, b)`` (a partition over consecutive cores)."""
+    # Output i lies at LR position (i + 0.5) * n_in / n_out; it belongs to the core holding that position.
+    lo = math.ceil(a * n_out / n_in - 0.5) if a > 0 else 0
+    hi = math.ceil(b * n_out / n_in - 0.5) if b < n_in else n_out
+    return max(lo, 0), min(hi, n_out)
+
+
+@torch.no_grad()
+def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast", tile: int | None = None,
+           chunk: int = DEFAULT_CHUNK, progress: Any = None) -> torch.Tensor:
+    """Upscale ``lr`` ``(1, 3, h, w)`` in [0, 1] to ``size = (H, W)`` with a LIIF-style network.
+
+    ``mode``: ``fast`` (bf16 hidden layers), ``exact`` (float32) or ``reference`` (the paper's plain path,
+    slow; never tiled). ``tile``: LR tile side, or None for one pass. Returns ``(1, 3, H, W)`` float32,
+    not clamped.
+    """
+    check_image(lr, "lr")
+    if lr.shape[0] != 1 or lr.shape[1] != 3:
+        raise ValueError(f"render expects one RGB image (1, 3, h, w), got {tuple(lr.shape)}")
+    out_h, out_w = int(size[0]), int(size[1])
+    h, w = lr.shape[-2:]
+    out = torch.empty(1, 3, out_h, out_w, dtype=torch.float32, device=lr.device)
+    if tile is None or (tile >= h and tile >= w) or mode == "reference":
+        tiles = [(0, h, 0, w)]
+    else:
+        tiles = [(r, min(r + tile, h), c, min(c + tile, w)) for r in range(0, h, tile) for c in range(0, w, tile)]
+    margin = net.radius + 1
+    row_c = _centres(out_h, torch.float32, lr.device)
+    col_c = _centres(out_w, torch.float32, lr.device)
+    cell = torch.tensor([2.0 / out_h, 2.0 / out_w], device=lr.device)
+    for r0, r1, c0, c1 in tiles:
+        i0, i1 = _row_ranges(out_h, h, r0, r1)
+        j0, j1 = _row_ranges(out_w, w, c0, c1)
+        if i0 >= i1 or j0 >= j1:
+            continue
+        er0, er1 = max(r0 - margin, 0), min(r1 + margin, h)
+        ec0, ec1 = max(c0 - margin, 0), min(c1 + margin, w)
+        region = lr[..., er0:er1, ec0:ec1].contiguous(memory_format=torch.channels_last)
+        feat = net.encode(region)
+        if mode == "reference":
+            proj = None
+        else:
+            proj = net.project(feat).contiguous()
+            del feat
+        cols = col_c[j0:j1]
+        rows_per_chunk = max(1, chunk // (j1 - j0))
+        for a in range(i0, i1, rows_per_chunk):
+            b = min(a + rows_per_chunk, i1)
+            coord = torch.stack(torch.meshgrid(row_c[a:b], cols, indexing="ij"), dim=-1).reshape(1, -1, 2)
+            cells = cell.expand(1, coord.shape[1], 2)
+            if proj is None:
+                pred = net.query_reference(feat, coord, cells)
+            else:
+                pred = net.query_projected(proj, coord, cells, mode=mode, grid=(h, w, er0, ec0))
+            out[0, :, a:b, j0:j1] = pred[0].t().reshape(3, b - a, j1 - j0)
+            if progress is not None:
+                progress.update((b - a) * (j1 - j0))
+    return out
+
+
+class LIIFUpscaler(Upscaler):
+    """A LIIF-style network as an :class:`Upscaler`: exact any-size rendering with optional tiling."""
+
+    def __init__(self, net: Any, *, name: str = "liif", mode: str = "fast", tile: int | None = DEFAULT_TILE,
+                 chunk: int = DEFAULT_CHUNK, description: str = "", device: str | torch.device | None = None):
+        self.net = net.eval()
+        self.name = name
+        self.mode = mode
+        self.tile = tile
+        self.chunk = chunk
+        self.description = description
+        if device is not None:
+            self.to(device)
+
+    def to(self, device: str | torch.device) -> "LIIFUpscaler":
+        self.net.to(device)
+        return self
+
+    def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        device = next(self.net.parameters()).device
+        outs = [render(self.net, x[None].to(device), size, mode=self.mode, tile=self.tile, chunk=self.chunk)
+                for x in lr]
+        return torch.cat(outs, dim=0)
+
+
+def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
+                size: Sequence[int] | None = None, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+    """Output ``(H, W)`` from exactly one of: a scale (one or ``(sh, sw)``), ``size=(H, W)``, a width or a height.
+
+    A scale gives ``round(in * scale)``; a lone width or height keeps the aspect ratio.
+    """
+    from anyres.errors import AnyresError
+
+    given = [v is not None for v in (scale, size, width, height)]
+    if sum(given) != 1:
+        raise AnyresError("give exactly one of scale, size (WxH), width or height")
+    if scale is not None:
+        sh, sw = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
+        if not (sh > 0 and sw > 0) or not (math.isfinite(sh) and math.isfinite(sw)):
+            raise AnyresError(f"scale must be a positive number, got {scale}")
+        out = (max(1, round(in_h * sh)), max(1, round(in_w * sw)))
+    elif size is not None:
+        out = (int(size[0]), int(size[1]))
+    elif width is not None:
+        out = (max(1, round(in_h * width / in_w)), int(width))
+    else:
+        out = (int(height), max(1, round(in_w * height / in_h)))
+    if out[0] < 1 or out[1] < 1:
+        raise AnyresError(f"output size must be positive, got {out[1]}x{out[0]}")
+    return out
+
+
+def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: Sequence[int] | None = None,
+            width: int | None = None, height: int | None = None, model: Any = "liif",
+            device: str | None = None, **options: Any) -> torch.Tensor:
+    """Upscale an image file path or a ``(1, C, h, w)`` / ``(C, h, w)`` tensor in [0, 1].
+
+    Exactly one of ``scale``, ``size=(H, W)``, ``width``, ``height``. Returns ``(1, C, H, W)`` in [0, 1]
+    (clamped). Alpha and file metadata are handled by the CLI; use :mod:`anyres.io` for files.
+    """
+    from anyres.hub import load_upscaler
+    from anyres.io import read_image
+
+    if isinstance(image, (str, Path)):
+        image, _ = read_image(image)
+    if not torch.is_tensor(image):
+        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
+    if image.dim() == 3:
+        image = image[None]
+    upscaler = load_upscaler(model, device=device, **options)
+    out_size = target_size(image.shape[-2], image.shape[-1], scale=scale, size=size, width=width, height=height)
+    with torch.inference_mode():
+        return upscaler.upscale(image.float(), out_size).clamp(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Training: configs, the loop (checkpoints, exact resume, DDP) and losses."""

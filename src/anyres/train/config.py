@@ -1,0 +1,109 @@
+"""Typed training configuration, loaded from YAML; unknown keys are an error."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anyres.errors import ConfigError
+
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "load_config"]
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # folders of HR images
+    patch: int = 48                                  # LR patch side
+    scale_min: float = 1.0
+    scale_max: float = 4.0
+    queries: int = 2304                              # sampled HR pixels per patch
+    augment: bool = True
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    milestones: list[int] = field(default_factory=list)  # iterations at which lr *= gamma
+    gamma: float = 0.5
+
+
+@dataclass
+class ValConfig:
+    data: str | None = None          # folder of HR images (benchmark protocol)
+    scales: list[float] = field(default_factory=lambda: [2.0, 3.0, 4.0])
+    every: int = 1000                # iterations
+
+
+@dataclass
+class TrainConfig:
+    name: str = "liif"
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "liif", "args": {}})
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 16
+    iterations: int = 1000
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: str = "bf16"          # bf16: bf16 encoder autocast + bf16 MLP hidden layers; fp32: exact
+    val: ValConfig = field(default_factory=ValConfig)
+    checkpoint_minutes: float = 5.0
+    log_every: int = 50
+    seed: int = 0
+    threads: int | None = None
+    out_dir: str = "runs/liif"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
+    values = {}
+    for key, value in raw.items():
+        sub = {"data": DataConfig, "optim": OptimConfig, "val": ValConfig}.get(key) if cls is TrainConfig else None
+        values[key] = _build(sub, value, f"{where}.{key}") if sub else value
+    obj = cls(**values)
+    _coerce(obj, where)
+    return obj
+
+
+def _coerce(obj: Any, where: str) -> None:
+    # PyYAML reads 1e-4 as a string; coerce numbers by the annotated type and fail clearly otherwise.
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        try:
+            if kind == "float" and value is not None:
+                setattr(obj, f.name, float(value))
+            elif kind == "int" and value is not None:
+                setattr(obj, f.name, int(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.{f.name}: expected {kind}, got {value!r}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML training config; ``overrides`` maps dotted keys (``"optim.lr"``) to values."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    cfg = _build(TrainConfig, raw, str(path))
+    if cfg.precision not in ("bf16", "fp32"):
+        raise ConfigError(f"{path}: precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    return cfg

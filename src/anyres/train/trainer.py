@@ -1,0 +1,213 @@
+"""The training loop of arbitrary-scale SR models (LIIF recipe).
+
+* Each iteration draws its batch from a generator seeded by ``(seed, rank, iteration)``, and the learning
+  rate is a pure function of the iteration, so a resumed run replays exactly what an uninterrupted run
+  would have done: same batches, same Adam state, same weights.
+* Checkpoints are one safetensors file (weights, Adam moments; counters and config as JSON metadata),
+  written atomically every ``checkpoint_minutes`` and at the end; nothing is ever unpickled.
+* Data-parallel on CPU with ``torchrun --nproc_per_node=N`` (gloo): each rank draws ``batch_size / N``
+  samples; DDP averages gradients; rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from anyres.data.sr import RandomScaleSampler, load_hr_folders
+from anyres.errors import ConfigError
+from anyres.hub import _write_atomic, save_network
+from anyres.registry import NETWORKS
+from anyres.train.config import TrainConfig
+
+__all__ = ["Trainer", "train", "CHECKPOINT"]
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _batch_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
+    # Python's hash of a tuple of ints is deterministic across runs (no hash randomisation for ints).
+    return torch.Generator().manual_seed(hash((seed, rank, iteration)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Trainer:
+    """Owns the model, optimiser and sampler of one run; :meth:`run` trains to ``config.iterations``."""
+
+    def __init__(self, config: TrainConfig, images: list[torch.Tensor] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.config = config
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("gloo")
+        if config.batch_size % self.world:
+            raise ConfigError(f"batch_size {config.batch_size} is not divisible by {self.world} processes")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        spec = config.model
+        self.net = NETWORKS.build(spec["name"], **spec.get("args", {}))
+        self.net = self.net.to(memory_format=torch.channels_last)
+        self.model = self.net
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
+        d = config.data
+        if images is None:
+            images = load_hr_folders(d.train)
+        self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.out_dir = Path(config.out_dir)
+
+    # -- schedule ------------------------------------------------------------------------------------
+    def lr_at(self, iteration: int) -> float:
+        o = self.config.optim
+        return o.lr * o.gamma ** sum(iteration >= m for m in o.milestones)
+
+    # -- one step ------------------------------------------------------------------------------------
+    def step(self) -> float:
+        cfg = self.config
+        batch = self.sampler.sample(cfg.batch_size // self.world, _batch_generator(cfg.seed, self.rank, self.iteration))
+        for group in self.optim.param_groups:
+            group["lr"] = self.lr_at(self.iteration)
+        lr = batch.lr.contiguous(memory_format=torch.channels_last)
+        bf16 = cfg.precision == "bf16"
+        pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16)
+        # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
+        loss = 2.0 * (pred.float() - batch.gt).abs().mean()
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        self.iteration += 1
+        return float(loss.detach())
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
+        for i, p in enumerate(self.net.parameters()):
+            st = self.optim.state.get(p)
+            if st:
+                tensors[f"optim.{i}.exp_avg"] = st["exp_avg"].contiguous()
+                tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+                tensors[f"optim.{i}.step"] = st["step"].reshape(1).float().clone()
+        return tensors
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        from safetensors.torch import save
+
+        path = path or self.out_dir / CHECKPOINT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"iteration": self.iteration, "elapsed": self.elapsed, "config": self.config.to_dict(),
+                "history": self.history}
+        _write_atomic(path, save(self.state_tensors(), metadata={"anyres": json.dumps(meta)}))
+        save_network(self.net, self.out_dir / "model", extra={"name": self.config.name, "iterations": self.iteration})
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["anyres"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for i, p in enumerate(self.net.parameters()):
+            if f"optim.{i}.exp_avg" in tensors:
+                self.optim.state[p] = {
+                    "step": torch.tensor(float(tensors[f"optim.{i}.step"][0])),
+                    "exp_avg": tensors[f"optim.{i}.exp_avg"].clone(),
+                    "exp_avg_sq": tensors[f"optim.{i}.exp_avg_sq"].clone(),
+                }
+        self.iteration = int(meta["iteration"])
+        self.elapsed = float(meta["elapsed"])
+        self.history = list(meta.get("history", []))
+
+    # -- validation ----------------------------------------------------------------------------------
+    def validate(self) -> dict[str, Any] | None:
+        v = self.config.val
+        if not v.data:
+            return None
+        from anyres.evaluate import evaluate
+        from anyres.infer import LIIFUpscaler
+
+        self.net.eval()
+        try:
+            report = evaluate(LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales,
+                              progress=False)
+        finally:
+            self.net.train()
+        entry = {"iteration": self.iteration, "psnr": {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}}
+        self.history.append(entry)
+        return entry
+
+    # -- loop ----------------------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> None:
+        """Train until ``config.iterations`` (or ``stop_after`` more iterations, for tests)."""
+        cfg = self.config
+        main = self.rank == 0
+        target = cfg.iterations if stop_after is None else min(cfg.iterations, self.iteration + stop_after)
+        last_ckpt = time.monotonic()
+        window_start, window_iters, losses = time.monotonic(), 0, []
+        self.net.train()
+        while self.iteration < target:
+            t0 = time.monotonic()
+            losses.append(self.step())
+            self.elapsed += time.monotonic() - t0
+            window_iters += 1
+            if main and (self.iteration % cfg.log_every == 0 or self.iteration == target):
+                rate = window_iters / max(time.monotonic() - window_start, 1e-9)
+                eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
+                self.log(f"[{cfg.name}] it {self.iteration}/{cfg.iterations} loss {sum(losses) / len(losses):.4f} "
+                         f"lr {self.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {_format_eta(eta)}")
+                window_start, window_iters, losses = time.monotonic(), 0, []
+            if main and cfg.val.data and cfg.val.every and self.iteration % cfg.val.every == 0:
+                entry = self.validate()
+                self.log(f"[{cfg.name}] validation at it {self.iteration}: {entry['psnr']}")
+            # Every rank takes part in the decision so that DDP ranks stay in lock step.
+            due = time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60
+            if self.world > 1:
+                flag = torch.tensor([1 if due else 0])
+                dist.broadcast(flag, 0)
+                due = bool(flag.item())
+            if due:
+                if main:
+                    self.save_checkpoint()
+                    self.log(f"[{cfg.name}] checkpoint at it {self.iteration} -> {self.out_dir / CHECKPOINT}")
+                last_ckpt = time.monotonic()
+        if main:
+            self.save_checkpoint()
+
+
+def train(config: TrainConfig, resume: bool = True, log: Callable[[str], None] | None = None) -> Trainer:
+    """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists."""
+    trainer = Trainer(config, log=log)
+    ckpt = Path(config.out_dir) / CHECKPOINT
+    if resume and ckpt.exists():
+        trainer.load_checkpoint(ckpt)
+        trainer.log(f"[{config.name}] resumed from {ckpt} at iteration {trainer.iteration}")
+    if trainer.rank == 0:
+        Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (Path(config.out_dir) / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    trainer.run()
+    return trainer

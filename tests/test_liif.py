@@ -1,0 +1,136 @@
+import math
+
+import pytest
+import torch
+
+import anyres.models  # noqa: F401
+from anyres.hub import load_network, save_network
+from anyres.infer import LIIFUpscaler, render
+from anyres.models.liif import LIIF, _ensemble_weights
+from anyres.ops.coords import coord_to_index, make_cell, make_coord
+
+from conftest import tiny_liif_config
+
+
+def _queries(b, h, w):
+    coord = make_coord(h, w)[None].expand(b, -1, -1).contiguous()
+    cell = make_cell(h, w, h * w)[None].expand(b, -1, -1).contiguous()
+    return coord, cell
+
+
+def test_coordinates_are_pixel_centres_row_first():
+    c = make_coord(4, 2, flatten=False)
+    assert torch.allclose(c[:, 0, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert torch.allclose(c[0, :, 1], torch.tensor([-0.5, 0.5]))
+    assert torch.equal(make_coord(4, 2)[3], c[1, 1])  # raster order
+    assert torch.allclose(make_cell(4, 8, 3), torch.tensor([[0.5, 0.25]] * 3))
+
+
+def test_coord_to_index_matches_nearest_grid_sample():
+    n = 7
+    img = torch.arange(n, dtype=torch.float32).view(1, 1, 1, n)
+    x = torch.rand(500) * 2 - 1
+    grid = torch.stack([x, torch.zeros_like(x)], -1).view(1, 1, -1, 2)
+    sampled = torch.nn.functional.grid_sample(img, grid, mode="nearest", align_corners=False).flatten()
+    assert torch.equal(sampled.long(), coord_to_index(x, n))
+    # Centres map to their own pixel.
+    assert torch.equal(coord_to_index(make_coord(1, n)[:, 1], n), torch.arange(n))
+
+
+def test_paper_sizes_of_the_default_network():
+    net = LIIF()
+    assert sum(p.numel() for p in net.encoder.parameters()) == 1_220_416
+    assert sum(p.numel() for p in net.imnet.parameters()) == 346_883
+    assert net.imnet.hidden[0].in_features == 580
+
+
+def test_ensemble_weights_sum_to_one_and_are_bilinear_inside():
+    net = LIIF(tiny_liif_config())
+    h, w = 5, 6
+    coord = torch.tensor([[[0.13, -0.21], [0.5, 0.33]]])
+    _, rel = net._members((h, w, 0, 0), w, coord)
+    weights = _ensemble_weights(rel)[..., 0]
+    assert torch.allclose(weights.sum(1), torch.ones(1, 2))
+    # Bilinear weight of the top-left latent: (1 - dy) * (1 - dx), distances in latent units.
+    r = (coord[0, 0, 0] + 1) * h / 2 - 0.5
+    c = (coord[0, 0, 1] + 1) * w / 2 - 0.5
+    dy, dx = r - math.floor(r), c - math.floor(c)
+    assert weights[0, 0, 0].item() == pytest.approx((1 - dy) * (1 - dx), abs=1e-5)
+    assert weights[0, 3, 0].item() == pytest.approx(dy * dx, abs=1e-5)
+    # Relative coordinates are scaled by the feature size: |rel| <= 2 per axis.
+    assert rel.abs().max() <= 2 + 1e-5
+
+
+@pytest.mark.parametrize("variant", [{}, {"feat_unfold": False}, {"local_ensemble": False}, {"cell_decode": False}])
+def test_fast_and_exact_paths_equal_reference(variant):
+    net = LIIF(tiny_liif_config(**variant)).eval()
+    lr = torch.rand(2, 3, 9, 11)
+    coord, cell = _queries(2, 23, 17)
+    with torch.no_grad():
+        feat = net.encode(lr)
+        ref = net.query(feat, coord, cell, mode="reference")
+        exact = net.query(feat, coord, cell, mode="exact")
+        fast = net.query(feat, coord, cell, mode="fast")
+    assert (exact - ref).abs().max() <= 1e-5
+    assert (fast - ref).abs().max() <= 4e-3
+    assert (fast - ref).abs().max() > 0  # bf16 really is used
+
+
+def test_gradients_of_fast_path_match_reference():
+    net = LIIF(tiny_liif_config()).double()
+    lr = torch.rand(1, 3, 6, 7, dtype=torch.float64)
+    coord, cell = _queries(1, 10, 9)
+    coord, cell = coord.double(), cell.double()
+    grads = []
+    for mode in ("reference", "exact"):
+        net.zero_grad()
+        net(lr, coord, cell, mode=mode).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17)])
+def test_tiled_and_chunked_render_equals_one_pass(size):
+    net = LIIF(tiny_liif_config()).eval()
+    lr = torch.rand(1, 3, 19, 14)
+    full = render(net, lr, size, mode="exact", tile=None, chunk=10**9)
+    tiled = render(net, lr, size, mode="exact", tile=8, chunk=37)
+    chunked = render(net, lr, size, mode="exact", tile=None, chunk=50)
+    assert (tiled - full).abs().max() <= 1e-5
+    assert (chunked - full).abs().max() <= 1e-6
+    # ... and the one-pass render equals the reference query over the whole grid.
+    coord, cell = _queries(1, *size)
+    with torch.no_grad():
+        ref = net.query(net.encode(lr), coord, cell, mode="reference")
+    assert (full[0].permute(1, 2, 0).reshape(-1, 3) - ref[0]).abs().max() <= 1e-5
+
+
+def test_non_uniform_and_downscale_sizes():
+    up = LIIFUpscaler(LIIF(tiny_liif_config()), mode="exact", tile=6)
+    lr = torch.rand(1, 3, 12, 10)
+    assert up.upscale(lr, (31, 13)).shape == (1, 3, 31, 13)
+    assert up.upscale(lr, (5, 4)).shape == (1, 3, 5, 4)
+    gray = up.upscale(lr[:, :1], (20, 20))
+    assert gray.shape == (1, 1, 20, 20)
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    net = LIIF(tiny_liif_config()).eval()
+    save_network(net, tmp_path / "m", extra={"name": "tiny"})
+    loaded, config = load_network(tmp_path / "m")
+    assert config["name"] == "tiny" and config["arch"] == "liif"
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    lr = torch.rand(1, 3, 8, 8)
+    assert torch.equal(render(net, lr, (20, 20), mode="exact"), render(loaded, lr, (20, 20), mode="exact"))
+    # The weights file is a safetensors file, not a pickle.
+    assert (tmp_path / "m" / "model.safetensors").read_bytes()[8:9] == b"{"
+
+
+def test_bad_query_shapes_are_reported():
+    net = LIIF(tiny_liif_config())
+    feat = net.encode(torch.rand(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="cell"):
+        net.query(feat, torch.zeros(1, 4, 2), None)
+    with pytest.raises(ValueError, match=r"\(B, Q, 2\)"):
+        net.query(feat, torch.zeros(4, 2), torch.zeros(4, 2))

@@ -1,0 +1,125 @@
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from anyres.errors import ConfigError
+from anyres.train.config import DataConfig, OptimConfig, TrainConfig, load_config
+from anyres.train.trainer import CHECKPOINT, Trainer
+
+from conftest import tiny_liif_config
+
+
+def _images(n=4, size=40):
+    g = torch.Generator().manual_seed(1)
+    # Smooth random images: low-resolution noise upsampled, so there is something to learn.
+    base = torch.rand(n, 3, size // 8, size // 8, generator=g)
+    imgs = torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    return [torch.round(x * 255).to(torch.uint8) for x in imgs]
+
+
+def _config(tmp_path, **kw):
+    cfg = TrainConfig(model={"name": "liif", "args": tiny_liif_config()},
+                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+                      batch_size=4, iterations=kw.pop("iterations", 6), optim=OptimConfig(lr=1e-3, milestones=[3]),
+                      checkpoint_minutes=1e9, log_every=1000, out_dir=str(tmp_path / "run"))
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _weights(trainer):
+    return {k: v.clone() for k, v in trainer.net.state_dict().items()}
+
+
+def test_sampler_shapes_scales_and_values():
+    from anyres.data.sr import RandomScaleSampler
+
+    s = RandomScaleSampler(_images(), patch=8, scale_min=2, scale_max=4, queries=20)
+    b = s.sample(6, torch.Generator().manual_seed(0))
+    assert b.lr.shape == (6, 3, 8, 8) and b.coord.shape == (6, 20, 2) and b.gt.shape == (6, 20, 3)
+    assert torch.all((b.scale >= 2 - 1 / 16) & (b.scale <= 4 + 1 / 16))
+    side = torch.round(b.scale * 8)
+    assert torch.allclose(b.cell[:, 0, 0], 2 / side)
+    assert torch.equal(b.lr * 255, torch.round(b.lr * 255))  # 8-bit LR like the evaluation protocol
+    assert b.coord.abs().max() < 1
+    # Same generator seed, same batch; a different seed, a different batch.
+    again = s.sample(6, torch.Generator().manual_seed(0))
+    assert torch.equal(b.lr, again.lr) and torch.equal(b.gt, again.gt)
+    assert not torch.equal(b.lr, s.sample(6, torch.Generator().manual_seed(1)).lr)
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+    cfg = _config(tmp_path, iterations=60, optim=OptimConfig(lr=2e-3))
+    t = Trainer(cfg, images=_images(), log=lambda m: None)
+    losses = [t.step() for _ in range(60)]
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
+
+
+def test_learning_rate_follows_milestones(tmp_path):
+    t = Trainer(_config(tmp_path, optim=OptimConfig(lr=1.0, milestones=[2, 5], gamma=0.1)), images=_images())
+    assert [t.lr_at(i) for i in (0, 1, 2, 4, 5)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_gives_the_same_weights(tmp_path, precision):
+    images = _images()
+    full = Trainer(_config(tmp_path / "a", precision=precision), images=images, log=lambda m: None)
+    full.run()
+    first = Trainer(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
+    first.run(stop_after=4)  # past the lr milestone at 3
+    first.save_checkpoint()
+    resumed = Trainer(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
+    resumed.load_checkpoint(tmp_path / "b" / "run" / CHECKPOINT)
+    assert resumed.iteration == 4
+    resumed.run()
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # The exported model folder rebuilds the network alone.
+    from anyres.hub import load_network
+
+    net, config = load_network(tmp_path / "b" / "run" / "model")
+    assert config["iterations"] == 6
+    assert all(torch.equal(v, b[k]) for k, v in net.state_dict().items())
+
+
+def _ddp_worker(rank, world, port, tmp, images):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from pathlib import Path
+
+    t = Trainer(_config(Path(tmp), iterations=3), images=images, log=lambda m: None)
+    t.run()
+    save_file({k: v.contiguous() for k, v in t.net.state_dict().items()}, os.path.join(tmp, f"rank{rank}.safetensors"))
+    dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_keep_replicas_equal(tmp_path):
+    from safetensors.torch import load_file
+
+    images = _images()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), images), nprocs=2, join=True)
+    w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    init = Trainer(_config(tmp_path / "x"), images=images).net.state_dict()
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert any(not torch.equal(w0[k], init[k]) for k in w0)  # they did train
+
+
+def test_config_rejects_unknown_keys_and_coerces_numbers(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("optim: {lr: 2e-4}\nbatch_size: 8\n")
+    cfg = load_config(p)
+    assert cfg.optim.lr == 2e-4 and isinstance(cfg.optim.lr, float)
+    p.write_text("optimizer: {lr: 1}\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(p)

@@ -21,7 +21,7 @@ import torch
 
 from anyres.errors import AnyresError, ImageReadError
 from anyres.hub import load_upscaler
-from anyres.io import list_images, read_image, write_image
+from anyres.io import list_images, read_image, write_bytes_atomic, write_image
 from anyres.metrics import PROTOCOLS, measure
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
@@ -162,16 +162,4 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())

@@ -20,19 +20,9 @@ CARD = "README.md"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
+    from anyres.io import write_bytes_atomic
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -30,7 +30,7 @@ from .errors import ConfigError, ImageReadError, ImageWriteError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image", "write_image",
-    "check_not_input", "list_images", "to_rgb", "from_rgb_gray",
+    "check_not_input", "list_images", "to_rgb", "from_rgb_gray", "write_bytes_atomic",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -307,6 +307,14 @@ def _atomic_write(target: Path, encode: Callable[[io.BufferedWriter], None], ove
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename); creates the parent folder."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(target, lambda fh: fh.write(data), overwrite)
+    return target
 
 
 def _png_with_chunks(fh, data: bytes, icc: bytes | None) -> None:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anyres.nn.blocks import MLP
-from anyres.ops.coords import coord_to_index, make_coord
+from anyres.ops.coords import _centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
@@ -137,27 +137,45 @@ class LIIF(nn.Module):
         return self.query(feat, coord, cell, mode=mode)
 
     # -- fast path -----------------------------------------------------------------------------------
+    def _axis(self, coord: torch.Tensor, n: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ensemble members along one axis of ``n`` latents: indices (relative to ``offset``) and relative
+        coordinates scaled by ``n``, each ``(S, *coord.shape)`` with S = 2 (local ensemble) or 1."""
+        signs = (-1, 1) if self.config.local_ensemble else (0,)
+        eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
+        centres = _centres(n, coord.dtype, coord.device)
+        idx, rel = [], []
+        for v in signs:
+            shifted = (coord + (v * (1.0 / n) + eps)).clamp(-1 + 1e-6, 1 - 1e-6)
+            i = coord_to_index(shifted, n)
+            idx.append(i - offset)
+            rel.append((coord - centres[i]) * n)
+        return torch.stack(idx), torch.stack(rel)
+
     def _members(self, grid: tuple[int, int, int, int], block_w: int, coord: torch.Tensor):
         """Latent indices ``(B, M, Q)`` and scaled relative coordinates ``(B, M, Q, 2)`` of the ensemble.
 
         ``grid = (h, w, row0, col0)``: the full latent grid's size and the offset of the projected block
-        (a tile) inside it; indices are returned relative to the block.
+        (a tile) inside it; indices are returned relative to the block. Members are ordered
+        (-1, -1), (-1, +1), (+1, -1), (+1, +1) in (row, col) shifts.
         """
         h, w, row0, col0 = grid
-        shifts = _SHIFTS if self.config.local_ensemble else ((0, 0),)
-        eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
-        rx, ry = 1.0 / h, 1.0 / w
-        lo, hi = -1 + 1e-6, 1 - 1e-6
-        row_centres = make_coord(h, 1, dtype=coord.dtype, device=coord.device)[:, 0]
-        col_centres = make_coord(1, w, dtype=coord.dtype, device=coord.device)[:, 1]
-        idx, rel = [], []
-        for vx, vy in shifts:
-            r = (coord[..., 0] + (vx * rx + eps)).clamp(lo, hi)
-            c = (coord[..., 1] + (vy * ry + eps)).clamp(lo, hi)
-            ir, ic = coord_to_index(r, h), coord_to_index(c, w)
-            idx.append((ir - row0) * block_w + (ic - col0))
-            rel.append(torch.stack(((coord[..., 0] - row_centres[ir]) * h, (coord[..., 1] - col_centres[ic]) * w), -1))
-        return torch.stack(idx, 1), torch.stack(rel, 1)
+        ri, rr = self._axis(coord[..., 0], h, row0)  # (S, B, Q)
+        ci, cr = self._axis(coord[..., 1], w, col0)
+        s = ri.shape[0]
+        idx = (ri[:, None] * block_w + ci[None, :]).flatten(0, 1).transpose(0, 1)
+        rel = torch.stack((rr[:, None].expand(s, s, *rr.shape[1:]), cr[None, :].expand(s, s, *cr.shape[1:])), -1)
+        return idx, rel.flatten(0, 1).transpose(0, 1)
+
+    def _grid_members(self, grid: tuple[int, int, int, int], block_w: int, rows: torch.Tensor, cols: torch.Tensor):
+        """As :meth:`_members` for the ``R x C`` grid of queries ``rows x cols`` (raster order), computed
+        per axis: ``(1, M, R * C)`` and ``(1, M, R * C, 2)``, identical to the general path's values."""
+        h, w, row0, col0 = grid
+        ri, rr = self._axis(rows, h, row0)  # (S, R)
+        ci, cr = self._axis(cols, w, col0)  # (S, C)
+        s, n_r, n_c = ri.shape[0], rows.shape[0], cols.shape[0]
+        idx = ri[:, None, :, None] * block_w + ci[None, :, None, :]
+        rel = torch.stack((rr[:, None, :, None].expand(s, s, n_r, n_c), cr[None, :, None, :].expand(s, s, n_r, n_c)), -1)
+        return idx.reshape(1, s * s, n_r * n_c), rel.reshape(1, s * s, n_r * n_c, 2)
 
     def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
                         mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
@@ -167,38 +185,59 @@ class LIIF(nn.Module):
         a full ``h x w`` latent grid (exact tiling): coordinates stay global, so a tile computes exactly
         what the whole image would. Every latent a query touches must lie inside the block.
         """
-        if mode not in ("fast", "exact"):
-            raise ValueError(f"query_projected supports modes 'fast' and 'exact', got {mode!r}")
         _check_query(coord, cell, self.config.cell_decode)
-        b, block_h, block_w, width = proj.shape
-        if grid is None:
-            grid = (block_h, block_w, 0, 0)
-        h, w = grid[0], grid[1]
-        q = coord.shape[1]
+        b, block_h, block_w, _ = proj.shape
+        grid = grid or (block_h, block_w, 0, 0)
         idx, rel = self._members(grid, block_w, coord)
-        n_members = idx.shape[1]
-        # One row gather over the flattened batch: (B * M * Q, H1).
-        offsets = (torch.arange(b, device=idx.device) * (block_h * block_w)).view(b, 1, 1)
+        rel_cell = None
+        if self.config.cell_decode:
+            rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device))[:, None]
+        return self._decode(proj, idx, rel, rel_cell, mode)
 
+    def query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None = None,
+                   mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """RGB ``(1, R * C, 3)`` on the grid ``rows (R,) x cols (C,)`` of coordinates, raster order.
+
+        Same values as :meth:`query_projected` on the flattened grid, with the coordinate work done per
+        axis (O(R + C) instead of O(R * C)). ``cell``: ``(2,)``, one cell for all queries.
+        """
+        b, block_h, block_w, _ = proj.shape
+        if b != 1:
+            raise ValueError(f"query_grid renders one image, got a batch of {b}")
+        grid = grid or (block_h, block_w, 0, 0)
+        idx, rel = self._grid_members(grid, block_w, rows, cols)
+        rel_cell = None
+        if self.config.cell_decode:
+            if cell is None or cell.shape != (2,):
+                raise ValueError("this model decodes cells: pass cell of shape (2,)")
+            rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device)).view(1, 1, 1, 2)
+        return self._decode(proj, idx, rel, rel_cell, mode)
+
+    def _decode(self, proj: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor | None,
+                mode: str) -> torch.Tensor:
+        """MLP on gathered first-layer rows; ``idx (B, M, Q)``, ``rel (B, M, Q, 2)``, ``rel_cell`` broadcastable
+        to ``(B, M, Q, 2)``. Returns the ensemble-weighted RGB ``(B, Q, 3)`` in [0, 1] space."""
+        if mode not in ("fast", "exact"):
+            raise ValueError(f"fast-path query modes are 'fast' and 'exact', got {mode!r}")
+        b, block_h, block_w, width = proj.shape
+        _, n_members, q = idx.shape
         # bf16 end to end in fast mode: activations stay bf16 between layers (no large dtype copies) and
         # ReLUs run in place.
         compute = torch.bfloat16 if mode == "fast" else proj.dtype
         first = self.imnet.hidden[0]
         w_rest = first.weight[:, self.feat_dim:]
-        extra = rel
-        if self.config.cell_decode:
-            rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
-            extra = torch.cat((rel, rel_cell[:, None].expand(b, n_members, q, 2)), dim=-1)
+        extra = rel if rel_cell is None else torch.cat((rel, rel_cell.expand(b, n_members, q, 2).to(rel.dtype)), -1)
+        # One row gather over the flattened batch: (B * M * Q, H1).
+        offsets = (torch.arange(b, device=idx.device) * (block_h * block_w)).view(b, 1, 1)
         rows = proj.to(compute).reshape(b * block_h * block_w, width).index_select(0, (idx + offsets).reshape(-1))
         x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]).to(compute), w_rest.t().to(compute)).relu_()
         for layer in self.imnet.hidden[1:]:
             x = F.linear(x, layer.weight.to(compute), layer.bias.to(compute)).relu_()
-        x = F.linear(x, self.imnet.out.weight.to(compute), self.imnet.out.bias.to(compute)).to(coord.dtype)
+        x = F.linear(x, self.imnet.out.weight.to(compute), self.imnet.out.bias.to(compute)).to(rel.dtype)
         pred = x.view(b, n_members, q, 3)
         if n_members == 1:
             return pred[:, 0] * 0.5 + 0.5
-        weights = _ensemble_weights(rel)
-        return (pred * weights).sum(dim=1) * 0.5 + 0.5
+        return (pred * _ensemble_weights(rel)).sum(dim=1) * 0.5 + 0.5
 
     # -- reference path ------------------------------------------------------------------------------
     def query_reference(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:

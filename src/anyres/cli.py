@@ -203,5 +203,13 @@ def _device(device: str | None) -> str:
     return device
 
 
+def _register_subcommands() -> None:
+    from anyres.compare import compare_command
+
+    main.add_command(compare_command)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return evaluate
     if name == "upscale":
-        from anyres.infer import upscale
+        from anyres.api import upscale
 
         return upscale
     if name == "load":

@@ -141,7 +141,8 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
     from tqdm import tqdm
 
     from anyres.hub import load_upscaler
-    from anyres.infer import DEFAULT_TILE, target_size
+    from anyres.api import target_size
+    from anyres.infer import DEFAULT_TILE
     from anyres.io import check_not_input, read_image, write_image
     from anyres.ops.resize import imresize
 

@@ -11,15 +11,14 @@ float rounding. Memory is then bounded by the tile and chunk sizes, not by the i
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from anyres.models.base import Upscaler, check_image
-from anyres.ops.coords import _centres  # noqa: PLC2701 (shared centre formula)
+from anyres.ops.coords import centres
 
-__all__ = ["render", "LIIFUpscaler", "upscale", "target_size", "DEFAULT_TILE", "DEFAULT_CHUNK"]
+__all__ = ["render", "LIIFUpscaler", "DEFAULT_TILE", "DEFAULT_CHUNK"]
 
 DEFAULT_TILE = 192      # LR pixels per tile side when tiling is on
 DEFAULT_CHUNK = 4096    # queries per MLP call: per-chunk temporaries of ~8 MB stay in reused heap memory
@@ -53,8 +52,8 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
     else:
         tiles = [(r, min(r + tile, h), c, min(c + tile, w)) for r in range(0, h, tile) for c in range(0, w, tile)]
     margin = net.radius + 1
-    row_c = _centres(out_h, torch.float32, lr.device)
-    col_c = _centres(out_w, torch.float32, lr.device)
+    row_c = centres(out_h, torch.float32, lr.device)
+    col_c = centres(out_w, torch.float32, lr.device)
     cell = torch.tensor([2.0 / out_h, 2.0 / out_w], device=lr.device)
     for r0, r1, c0, c1 in tiles:
         i0, i1 = _row_ranges(out_h, h, r0, r1)
@@ -111,53 +110,3 @@ class LIIFUpscaler(Upscaler):
         outs = [render(self.net, x[None].to(device), size, mode=self.mode, tile=self.tile, chunk=self.chunk)
                 for x in lr]
         return torch.cat(outs, dim=0)
-
-
-def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
-                size: Sequence[int] | None = None, width: int | None = None, height: int | None = None) -> tuple[int, int]:
-    """Output ``(H, W)`` from exactly one of: a scale (one or ``(sh, sw)``), ``size=(H, W)``, a width or a height.
-
-    A scale gives ``round(in * scale)``; a lone width or height keeps the aspect ratio.
-    """
-    from anyres.errors import AnyresError
-
-    given = [v is not None for v in (scale, size, width, height)]
-    if sum(given) != 1:
-        raise AnyresError("give exactly one of scale, size (WxH), width or height")
-    if scale is not None:
-        sh, sw = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
-        if not (sh > 0 and sw > 0) or not (math.isfinite(sh) and math.isfinite(sw)):
-            raise AnyresError(f"scale must be a positive number, got {scale}")
-        out = (max(1, round(in_h * sh)), max(1, round(in_w * sw)))
-    elif size is not None:
-        out = (int(size[0]), int(size[1]))
-    elif width is not None:
-        out = (max(1, round(in_h * width / in_w)), int(width))
-    else:
-        out = (int(height), max(1, round(in_w * height / in_h)))
-    if out[0] < 1 or out[1] < 1:
-        raise AnyresError(f"output size must be positive, got {out[1]}x{out[0]}")
-    return out
-
-
-def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: Sequence[int] | None = None,
-            width: int | None = None, height: int | None = None, model: Any = "liif",
-            device: str | None = None, **options: Any) -> torch.Tensor:
-    """Upscale an image file path or a ``(1, C, h, w)`` / ``(C, h, w)`` tensor in [0, 1].
-
-    Exactly one of ``scale``, ``size=(H, W)``, ``width``, ``height``. Returns ``(1, C, H, W)`` in [0, 1]
-    (clamped). Alpha and file metadata are handled by the CLI; use :mod:`anyres.io` for files.
-    """
-    from anyres.hub import load_upscaler
-    from anyres.io import read_image
-
-    if isinstance(image, (str, Path)):
-        image, _ = read_image(image)
-    if not torch.is_tensor(image):
-        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
-    if image.dim() == 3:
-        image = image[None]
-    upscaler = load_upscaler(model, device=device, **options)
-    out_size = target_size(image.shape[-2], image.shape[-1], scale=scale, size=size, width=width, height=height)
-    with torch.inference_mode():
-        return upscaler.upscale(image.float(), out_size).clamp(0.0, 1.0)

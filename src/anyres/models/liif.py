@@ -27,14 +27,14 @@ Images are in [0, 1]; the network sees ``(x - 0.5) / 0.5`` and its output is map
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from anyres.nn.blocks import MLP
-from anyres.ops.coords import _centres, coord_to_index, make_coord
+from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
@@ -142,13 +142,13 @@ class LIIF(nn.Module):
         coordinates scaled by ``n``, each ``(S, *coord.shape)`` with S = 2 (local ensemble) or 1."""
         signs = (-1, 1) if self.config.local_ensemble else (0,)
         eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
-        centres = _centres(n, coord.dtype, coord.device)
+        centre = centres(n, coord.dtype, coord.device)
         idx, rel = [], []
         for v in signs:
             shifted = (coord + (v * (1.0 / n) + eps)).clamp(-1 + 1e-6, 1 - 1e-6)
             i = coord_to_index(shifted, n)
             idx.append(i - offset)
-            rel.append((coord - centres[i]) * n)
+            rel.append((coord - centre[i]) * n)
         return torch.stack(idx), torch.stack(rel)
 
     def _members(self, grid: tuple[int, int, int, int], block_w: int, coord: torch.Tensor):
@@ -249,8 +249,8 @@ class LIIF(nn.Module):
         shifts = _SHIFTS if self.config.local_ensemble else ((0, 0),)
         eps = _EPS_SHIFT if self.config.local_ensemble else 0.0
         rx, ry = 1.0 / h, 1.0 / w
-        centres = make_coord(h, w, flatten=False, dtype=feat.dtype, device=feat.device)
-        centres = centres.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
+        latent_centres = make_coord(h, w, flatten=False, dtype=feat.dtype, device=feat.device)
+        latent_centres = latent_centres.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
         preds, areas = [], []
         for vx, vy in shifts:
             shifted = coord.clone()
@@ -259,7 +259,7 @@ class LIIF(nn.Module):
             shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
             grid = shifted.flip(-1).unsqueeze(1)  # grid_sample wants (x = col, y = row)
             q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
-            q_centre = F.grid_sample(centres, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+            q_centre = F.grid_sample(latent_centres, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
             rel = coord - q_centre
             rel[..., 0] *= h
             rel[..., 1] *= w

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["make_coord", "make_cell", "coord_to_index"]
+__all__ = ["make_coord", "make_cell", "coord_to_index", "centres"]
 
 
-def _centres(n: int, dtype: torch.dtype, device) -> torch.Tensor:
+def centres(n: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``(n,)`` pixel-centre coordinates of one axis: ``-1 + (2 i + 1) / n``."""
     return -1.0 + (2.0 * torch.arange(n, dtype=dtype, device=device) + 1.0) / n
 
 
@@ -21,8 +22,8 @@ def make_coord(height: int, width: int, *, flatten: bool = True, dtype: torch.dt
     """Centres of an ``height x width`` grid: ``(H * W, 2)`` in raster order, or ``(H, W, 2)`` if not flattened."""
     if height < 1 or width < 1:
         raise ValueError(f"grid size must be positive, got {height}x{width}")
-    rows = _centres(height, dtype, device)
-    cols = _centres(width, dtype, device)
+    rows = centres(height, dtype, device)
+    cols = centres(width, dtype, device)
     grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
     return grid.reshape(-1, 2) if flatten else grid
 

@@ -156,8 +156,9 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
     files, errors = _expand_inputs(inputs)
     if output is not None and (len(files) != 1 or out_dir is not None):
         raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
-    options = {"mode": mode, "tile": tile or DEFAULT_TILE} if model not in ("bicubic", "bilinear", "nearest",
-                                                                            "lanczos", "area") else {}
+    from anyres.ops.resize import MODES
+
+    options = {} if model in MODES else {"mode": mode, "tile": tile or DEFAULT_TILE, "progress": True}
     upscaler = load_upscaler(model, device=_device(device), **options)
     dev = _device(device)
     for message in errors:

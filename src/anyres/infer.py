@@ -90,7 +90,8 @@ class LIIFUpscaler(Upscaler):
     """A LIIF-style network as an :class:`Upscaler`: exact any-size rendering with optional tiling."""
 
     def __init__(self, net: Any, *, name: str = "liif", mode: str = "fast", tile: int | None = DEFAULT_TILE,
-                 chunk: int = DEFAULT_CHUNK, description: str = "", device: str | torch.device | None = None):
+                 chunk: int = DEFAULT_CHUNK, description: str = "", device: str | torch.device | None = None,
+                 progress: bool = False):
         # Channels-last weights and inputs: mkldnn convolutions then run without layout conversions.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.name = name
@@ -98,6 +99,7 @@ class LIIFUpscaler(Upscaler):
         self.tile = tile
         self.chunk = chunk
         self.description = description
+        self.progress = progress  # a pixel progress bar per image (on a terminal), for long renders
         if device is not None:
             self.to(device)
 
@@ -106,7 +108,15 @@ class LIIFUpscaler(Upscaler):
         return self
 
     def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        from tqdm import tqdm
+
         device = next(self.net.parameters()).device
-        outs = [render(self.net, x[None].to(device), size, mode=self.mode, tile=self.tile, chunk=self.chunk)
-                for x in lr]
+        outs = []
+        for x in lr:
+            bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None) \
+                if self.progress else None
+            outs.append(render(self.net, x[None].to(device), size, mode=self.mode, tile=self.tile, chunk=self.chunk,
+                               progress=bar))
+            if bar is not None:
+                bar.close()
         return torch.cat(outs, dim=0)

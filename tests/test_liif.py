@@ -134,3 +134,32 @@ def test_bad_query_shapes_are_reported():
         net.query(feat, torch.zeros(1, 4, 2), None)
     with pytest.raises(ValueError, match=r"\(B, Q, 2\)"):
         net.query(feat, torch.zeros(4, 2), torch.zeros(4, 2))
+
+
+def test_encoders_keep_the_lr_size_and_rdn_has_its_published_size():
+    from anyres.registry import NETWORKS
+
+    rdn = NETWORKS.build("rdn")
+    assert 21.5e6 < sum(p.numel() for p in rdn.parameters()) < 22.5e6  # "~22 M" (RDN config B, no upsampler)
+    small = NETWORKS.build("rdn", n_blocks=2, n_layers=2, growth=8, g0=8)
+    assert small(torch.rand(1, 3, 7, 9)).shape == (1, 8, 7, 9)
+
+
+@pytest.mark.parametrize("name,args", [("edsr-baseline", {"n_resblocks": 2, "n_feats": 4}),
+                                       ("rdn", {"n_blocks": 1, "n_layers": 2, "growth": 4, "g0": 4})])
+def test_encoder_radius_is_its_receptive_field(name, args):
+    # Tiling is exact only if the margin covers the receptive field: check `radius` is tight.
+    from anyres.registry import NETWORKS
+
+    enc = NETWORKS.build(name, **args).double()
+    for p in enc.parameters():
+        p.data.uniform_(0.1, 0.2)  # positive weights: no accidental cancellation
+    r = enc.radius
+    x = torch.rand(1, 3, 2 * r + 9, 2 * r + 9, dtype=torch.float64)
+    c = r + 4
+    base = enc(x)[0, :, c, c]
+    for d, should_change in ((r, True), (r + 1, False)):
+        y = x.clone()
+        y[0, :, c + d, c] += 1.0
+        changed = not torch.allclose(enc(y)[0, :, c, c], base, atol=0, rtol=0)
+        assert changed == should_change, (d, r)

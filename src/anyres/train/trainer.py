@@ -24,6 +24,9 @@ import torch.distributed as dist
 
 from anyres.data.sr import RandomScaleSampler, load_hr_folders
 from anyres.errors import ConfigError
+# Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
+from anyres.evaluate import evaluate
+from anyres.infer import LIIFUpscaler
 from anyres.hub import _write_atomic, save_network
 from anyres.registry import NETWORKS
 from anyres.train.config import TrainConfig
@@ -146,9 +149,6 @@ class Trainer:
         v = self.config.val
         if not v.data:
             return None
-        from anyres.evaluate import evaluate
-        from anyres.infer import LIIFUpscaler
-
         self.net.eval()
         try:
             report = evaluate(LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales,

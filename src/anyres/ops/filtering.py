@@ -1,0 +1,95 @@
+"""Apply blur kernels to image batches, one kernel per sample (the kernels are built in ``kernels.py``).
+
+Conventions, and how they line up with the reference implementations:
+
+- ``filter2d`` *correlates*, like ``torch.nn.functional.conv2d``, kornia's ``filter2d`` and BasicSR's
+  ``filter2D``: ``out[i, j] = sum_{u, v} kernel[u, v] * x[i + u - kh // 2, j + v - kw // 2]``. BSRGAN
+  uses ``scipy.ndimage.convolve``, which flips the kernel first. Every kernel in ``kernels.py`` is
+  point-symmetric, so the two agree on them; for an off-centre kernel the mass at offset ``+d`` here
+  averages the input at ``+d`` (BSRGAN shifts its nearest-downsampling kernel by ``-(s - 1) / 2`` for its
+  convolution; the same effect needs ``+(s - 1) / 2`` here).
+- Kernel sides must be odd and the centre tap is the origin, so the output has the input's size and no
+  half-pixel shift. An even side has no centre tap (padding ``k // 2`` on both sides would return one
+  pixel more than the input), so it is refused, as BasicSR refuses it; kernels may be rectangular here.
+- ``border='reflect'`` mirrors about the edge pixel without repeating it (``d c b | a b c d | c b a``):
+  torch's ``reflect`` padding, OpenCV's ``BORDER_REFLECT_101`` and scipy's ``'mirror'`` mode, so it matches
+  both references. Unlike ``torch.nn.functional.pad`` (BasicSR's path), it also works when the kernel
+  is larger than the image (the reflection repeats, as scipy's does), so a 21-tap kernel on an image
+  under 11 pixels does not fail.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["filter2d", "pad2d", "BORDERS"]
+
+BORDERS = ("reflect", "replicate", "circular", "constant")
+
+
+def _border_index(n: int, before: int, after: int, border: str, device: torch.device) -> torch.Tensor:
+    """Source index for each padded position along one axis of length ``n``."""
+    i = torch.arange(-before, n + after, device=device)
+    if border == "replicate":
+        return i.clamp(0, n - 1)
+    if border == "circular":
+        return i.remainder(n)
+    # reflect (101): a zig-zag with period 2 (n - 1); a single pixel reflects onto itself.
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i >= n, period - i, i)
+
+
+def pad2d(x: torch.Tensor, pad: tuple[int, int, int, int], border: str = "reflect") -> torch.Tensor:
+    """Pad the last two dims of ``(..., H, W)`` by ``(left, right, top, bottom)`` pixels with ``border``.
+
+    Any pad width is allowed, also wider than the image; ``constant`` pads zeros.
+    """
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+    left, right, top, bottom = pad
+    if min(pad) < 0:
+        raise ValueError(f"pad widths must be >= 0, got {pad}")
+    if border == "constant":
+        return F.pad(x, (left, right, top, bottom))
+    h, w = x.shape[-2:]
+    rows = _border_index(h, top, bottom, border, x.device)
+    cols = _border_index(w, left, right, border, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def filter2d(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") -> torch.Tensor:
+    """Filter each sample of a batch with its own 2-D kernel (correlation, same-size output).
+
+    Args:
+        x: ``(B, C, H, W)`` float images (any range; filtering is linear). Every channel of sample ``b``
+            is filtered with ``kernel[b]``.
+        kernel: ``(B, kh, kw)`` or ``(1, kh, kw)`` (shared) kernels with odd ``kh`` and ``kw``; usually
+            summing to 1. Cast to ``x``'s device and dtype.
+        border: ``reflect`` (default, reflect-101), ``replicate``, ``circular`` or ``constant`` (zeros).
+    Returns:
+        ``(B, C, H, W)`` filtered images, same dtype and device as ``x``; differentiable in ``x`` and
+        ``kernel``.
+    """
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float (B, C, H, W) tensor, got shape {tuple(x.shape)} and dtype {x.dtype}")
+    if kernel.dim() != 3 or kernel.shape[-1] % 2 == 0 or kernel.shape[-2] % 2 == 0:
+        raise ValueError(f"kernel must have shape (B, kh, kw) with odd kh and kw, got shape {tuple(kernel.shape)}")
+    b, c, h, w = x.shape
+    if kernel.shape[0] not in (1, b):
+        raise ValueError(f"kernel batch must be 1 or {b} (x has shape {tuple(x.shape)}), "
+                         f"got shape {tuple(kernel.shape)}")
+    kh, kw = kernel.shape[-2:]
+    kernel = kernel.to(device=x.device, dtype=x.dtype)
+    xp = pad2d(x, (kw // 2, kw // 2, kh // 2, kh // 2), border)
+    if kernel.shape[0] == 1:
+        # One shared kernel: a plain single-channel convolution over all B * C planes.
+        out = F.conv2d(xp.reshape(b * c, 1, h + kh - 1, w + kw - 1), kernel.unsqueeze(1))
+    else:
+        # One kernel per sample: a grouped convolution with one group per (sample, channel) plane.
+        weight = kernel.unsqueeze(1).repeat_interleave(c, dim=0)  # (B * C, 1, kh, kw)
+        out = F.conv2d(xp.reshape(1, b * c, h + kh - 1, w + kw - 1), weight, groups=b * c)
+    return out.reshape(b, c, h, w)

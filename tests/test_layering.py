@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "anyres"
 # Lower number = lower layer. A package's modules share its rank.
 RANK = {
     "errors": 0, "registry": 0, "io": 0,
-    "ops": 1, "nn": 2, "models": 3, "metrics": 3, "data": 4, "infer": 4,
+    "ops": 1, "nn": 2, "models": 3, "metrics": 3, "degrade": 3, "data": 4, "infer": 4,
     "hub": 5, "pretrained": 5, "api": 6, "evaluate": 6, "train": 7, "compare": 7, "cli": 8, "__init__": 9,
 }
 

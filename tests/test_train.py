@@ -123,3 +123,26 @@ def test_config_rejects_unknown_keys_and_coerces_numbers(tmp_path):
     p.write_text("optimizer: {lr: 1}\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         load_config(p)
+
+
+def test_stop_request_checkpoints_and_resume_continues(tmp_path):
+    images = _images()
+    t = Trainer(_config(tmp_path), images=images, log=lambda m: None)
+    original_step = t.step
+
+    def step_then_stop():
+        loss = original_step()
+        if t.iteration == 2:
+            t.stop_requested = True  # what SIGINT/SIGTERM do
+        return loss
+
+    t.step = step_then_stop
+    t.run()
+    assert t.iteration == 2
+    resumed = Trainer(_config(tmp_path), images=images, log=lambda m: None)
+    resumed.load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert resumed.iteration == 2
+    resumed.run()
+    full = Trainer(_config(tmp_path / "full"), images=images, log=lambda m: None)
+    full.run()
+    assert all(torch.equal(v, resumed.net.state_dict()[k]) for k, v in full.net.state_dict().items())

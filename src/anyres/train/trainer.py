@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,7 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
         self.out_dir = Path(config.out_dir)
+        self.stop_requested = False  # set by SIGINT/SIGTERM: finish the step, checkpoint, return
 
     # -- schedule ------------------------------------------------------------------------------------
     def lr_at(self, iteration: int) -> float:
@@ -182,12 +184,18 @@ class Trainer:
             if main and cfg.val.data and cfg.val.every and self.iteration % cfg.val.every == 0:
                 entry = self.validate()
                 self.log(f"[{cfg.name}] validation at it {self.iteration}: {entry['psnr']}")
-            # Every rank takes part in the decision so that DDP ranks stay in lock step.
+            # Every rank takes part in the decisions so that DDP ranks stay in lock step.
             due = time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60
+            stop = self.stop_requested
             if self.world > 1:
-                flag = torch.tensor([1 if due else 0])
-                dist.broadcast(flag, 0)
-                due = bool(flag.item())
+                flags = torch.tensor([int(due), int(stop)])
+                dist.broadcast(flags, 0)
+                due, stop = bool(flags[0]), bool(flags[1])
+            if stop:
+                if main:
+                    self.save_checkpoint()
+                    self.log(f"[{cfg.name}] stopped at it {self.iteration}; checkpoint saved, run the same command to resume")
+                return
             if due:
                 if main:
                     self.save_checkpoint()
@@ -209,5 +217,17 @@ def train(config: TrainConfig, resume: bool = True, log: Callable[[str], None] |
         import yaml
 
         (Path(config.out_dir) / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    trainer.run()
+
+    def request_stop(signum, frame):
+        if trainer.stop_requested:  # a second signal stops at once
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        trainer.log(f"[{config.name}] stopping after this step (signal {signum}); send again to abort")
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        trainer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return trainer

@@ -1,0 +1,113 @@
+"""The classical degradation model: ``y = (x * k) downscaled by s + n``, optionally JPEG-compressed.
+
+Per sample: a Gaussian blur kernel ``k`` (isotropic with probability ``iso_prob``, else anisotropic with its
+own two widths and an angle), a resize to the LR size (MATLAB-compatible antialiased bicubic by default),
+white Gaussian noise ``n``, an optional JPEG pass, and rounding to 8 bits. This is the model behind the
+non-blind and "classical blind" SR literature (SRMD, IKC, DAN); it is the mildest of the three pipelines.
+
+Record (besides the common keys of ``base.Pipeline.sample``)::
+
+    {"blur": kernel step ("iso" or "aniso"; see steps.py),
+     "resize": {"mode", "antialias", "size": lr_size},
+     "noise": {"kind": "color" | "gray", "level", "seed"} or None,
+     "jpeg": {"quality"} or None,
+     "quantize": bool}
+
+Defaults and their sources:
+
+- widths ``sigma ~ U[0.2, s]`` (pixels, standard deviation), for both the isotropic width and each
+  anisotropic axis: the isotropic SRMD/IKC setting ([0.2, 2], [0.2, 3], [0.2, 4] at x2, x3, x4) as recalled,
+  not re-checked against the papers, written as a scale-dependent bound so that it extends to any scale;
+- angle ``U[0, pi)``; kernel side ``2 ceil(3 sigma_max) + 1`` per sample (the kernel holds +-3 sigma),
+  unless ``kernel_size`` fixes it;
+- noise level ``U[0, 10]`` on the 0..255 scale, colour noise, always added; JPEG off. These are anyres's
+  own mild defaults (the classical model has no single reference setting for them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from anyres.errors import ConfigError
+from anyres.ops.resize import MODES
+
+from .base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
+from .steps import apply_blur, apply_gaussian_noise, apply_jpeg, apply_resize, kernel_size_for, quantize, resize_step
+
+__all__ = ["ClassicalConfig", "ClassicalPipeline"]
+
+
+@dataclass(frozen=True)
+class ClassicalConfig:
+    """Ranges of the classical pipeline. Bounds may be ``(c, k)`` = ``c + k * scale`` (see ``base``)."""
+
+    iso_prob: float = 0.5                       # isotropic kernel, else anisotropic
+    sigma: Range = (0.2, (0.0, 1.0))            # standard deviations, pixels: [0.2, s]
+    theta: Range = (0.0, math.pi)               # angle of the first axis, radians
+    kernel_size: int | None = None              # odd side; None: 2 ceil(3 sigma_max) + 1 per sample
+    downsample: str = "bicubic"                 # ops.resize mode of the final resize
+    antialias: bool = True                      # MATLAB imresize antialiasing when downscaling
+    noise_prob: float = 1.0
+    noise_level: Range = (0.0, 10.0)            # standard deviation on the 0..255 scale
+    gray_noise_prob: float = 0.0
+    jpeg_prob: float = 0.0
+    jpeg_range: Range = (30, 95)                # whole qualities, both ends included
+    quantize: bool = True                       # round the result to 8 bits
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "iso_prob", check_prob("iso_prob", self.iso_prob))
+        s(self, "sigma", check_range("sigma", self.sigma, minimum=0.0))
+        s(self, "theta", check_range("theta", self.theta))
+        if self.kernel_size is not None and (isinstance(self.kernel_size, bool) or not isinstance(self.kernel_size, int)
+                                             or self.kernel_size < 1 or self.kernel_size % 2 == 0):
+            raise ConfigError(f"kernel_size must be an odd int >= 1 or null, got {self.kernel_size!r}")
+        if self.downsample not in MODES:
+            raise ConfigError(f"downsample must be one of {sorted(MODES)}, got {self.downsample!r}")
+        s(self, "antialias", bool(self.antialias))
+        s(self, "noise_prob", check_prob("noise_prob", self.noise_prob))
+        s(self, "noise_level", check_range("noise_level", self.noise_level, minimum=0.0))
+        s(self, "gray_noise_prob", check_prob("gray_noise_prob", self.gray_noise_prob))
+        s(self, "jpeg_prob", check_prob("jpeg_prob", self.jpeg_prob))
+        s(self, "jpeg_range", check_range("jpeg_range", self.jpeg_range, minimum=1, maximum=100, integer=True))
+        s(self, "quantize", bool(self.quantize))
+
+
+class ClassicalPipeline(Pipeline):
+    """Blur with a Gaussian kernel, resize to the LR size, add Gaussian noise, optionally JPEG."""
+
+    name = "classical"
+    Config = ClassicalConfig
+
+    def _sample_one(self, draw: Draw, scale: float, hr_size: list[int], lr_size: list[int]) -> dict:
+        c = self.config
+        sigma_lo, sigma_hi = resolve_range(c.sigma, scale)
+        if draw.coin(c.iso_prob):
+            sigma = draw.uniform(sigma_lo, sigma_hi)
+            blur = {"kind": "iso", "sigma": sigma}
+            widest = sigma
+        else:
+            sx, sy = draw.uniform(sigma_lo, sigma_hi), draw.uniform(sigma_lo, sigma_hi)
+            blur = {"kind": "aniso", "sigma": [sx, sy], "theta": draw.uniform(*resolve_range(c.theta, scale))}
+            widest = max(sx, sy)
+        blur["size"] = c.kernel_size if c.kernel_size is not None else kernel_size_for(widest)
+
+        noise = None
+        if draw.coin(c.noise_prob):
+            level = draw.uniform(*resolve_range(c.noise_level, scale))
+            kind = "gray" if draw.coin(c.gray_noise_prob) else "color"
+            noise = {"kind": kind, "level": level, "seed": draw.seed()}
+        jpeg = {"quality": draw.integer(*resolve_range(c.jpeg_range, scale))} if draw.coin(c.jpeg_prob) else None
+        return {"blur": blur, "resize": resize_step(c.downsample, lr_size, c.antialias), "noise": noise,
+                "jpeg": jpeg, "quantize": c.quantize}
+
+    def _apply_one(self, hr, record: dict):
+        x = apply_blur(hr, record["blur"])
+        x = apply_resize(x, record["resize"])
+        if record["noise"] is not None:
+            x = apply_gaussian_noise(x, record["noise"])
+        x = x.clamp(0.0, 1.0)
+        if record["jpeg"] is not None:
+            x = apply_jpeg(x, record["jpeg"])
+        return quantize(x) if record["quantize"] else x

@@ -207,8 +207,10 @@ def _device(device: str | None) -> str:
 
 def _register_subcommands() -> None:
     from anyres.compare import compare_command
+    from anyres.degrade.cli import degrade_command
 
     main.add_command(compare_command)
+    main.add_command(degrade_command)
 
 
 _register_subcommands()

@@ -97,23 +97,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _expand_inputs(inputs: tuple[str, ...]) -> tuple[list[Path], list[str]]:
-    """Files stay, folders become their images; returns (files, error lines for missing paths)."""
-    from anyres.io import list_images
-
-    files, errors = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                errors.append(f"{path}: no images in this folder")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files, errors
-
-
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--scale", type=float, help="Scale factor, e.g. 2, 3.7 or 0.5.")
@@ -143,7 +126,7 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
     from anyres.hub import load_upscaler
     from anyres.api import target_size
     from anyres.infer import DEFAULT_TILE
-    from anyres.io import check_not_input, read_image, write_image
+    from anyres.io import check_not_input, expand_inputs, read_image, write_image
     from anyres.ops.resize import imresize
 
     size_hw = _parse_size(size) if size else None
@@ -153,7 +136,7 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
         raise AnyresError(f"--scale must be positive, got {scale}")
     if tile is not None and tile < 8:
         raise AnyresError(f"--tile must be at least 8 pixels, got {tile}")
-    files, errors = _expand_inputs(inputs)
+    files, errors = expand_inputs(inputs)
     if output is not None and (len(files) != 1 or out_dir is not None):
         raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
     from anyres.ops.resize import MODES

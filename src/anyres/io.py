@@ -30,7 +30,7 @@ from .errors import ConfigError, ImageReadError, ImageWriteError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image", "write_image",
-    "check_not_input", "list_images", "to_rgb", "from_rgb_gray", "write_bytes_atomic",
+    "check_not_input", "list_images", "to_rgb", "from_rgb_gray", "write_bytes_atomic", "expand_inputs",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -460,6 +460,23 @@ def list_images(path_or_dir: str | os.PathLike) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------------------- channels
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """Command-line inputs to image files: files stay (a missing one fails when read), folders become
+    their images. Returns ``(files, error lines)``; an empty folder is an error line, not an exception."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                errors.append(f"{path}: no images in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files, errors
+
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) -> (B, 3, H, W) by repeating the gray channel; (B, 3, H, W) is returned unchanged."""

@@ -17,28 +17,13 @@ import click
 import torch
 
 from anyres.errors import AnyresError, ConfigError
-from anyres.io import check_not_input, list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.ops.resize import imresize
 
 from . import PIPELINES, get_pipeline
 from .base import check_scale, derive_seed
 
 __all__ = ["degrade_command", "load_params_file"]
-
-
-def _expand(inputs: tuple[str, ...]) -> tuple[list[Path], list[str]]:
-    """Files stay (a missing one fails when read), folders become their images; returns (files, errors)."""
-    files, errors = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                errors.append(f"{path}: no images in this folder")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files, errors
 
 
 def load_params_file(path: Path) -> dict:
@@ -115,7 +100,7 @@ def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, 
     if config is None:
         config = dataclasses.asdict(pipe.config)
 
-    files, errors = _expand(inputs)
+    files, errors = expand_inputs(inputs)
     if output is not None and (len(files) != 1 or out_dir is not None):
         raise ConfigError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
     if params_out is not None and params_out.exists() and not overwrite:

@@ -284,13 +284,7 @@ def generalized_gaussian_kernel(
     Returns:
         ``(B, k, k)`` kernels summing to 1.
     """
-    size = _check_size(size)
-    batch, device, dtype, sx, sy, th = _shape_params(sigma_x, sigma_y, theta, beta=beta, support=support)
-    beta = _float(beta, device, dtype)
-    _check_positive("beta", beta)
-    q = _rotated_quadratic_form(size, sx, sy, th)
-    kernel = torch.exp(-0.5 * _safe_pow(q, beta))
-    return _normalise(kernel, _support_mask(size, support, batch, device, dtype))
+    return _beta_kernel(size, sigma_x, sigma_y, theta, beta, support, lambda qb: torch.exp(-0.5 * qb))
 
 
 def plateau_kernel(
@@ -313,13 +307,17 @@ def plateau_kernel(
     Returns:
         ``(B, k, k)`` kernels summing to 1.
     """
+    return _beta_kernel(size, sigma_x, sigma_y, theta, beta, support, lambda qb: 1.0 / (1.0 + qb))
+
+
+def _beta_kernel(size, sigma_x, sigma_y, theta, beta, support, profile) -> torch.Tensor:
+    """Shared body of the beta-shaped families: ``profile(q ** beta)`` normalised over the support."""
     size = _check_size(size)
     batch, device, dtype, sx, sy, th = _shape_params(sigma_x, sigma_y, theta, beta=beta, support=support)
     beta = _float(beta, device, dtype)
     _check_positive("beta", beta)
     q = _rotated_quadratic_form(size, sx, sy, th)
-    kernel = 1.0 / (1.0 + _safe_pow(q, beta))
-    return _normalise(kernel, _support_mask(size, support, batch, device, dtype))
+    return _normalise(profile(_safe_pow(q, beta)), _support_mask(size, support, batch, device, dtype))
 
 
 def sinc_kernel(size: int, cutoff: torch.Tensor, *, support: torch.Tensor | None = None) -> torch.Tensor:

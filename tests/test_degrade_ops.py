@@ -241,6 +241,40 @@ def test_filter2d_checks_shapes_and_gradchecks():
     assert torch.autograd.gradcheck(filtering.filter2d, (xs, ks), fast_mode=True)
 
 
+def test_fft_path_equals_direct_correlation_for_large_kernels():
+    # 64x70 planes and 11x15 taps take the FFT path; a per-sample asymmetric kernel checks the flip and the
+    # offsets, float64 checks that nothing is lost beyond rounding.
+    assert 11 * 15 >= filtering.FFT_MIN_TAPS and 64 * 70 >= filtering.FFT_MIN_PIXELS
+    x = torch.rand(2, 3, 64, 70, generator=_gen(), dtype=torch.float64)
+    k = torch.rand(2, 11, 15, generator=_gen(1), dtype=torch.float64)
+    k = k / k.sum(dim=(-2, -1), keepdim=True)
+    out = filtering.filter2d(x, k)
+    for b in range(2):
+        xp = F.pad(x[b:b + 1], (7, 7, 5, 5), mode="reflect")
+        direct = F.conv2d(xp.transpose(0, 1), k[b].reshape(1, 1, 11, 15)).transpose(0, 1)
+        torch.testing.assert_close(out[b:b + 1], direct, atol=1e-12, rtol=0)
+    # float32 stays within 1e-5 of the direct path, and the result is deterministic.
+    x32, k32 = x.float(), k.float()
+    torch.testing.assert_close(filtering.filter2d(x32, k32), out.float(), atol=1e-5, rtol=0)
+    assert torch.equal(filtering.filter2d(x32, k32), filtering.filter2d(x32, k32))
+
+
+def test_fft_size_has_only_small_prime_factors():
+    for n in (1, 7, 64, 97, 277, 1031):
+        m = filtering._fft_size(n)
+        assert m >= n and all(filtering._fft_size(v) != v for v in range(n, m))
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        assert m == 1
+
+
+def test_fft_path_gradcheck():
+    xs = torch.rand(1, 1, 64, 64, dtype=torch.float64, requires_grad=True)
+    ks = torch.rand(1, 9, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(filtering.filter2d, (xs, ks), fast_mode=True)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # noise
 

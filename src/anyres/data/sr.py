@@ -5,13 +5,20 @@ image large enough to hold it; independent 50 % horizontal flip, vertical flip a
 ``patch x patch`` made with the project's MATLAB bicubic (antialiased) and rounded to 8 bits, like the
 evaluation LR; and ``queries`` HR pixels sampled without replacement, returned as coordinates, cells and
 ground-truth colours. All randomness comes from the ``torch.Generator`` passed in.
+
+Blind training (``degradation``): instead of bicubic, the LR patch is made by a degradation pipeline
+(``anyres.degrade``: ``classical``, ``bsrgan`` or ``realesrgan``) applied to the augmented HR crop, with its
+parameters drawn per sample from the same generator at the sample's own factor ``side / patch`` (so the
+pipeline's LR size is exactly ``patch x patch`` and LR pixel ``m`` covers HR pixels ``[m s, (m + 1) s)``,
+the alignment the coordinates assume). The GT stays the clean HR crop (no unsharp masking: this is a
+PSNR-oriented model).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -50,7 +57,8 @@ class Batch:
 
 class RandomScaleSampler:
     def __init__(self, images: Sequence[torch.Tensor], patch: int = 48, scale_min: float = 1.0,
-                 scale_max: float = 4.0, queries: int | None = None, augment: bool = True):
+                 scale_max: float = 4.0, queries: int | None = None, augment: bool = True,
+                 degradation: Any = None):
         if not 1.0 <= scale_min <= scale_max:
             raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
         self.images = list(images)
@@ -60,6 +68,15 @@ class RandomScaleSampler:
         if self.queries > patch * patch:
             raise ConfigError(f"queries ({self.queries}) cannot exceed patch^2 ({patch * patch})")
         self.augment = augment
+        self.degradation = None
+        if degradation is not None:
+            from anyres.degrade import get_pipeline
+
+            if isinstance(degradation, str):
+                degradation = {"name": degradation}
+            if not isinstance(degradation, dict) or "name" not in degradation or set(degradation) - {"name", "args"}:
+                raise ConfigError(f"degradation must be a pipeline name or {{name, args}}, got {degradation!r}")
+            self.degradation = get_pipeline(degradation["name"], degradation.get("args") or None)
         self.min_side = torch.tensor([min(img.shape[-2:]) for img in self.images])
         if int(self.min_side.max()) < patch:
             raise ConfigError(f"all training images are smaller than the {patch}px patch")
@@ -92,7 +109,11 @@ class RandomScaleSampler:
             if flips[2]:
                 hr = hr.transpose(-1, -2)
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
-        lr = quantize(imresize(hr, size=(self.patch, self.patch)))
+        if self.degradation is None:
+            lr = quantize(imresize(hr, size=(self.patch, self.patch)))
+        else:
+            records = self.degradation.sample(1, g, scale=side / self.patch, hr_size=[side, side])
+            lr = self.degradation.apply(hr.unsqueeze(0).contiguous(), records)[0]
         n = side * side
         pick = torch.randperm(n, generator=g)[: self.queries]
         coord = make_coord(side, side)[pick]

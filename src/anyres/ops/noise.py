@@ -207,7 +207,7 @@ def poisson_peak(x: torch.Tensor) -> torch.Tensor:
         ``(B,)`` peaks (powers of two in [1, 256]) in ``x``'s dtype.
     """
     b = _check_image(x)[0]
-    levels = (x.detach().clamp(0.0, 1.0) * 255.0).round().long().view(b, -1)
+    levels = (x.detach().clamp(0.0, 1.0) * 255.0).round().long().reshape(b, -1)
     hist = torch.zeros((b, 256), device=x.device, dtype=torch.long)
     hist.scatter_add_(1, levels, torch.ones_like(levels))
     distinct = (hist > 0).sum(dim=1).to(torch.float64)

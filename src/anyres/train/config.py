@@ -22,6 +22,7 @@ class DataConfig:
     scale_max: float = 4.0
     queries: int = 2304                              # sampled HR pixels per patch
     augment: bool = True
+    degradation: Any = None                          # None: bicubic LR; else a pipeline name or {name, args}
 
 
 @dataclass
@@ -29,6 +30,7 @@ class OptimConfig:
     lr: float = 1e-4
     milestones: list[int] = field(default_factory=list)  # iterations at which lr *= gamma
     gamma: float = 0.5
+    warmup: int = 0                                      # iterations of linear lr warm-up (fine-tuning)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     out_dir: str = "runs/liif"
+    init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -69,6 +69,8 @@ class Trainer:
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         spec = config.model
         self.net = NETWORKS.build(spec["name"], **spec.get("args", {}))
+        if config.init:
+            self._load_init(config.init)
         self.net = self.net.to(memory_format=torch.channels_last)
         self.model = self.net
         if self.world > 1:
@@ -77,17 +79,32 @@ class Trainer:
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)
-        self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment)
+        self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment,
+                                          degradation=d.degradation)
         self.iteration = 0
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
         self.out_dir = Path(config.out_dir)
         self.stop_requested = False  # set by SIGINT/SIGTERM: finish the step, checkpoint, return
 
+    def _load_init(self, folder: str) -> None:
+        from safetensors.torch import load_file
+
+        path = Path(folder) / "model.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"init: {path} not found (expected a weights folder with model.safetensors)")
+        try:
+            self.net.load_state_dict(load_file(str(path)))
+        except RuntimeError as err:
+            raise ConfigError(f"init: {path} does not match the model spec ({str(err).splitlines()[0]})") from None
+
     # -- schedule ------------------------------------------------------------------------------------
     def lr_at(self, iteration: int) -> float:
         o = self.config.optim
-        return o.lr * o.gamma ** sum(iteration >= m for m in o.milestones)
+        # A fresh Adam state takes full-size steps at once; a warm-up keeps fine-tuning from wrecking the
+        # initial weights in its first iterations.
+        ramp = min(1.0, (iteration + 1) / o.warmup) if o.warmup > 0 else 1.0
+        return o.lr * ramp * o.gamma ** sum(iteration >= m for m in o.milestones)
 
     # -- one step ------------------------------------------------------------------------------------
     def step(self) -> float:

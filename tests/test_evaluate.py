@@ -272,3 +272,63 @@ def test_cli_models_lists_baselines():
     assert result.exit_code == 0, result.output
     names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     assert "bicubic" in names and "nearest" in names
+
+
+# ------------------------------------------------------------------------------------------- degradation
+
+
+def test_degraded_evaluation_records_replayable_per_image_draws(hr_dir, tmp_path):
+    from anyres.degrade import get_pipeline
+    from anyres.evaluate import crop_for_scale, make_degraded_lr
+    from anyres.io import from_rgb_gray, to_rgb
+    from anyres.ops.color import quantize
+
+    report = evaluate("bicubic", hr_dir, [2, 3], degradation="realesrgan", seed=7, progress=False,
+                      json_path=tmp_path / "r.json")
+    assert report["degradation"] == {"pipeline": "realesrgan", "seed": 7}
+    assert json.loads((tmp_path / "r.json").read_text()) == report  # records are plain JSON
+    plain = evaluate("bicubic", hr_dir, [2, 3], progress=False)
+    pipe = get_pipeline("realesrgan")
+    for res, ref in zip(report["results"], plain["results"]):
+        s = res["scale"]
+        assert res["psnr"] < ref["psnr"]  # the degraded LR is harder than the bicubic one
+        for name, entry in res["per_image"].items():
+            hr, _ = read_image(hr_dir / f"{name}.png")
+            cropped, (h, w) = crop_for_scale(hr, s)
+            record = entry["degradation"]
+            assert record["hr_size"] == list(cropped.shape[-2:]) and record["lr_size"] == [h, w]
+            # Replaying the recorded parameters gives the LR the evaluation measured.
+            lr = pipe.apply(to_rgb(cropped).contiguous(), [record])
+            if hr.shape[1] == 1:
+                lr = quantize(from_rgb_gray(lr))
+            _, lr_eval, rec2 = make_degraded_lr(hr, s, pipe, 7, f"{name}.png@x{int(s)}")
+            assert rec2 == record and torch.equal(lr, lr_eval) and lr.shape[1] == hr.shape[1]
+            sr = torch.nn.functional.interpolate(lr, size=cropped.shape[-2:], mode="bicubic")
+            assert sr.shape == cropped.shape
+    # Draws depend on the image and the scale, not on the batch: images and scales get different records.
+    records = [e["degradation"] for r in report["results"] for e in r["per_image"].values()]
+    assert len({json.dumps(r, sort_keys=True) for r in records}) == len(records)
+
+
+def test_degraded_evaluation_is_seeded_and_independent_of_other_images(hr_dir, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "b.png").write_bytes((hr_dir / "b.png").read_bytes())
+    full = evaluate("bicubic", hr_dir, [2], degradation="bsrgan", seed=3, progress=False)
+    alone = evaluate("bicubic", one, [2], degradation="bsrgan", seed=3, progress=False)
+    other = evaluate("bicubic", one, [2], degradation="bsrgan", seed=4, progress=False)
+    assert alone["results"][0]["per_image"]["b"] == full["results"][0]["per_image"]["b"]
+    assert other["results"][0]["per_image"]["b"]["degradation"] != alone["results"][0]["per_image"]["b"]["degradation"]
+    assert "bsrgan degradation (seed 3)" in format_table(full)
+
+
+def test_cli_evaluate_degradation_writes_json_and_rejects_unknown_pipeline(hr_dir, tmp_path):
+    out = tmp_path / "cli.json"
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(hr_dir), "--scales", "2", "--degradation",
+                                    "classical", "--seed", "5", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["degradation"] == {"pipeline": "classical", "seed": 5}
+    assert set(data["results"][0]["per_image"]) == set(NAMES)
+    bad = CliRunner().invoke(main, ["evaluate", "--data", str(hr_dir), "--degradation", "gaussian"])
+    assert bad.exit_code == 2 and "gaussian" in bad.output and "Traceback" not in bad.output

@@ -74,14 +74,18 @@ def models() -> None:
 @click.option("--mode", type=click.Choice(["fast", "exact", "reference"]), default=None,
               help="Inference path of learned models (default fast).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files under --save.")
+@click.option("--degradation", type=click.Choice(["classical", "bsrgan", "realesrgan"]), default=None,
+              help="Make each LR with this blind-SR degradation pipeline instead of bicubic (parameters per "
+                   "image from --seed, recorded in the JSON).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --degradation draws.")
 def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path | None, save_dir: Path | None,
-             device: str | None, mode: str | None, overwrite: bool) -> None:
+             device: str | None, mode: str | None, overwrite: bool, degradation: str | None, seed: int) -> None:
     """Measure PSNR/SSIM of a model on a folder of HR images at several scales."""
     from anyres.evaluate import evaluate as run, format_table
 
     options = {"mode": mode} if mode else {}
     report = run(model, data, scales, protocol, json_path=json_path, save_dir=save_dir,
-                 device=_device(device), overwrite=overwrite, **options)
+                 device=_device(device), overwrite=overwrite, degradation=degradation, seed=seed, **options)
     click.echo(format_table(report))
 
 

@@ -7,6 +7,13 @@ LR construction (the SR literature's protocol, deterministic for any scale s):
 * non-integer s: ``h = floor(H / s)``, the HR image is cropped to ``round(h * s)`` (same for width) and
   resized to ``h x w`` with MATLAB bicubic;
 * the LR is rounded to 8 bits (as if saved as PNG), and the model must produce exactly the cropped HR size.
+
+Under a degradation (``degradation="classical" | "bsrgan" | "realesrgan"``, blind SR): the HR is cropped the
+same way, and the LR is made by that pipeline instead of bicubic, with parameters drawn for each image and
+scale from ``derive_seed(seed, "NAME@xS")`` (so an image's LR does not depend on the other images) and
+recorded in the report under ``per_image[NAME]["degradation"]``. The pipeline's LR size
+``round(H / s) x round(W / s)`` of the cropped HR equals the bicubic protocol's LR size. A grayscale HR is
+degraded as RGB (the channel repeated) and its LR converted back to gray with BT.601 luma.
 """
 
 from __future__ import annotations
@@ -26,15 +33,15 @@ from anyres.metrics import PROTOCOLS, measure
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
 
-__all__ = ["evaluate", "make_lr", "parse_scales", "format_table"]
+__all__ = ["evaluate", "make_lr", "make_degraded_lr", "crop_for_scale", "parse_scales", "format_table"]
 
 
 def _is_integer(scale: float) -> bool:
     return abs(scale - round(scale)) < 1e-9
 
 
-def make_lr(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, C, H, W)`` HR in [0, 1] -> (cropped HR, 8-bit-rounded LR) for a scale >= 1 (see module doc)."""
+def crop_for_scale(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Crop ``(B, C, H, W)`` (bottom/right) to the HR size of the protocol; returns it and the LR size."""
     if scale < 1:
         raise ValueError(f"evaluation scales must be >= 1, got {scale}")
     big_h, big_w = hr.shape[-2:]
@@ -47,12 +54,34 @@ def make_lr(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]
         crop_h, crop_w = int(round(h * scale)), int(round(w * scale))
     if h < 1 or w < 1:
         raise ValueError(f"image of size {big_h}x{big_w} is too small for scale {scale}")
-    hr = hr[..., :crop_h, :crop_w]
+    return hr[..., :crop_h, :crop_w], (h, w)
+
+
+def make_lr(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C, H, W)`` HR in [0, 1] -> (cropped HR, 8-bit-rounded LR) for a scale >= 1 (see module doc)."""
+    hr, (h, w) = crop_for_scale(hr, scale)
     if _is_integer(scale):
         lr = imresize(hr, scale=1.0 / round(scale))
     else:
         lr = imresize(hr, size=(h, w))
     return hr, quantize(lr)
+
+
+def make_degraded_lr(hr: torch.Tensor, scale: float, pipeline: Any, seed: int,
+                     key: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """``(1, C, H, W)`` HR -> (cropped HR, LR, record): the LR made by a degradation pipeline (module doc)."""
+    from anyres.degrade import derive_seed
+    from anyres.io import from_rgb_gray, to_rgb
+
+    hr, (h, w) = crop_for_scale(hr, scale)
+    generator = torch.Generator().manual_seed(derive_seed(seed, key))
+    record = pipeline.sample(1, generator, scale=float(scale), hr_size=list(hr.shape[-2:]))[0]
+    if record["lr_size"] != [h, w]:  # cannot happen for the crop above; a guard against a changed rounding rule
+        raise AssertionError(f"pipeline LR size {record['lr_size']} != protocol LR size {[h, w]}")
+    lr = pipeline.apply(to_rgb(hr.float()).contiguous(), [record])
+    if hr.shape[1] == 1:
+        lr = quantize(from_rgb_gray(lr))
+    return hr, lr, record
 
 
 def parse_scales(text: str | Iterable[float]) -> list[float]:
@@ -78,8 +107,11 @@ def _scale_label(scale: float) -> str:
 
 def format_table(report: dict[str, Any]) -> str:
     """A markdown table of one evaluation report."""
+    under = ""
+    if report.get("degradation"):
+        under = f", LR by {report['degradation']['pipeline']} degradation (seed {report['degradation']['seed']})"
     lines = [
-        f"{report['model']} on {report['dataset']} ({report['protocol']} protocol)",
+        f"{report['model']} on {report['dataset']} ({report['protocol']} protocol{under})",
         "",
         "| scale | PSNR (dB) | SSIM | images | seconds |",
         "|---|---|---|---|---|",
@@ -92,7 +124,8 @@ def format_table(report: dict[str, Any]) -> str:
 def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[float] | str = (2, 3, 4),
              protocol: str = "benchmark", *, json_path: str | Path | None = None,
              save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
-             overwrite: bool = False, **model_options: Any) -> dict[str, Any]:
+             overwrite: bool = False, degradation: str | None = None, seed: int = 0,
+             **model_options: Any) -> dict[str, Any]:
     """Evaluate a model on a folder of HR images at several scales.
 
     Args:
@@ -102,16 +135,27 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         protocol: ``benchmark`` (Y, shave ceil(s)) or ``div2k`` (RGB, shave ceil(s) + 6).
         json_path: if given, the report is also written there as JSON.
         save_dir: if given, SR images are written to ``save_dir/x{scale}/{name}.png``.
+        degradation: ``None`` (bicubic LR, the standard protocol) or a pipeline name (``classical``,
+            ``bsrgan``, ``realesrgan``) that makes each LR instead, from ``seed`` (see the module doc).
 
     Returns:
         ``{"model", "dataset", "protocol", "results": [{"scale", "psnr", "ssim", "n", "seconds",
-        "per_image": {name: {"psnr", "ssim"}}}]}`` — PSNR/SSIM are means over images.
+        "per_image": {name: {"psnr", "ssim"}}}]}`` — PSNR/SSIM are means over images. With a
+        degradation the report also holds ``"degradation": {"pipeline", "seed"}`` and each per-image entry
+        its parameter record under ``"degradation"``.
     """
     from tqdm import tqdm
 
     if protocol not in PROTOCOLS:
         raise AnyresError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     scale_list = parse_scales(scales)
+    pipeline = None
+    if degradation is not None:
+        from anyres.degrade import get_pipeline
+
+        pipeline = get_pipeline(degradation)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise AnyresError(f"seed must be an integer, got {seed!r}")
     data = Path(data)
     if not data.is_dir():
         raise ImageReadError(f"{data}: not a directory of HR images")
@@ -130,13 +174,19 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     for path in files:
         hr_full, _meta = read_image(path)
         for s in scale_list:
-            hr, lr = make_lr(hr_full, s)
+            record = None
+            if pipeline is None:
+                hr, lr = make_lr(hr_full, s)
+            else:
+                hr, lr, record = make_degraded_lr(hr_full, s, pipeline, seed, f"{path.name}@x{_scale_label(s)}")
             start = time.perf_counter()
             with torch.inference_mode():
                 sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
             per_scale[s]["seconds"] += time.perf_counter() - start
             score = measure(sr, hr, s, protocol)
             per_scale[s]["per_image"][path.stem] = {"psnr": score.psnr, "ssim": score.ssim}
+            if record is not None:
+                per_scale[s]["per_image"][path.stem]["degradation"] = record
             if save_dir is not None:
                 write_image(Path(save_dir) / f"x{_scale_label(s)}" / f"{path.stem}.png", quantize(sr),
                             overwrite=overwrite)
@@ -156,6 +206,8 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
             "per_image": per_image,
         })
     report = {"model": str(model_name), "dataset": data.resolve().name, "protocol": protocol, "results": results}
+    if pipeline is not None:
+        report["degradation"] = {"pipeline": pipeline.name, "seed": seed}
     if json_path is not None:
         _write_json(Path(json_path), report)
     return report

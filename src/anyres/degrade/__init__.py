@@ -15,7 +15,7 @@ from typing import Any
 
 from anyres.errors import RegistryError
 
-from .base import Pipeline, lr_size
+from .base import Pipeline, derive_seed, lr_size
 from .bsrgan import BSRGANConfig, BSRGANPipeline
 from .classical import ClassicalConfig, ClassicalPipeline
 from .realesrgan import RealESRGANConfig, RealESRGANPipeline
@@ -25,6 +25,7 @@ __all__ = [
     "get_pipeline",
     "Pipeline",
     "lr_size",
+    "derive_seed",
     "ClassicalConfig",
     "ClassicalPipeline",
     "BSRGANConfig",

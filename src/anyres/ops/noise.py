@@ -257,10 +257,14 @@ def poisson_noise(
         if flags is not None and c == 3:
             luma = (v * v.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
             v = torch.where(flags, luma.expand(b, c, h, w), v)
+        if flags is not None and c == 3 and bool(flags.all()):
+            v = v[:, :1]  # every sample is gray: one field each is all that is used (a third of the draws)
         rate = (v * peak.view(b, 1, 1, 1)).to(device=generator.device, dtype=_draw_dtype(x.dtype))
         counts = torch.poisson(rate, generator=generator).to(device=x.device, dtype=x.dtype)
         noise = counts / peak.view(b, 1, 1, 1) - v
-        if flags is not None:
+        if noise.shape[1] != c:
+            noise = noise.expand(b, c, h, w)
+        elif flags is not None:
             noise = torch.where(flags, noise[:, :1].expand(b, c, h, w), noise)
     return _finish(x + scale.view(b, 1, 1, 1) * noise, clip)
 

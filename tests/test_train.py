@@ -146,3 +146,51 @@ def test_stop_request_checkpoints_and_resume_continues(tmp_path):
     full = Trainer(_config(tmp_path / "full"), images=images, log=lambda m: None)
     full.run()
     assert all(torch.equal(v, resumed.net.state_dict()[k]) for k, v in full.net.state_dict().items())
+
+
+def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
+    from anyres.data.sr import RandomScaleSampler
+    from anyres.degrade import get_pipeline
+
+    imgs = _images(n=3, size=48)
+    clean = RandomScaleSampler(imgs, patch=8, scale_min=2, scale_max=4, queries=16)
+    blind = RandomScaleSampler(imgs, patch=8, scale_min=2, scale_max=4, queries=16, degradation="realesrgan")
+    b = blind.sample(4, torch.Generator().manual_seed(3))
+    c = clean.sample(4, torch.Generator().manual_seed(3))
+    assert b.lr.shape == (4, 3, 8, 8) and torch.equal(b.lr * 255, torch.round(b.lr * 255))
+    assert not torch.equal(b.lr, c.lr)
+    # The crop, scale and queries come first from the generator, so the targets are those of the clean run.
+    assert torch.equal(b.scale, c.scale) and torch.equal(b.coord, c.coord) and torch.equal(b.gt, c.gt)
+    again = blind.sample(4, torch.Generator().manual_seed(3))
+    assert torch.equal(b.lr, again.lr)
+    # A {name, args} spec reaches the pipeline's config; bad specs are one-line config errors.
+    s = RandomScaleSampler(imgs, patch=8, degradation={"name": "classical", "args": {"jpeg_prob": 1.0}})
+    assert s.degradation.config == get_pipeline("classical", jpeg_prob=1.0).config
+    with pytest.raises(ConfigError, match="degradation"):
+        RandomScaleSampler(imgs, patch=8, degradation={"pipeline": "bsrgan"})
+    with pytest.raises(Exception, match="unknown degradation pipeline"):
+        RandomScaleSampler(imgs, patch=8, degradation="gaussian")
+
+
+def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
+    cfg = _config(tmp_path, optim=OptimConfig(lr=1e-3, milestones=[8], warmup=4))
+    t = Trainer(cfg, images=_images(), log=lambda m: None)
+    assert [t.lr_at(i) for i in (0, 1, 3, 4, 7, 8)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3, 5e-4])
+
+
+def test_init_loads_weights_and_refuses_mismatched_ones(tmp_path):
+    from anyres.hub import save_network
+
+    donor = Trainer(_config(tmp_path, seed=5), images=_images(), log=lambda m: None)
+    save_network(donor.net, tmp_path / "donor")
+    fresh = Trainer(_config(tmp_path, seed=6), images=_images(), log=lambda m: None)
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(donor).values(), _weights(fresh).values()))
+    init = Trainer(_config(tmp_path, seed=6, init=str(tmp_path / "donor")), images=_images(), log=lambda m: None)
+    for k, v in _weights(donor).items():
+        assert torch.equal(v, init.net.state_dict()[k]), k
+    with pytest.raises(ConfigError, match="not found"):
+        Trainer(_config(tmp_path, init=str(tmp_path / "nowhere")), images=_images(), log=lambda m: None)
+    other = _config(tmp_path, init=str(tmp_path / "donor"))
+    other.model = {"name": "liif", "args": {**tiny_liif_config(), "hidden": [8]}}
+    with pytest.raises(ConfigError, match="does not match"):
+        Trainer(other, images=_images(), log=lambda m: None)

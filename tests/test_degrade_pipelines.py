@@ -407,3 +407,22 @@ def test_cli_user_mistakes(tmp_path):
     assert res.exit_code == 1 and "already exists" in res.output
     res = run(src / "a.png", src / "b.png", "--replay", tmp_path / "p.json", "--out-dir", tmp_path / "r")
     assert res.exit_code == 1 and "no record for 'b.png'" in res.output and (tmp_path / "r" / "a.png").exists()
+
+
+def test_public_degrade_image_returns_a_replayable_record(tmp_path):
+    import anyres
+    from anyres.io import write_image
+
+    hr = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(2))
+    lr, record = anyres.degrade_image(hr, "bsrgan", 3.0, seed=4)
+    assert lr.shape == (1, 3, 13, 12) and record["pipeline"] == "bsrgan" and record["scale"] == 3.0
+    assert torch.equal(get_pipeline("bsrgan").apply(hr, [record]), lr)
+    again, rec2 = anyres.degrade_image(hr[0], "bsrgan", 3.0, seed=4)
+    assert torch.equal(again, lr) and rec2 == record
+    assert not torch.equal(anyres.degrade_image(hr, "bsrgan", 3.0, seed=5)[0], lr)
+    write_image(tmp_path / "g.png", hr[:, :1])
+    gray_lr, _ = anyres.degrade_image(tmp_path / "g.png", "classical", 2.0, seed=0, noise_prob=0.0)
+    assert gray_lr.shape == (1, 3, 20, 18)
+    assert torch.equal(gray_lr[:, 0], gray_lr[:, 1]) and torch.equal(gray_lr[:, 1], gray_lr[:, 2])
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 40, 36\)"):
+        anyres.degrade_image(torch.cat([hr, hr]), "bsrgan", 3.0)

@@ -1,7 +1,8 @@
 """anyres: image restoration at any resolution.
 
-The public API: :func:`evaluate`, :func:`upscale`, :func:`load`, and the image I/O helpers
-:func:`read_image` / :func:`write_image`.
+The public API: :func:`evaluate`, :func:`upscale`, :func:`load`, :func:`degrade_image` (one synthetic LR
+image and its parameter record; the pipelines themselves live in :mod:`anyres.degrade`), and the image I/O
+helpers :func:`read_image` / :func:`write_image`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "upscale", "load", "read_image", "write_image"]
+__all__ = ["__version__", "evaluate", "upscale", "load", "degrade_image", "read_image", "write_image"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,10 +20,10 @@ def __getattr__(name: str) -> Any:
         from anyres.evaluate import evaluate
 
         return evaluate
-    if name == "upscale":
-        from anyres.api import upscale
+    if name in ("upscale", "degrade_image"):
+        from anyres import api
 
-        return upscale
+        return getattr(api, name)
     if name == "load":
         from anyres.hub import load_upscaler
 

@@ -10,7 +10,7 @@ import torch
 
 from anyres.errors import AnyresError
 
-__all__ = ["upscale", "target_size"]
+__all__ = ["upscale", "degrade_image", "target_size"]
 
 
 def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
@@ -59,3 +59,29 @@ def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: S
     out_size = target_size(image.shape[-2], image.shape[-1], scale=scale, size=size, width=width, height=height)
     with torch.inference_mode():
         return upscaler.upscale(image.float(), out_size).clamp(0.0, 1.0)
+
+
+def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, *, seed: int = 0,
+                  **config: Any) -> tuple[torch.Tensor, dict]:
+    """Make one synthetic LR image from an HR image path or ``(1, 3, H, W)`` / ``(3, H, W)`` tensor in [0, 1].
+
+    ``pipeline`` is ``classical``, ``bsrgan`` or ``realesrgan``; ``config`` overrides its ranges (see
+    :mod:`anyres.degrade`). Returns ``(lr, record)``: ``(1, 3, round(H / s), round(W / s))`` in [0, 1] and the
+    JSON-serialisable parameter record, which ``get_pipeline(pipeline).apply(hr, [record])`` replays exactly.
+    Grayscale input is repeated to RGB.
+    """
+    from anyres.degrade import get_pipeline
+    from anyres.io import read_image, to_rgb
+
+    if isinstance(image, (str, Path)):
+        image, _ = read_image(image)
+    if not torch.is_tensor(image):
+        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
+    if image.dim() == 3:
+        image = image[None]
+    if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+        raise ValueError(f"image must be (1, 3, H, W) or (3, H, W), got shape {tuple(image.shape)}")
+    hr = to_rgb(image.float()).contiguous()
+    pipe = get_pipeline(pipeline, **config)
+    lr, records = pipe(hr, torch.Generator().manual_seed(int(seed)), scale=scale)
+    return lr, records[0]

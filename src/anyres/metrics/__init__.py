@@ -28,7 +28,7 @@ from anyres.ops.color import quantize, rgb_to_y_matlab
 # The function shadows its submodule's name here on purpose: ``from anyres.metrics import lpips`` is the
 # function; reach the module with ``from anyres.metrics.lpips import ...`` or ``importlib.import_module``.
 # Importing it reads no weights (they load on the first call).
-from anyres.metrics.lpips import lpips  # noqa: E402  (after the imports above it depends on nothing)
+from anyres.metrics.lpips import lpips
 
 __all__ = ["PROTOCOLS", "psnr", "ssim", "lpips", "prepare", "shave_for", "measure"]
 

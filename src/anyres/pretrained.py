@@ -17,6 +17,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Models the package promises; a missing folder is reported clearly instead of silently absent.
 _SHIPPED = {
     "liif": "LIIF, EDSR-baseline encoder, trained here on CPU (T91+BSD200+General100), any scale; the default",
+    "liif-real": "LIIF fine-tuned on Real-ESRGAN-degraded LR (blind: noise, blur, JPEG), any scale",
 }
 
 

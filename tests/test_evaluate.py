@@ -355,3 +355,12 @@ def test_metrics_option_selects_columns_and_lpips_is_zero_for_a_perfect_model(hr
     assert 0 < r2["lpips"] < r4["lpips"]  # a harder scale is perceptually further away
     res = CliRunner().invoke(main, ["evaluate", "--data", str(big), "--scales", "2", "--metrics", "psnr,ssim,lpips"])
     assert res.exit_code == 0 and "LPIPS" in res.output, res.output
+
+
+def test_files_sharing_a_stem_are_reported_by_full_name(tmp_path):
+    write_image(tmp_path / "a.png", _smooth(40, 48, 3, 1))
+    write_image(tmp_path / "a.bmp", _smooth(40, 48, 3, 2))
+    write_image(tmp_path / "b.png", _smooth(40, 48, 3, 3))
+    rep = evaluate("bicubic", tmp_path, [2], progress=False)
+    assert set(rep["results"][0]["per_image"]) == {"a.png", "a.bmp", "b"}
+    assert rep["results"][0]["n"] == 3

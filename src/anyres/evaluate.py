@@ -208,6 +208,9 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     if isinstance(model, Path):
         model_name = str(model)
 
+    # Images are keyed by file stem; stems shared by several files (a.png, a.jpg) use the full file name.
+    stems = [p.stem for p in files]
+    keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
     per_scale = {s: {"per_image": {}, "seconds": 0.0} for s in scale_list}
     bar = tqdm(total=len(files) * len(scale_list), desc=f"evaluate {model_name}", unit="img", disable=progress is False
                if progress is not None else None, leave=False)
@@ -229,11 +232,11 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
                 entry.update({m: getattr(score, m) for m in ("psnr", "ssim") if m in metric_list})
             if "lpips" in metric_list:
                 entry["lpips"] = lpips_score(sr, hr, s, protocol)
-            per_scale[s]["per_image"][path.stem] = entry
+            per_scale[s]["per_image"][keys[path]] = entry
             if record is not None:
-                per_scale[s]["per_image"][path.stem]["degradation"] = record
+                entry["degradation"] = record
             if save_dir is not None:
-                write_image(Path(save_dir) / f"x{_scale_label(s)}" / f"{path.stem}.png", quantize(sr),
+                write_image(Path(save_dir) / f"x{_scale_label(s)}" / f"{keys[path]}.png", quantize(sr),
                             overwrite=overwrite)
             bar.update(1)
     bar.close()

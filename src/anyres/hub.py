@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anyres.errors import RegistryError
-from anyres.registry import MODELS
+from anyres.registry import MODELS, NETWORKS
 
 __all__ = ["load_upscaler", "save_network", "load_network", "load_folder_upscaler", "WEIGHTS", "CONFIG", "CARD"]
 
@@ -46,7 +46,8 @@ def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = No
 def load_network(folder: str | Path, device: str | None = None):
     """Rebuild a network from a folder's ``config.json`` and load ``model.safetensors`` (never unpickles).
 
-    Returns ``(net, config)``.
+    ``config["arch"]`` names a :data:`~anyres.registry.NETWORKS` entry whose builder carries a
+    ``config_class`` (``liif``, ``diinn``). Returns ``(net, config)``.
     """
     import json
 
@@ -58,13 +59,15 @@ def load_network(folder: str | Path, device: str | None = None):
         config = json.loads((folder / CONFIG).read_text())
     except (OSError, ValueError) as err:
         raise RegistryError(f"{folder / CONFIG}: cannot read model config ({err})") from None
-    arch = config.get("arch")
-    if arch != "liif":
+    arch = config.get("arch") if isinstance(config, dict) else None
+    # A saveable architecture is a NETWORKS entry whose builder names its config dataclass; config.json
+    # also holds card fields (name, iterations, ...), so only that dataclass's keys go to the builder.
+    config_class = getattr(NETWORKS.get(arch).builder, "config_class", None) \
+        if isinstance(arch, str) and arch in NETWORKS else None
+    if config_class is None:
         raise RegistryError(f"{folder / CONFIG}: unknown architecture {arch!r}")
-    from anyres.models.liif import LIIF, LIIFConfig
-
-    fields = {k: v for k, v in config.items() if k in LIIFConfig.__dataclass_fields__}
-    net = LIIF(LIIFConfig.from_dict(fields))
+    fields = {k: v for k, v in config.items() if k in config_class.__dataclass_fields__}
+    net = NETWORKS.build(arch, **fields)
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except (OSError, SafetensorError) as err:

@@ -299,3 +299,6 @@ def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bo
 @NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)")
 def build_liif(**kwargs: Any) -> LIIF:
     return LIIF(LIIFConfig.from_dict(kwargs))
+
+
+build_liif.config_class = LIIFConfig  # lets hub.load_network pick the config keys out of config.json

@@ -1,7 +1,8 @@
 """anyres: image restoration at any resolution.
 
 The public API: :func:`evaluate`, :func:`upscale`, :func:`load`, :func:`degrade_image` (one synthetic LR
-image and its parameter record; the pipelines themselves live in :mod:`anyres.degrade`), and the image I/O
+image and its parameter record; the pipelines themselves live in :mod:`anyres.degrade`),
+:func:`estimate_kernel` (an image's own x2 / x4 downscaling kernel, KernelGAN), and the image I/O
 helpers :func:`read_image` / :func:`write_image`.
 """
 
@@ -11,7 +12,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "upscale", "load", "degrade_image", "read_image", "write_image"]
+__all__ = ["__version__", "evaluate", "upscale", "load", "degrade_image", "estimate_kernel", "read_image",
+           "write_image"]
 
 
 def __getattr__(name: str) -> Any:
@@ -28,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from anyres.hub import load_upscaler
 
         return load_upscaler
+    if name == "estimate_kernel":
+        from anyres.degrade.kernelgan import estimate_kernel
+
+        return estimate_kernel
     if name in ("read_image", "write_image"):
         from anyres import io
 

@@ -200,9 +200,11 @@ def _device(device: str | None) -> str:
 def _register_subcommands() -> None:
     from anyres.compare import compare_command
     from anyres.degrade.cli import degrade_command
+    from anyres.degrade.kernelgan_cli import estimate_kernel_command
 
     main.add_command(compare_command)
     main.add_command(degrade_command)
+    main.add_command(estimate_kernel_command)
 
 
 _register_subcommands()

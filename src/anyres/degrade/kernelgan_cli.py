@@ -1,0 +1,118 @@
+"""``anyres estimate-kernel``: estimate an image's own x2 or x4 downscaling kernel with KernelGAN.
+
+Writes the kernel as a ``.npy`` array (``(k, k)`` float32, summing to 1; by default beside the image as
+``NAME_kernel_xS.npy``), and optionally a picture of it (``--png``) and a JSON record (``--json``) of exactly
+``{"scale": s, "kernel": [[...]], "seconds": t, "iters": n}``. Every file is written atomically; the input
+is never overwritten, and existing outputs only with ``--overwrite``. User mistakes (a missing or
+unreadable image, an image smaller than KernelGAN's crops, a bad scale) give one error line and exit 1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from anyres.errors import AnyresError, ConfigError
+from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
+
+from .kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
+
+__all__ = ["estimate_kernel_command", "kernel_picture"]
+
+# Each tap of the --png picture is drawn as a block of this many pixels per side.
+PICTURE_BLOCK = 16
+
+
+def kernel_picture(kernel: torch.Tensor, block: int = PICTURE_BLOCK) -> torch.Tensor:
+    """``(k, k)`` kernel -> ``(1, 1, k * block, k * block)`` gray image in [0, 1]: taps divided by the
+    largest one (negative taps, if any, show as black), each tap a ``block`` x ``block`` square."""
+    peak = kernel.max()
+    img = (kernel / peak if peak > 0 else kernel).clamp(0.0, 1.0)
+    return img.repeat_interleave(block, 0).repeat_interleave(block, 1)[None, None].float()
+
+
+def _check_target(path: Path, image: Path, overwrite: bool) -> None:
+    check_not_input(path, image)
+    if path.is_dir():
+        raise AnyresError(f"cannot write {path}: it is a directory")
+    if path.exists() and not overwrite:
+        raise AnyresError(f"{path}: already exists; pass --overwrite to replace it")
+
+
+@click.command("estimate-kernel")
+@click.argument("image", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--scale", default="2", show_default=True, metavar="2|4",
+              help="2 or 4: the x2 kernel, or the x4 kernel derived from it analytically.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Kernel file (.npy); default: NAME_kernel_xSCALE.npy beside the image.")
+@click.option("--png", "png", type=click.Path(path_type=Path), default=None,
+              help="Also write a picture of the kernel (taps scaled to the largest, 16 px per tap).")
+@click.option("--iters", type=int, default=DEFAULT_ITERS, show_default=True,
+              help="Training iterations (the paper's 3000: about a minute on one CPU core; the schedule is "
+                   "written for 3000, so far fewer give an unfinished kernel).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help='Write {"scale", "kernel", "seconds", "iters"} to this JSON file.')
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (the input is never replaced).")
+def estimate_kernel_command(image: Path, scale: str, output: Path | None, png: Path | None, iters: int, seed: int,
+                            json_path: Path | None, overwrite: bool) -> None:
+    """Estimate the blur kernel that downscaled IMAGE (KernelGAN, Bell-Kligler et al. 2019)."""
+    try:
+        _run(image, _parse_scale(scale), output, png, iters, seed, json_path, overwrite)
+    except AnyresError as err:
+        click.echo(f"anyres: error: {err}", err=True)
+        raise SystemExit(1) from None
+
+
+def _parse_scale(text: str) -> int:
+    # Parsed here rather than by click so that "--scale 3" and "--scale x" both give one error line.
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value not in SCALES:
+        raise ConfigError(f"--scale must be 2 or 4, got {text!r} (KernelGAN learns a x2 kernel and derives x4 "
+                          f"from it; other scales are not supported)")
+    return int(value)
+
+
+def _run(image: Path, scale: int, output: Path | None, png: Path | None, iters: int, seed: int,
+         json_path: Path | None, overwrite: bool) -> None:
+    if iters < 1:
+        raise ConfigError(f"--iters must be >= 1, got {iters}")
+    if output is None:
+        output = image.with_name(f"{image.stem}_kernel_x{scale}.npy")
+    if output.suffix.lower() != ".npy":
+        raise ConfigError(f"-o/--output must end in .npy, got {output}")
+    if json_path is not None and json_path.suffix.lower() != ".json":
+        raise ConfigError(f"--json must end in .json, got {json_path}")
+    if png is not None and png.suffix.lower() != ".png":
+        raise ConfigError(f"--png must end in .png, got {png}")
+    img, _ = read_image(image)  # one-line ImageReadError for a missing, unreadable or corrupt file
+    targets = [p for p in (output, png, json_path) if p is not None]
+    if len({p.resolve() for p in targets}) != len(targets):
+        raise ConfigError("-o, --png and --json must name different files")
+    for target in targets:
+        _check_target(target, image, overwrite)
+
+    start = time.perf_counter()
+    kernel = estimate_kernel(img, scale=scale, iters=iters, seed=seed, progress=True).cpu()
+    seconds = time.perf_counter() - start
+
+    buf = io.BytesIO()
+    np.save(buf, kernel.numpy().astype(np.float32))
+    write_bytes_atomic(output, buf.getvalue(), overwrite=overwrite)
+    if png is not None:
+        write_image(png, kernel_picture(kernel), overwrite=overwrite)
+    if json_path is not None:
+        record = {"scale": scale, "kernel": kernel.double().tolist(), "seconds": round(seconds, 3), "iters": iters}
+        write_bytes_atomic(json_path, (json.dumps(record) + "\n").encode("utf-8"), overwrite=overwrite)
+    size = kernel.shape[-1]
+    click.echo(f"{image} -> {output} ({size}x{size} x{scale} kernel, {iters} iterations, {seconds:.1f} s)", err=True)

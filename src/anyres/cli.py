@@ -122,8 +122,14 @@ def _parse_size(text: str) -> tuple[int, int]:
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option("--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+@click.option("--blind", is_flag=True,
+              help="Blind SR: estimate the image's own kernel (KernelGAN, ~40-60 s per image on a CPU core), "
+                   "adapt a copy of the model to it on pairs made from the image (--blind-iters steps, "
+                   "~0.1-0.3 s each on a CPU), then upscale. Costs about a minute or two per image.")
+@click.option("--blind-iters", type=click.IntRange(0, 100000), default=None,
+              help="Adaptation steps of --blind (default 200).")
 def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mode, device, quality, max_pixels,
-            overwrite) -> None:
+            overwrite, blind, blind_iters) -> None:
     """Upscale images (files or folders) to any scale or size.
 
     Outputs keep the input's format, bit depth, alpha and colour profile. Without -o/--out-dir each result
@@ -151,6 +157,10 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
     from anyres.ops.resize import MODES
 
     options = {} if model in MODES else {"mode": mode, "tile": tile or DEFAULT_TILE, "progress": True}
+    if blind_iters is not None and not blind:
+        raise AnyresError("--blind-iters needs --blind")
+    if blind and model in MODES:
+        raise AnyresError(f"--blind adapts a learned model; {model!r} is an interpolation baseline")
     upscaler = load_upscaler(model, device=_device(device), **options)
     dev = _device(device)
     for message in errors:
@@ -170,8 +180,18 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
             check_not_input(target, files)
             if target.exists() and not overwrite:
                 raise AnyresError(f"{target}: already exists; pass --overwrite to replace it")
+            if blind:
+                from anyres.train.blind import DEFAULT_ITERS, blind_upscale
+
+                sr, info = blind_upscale(upscaler, img.to(dev), out_size, progress=True,
+                                         iters=DEFAULT_ITERS if blind_iters is None else blind_iters)
+                sr = sr.clamp(0, 1).cpu()
+                click.echo(f"{path}: kernel estimated in {info['kernel_seconds']:.0f} s, model adapted in "
+                           f"{info['adapt_seconds']:.0f} s (L1 {info['loss_first'] or 0:.4f} -> "
+                           f"{info['loss_last'] or 0:.4f})", err=True)
             with torch.inference_mode():
-                sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()
+                if not blind:
+                    sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()
                 alpha = None
                 if meta.alpha is not None:
                     alpha = imresize(meta.alpha, size=out_size).clamp(0, 1)

@@ -31,7 +31,7 @@ from anyres.ops.filtering import filter2d
 
 __all__ = ["make_internal_pair", "internal_finetune", "blind_upscale", "DEFAULT_ITERS"]
 
-DEFAULT_ITERS = 200
+DEFAULT_ITERS = 100
 
 
 def make_internal_pair(image: torch.Tensor, kernel: torch.Tensor, patch: int,
@@ -54,10 +54,11 @@ def make_internal_pair(image: torch.Tensor, kernel: torch.Tensor, patch: int,
 
 
 def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.Tensor, *, iters: int = DEFAULT_ITERS,
-                      patch: int = 24, batch: int = 4, lr: float = 2e-5, seed: int = 0,
+                      patch: int = 24, batch: int = 4, lr: float = 2e-5, seed: int = 0, mode: str = "fast",
                       on_step: Callable[[int, float], None] | None = None) -> tuple[torch.nn.Module, list[float]]:
     """Fine-tune a copy of a LIIF-style ``net`` on pairs made from ``image`` with ``kernel``; returns it and the
-    per-iteration L1 losses. ``net`` itself is not changed. Deterministic for a seed (on one device)."""
+    per-iteration L1 losses. ``net`` itself is not changed. Deterministic for a seed (on one device).
+    ``mode``: ``fast`` (the training recipe's bf16 encoder autocast and decoder) or ``exact`` (float32)."""
     if iters < 0:
         raise AnyresError(f"blind iterations must be >= 0, got {iters}")
     tuned = copy.deepcopy(net).float().train()
@@ -75,7 +76,7 @@ def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.T
     for i in range(iters):
         son, father = make_internal_pair(image, kernel, patch, g, batch)
         gt = father.reshape(batch, 3, -1).transpose(1, 2)
-        pred = tuned(son.contiguous(), coord, cell, mode="exact")
+        pred = tuned(son.contiguous(memory_format=torch.channels_last), coord, cell, mode=mode, encoder_bf16=mode == "fast")
         loss = (pred.float() - gt).abs().mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -111,6 +112,7 @@ def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, 
     t1 = time.perf_counter()
     bar = tqdm(total=iters, desc="adapting", unit="it", leave=False, disable=None) if progress else None
     tuned, losses = internal_finetune(net, rgb, kernel, iters=iters, seed=seed,
+                                      mode="exact" if upscaler.mode == "exact" else "fast",
                                       on_step=(lambda i, l: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()

@@ -1,0 +1,410 @@
+"""DeepLPF's local parametric filters as pure functions (Moran et al., CVPR 2020, arXiv 2003.13985).
+
+The filters turn a handful of numbers per image into per-pixel, per-channel maps:
+
+- graduated filter (Sec. 3.2.2, Eqs. 1-3): :func:`graduated_map`, with the inversion bit from
+  :func:`straight_through_bit`;
+- elliptical filter (Sec. 3.2.3, Eq. 4): :func:`elliptical_map`;
+- cubic polynomial filter (Sec. 3.2.4, Eq. 6): :func:`cubic_polynomial` and :func:`cubic_filter`;
+- fusion: :func:`combine_instances` (product over a filter's instances, Eq. 7), :func:`fuse_scale_maps`
+  (graduated + elliptical), :func:`apply_scale_map` and :func:`long_residual` (the released pipeline).
+
+With ``Y1`` the backbone image, the model computes ``Y2 = cubic_filter(Y1, coeffs)``,
+``S = fuse_scale_maps(combine_instances(graduated_map(...)), combine_instances(elliptical_map(...)))``,
+``Y3 = apply_scale_map(Y2, S)`` and the output ``long_residual(Y3, Y1)``. Bounding the head's raw
+outputs into these functions' parameter ranges (tanh, sigmoid, ...) is the model's job, not done here.
+
+Coordinates
+-----------
+``x`` runs along the width and ``y`` along the height, both normalised to [0, 1] by the image size and
+taken at pixel centres: pixel ``(row i, column j)`` of an ``H x W`` map sits at ``x = (j + 0.5) / W``,
+``y = (i + 0.5) / H`` (the centres of :mod:`anyres.ops.coords` mapped from [-1, 1] to [0, 1]). ``y``
+grows downwards. Every length (intercepts, offsets, centres, semi-axes) is in these units, so on a
+non-square image a circle in (x, y) is an ellipse in pixels, as in the reference code; a slope is
+``dy / dx`` in these units.
+
+Parameters are batched twice: over ``B`` images and over ``N`` instances of a filter (DeepLPF uses 3
+graduated and 3 elliptical instances); scales are per instance and per channel, ``(B, N, C)``, with
+``C = 3`` for RGB. A head output laid out instance-major ``[inst0 R, G, B, inst1 R, G, B, ...]`` is
+``scale.view(B, N, C)``. Every map is float with the parameters' dtype and device.
+
+Differences from the released reference code (the bugs in the project digest) and what is done here
+-------------------------------------------------------------------------------------------------------
+Graduated filter:
+
+1. Inversion gradient. The reference defines its straight-through ``backward`` on an ``nn.Module``,
+   which autograd never calls, so the inversion logits got zero gradient and were never trained; it
+   also picks the inverted or plain mask with ``torch.where``, which cuts the gradient to the bit.
+   Here :func:`straight_through_bit` is written with the detach identity so autograd really uses the
+   surrogate gradient, and :func:`graduated_map` is *linear* in the bit (``w = (1 - g) a + g (1 - a)``),
+   so ``dmap / dg = (1 - 2 a) (s - 1)`` reaches the logit. A soft bit in (0, 1) gives the blend of the
+   two masks (what the official v2 ``blend`` fix does).
+2. ``sign(0) = 0`` makes the reference's bit 0.5 at a zero logit. Here the bit is exactly 0 or 1.
+3. The reference's side map is a smooth ``tanh01(y - (m x + c + d1))`` (a sigmoid of the distance to
+   the top line) rather than the ramps of Eqs. 1-2. Here the piecewise-linear ramps are used: 100 %
+   beyond line 1, 100 -> 50 % between line 1 and the central line, 50 -> 0 % down to line 2, 0 % beyond.
+4. The reference squashes the band widths through ``d = tanh01(o cos(atan m))``, which puts them in
+   (0.5, 1) whatever ``o`` is. Here ``d = o cos(atan m)`` as in the paper, with ``l`` the perpendicular
+   signed distance to the central line, so ``l / d = (y - m x - c) / o``.
+5. In the reference the intercept doubles as the first offset (``o1 = c``), ``o2`` is clamped to at most
+   ``c`` and ``c`` to a detached lower bound. Here ``c``, ``o1`` and ``o2`` are independent inputs.
+6. The reference chooses among three mask formulas with ``.all()`` over the tensor (right only at batch 1)
+   and clamps to [1, 2] or [0, 1] by the sign of ``s - 1``. Here one formula, ``1 + (s - 1) w`` with
+   ``w`` in [0, 1], covers every sample, instance and channel at once; it lies between 1 and ``s`` by
+   construction, so no clamp (and no clamp-zeroed gradients) is needed.
+
+Elliptical filter:
+
+7. The reference's membership test is handed the per-pixel polar angle as its rotation instead of
+   ``theta``, so its region is not the rotated ellipse of Eq. 4. Here one quadratic form with ``theta``
+   gives both membership and decay.
+8. The reference measures the polar angle as ``acos((y_ref - k) / rho)`` (range [0, pi]), which drops the
+   sign of the row offset (its ``x`` is the row): two pixels mirrored about the centre's horizontal line
+   get the same angle, so the shape is mirror-symmetric about that line for any ``theta`` (this follows
+   from the digest's formula). Here the offsets are rotated by ``theta`` directly; no per-pixel angle.
+9. The reference's third instance uses the third instance's ``b`` for the blue channel of the second
+   (``b3`` for ``b2``). Here every channel of an instance uses that instance's semi-axes.
+10. The reference adds epsilons (1e-10 on the parameters, inside square roots, 1e-7 in the ``acos``
+    clamp) and clamps each map to [0, 2]. Here the formula is exact: the map lies between 1 and ``s``
+    without a clamp, and the square root at the centre has a defined (zero) gradient instead of an eps.
+    The decay is the same linear one: ``rho / r(phi)`` of the reference is the elliptical radius used here.
+
+Also different, by choice rather than bug:
+
+11. Coordinates. The reference uses ``x = row / H`` and ``y = col / W`` (pixel corners, x down the
+    height). Here ``x`` is along the width and ``y`` along the height, at pixel centres (above). A
+    reference checkpoint's slopes, intercepts and cubic coefficients therefore mean something else here.
+12. Fusion. The paper and the released code add the two scale maps, ``clamp(s_g + s_e, 0, 2)``, which is
+    neutral at 2, not 1 (two filters that do nothing double the image). That stays the default
+    (``mode='sum'``); ``mode='deviation'`` is the official v2 fix ``1 + (s_g - 1) + (s_e - 1)``.
+13. Cubic filter. The released code adds the polynomial to its input (``clamp(Y1 + f, 0, 1)``); the
+    paper's Eq. 6 may instead write ``i' = f``. Residual is the default; ``residual=False`` gives the other
+    reading. The clamps in the fusion helpers are the released code's; the paper only says "add" and
+    "multiply".
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "CUBIC_TERMS",
+    "FUSION_MODES",
+    "unit_grid",
+    "straight_through_bit",
+    "graduated_map",
+    "elliptical_map",
+    "cubic_polynomial",
+    "cubic_filter",
+    "combine_instances",
+    "fuse_scale_maps",
+    "apply_scale_map",
+    "long_residual",
+]
+
+# The 20 monomials x^p y^q i^r of total degree <= 3, as (p, q, r), in the order of the paper's
+# coefficients A..T: x^3, x^2 y, x^2 i, x^2, x y^2, x y i, x y, x i^2, x i, x, y^3, y^2 i, y^2, y i^2,
+# y i, y, i^3, i^2, i, 1.
+CUBIC_TERMS: tuple[tuple[int, int, int], ...] = (
+    (3, 0, 0), (2, 1, 0), (2, 0, 1), (2, 0, 0), (1, 2, 0), (1, 1, 1), (1, 1, 0), (1, 0, 2), (1, 0, 1),
+    (1, 0, 0), (0, 3, 0), (0, 2, 1), (0, 2, 0), (0, 1, 2), (0, 1, 1), (0, 1, 0), (0, 0, 3), (0, 0, 2),
+    (0, 0, 1), (0, 0, 0),
+)
+
+FUSION_MODES = ("sum", "deviation")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _shape(value) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _check_size(height: int, width: int) -> None:
+    for name, n in (("height", height), ("width", width)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+
+
+def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int, int | None]:
+    """Check ``name -> (tensor, ndim)``: float tensors of shape (B, N) or (B, N, C) with common B, N, C.
+
+    Returns ``(B, N, C)``, ``C`` being None if no 3-d parameter was given.
+    """
+    ref = None
+    batch = count = channels = None
+    for name, (value, ndim) in shapes.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != ndim:
+            want = "(B, N)" if ndim == 2 else "(B, N, C)"
+            raise ValueError(f"{name} must be a float tensor of shape {want}, got shape {_shape(value)}")
+        if ref is None:
+            ref, batch, count = value, value.shape[0], value.shape[1]
+        elif value.dtype != ref.dtype or value.device != ref.device:
+            raise ValueError(f"{name} has dtype {value.dtype} on {value.device}, the other parameters "
+                             f"{ref.dtype} on {ref.device}")
+        if value.shape[:2] != (batch, count):
+            raise ValueError(f"{name} has shape {tuple(value.shape)}, expected (B, N) = ({batch}, {count}) "
+                             f"leading dimensions")
+        if ndim == 3:
+            if channels is None:
+                channels = value.shape[2]
+            elif value.shape[2] != channels:
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {channels} channels")
+    if batch == 0 or count == 0 or channels == 0:
+        raise ValueError(f"parameters must have B, N, C >= 1, got B={batch}, N={count}, C={channels}")
+    return batch, count, channels
+
+
+def _check_positive(name: str, value: torch.Tensor) -> None:
+    if not bool((value > 0).all()):
+        raise ValueError(f"{name} must be > 0 everywhere, got min {value.min().item()!r}")
+
+
+def _check_image(name: str, image: torch.Tensor) -> tuple[int, int, int, int]:
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.dim() != 4:
+        raise ValueError(f"{name} must be a float (B, C, H, W) tensor, got shape {_shape(image)}")
+    if image.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(image.shape)}")
+    return tuple(image.shape)  # type: ignore[return-value]
+
+
+def _check_same(name: str, value: torch.Tensor, other_name: str, other: torch.Tensor) -> None:
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.shape != other.shape:
+        raise ValueError(f"{name} must be a float tensor of {other_name}'s shape {tuple(other.shape)}, "
+                         f"got shape {_shape(value)}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Coordinates and the inversion bit
+
+
+def unit_grid(height: int, width: int, *, dtype: torch.dtype = torch.float32,
+              device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel-centre coordinates ``(x, y)`` in (0, 1), each ``(H, W)``: ``x = (j + 0.5) / W``, ``y = (i + 0.5) / H``.
+
+    ``x`` varies along the width (columns, rightwards), ``y`` along the height (rows, downwards).
+    """
+    _check_size(height, width)
+    y = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
+    x = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
+    return x.expand(height, width), y[:, None].expand(height, width)
+
+
+def straight_through_bit(logit: torch.Tensor) -> torch.Tensor:
+    """The binary inversion bit of the graduated filter, with a straight-through gradient (Sec. 3.2.2).
+
+    ``logit``: float tensor of any shape, any real value. Returns a tensor of the same shape, dtype and
+    device whose values are exactly 0 or 1.
+
+    Forward: ``1`` where ``logit > 0``, else ``0`` (the paper's ``(sgn(g) + 1) / 2``, with ``g = 0`` sent to 0
+    rather than to the 0.5 that ``sgn(0) = 0`` would give).
+
+    Backward: the gradient of the soft bit ``(clamp(g, -1, 1) + 1) / 2``, i.e. ``d bit / d g = 1/2`` where
+    ``|g| <= 1`` (both ends included) and ``0`` elsewhere: the paper's straight-through estimator, which
+    passes the gradient of ``sgn`` through unchanged on ``|g| <= 1`` and zeroes it outside, times the 1/2 of
+    the affine map to {0, 1}.
+    """
+    if not isinstance(logit, torch.Tensor) or not logit.is_floating_point():
+        raise ValueError(f"logit must be a float tensor, got {_shape(logit)} "
+                         f"of dtype {getattr(logit, 'dtype', None)}")
+    hard = (logit > 0).to(logit.dtype)
+    soft = 0.5 * (logit.clamp(-1.0, 1.0) + 1.0)
+    # soft - soft.detach() is exactly 0 in the forward pass and carries soft's gradient backwards.
+    return hard + (soft - soft.detach())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Graduated and elliptical filters
+
+
+def graduated_map(height: int, width: int, *, slope: torch.Tensor, intercept: torch.Tensor,
+                  offset1: torch.Tensor, offset2: torch.Tensor, invert: torch.Tensor,
+                  scale: torch.Tensor) -> torch.Tensor:
+    """Per-instance scale maps of ``N`` graduated filters (Eqs. 1-3), ``(B, N, C, H, W)``.
+
+    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of the module docstring):
+
+    - ``slope`` ``m``: any real, ``dy / dx`` of the central line ``y = m x + c``;
+    - ``intercept`` ``c``: any real (the image spans [0, 1]);
+    - ``offset1`` ``o1 > 0``, ``offset2`` ``o2 > 0``: vertical offsets of line 1 (``y = m x + c + o1``) and
+      line 2 (``y = m x + c - o2``) from the central line;
+    - ``invert`` ``g`` in [0, 1]: the inversion bit, 0 or 1 from :func:`straight_through_bit`; values in
+      between blend the plain and inverted maps linearly;
+    - ``scale`` ``s``: ``(B, N, C)``, any real (DeepLPF uses (0, 2)); the factor applied at full strength.
+
+    With ``l`` the perpendicular signed distance to the central line and ``d_k = o_k cos(atan m)`` the
+    distances of lines 1 and 2 from it (so ``l / d_k = (y - m x - c) / o_k``)::
+
+        a = min(1/2 (1 + l / d1), 1)  where l >= 0        (Eq. 1: 50 % on the line, 100 % from line 1 on)
+        a = max(1/2 (1 + l / d2), 0)  where l < 0         (Eq. 2: 0 % from line 2 on)
+        w = (1 - g) a + g (1 - a)                          (Eq. 3: the bit swaps the two sides)
+        map = 1 + (s - 1) w                                (s at full strength, 1 = no change at 0 %)
+
+    Without inversion the full effect is on the side of growing ``y`` (below the line in the image).
+    Every value lies between 1 and ``s`` (inclusive), so in [0, 2] when ``s`` is.
+    """
+    _check_size(height, width)
+    _check_params({"slope": (slope, 2), "intercept": (intercept, 2), "offset1": (offset1, 2),
+                   "offset2": (offset2, 2), "invert": (invert, 2), "scale": (scale, 3)})
+    _check_positive("offset1", offset1)
+    _check_positive("offset2", offset2)
+    if not bool(((invert >= 0) & (invert <= 1)).all()):
+        raise ValueError(f"invert must lie in [0, 1], got values in [{invert.min().item()}, {invert.max().item()}]")
+    x, y = unit_grid(height, width, dtype=slope.dtype, device=slope.device)
+
+    def per_instance(p: torch.Tensor) -> torch.Tensor:  # (B, N) -> (B, N, 1, 1) against (H, W)
+        return p[:, :, None, None]
+
+    vertical = y - per_instance(slope) * x - per_instance(intercept)  # (B, N, H, W); l / d_k = vertical / o_k
+    above = torch.clamp(0.5 * (1.0 + vertical / per_instance(offset1)), max=1.0)
+    below = torch.clamp(0.5 * (1.0 + vertical / per_instance(offset2)), min=0.0)
+    strength = torch.where(vertical >= 0, above, below)
+    g = per_instance(invert)
+    weight = (1.0 - g) * strength + g * (1.0 - strength)
+    return 1.0 + (scale[:, :, :, None, None] - 1.0) * weight[:, :, None]
+
+
+def _safe_sqrt(q: torch.Tensor) -> torch.Tensor:
+    """sqrt of q >= 0 whose gradient at q = 0 is 0 rather than inf (the ellipse's centre pixel)."""
+    positive = q > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, q, torch.ones_like(q))), torch.zeros_like(q))
+
+
+def elliptical_map(height: int, width: int, *, centre_x: torch.Tensor, centre_y: torch.Tensor,
+                   semi_a: torch.Tensor, semi_b: torch.Tensor, angle: torch.Tensor,
+                   scale: torch.Tensor) -> torch.Tensor:
+    """Per-instance scale maps of ``N`` elliptical filters (Eq. 4), ``(B, N, C, H, W)``.
+
+    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of the module docstring):
+
+    - ``centre_x`` ``h``, ``centre_y`` ``k``: any real, the centre (the image spans [0, 1]);
+    - ``semi_a`` ``a > 0``, ``semi_b`` ``b > 0``: semi-axes; ``a`` lies along the direction ``angle``;
+    - ``angle`` ``theta``: radians, any real; the direction of the ``a`` axis measured from +x towards +y
+      (clockwise on screen, since ``y`` grows downwards); ``theta`` and ``theta + pi`` give the same map;
+    - ``scale`` ``s``: ``(B, N, C)``, any real (DeepLPF uses (0, 2)); the factor at the centre.
+
+    With ``u = (x - h) cos theta + (y - k) sin theta`` and ``v = (x - h) sin theta - (y - k) cos theta``,
+    the elliptical radius ``rho = sqrt(u^2 / a^2 + v^2 / b^2)`` is 0 at the centre and 1 on the ellipse
+    (Eq. 4 is ``rho <= 1``); the factor decays linearly along every ray from ``s`` to 1 at the boundary::
+
+        map = 1 + (s - 1) max(1 - rho, 0)
+
+    Outside the ellipse the map is 1. Every value lies between 1 and ``s`` (inclusive).
+    """
+    _check_size(height, width)
+    _check_params({"centre_x": (centre_x, 2), "centre_y": (centre_y, 2), "semi_a": (semi_a, 2),
+                   "semi_b": (semi_b, 2), "angle": (angle, 2), "scale": (scale, 3)})
+    _check_positive("semi_a", semi_a)
+    _check_positive("semi_b", semi_b)
+    x, y = unit_grid(height, width, dtype=centre_x.dtype, device=centre_x.device)
+
+    def per_instance(p: torch.Tensor) -> torch.Tensor:
+        return p[:, :, None, None]
+
+    dx = x - per_instance(centre_x)
+    dy = y - per_instance(centre_y)
+    cos, sin = torch.cos(per_instance(angle)), torch.sin(per_instance(angle))
+    u = dx * cos + dy * sin
+    v = dx * sin - dy * cos
+    rho = _safe_sqrt((u / per_instance(semi_a)) ** 2 + (v / per_instance(semi_b)) ** 2)
+    weight = torch.clamp(1.0 - rho, min=0.0)  # (B, N, H, W)
+    return 1.0 + (scale[:, :, :, None, None] - 1.0) * weight[:, :, None]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cubic polynomial filter
+
+
+def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """The per-channel cubic ``f_c(x, y, i_c)`` of Eq. 6, ``(B, C, H, W)``.
+
+    ``image``: ``(B, C, H, W)`` float, any real (DeepLPF applies it to the unbounded backbone image ``Y1``);
+    ``i_c`` is channel ``c``'s own intensity, so no channel sees another (there are no cross-channel terms).
+    ``coeffs``: ``(B, C, 20)``, any real, the coefficients ``A..T`` of :data:`CUBIC_TERMS` per channel; a
+    head's 60 outputs ordered R 0-19, G 20-39, B 40-59 are ``coeffs.view(B, 3, 20)``.
+    ``x, y`` are the normalised pixel centres of the module docstring.
+    """
+    b, c, h, w = _check_image("image", image)
+    if (not isinstance(coeffs, torch.Tensor) or not coeffs.is_floating_point()
+            or coeffs.shape != (b, c, len(CUBIC_TERMS))):
+        n = len(CUBIC_TERMS)
+        raise ValueError(f"coeffs must be a float tensor of shape (B, C, {n}) = ({b}, {c}, {n}) for an image "
+                         f"of shape {tuple(image.shape)}, got shape {_shape(coeffs)}")
+    coeffs = coeffs.to(dtype=image.dtype)
+    x, y = unit_grid(h, w, dtype=image.dtype, device=image.device)
+    # Group the terms by the power of i: f = ((P3 i + P2) i + P1) i + P0, each P_r a polynomial in (x, y)
+    # shared by the batch, so no (B, C, 20, H, W) stack is ever built.
+    result = None
+    for power in (3, 2, 1, 0):
+        index = [n for n, (_, _, r) in enumerate(CUBIC_TERMS) if r == power]
+        monomials = torch.stack([x ** p * y ** q for p, q, _ in (CUBIC_TERMS[n] for n in index)])  # (n, H, W)
+        part = torch.einsum("bck,khw->bchw", coeffs[:, :, index], monomials)
+        result = part if result is None else result * image + part
+    return result
+
+
+def cubic_filter(image: torch.Tensor, coeffs: torch.Tensor, *, residual: bool = True) -> torch.Tensor:
+    """The cubic filter's output image ``Y2``, ``(B, C, H, W)`` in [0, 1].
+
+    ``clamp(image + f, 0, 1)`` with ``f = cubic_polynomial(image, coeffs)`` (the released code's residual
+    form, the default), or ``clamp(f, 0, 1)`` with ``residual=False`` (Eq. 6 read as ``i' = f``). Shapes and
+    ranges of the inputs as in :func:`cubic_polynomial`.
+    """
+    f = cubic_polynomial(image, coeffs)
+    return torch.clamp(image + f if residual else f, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fusion
+
+
+def combine_instances(maps: torch.Tensor) -> torch.Tensor:
+    """One filter type's scale map from its instances: ``clamp(prod_n maps[:, n], 0, 2)`` (Eq. 7), ``(B, C, H, W)``.
+
+    ``maps``: ``(B, N, C, H, W)`` float, as returned by :func:`graduated_map` or :func:`elliptical_map`.
+    """
+    if not isinstance(maps, torch.Tensor) or not maps.is_floating_point() or maps.dim() != 5:
+        raise ValueError(f"maps must be a float (B, N, C, H, W) tensor, got shape {_shape(maps)}")
+    return torch.clamp(torch.prod(maps, dim=1), 0.0, 2.0)
+
+
+def fuse_scale_maps(graduated: torch.Tensor, elliptical: torch.Tensor, *, mode: str = "sum") -> torch.Tensor:
+    """The fused scale map ``S`` of the two-stream path, ``(B, C, H, W)`` in [0, 2].
+
+    ``graduated``, ``elliptical``: ``(B, C, H, W)`` float, each from :func:`combine_instances` (values in
+    [0, 2], neutral at 1). ``mode='sum'`` (paper and released code): ``clamp(s_g + s_e, 0, 2)``, neutral at 2;
+    ``mode='deviation'`` (the official v2 fix): ``clamp(1 + (s_g - 1) + (s_e - 1), 0, 2)``, neutral at 1.
+    """
+    _check_image("graduated", graduated)
+    _check_same("elliptical", elliptical, "graduated", graduated)
+    if mode == "sum":
+        fused = graduated + elliptical
+    elif mode == "deviation":
+        fused = graduated + elliptical - 1.0
+    else:
+        raise ValueError(f"unknown fusion mode {mode!r}; valid modes: {', '.join(FUSION_MODES)}")
+    return torch.clamp(fused, 0.0, 2.0)
+
+
+def apply_scale_map(image: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``Y3 = clamp(image * scale, 0, 1)``, ``(B, C, H, W)`` in [0, 1].
+
+    ``image``: ``(B, C, H, W)`` float, nominally in [0, 1] (the cubic filter's ``Y2``); ``scale``: the same
+    shape, nominally in [0, 2] (:func:`fuse_scale_maps`).
+    """
+    _check_image("image", image)
+    _check_same("scale", scale, "image", image)
+    return torch.clamp(image * scale, 0.0, 1.0)
+
+
+def long_residual(filtered: torch.Tensor, backbone: torch.Tensor) -> torch.Tensor:
+    """DeepLPF's output ``clamp(Y3 + Y1, 0, 1)``, ``(B, C, H, W)`` in [0, 1].
+
+    ``filtered``: ``Y3`` from :func:`apply_scale_map`, ``(B, C, H, W)`` in [0, 1]; ``backbone``: ``Y1``, the same
+    shape, any real.
+    """
+    _check_image("filtered", filtered)
+    _check_same("backbone", backbone, "filtered", filtered)
+    return torch.clamp(filtered + backbone, 0.0, 1.0)

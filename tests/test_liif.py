@@ -54,7 +54,7 @@ def test_ensemble_weights_sum_to_one_and_are_bilinear_inside():
     # Bilinear weight of the top-left latent: (1 - dy) * (1 - dx), distances in latent units.
     r = (coord[0, 0, 0] + 1) * h / 2 - 0.5
     c = (coord[0, 0, 1] + 1) * w / 2 - 0.5
-    dy, dx = r - math.floor(r), c - math.floor(c)
+    dy, dx = float(r - math.floor(r)), float(c - math.floor(c))
     assert weights[0, 0, 0].item() == pytest.approx((1 - dy) * (1 - dx), abs=1e-5)
     assert weights[0, 3, 0].item() == pytest.approx(dy * dx, abs=1e-5)
     # Relative coordinates are scaled by the feature size: |rel| <= 2 per axis.

@@ -101,7 +101,7 @@ The same network as the default `liif`: LIIF (Chen, Liu, Wang — CVPR 2021) wit
 - Command: `anyres train configs/liif-real.yaml`, then `python scripts/ship_model.py runs/liif-real {model}`.
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale); the same LR for every model)
-Command: `python benchmarks/blind_quality.py --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed} --card {model}`
+Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed}{' --metrics ' + args.metrics if args.metrics else ''} --card {model}`
 
 {table}
 

@@ -109,8 +109,8 @@ project's LIIF issue); ours is trained on 391 images for a fraction of the itera
 
 ## Use and limits
 - Any scale, including non-integer and non-uniform sizes; trained for x1-x4, extrapolates beyond.
-- Trained on bicubic downsampling only: noisy, blurred or JPEG-compressed photos will look soft (a blind
-  model is planned).
+- Trained on bicubic downsampling only: noisy, blurred or JPEG-compressed photos will look soft: use the
+  blind model `liif-real` for those.
 - Weights: `model.safetensors` (safetensors, no pickle); `config.json` rebuilds the network.
 """
     (folder / "README.md").write_text(card)

@@ -38,6 +38,17 @@ def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None =
     return out
 
 
+def _as_batch(image: Any) -> torch.Tensor:
+    """A path (read with :func:`anyres.io.read_image`) or a ``(C, H, W)`` / ``(B, C, H, W)`` tensor -> 4-D tensor."""
+    from anyres.io import read_image
+
+    if isinstance(image, (str, Path)):
+        image, _ = read_image(image)
+    if not torch.is_tensor(image):
+        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
+    return image[None] if image.dim() == 3 else image
+
+
 def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: Sequence[int] | None = None,
             width: int | None = None, height: int | None = None, model: Any = "liif",
             device: str | None = None, **options: Any) -> torch.Tensor:
@@ -47,14 +58,8 @@ def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: S
     (clamped). Alpha and file metadata are handled by the CLI; use :mod:`anyres.io` for files.
     """
     from anyres.hub import load_upscaler
-    from anyres.io import read_image
 
-    if isinstance(image, (str, Path)):
-        image, _ = read_image(image)
-    if not torch.is_tensor(image):
-        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
-    if image.dim() == 3:
-        image = image[None]
+    image = _as_batch(image)
     upscaler = load_upscaler(model, device=device, **options)
     out_size = target_size(image.shape[-2], image.shape[-1], scale=scale, size=size, width=width, height=height)
     with torch.inference_mode():
@@ -71,14 +76,9 @@ def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, 
     Grayscale input is repeated to RGB.
     """
     from anyres.degrade import get_pipeline
-    from anyres.io import read_image, to_rgb
+    from anyres.io import to_rgb
 
-    if isinstance(image, (str, Path)):
-        image, _ = read_image(image)
-    if not torch.is_tensor(image):
-        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
-    if image.dim() == 3:
-        image = image[None]
+    image = _as_batch(image)
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
         raise ValueError(f"image must be (1, 3, H, W) or (3, H, W), got shape {tuple(image.shape)}")
     hr = to_rgb(image.float()).contiguous()

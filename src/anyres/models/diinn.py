@@ -68,6 +68,8 @@ from torch import nn
 from anyres.ops.coords import centres
 from anyres.registry import NETWORKS
 
+from .implicit import ImplicitNetwork, config_from_dict
+
 __all__ = ["DIINN", "DIINNConfig", "QUERY_MODES", "SCALE_INPUTS", "nearest_index", "synthesis_input"]
 
 QUERY_MODES = ("fast", "exact", "reference")
@@ -100,10 +102,7 @@ class DIINNConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DIINNConfig":
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"unknown DIINN config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "DIINN")
 
 
 # -- coordinates ---------------------------------------------------------------------------------------
@@ -159,7 +158,7 @@ def synthesis_input(coord: torch.Tensor, cell: torch.Tensor, size: tuple[int, in
 
 
 # -- network -------------------------------------------------------------------------------------------
-class DIINN(nn.Module):
+class DIINN(ImplicitNetwork):
     """DIINN network. ``encode(lr) -> feat``, ``query(feat, coord, cell) -> rgb``; no state kept between calls.
 
     Shapes: ``lr`` ``(B, 3, h, w)`` in [0, 1]; ``coord`` ``(B, Q, 2)`` in [-1, 1] as (row, col);
@@ -167,16 +166,11 @@ class DIINN(nn.Module):
     result ``(B, Q, 3)`` in [0, 1] (not clamped).
     """
 
+    config_class = DIINNConfig
+
     def __init__(self, config: DIINNConfig | dict[str, Any] | None = None, **kwargs: Any):
-        super().__init__()
-        if config is None:
-            config = DIINNConfig(**kwargs)
-        elif isinstance(config, dict):
-            config = DIINNConfig.from_dict({**config, **kwargs})
-        self.config = config
-        self.encoder = NETWORKS.build(config.encoder["name"], **config.encoder.get("args", {}))
-        c = self.encoder.out_dim
-        self.feat_dim = c * 9 if config.feat_unfold else c
+        super().__init__(config, **kwargs)
+        config = self.config
         widths = config.hidden
         self.modulation = nn.ModuleList(
             [nn.Linear(self.feat_dim, widths[0])]
@@ -197,12 +191,6 @@ class DIINN(nn.Module):
         outputs whose position lies in its core, so this is the margin exact tiling needs.
         """
         return self.encoder.radius + (1 if self.config.feat_unfold else 0)
-
-    def encode(self, lr: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, h, w)`` in [0, 1] -> latent grid ``(B, C, h, w)``."""
-        if lr.dim() != 4 or lr.shape[1] != 3:
-            raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
-        return self.encoder((lr - 0.5) / 0.5)
 
     def project(self, feat: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The content-only part of every modulation layer: ``(B, C, h, w)`` -> ``(B, h, w, n_1 + .. + n_L)``.

@@ -37,6 +37,8 @@ from anyres.nn.blocks import MLP
 from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
 
+from .implicit import ImplicitNetwork, config_from_dict
+
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
 
 QUERY_MODES = ("fast", "exact", "reference")
@@ -56,29 +58,21 @@ class LIIFConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LIIFConfig":
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"unknown LIIF config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "LIIF")
 
 
-class LIIF(nn.Module):
+class LIIF(ImplicitNetwork):
     """LIIF network. ``encode(lr) -> feat``, ``query(feat, coord, cell) -> rgb``; no state kept between calls.
 
     Shapes: ``lr`` ``(B, 3, h, w)`` in [0, 1]; ``coord`` ``(B, Q, 2)`` in [-1, 1] as (row, col);
     ``cell`` ``(B, Q, 2)`` query pixel size in the same units; result ``(B, Q, 3)`` in [0, 1] (not clamped).
     """
 
+    config_class = LIIFConfig
+
     def __init__(self, config: LIIFConfig | dict[str, Any] | None = None, **kwargs: Any):
-        super().__init__()
-        if config is None:
-            config = LIIFConfig(**kwargs)
-        elif isinstance(config, dict):
-            config = LIIFConfig.from_dict({**config, **kwargs})
-        self.config = config
-        self.encoder = NETWORKS.build(config.encoder["name"], **config.encoder.get("args", {}))
-        c = self.encoder.out_dim
-        self.feat_dim = c * 9 if config.feat_unfold else c
+        super().__init__(config, **kwargs)
+        config = self.config
         in_dim = self.feat_dim + 2 + (2 if config.cell_decode else 0)
         if not config.hidden:
             raise ValueError("LIIF needs at least one hidden layer")
@@ -92,12 +86,6 @@ class LIIF(nn.Module):
     def radius(self) -> int:
         """LR pixels of context one output pixel depends on (encoder field + unfold + ensemble)."""
         return self.encoder.radius + (1 if self.config.feat_unfold else 0) + 1
-
-    def encode(self, lr: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, h, w)`` in [0, 1] -> latent grid ``(B, C, h, w)``."""
-        if lr.dim() != 4 or lr.shape[1] != 3:
-            raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
-        return self.encoder((lr - 0.5) / 0.5)
 
     def project(self, feat: torch.Tensor) -> torch.Tensor:
         """First MLP layer's feature part (plus its bias) at every latent: ``(B, C, h, w)`` -> ``(B, h, w, H1)``.

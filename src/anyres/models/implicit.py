@@ -1,0 +1,48 @@
+"""What the encoder + implicit-decoder networks (LIIF, DIINN) share: config resolution, the encoder, encode."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from anyres.registry import NETWORKS
+
+__all__ = ["config_from_dict", "ImplicitNetwork"]
+
+
+def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
+    """Build the config dataclass ``cls`` from a dict; unknown keys raise ``ValueError`` naming them."""
+    unknown = set(d) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {label} config keys: {sorted(unknown)}")
+    return cls(**d)
+
+
+class ImplicitNetwork(nn.Module):
+    """Base of the arbitrary-scale networks: resolves the config, builds ``self.encoder`` from its
+    ``{name, args}`` sub-spec and sets ``self.feat_dim`` (``9 C`` with 3x3 unfolding, else ``C``).
+
+    Subclasses set ``config_class`` (a dataclass with ``from_dict``, ``encoder`` and ``feat_unfold``) and add
+    their decoder after calling ``super().__init__`` (so the encoder's parameters come first).
+    """
+
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any = None, **kwargs: Any):
+        super().__init__()
+        if config is None:
+            config = self.config_class(**kwargs)
+        elif isinstance(config, dict):
+            config = self.config_class.from_dict({**config, **kwargs})
+        self.config = config
+        self.encoder = NETWORKS.build(config.encoder["name"], **config.encoder.get("args", {}))
+        c = self.encoder.out_dim
+        self.feat_dim = c * 9 if config.feat_unfold else c
+
+    def encode(self, lr: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, h, w)`` in [0, 1] -> latent grid ``(B, C, h, w)``."""
+        if lr.dim() != 4 or lr.shape[1] != 3:
+            raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
+        return self.encoder((lr - 0.5) / 0.5)

@@ -17,12 +17,7 @@ NAMES = ("classical", "bsrgan", "realesrgan")
 LAYOUT = {"text_width": 100, "text_height": 50, "label_width": 80, "pad": 4, "legend": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_hr(h: int = 40, w: int = 56) -> torch.Tensor:

@@ -23,13 +23,7 @@ from anyres.ops.kernels import gaussian_kernel
 NAMES = sorted(PIPELINES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: threads only add overhead (and contend with other jobs on a small machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed):

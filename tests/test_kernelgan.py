@@ -20,13 +20,8 @@ from anyres.ops.kernels import gaussian_kernel, kernel_centroid
 from anyres.ops.resize import imresize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny ops: with 2 threads on a shared 2-core machine every step here was ~50x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny ops: with 2 threads on a shared 2-core machine every step here was ~50x slower.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def dead_leaves(size: int, seed: int, discs: int = 5000) -> torch.Tensor:

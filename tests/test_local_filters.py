@@ -9,7 +9,7 @@ import torch
 
 from anyres.ops import local_filters as lf
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 F64 = torch.float64
 

@@ -221,11 +221,13 @@ def _device(device: str | None) -> str:
 def _register_subcommands() -> None:
     from anyres.compare import compare_command
     from anyres.degrade.cli import degrade_command
+    from anyres.train.hllhgan_cli import hllhgan_command
     from anyres.degrade.kernelgan_cli import estimate_kernel_command
 
     main.add_command(compare_command)
     main.add_command(degrade_command)
     main.add_command(estimate_kernel_command)
+    main.add_command(hllhgan_command)
 
 
 _register_subcommands()

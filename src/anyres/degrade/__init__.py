@@ -18,10 +18,12 @@ from anyres.errors import RegistryError
 from .base import Pipeline, derive_seed, lr_size
 from .bsrgan import BSRGANConfig, BSRGANPipeline
 from .classical import ClassicalConfig, ClassicalPipeline
+from .hllhgan import HLLHGANPipeline
 from .realesrgan import RealESRGANConfig, RealESRGANPipeline
 
 __all__ = [
     "PIPELINES",
+    "LEARNED_PIPELINES",
     "get_pipeline",
     "Pipeline",
     "lr_size",
@@ -40,6 +42,12 @@ PIPELINES: dict[str, type[Pipeline]] = {
     RealESRGANPipeline.name: RealESRGANPipeline,
 }
 
+# Pipelines that need trained weights (``weights=FOLDER``): not in PIPELINES, whose entries all build with
+# their defaults.
+LEARNED_PIPELINES: dict[str, type[Pipeline]] = {
+    HLLHGANPipeline.name: HLLHGANPipeline,
+}
+
 
 def get_pipeline(name: str, config: Any = None, **overrides: Any) -> Pipeline:
     """Build the pipeline called ``name`` from an optional config (dataclass or dict) plus field overrides.
@@ -47,6 +55,7 @@ def get_pipeline(name: str, config: Any = None, **overrides: Any) -> Pipeline:
     Raises :class:`~anyres.errors.RegistryError` for an unknown name and
     :class:`~anyres.errors.ConfigError` for an unknown or invalid option (both one-line user errors).
     """
-    if name not in PIPELINES:
-        raise RegistryError(f"unknown degradation pipeline {name!r}; available: {', '.join(PIPELINES)}")
-    return PIPELINES[name](config, **overrides)
+    known = {**PIPELINES, **LEARNED_PIPELINES}
+    if name not in known:
+        raise RegistryError(f"unknown degradation pipeline {name!r}; available: {', '.join(known)}")
+    return known[name](config, **overrides)

@@ -20,7 +20,7 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.ops.resize import imresize
 
-from . import PIPELINES, get_pipeline
+from . import LEARNED_PIPELINES, PIPELINES, get_pipeline
 from .base import check_scale, derive_seed
 
 __all__ = ["degrade_command", "load_params_file"]
@@ -36,8 +36,9 @@ def load_params_file(path: Path) -> dict:
         raise ConfigError(f"cannot read parameter file {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
         raise ConfigError(f"{path} is not an anyres degrade parameter file (no \"images\" mapping)")
-    if data.get("pipeline") not in PIPELINES:
-        raise ConfigError(f"{path}: unknown pipeline {data.get('pipeline')!r}; expected one of {', '.join(PIPELINES)}")
+    if data.get("pipeline") not in {**PIPELINES, **LEARNED_PIPELINES}:
+        raise ConfigError(f"{path}: unknown pipeline {data.get('pipeline')!r}; "
+                          f"expected one of {', '.join({**PIPELINES, **LEARNED_PIPELINES})}")
     try:
         check_scale(data.get("scale"))
     except ConfigError as err:
@@ -69,8 +70,10 @@ def _target(path: Path, output: Path | None, out_dir: Path | None, pipeline: str
               help="Write every image's parameters to this JSON file.")
 @click.option("--replay", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply the parameters recorded in this JSON file (from --params-out) instead of drawing new ones.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Weights folder of a learned pipeline (hllhgan: the h2l folder written by `anyres hllhgan`).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
-def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, replay, overwrite) -> None:
+def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, replay, weights, overwrite) -> None:
     """Make LR images from HR images (files or folders) with a random degradation pipeline.
 
     Without -o/--out-dir each result is written beside its input as NAME_PIPELINE_xSCALE.png.
@@ -96,7 +99,11 @@ def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, 
         seed = 0 if seed is None else seed
     if not (isinstance(scale, float) and math.isfinite(scale) and scale >= 1):
         raise ConfigError(f"--scale must be a number >= 1, got {scale:g}")
-    pipe = get_pipeline(pipeline)
+    if weights is not None:
+        if pipeline not in LEARNED_PIPELINES:
+            raise ConfigError(f"--weights is for learned pipelines ({', '.join(LEARNED_PIPELINES)}), not {pipeline}")
+        config = {**(config or {}), "weights": str(weights)}
+    pipe = get_pipeline(pipeline, config if pipeline in LEARNED_PIPELINES else None)
     if config is None:
         config = dataclasses.asdict(pipe.config)
 

@@ -31,6 +31,7 @@ from anyres.infer import LIIFUpscaler
 from anyres.hub import _write_atomic, save_network
 from anyres.registry import NETWORKS
 from anyres.train.config import TrainConfig
+from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous
 
 __all__ = ["Trainer", "train", "CHECKPOINT"]
 
@@ -119,6 +120,7 @@ class Trainer:
         loss = 2.0 * (pred.float() - batch.gt).abs().mean()
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
+        make_grads_contiguous(self.net.parameters())
         self.optim.step()
         self.iteration += 1
         return float(loss.detach())
@@ -126,12 +128,7 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        for i, p in enumerate(self.net.parameters()):
-            st = self.optim.state.get(p)
-            if st:
-                tensors[f"optim.{i}.exp_avg"] = st["exp_avg"].contiguous()
-                tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-                tensors[f"optim.{i}.step"] = st["step"].reshape(1).float().clone()
+        tensors.update(adam_state_tensors(self.optim, self.net.parameters()))
         return tensors
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -152,13 +149,7 @@ class Trainer:
             meta = json.loads(f.metadata()["anyres"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        for i, p in enumerate(self.net.parameters()):
-            if f"optim.{i}.exp_avg" in tensors:
-                self.optim.state[p] = {
-                    "step": torch.tensor(float(tensors[f"optim.{i}.step"][0])),
-                    "exp_avg": tensors[f"optim.{i}.exp_avg"].clone(),
-                    "exp_avg_sq": tensors[f"optim.{i}.exp_avg_sq"].clone(),
-                }
+        load_adam_state(self.optim, self.net.parameters(), tensors)
         self.iteration = int(meta["iteration"])
         self.elapsed = float(meta["elapsed"])
         self.history = list(meta.get("history", []))

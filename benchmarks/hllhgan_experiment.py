@@ -1,0 +1,219 @@
+"""HLLHGAN experiment: SR trained on pairs from a learned degradation vs SR trained on bicubic pairs, tested on
+a degradation neither SR model was shown.
+
+1. ``data``: the 391 training images (T91, BSD200, General100, sorted) are split by index parity: even -> the
+   HR half (``hr_half/``, symlinks), odd -> the "real" half, degraded x4 by one **hidden** Real-ESRGAN
+   parameter draw (the records drawn from one generator seeded with ``--hidden-seed``, the same for every
+   image: same kernels, factors, noise levels and JPEG qualities) into ``real_lr/``. Set14 is degraded by
+   the same hidden draw into ``set14_lr/``. Nothing downstream is told the hidden parameters.
+2. ``gan``: HLLHGAN (``anyres.degrade.hllhgan``) learns High-to-Low from ``hr_half`` and ``real_lr``
+   (unpaired: different images).
+3. ``sr``: two fine-tunes of the shipped ``liif`` at x4 on ``hr_half``, same seed, iterations and schedule:
+   ``liif-hllhgan`` (LR made on the fly by the learned H2L generator) and ``liif-bicubic`` (bicubic LR).
+4. ``eval``: PSNR/SSIM (Y, shave 4) and LPIPS (alex) on ``set14_lr`` -> Set14 x4 for bicubic, ``liif``,
+   ``liif-bicubic`` and ``liif-hllhgan``; and ``gallery.png``: rows of real LR patches, H2L-generated LR
+   patches and bicubic LR patches (16 x 16, shown x4 nearest).
+
+Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval] [--gan-iters 1500]
+[--sr-iters 1000]``. Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
+``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from anyres.degrade import get_pipeline
+from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = Path("../shared/data")
+TRAIN = [DATA / "train" / n for n in ("T91", "BSD200", "General100")]
+SCALE = 4
+
+def hidden_records(hr: torch.Tensor, seed: int) -> list[dict]:
+    """The hidden draw for one image: Real-ESRGAN records drawn from a generator seeded with ``seed`` for
+    *every* image, so every image gets the same kernels, resize factors, noise levels and JPEG qualities
+    (sizes follow each image's own size; noise fields repeat their seeds)."""
+    return get_pipeline("realesrgan").sample(1, torch.Generator().manual_seed(seed), scale=SCALE,
+                                              hr_size=list(hr.shape[-2:]))
+
+
+def _crop4(img: torch.Tensor) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    return img[..., : h - h % SCALE, : w - w % SCALE]
+
+
+def _degrade_folder(paths: list[Path], out: Path, seed: int) -> None:
+    pipe = get_pipeline("realesrgan")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        target = out / f"{path.stem}.png"
+        if target.exists():
+            continue
+        hr = _crop4(to_rgb(read_image(path)[0]))
+        write_image(target, pipe.apply(hr, hidden_records(hr, seed)))
+
+
+def stage_data(root: Path, hidden_seed: int) -> dict:
+    paths = sorted((p for folder in TRAIN for p in list_images(folder)), key=lambda p: (p.parent.name, p.name))
+    hr_half, real_half = paths[0::2], paths[1::2]
+    link_dir = root / "hr_half"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    for p in hr_half:
+        link = link_dir / f"{p.parent.name}_{p.name}"
+        if not link.exists():
+            os.symlink(p.resolve(), link)
+    t0 = time.perf_counter()
+    _degrade_folder(real_half, root / "real_lr", hidden_seed)
+    _degrade_folder(list_images(DATA / "benchmark" / "Set14"), root / "set14_lr", hidden_seed)
+    info = {"hr_images": len(hr_half), "real_lr_images": len(real_half), "hidden_seed": hidden_seed,
+            "hidden_record_256": hidden_records(torch.zeros(1, 3, 256, 256), hidden_seed)[0],
+            "seconds": round(time.perf_counter() - t0, 1)}
+    write_bytes_atomic(root / "data.json", (json.dumps(info, indent=1) + "\n").encode())
+    return info
+
+
+def stage_gan(root: Path, iters: int, threads: int) -> dict:
+    from anyres.data.sr import load_hr_folders
+    from anyres.train.hllhgan import HLLHGANConfig, train_hllhgan
+
+    hr = load_hr_folders([root / "hr_half"])
+    lr = load_hr_folders([root / "real_lr"])
+    return train_hllhgan(hr, lr, root / "gan", HLLHGANConfig(iterations=iters, threads=threads))
+
+
+def _sr_config(root: Path, name: str, degradation: dict | None, iters: int) -> Path:
+    import yaml
+
+    cfg = {
+        "name": name,
+        "model": {"name": "liif", "args": {"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
+                                           "hidden": [256, 256]}},
+        "init": str(ROOT / "src" / "anyres" / "weights" / "liif"),
+        "data": {"train": [str(root / "hr_half")], "patch": 48, "scale_min": 4.0, "scale_max": 4.0,
+                 "queries": 2304, "augment": True},
+        "batch_size": 16, "iterations": iters,
+        "optim": {"lr": 1.0e-4, "milestones": [int(iters * 0.75)], "gamma": 0.5, "warmup": min(200, iters // 5)},
+        "precision": "bf16", "val": {"data": None}, "checkpoint_minutes": 5, "log_every": 50, "seed": 1,
+        "threads": 2, "out_dir": str(root / "runs" / name),
+    }
+    if degradation:
+        cfg["data"]["degradation"] = degradation
+    path = root / f"{name}.yaml"
+    write_bytes_atomic(path, yaml.safe_dump(cfg, sort_keys=False).encode())
+    return path
+
+
+def stage_sr(root: Path, iters: int, which: list[str]) -> dict:
+    from anyres.train.config import load_config
+    from anyres.train.trainer import train
+
+    out = {}
+    runs = {"liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}},
+            "liif-bicubic": None}
+    for name in which:
+        t0 = time.perf_counter()
+        trainer = train(load_config(_sr_config(root, name, runs[name], iters)))
+        out[name] = {"iterations": trainer.iteration, "seconds": round(trainer.elapsed, 1),
+                     "wall": round(time.perf_counter() - t0, 1)}
+    return out
+
+
+def stage_eval(root: Path) -> dict:
+    from anyres.hub import load_upscaler
+    from anyres.metrics import measure
+    from anyres.metrics.lpips import lpips
+
+    models = {"bicubic": "bicubic", "liif": "liif", "liif-bicubic": str(root / "runs" / "liif-bicubic" / "model"),
+              "liif-hllhgan": str(root / "runs" / "liif-hllhgan" / "model")}
+    rows: dict[str, dict] = {}
+    for label, spec in models.items():
+        if spec.startswith("/") and not Path(spec).exists():
+            print(f"skipping {label}: {spec} missing", file=sys.stderr)
+            continue
+        up = load_upscaler(spec, mode="fast") if label != "bicubic" else load_upscaler("bicubic")
+        per = {}
+        for path in list_images(DATA / "benchmark" / "Set14"):
+            hr = _crop4(to_rgb(read_image(path)[0]))
+            lr = read_image(root / "set14_lr" / f"{path.stem}.png")[0]
+            with torch.inference_mode():
+                sr = up.upscale(lr, tuple(hr.shape[-2:])).clamp(0, 1)
+            score = measure(sr, hr, SCALE, "benchmark")
+            per[path.name] = {"psnr": round(score.psnr, 3), "ssim": round(score.ssim, 4),
+                              "lpips": round(float(lpips(sr, hr, "alex")), 4)}
+        n = len(per)
+        rows[label] = {"psnr": round(sum(r["psnr"] for r in per.values()) / n, 3),
+                       "ssim": round(sum(r["ssim"] for r in per.values()) / n, 4),
+                       "lpips": round(sum(r["lpips"] for r in per.values()) / n, 4), "per_image": per}
+    return rows
+
+
+def stage_gallery(root: Path, count: int = 8) -> Path:
+    from anyres.data.sr import load_hr_folders
+    from anyres.degrade.hllhgan import load_generator
+    from anyres.train.hllhgan import random_crops
+    from anyres.ops.resize import imresize
+
+    g = torch.Generator().manual_seed(123)
+    real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
+    hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
+    net = load_generator(root / "gan" / "h2l")
+    with torch.no_grad():
+        fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
+    bic = imresize(hr, size=(16, 16)).clamp(0, 1)
+    pad = 4
+    rows = []
+    for row in (real, fake, bic):
+        tiles = [torch.nn.functional.pad(t.repeat_interleave(4, -1).repeat_interleave(4, -2), (pad,) * 4, value=1.0)
+                 for t in row]
+        rows.append(torch.cat(tiles, -1))
+    grid = torch.cat(rows, -2)[None]
+    path = root / "gallery.png"
+    write_image(path, grid)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stage", default="all", choices=("all", "data", "gan", "sr", "eval"))
+    ap.add_argument("--root", type=Path, default=HERE / "results" / "hllhgan")
+    ap.add_argument("--hidden-seed", type=int, default=0)
+    ap.add_argument("--gan-iters", type=int, default=1500)
+    ap.add_argument("--sr-iters", type=int, default=1000)
+    ap.add_argument("--sr-runs", default="liif-hllhgan,liif-bicubic")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    root = args.root
+    root.mkdir(parents=True, exist_ok=True)
+    summary_path = root / "hllhgan.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary["command"] = " ".join(["python", *sys.argv])
+    stages = ["data", "gan", "sr", "eval"] if args.stage == "all" else [args.stage]
+    for stage in stages:
+        if stage == "data":
+            summary["data"] = stage_data(root, args.hidden_seed)
+        elif stage == "gan":
+            summary["gan"] = stage_gan(root, args.gan_iters, args.threads)
+        elif stage == "sr":
+            summary.setdefault("sr", {}).update(stage_sr(root, args.sr_iters, args.sr_runs.split(",")))
+        elif stage == "eval":
+            summary["eval"] = stage_eval(root)
+            summary["gallery"] = str(stage_gallery(root).relative_to(ROOT))
+        write_bytes_atomic(summary_path, (json.dumps(summary, indent=1) + "\n").encode())
+    brief = {k: v for k, v in summary.items() if k != "eval"}
+    if "eval" in summary:
+        brief["eval"] = {m: {k: r[k] for k in ("psnr", "ssim", "lpips")} for m, r in summary["eval"].items()}
+    print(json.dumps(brief))
+
+
+if __name__ == "__main__":
+    main()

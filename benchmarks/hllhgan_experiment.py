@@ -15,7 +15,7 @@ a degradation neither SR model was shown.
    patches and bicubic LR patches (16 x 16, shown x4 nearest).
 
 Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval] [--gan-iters 1500]
-[--sr-iters 1000]``. Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
+[--sr-iters 800]``. Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
 ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
 """
 
@@ -91,7 +91,7 @@ def stage_gan(root: Path, iters: int, threads: int) -> dict:
     return train_hllhgan(hr, lr, root / "gan", HLLHGANConfig(iterations=iters, threads=threads))
 
 
-def _sr_config(root: Path, name: str, degradation: dict | None, iters: int) -> Path:
+def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, threads: int) -> Path:
     import yaml
 
     cfg = {
@@ -104,7 +104,7 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int) -> P
         "batch_size": 16, "iterations": iters,
         "optim": {"lr": 1.0e-4, "milestones": [int(iters * 0.75)], "gamma": 0.5, "warmup": min(200, iters // 5)},
         "precision": "bf16", "val": {"data": None}, "checkpoint_minutes": 5, "log_every": 50, "seed": 1,
-        "threads": 2, "out_dir": str(root / "runs" / name),
+        "threads": threads, "out_dir": str(root / "runs" / name),
     }
     if degradation:
         cfg["data"]["degradation"] = degradation
@@ -113,7 +113,7 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int) -> P
     return path
 
 
-def stage_sr(root: Path, iters: int, which: list[str]) -> dict:
+def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
     from anyres.train.config import load_config
     from anyres.train.trainer import train
 
@@ -122,7 +122,7 @@ def stage_sr(root: Path, iters: int, which: list[str]) -> dict:
             "liif-bicubic": None}
     for name in which:
         t0 = time.perf_counter()
-        trainer = train(load_config(_sr_config(root, name, runs[name], iters)))
+        trainer = train(load_config(_sr_config(root, name, runs[name], iters, threads)))
         out[name] = {"iterations": trainer.iteration, "seconds": round(trainer.elapsed, 1),
                      "wall": round(time.perf_counter() - t0, 1)}
     return out
@@ -188,26 +188,29 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=HERE / "results" / "hllhgan")
     ap.add_argument("--hidden-seed", type=int, default=0)
     ap.add_argument("--gan-iters", type=int, default=1500)
-    ap.add_argument("--sr-iters", type=int, default=1000)
+    ap.add_argument("--sr-iters", type=int, default=800)
     ap.add_argument("--sr-runs", default="liif-hllhgan,liif-bicubic")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
     summary_path = root / "hllhgan.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    summary["command"] = " ".join(["python", *sys.argv])
     stages = ["data", "gan", "sr", "eval"] if args.stage == "all" else [args.stage]
     for stage in stages:
         if stage == "data":
-            summary["data"] = stage_data(root, args.hidden_seed)
+            result = {"data": stage_data(root, args.hidden_seed)}
         elif stage == "gan":
-            summary["gan"] = stage_gan(root, args.gan_iters, args.threads)
+            result = {"gan": stage_gan(root, args.gan_iters, args.threads)}
         elif stage == "sr":
-            summary.setdefault("sr", {}).update(stage_sr(root, args.sr_iters, args.sr_runs.split(",")))
-        elif stage == "eval":
-            summary["eval"] = stage_eval(root)
-            summary["gallery"] = str(stage_gallery(root).relative_to(ROOT))
+            result = {"sr": stage_sr(root, args.sr_iters, args.sr_runs.split(","), args.threads)}
+        else:
+            result = {"eval": stage_eval(root), "gallery": str(stage_gallery(root).relative_to(ROOT))}
+        # Re-read before writing: stages may run as separate processes at the same time.
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        if "sr" in result:
+            result["sr"] = {**summary.get("sr", {}), **result["sr"]}
+        summary.update(result)
+        summary.setdefault("commands", {})[stage] = " ".join(["python", *sys.argv])
         write_bytes_atomic(summary_path, (json.dumps(summary, indent=1) + "\n").encode())
     brief = {k: v for k, v in summary.items() if k != "eval"}
     if "eval" in summary:

@@ -6,7 +6,6 @@ import click
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 

@@ -47,7 +47,7 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
     out_h, out_w = int(size[0]), int(size[1])
     h, w = lr.shape[-2:]
     out = torch.empty(1, 3, out_h, out_w, dtype=torch.float32, device=lr.device)
-    if tile is None or (tile >= h and tile >= w) or mode == "reference":
+    if tile is None or (tile >= h and tile >= w) or mode == "reference" or not getattr(net, "tile_invariant", True):
         tiles = [(0, h, 0, w)]
     else:
         tiles = [(r, min(r + tile, h), c, min(c + tile, w)) for r in range(0, h, tile) for c in range(0, w, tile)]

@@ -54,12 +54,13 @@ class Batch:
     cell: torch.Tensor   # (B, Q, 2)
     gt: torch.Tensor     # (B, Q, 3) in [0, 1]
     scale: torch.Tensor  # (B,)
+    hr: list[torch.Tensor] | None = None  # the augmented HR crops (3, side, side), with return_hr=True
 
 
 class RandomScaleSampler:
     def __init__(self, images: Sequence[torch.Tensor], patch: int = 48, scale_min: float = 1.0,
                  scale_max: float = 4.0, queries: int | None = None, augment: bool = True,
-                 degradation: Any = None):
+                 degradation: Any = None, return_hr: bool = False):
         if not 1.0 <= scale_min <= scale_max:
             raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
         self.images = list(images)
@@ -69,6 +70,7 @@ class RandomScaleSampler:
         if self.queries > patch * patch:
             raise ConfigError(f"queries ({self.queries}) cannot exceed patch^2 ({patch * patch})")
         self.augment = augment
+        self.return_hr = return_hr
         self.degradation = None
         if degradation is not None:
             from anyres.degrade import get_pipeline
@@ -83,7 +85,7 @@ class RandomScaleSampler:
             raise ConfigError(f"all training images are smaller than the {patch}px patch")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        lrs, coords, cells, gts, scales = [], [], [], [], []
+        lrs, coords, cells, gts, scales, hrs = [], [], [], [], [], []
         degrade_gen = None
         if self.degradation is not None:
             # A stream of its own (from the batch generator's seed), so a blind run sees the same crops and
@@ -92,9 +94,10 @@ class RandomScaleSampler:
 
             degrade_gen = torch.Generator().manual_seed(derive_seed(generator.initial_seed(), "degradation"))
         for _ in range(batch_size):
-            lr, coord, cell, gt, s = self._one(generator, degrade_gen)
-            lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s)
-        return Batch(torch.stack(lrs), torch.stack(coords), torch.stack(cells), torch.stack(gts), torch.tensor(scales))
+            lr, coord, cell, gt, s, hr = self._one(generator, degrade_gen)
+            lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s), hrs.append(hr)
+        return Batch(torch.stack(lrs), torch.stack(coords), torch.stack(cells), torch.stack(gts), torch.tensor(scales),
+                     hrs if self.return_hr else None)
 
     def _one(self, g: torch.Generator, degrade_gen: torch.Generator | None = None):
         u = float(torch.rand((), generator=g))
@@ -127,4 +130,4 @@ class RandomScaleSampler:
             records = self.degradation.sample(1, degrade_gen, scale=side / self.patch, hr_size=[side, side])
             lr = self.degradation.apply(hr.unsqueeze(0).contiguous(), records)[0]
         cell = torch.tensor([2.0 / side, 2.0 / side]).expand(self.queries, 2)
-        return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch
+        return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch, hr.contiguous()

@@ -4,3 +4,4 @@ from anyres.models import baselines  # noqa: F401  (registers the interpolation 
 from anyres.models import encoders  # noqa: F401  (registers edsr-baseline, rdn)
 from anyres.models import liif  # noqa: F401  (registers the liif network)
 from anyres.models import diinn  # noqa: F401  (registers the diinn network)
+from anyres.models import liifusion  # noqa: F401  (registers the liifusion network)

@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from anyres.nn.blocks import MLP
 from anyres.ops.coords import centres, coord_to_index, make_coord

@@ -81,7 +81,8 @@ class Trainer:
         if images is None:
             images = load_hr_folders(d.train)
         self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment,
-                                          degradation=d.degradation)
+                                          degradation=d.degradation,
+                                          return_hr=getattr(self.net, "uses_hr_prior", False))
         self.iteration = 0
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
@@ -115,7 +116,11 @@ class Trainer:
             group["lr"] = self.lr_at(self.iteration)
         lr = batch.lr.contiguous(memory_format=torch.channels_last)
         bf16 = cfg.precision == "bf16"
-        pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16)
+        extra = {}
+        if batch.hr is not None:  # networks conditioned on a prior computed from the HR crop (LIIFusion stage 1)
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
+                extra["prior"] = self.net.prior_batch(batch.lr, batch.hr).float()
+        pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16, **extra)
         # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
         loss = 2.0 * (pred.float() - batch.gt).abs().mean()
         self.optim.zero_grad(set_to_none=True)

@@ -1,0 +1,169 @@
+"""LIIFusion stage 1: LIIF conditioned on an HR prior vector injected by shifted-window cross-attention.
+
+Hwang, Lee & Kim, JBE 2024 (digest: ``../shared/reference/arbitrary_scale_sr.md`` Sec. 3). Stage 1 learns,
+with the HR image available, a compact prior ``z`` (a ``4C = 256`` vector, not an image) and how to use it;
+stage 2 (not in this module yet) replaces the HR-based prior encoder by a 4-step diffusion model sampling
+``z`` from the LR image alone. Pieces, in order:
+
+1. **Encoder** (EDSR-baseline by default) -> latent map ``M`` ``(B, C, h, w)``, exactly as in LIIF.
+2. **Prior encoder** (CPEN-like, DiffIR's x1 branch): ``[bicubic-up LR, HR]`` at HR size, both
+   pixel-unshuffled by 4 (``6 x 16 = 96`` channels at HR / 4), conv 3x3 -> 64 + LeakyReLU(0.1),
+   ``prior_blocks`` EDSR residual blocks, convs 64 -> 128 -> 128 -> 256 (each + LeakyReLU), global average
+   pool, 2 x (Linear 256 -> 256 + LeakyReLU) -> ``z``. HR sides that are not multiples of 4 are
+   edge-padded first. (DiffIR never upsamples the LR because its scale is fixed; for any scale, bicubic-up
+   to the HR size and unshuffling both is DiffIR's x1 branch. The novwaul/LIIFusion code feeds full-size
+   6-channel images instead, about 16x the convolution cost; its HEAD even feeds ``(LR-up, LR-up)`` in stage 1,
+   which the digest flags as a likely leftover: anyres uses ``(LR-up, HR)``, the paper's description.)
+3. **Prior injector** on ``M``: pad to a multiple of the window (8; reflect, only when needed, unlike the
+   reference code's full extra window), ``inject_depth`` :class:`~anyres.nn.windows.PriorWindowLayer`
+   (``M' = z_a * LN(M) + z_b`` as queries, ``LN(M)`` as keys/values; 4 heads; shift 4 on odd layers;
+   relative position bias; mask -100; MLP ratio 2), a 3x3 conv, the global residual, crop back.
+4. **Conditional LIIF**: the LIIF decoder (unfold, local ensemble, cell) queries the injected map.
+
+Inference without an HR image (``encode(lr)`` with no prior): the prior encoder sees ``(lr, lr)``, i.e. the
+LR standing in for both inputs. A stage-1 model is meant to be evaluated with its HR prior (the paper's
+stage-1 numbers are an upper bound for stage 2); the LR-only fallback keeps every upscaler path working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anyres.nn.blocks import ResBlock, conv3x3
+from anyres.nn.windows import PriorWindowLayer, pad_to_multiple
+from anyres.ops.resize import imresize
+from anyres.registry import NETWORKS
+
+from .liif import LIIF, LIIFConfig
+
+__all__ = ["LIIFusion", "LIIFusionConfig", "PriorEncoder", "PriorInjector"]
+
+UNSHUFFLE = 4
+
+
+@dataclass
+class LIIFusionConfig(LIIFConfig):
+    """LIIF's options plus the prior encoder and injector."""
+
+    prior_dim: int = 256          # 4 C for C = 64
+    prior_blocks: int = 6         # DiffIR's default n_encoder_res (its SR configs use 9)
+    inject_depth: int = 6
+    window: int = 8
+    heads: int = 4
+    mlp_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.window < 2 or self.inject_depth < 1 or self.prior_dim < 1:
+            raise ValueError("LIIFusion needs window >= 2, inject_depth >= 1 and prior_dim >= 1")
+
+
+class PriorEncoder(nn.Module):
+    """``(lr_up, hr)`` -> prior ``(B, prior_dim)``; both ``(B, 3, H, W)`` in [0, 1] (see module doc)."""
+
+    def __init__(self, in_images: int = 2, feats: int = 64, blocks: int = 6, prior_dim: int = 256):
+        super().__init__()
+        self.in_images = in_images
+        cin = 3 * in_images * UNSHUFFLE * UNSHUFFLE
+        act = nn.LeakyReLU(0.1, inplace=True)
+        self.body = nn.Sequential(
+            conv3x3(cin, feats), act, *[ResBlock(feats) for _ in range(blocks)],
+            conv3x3(feats, 128), act, conv3x3(128, 128), act, conv3x3(128, prior_dim), act)
+        self.mlp = nn.Sequential(nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1, inplace=True),
+                                 nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1, inplace=True))
+
+    def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        if len(images) != self.in_images:
+            raise ValueError(f"prior encoder takes {self.in_images} images, got {len(images)}")
+        x = torch.cat([(im - 0.5) / 0.5 for im in images], dim=1)
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % UNSHUFFLE, 0, -h % UNSHUFFLE), mode="replicate")
+        x = F.pixel_unshuffle(x, UNSHUFFLE)
+        return self.mlp(self.body(x).mean(dim=(-2, -1)))
+
+
+class PriorInjector(nn.Module):
+    """``(B, C, h, w)`` map and ``(B, P)`` prior -> prior-injected map of the same shape."""
+
+    def __init__(self, dim: int = 64, prior_dim: int = 256, depth: int = 6, window: int = 8, heads: int = 4,
+                 mlp_ratio: float = 2.0):
+        super().__init__()
+        self.window = window
+        self.layers = nn.ModuleList(
+            PriorWindowLayer(dim, prior_dim, window, shift=(window // 2) * (i % 2), heads=heads, mlp_ratio=mlp_ratio)
+            for i in range(depth))
+        self.conv = conv3x3(dim, dim)
+
+    def forward(self, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = pad_to_multiple(feat, self.window)
+        y = x.permute(0, 2, 3, 1)
+        for layer in self.layers:
+            y = layer(y, prior)
+        y = self.conv(y.permute(0, 3, 1, 2).contiguous()) + x
+        return y[..., :h, :w]
+
+
+class LIIFusion(LIIF):
+    """Stage-1 LIIFusion: ``encode(lr, prior)`` -> injected latent map; the rest is LIIF's query interface.
+
+    ``prior_from(lr, hr)`` computes the HR prior of one image (or a batch of equal-size images);
+    ``forward(lr, coord, cell, prior=...)`` decodes with a given prior (training passes the HR prior).
+    """
+
+    config_class = LIIFusionConfig
+    uses_hr_prior = True  # the trainer hands the HR crops to prior_batch
+
+    def __init__(self, config: LIIFusionConfig | dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        cfg = self.config
+        c = self.encoder.out_dim
+        self.prior_encoder = PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim)
+        self.injector = PriorInjector(c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"arch": "liifusion", **asdict(self.config)}
+
+    # Windows are laid out from the map's origin and the prior is one vector per image, so a tile would not
+    # see what the whole image sees: :func:`anyres.infer.render` renders this network in one pass.
+    tile_invariant = False
+
+    def prior_from(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``."""
+        lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
+        return self.prior_encoder(lr_up, hr)
+
+    def prior_batch(self, lr: torch.Tensor, hrs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Priors of a training batch whose HR crops may differ in size: ``hrs[i]`` is ``(3, H_i, W_i)``."""
+        return torch.cat([self.prior_from(lr[i:i + 1], hr[None]) for i, hr in enumerate(hrs)])
+
+    def lr_prior(self, lr: torch.Tensor) -> torch.Tensor:
+        """The fallback prior when no HR is available: the LR standing in for both inputs."""
+        return self.prior_encoder(lr, lr)
+
+    def encode(self, lr: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        feat = super().encode(lr)
+        if prior is None:
+            prior = self.lr_prior(lr)
+        return self.injector(feat, prior.to(feat.dtype))
+
+    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+                mode: str = "fast", encoder_bf16: bool = False, prior: torch.Tensor | None = None) -> torch.Tensor:
+        if encoder_bf16:
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
+                feat = self.encode(lr, prior)
+            feat = feat.float()
+        else:
+            feat = self.encode(lr, prior)
+        return self.query(feat, coord, cell, mode=mode)
+
+
+@NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention")
+def build_liifusion(**kwargs: Any) -> LIIFusion:
+    return LIIFusion(LIIFusionConfig.from_dict(kwargs))
+
+
+build_liifusion.config_class = LIIFusionConfig

@@ -1,0 +1,117 @@
+"""The contract every arbitrary-scale network keeps (LIIF, DIINN, LIIFusion): output shape and dtype, finite
+values, gradients reaching every parameter, save -> load equality, chunked == full queries, tiled == one
+pass rendering, the upscaler's sizes, and training with the trainer. Architecture-specific facts live in
+each network's own test module."""
+
+import pytest
+import torch
+
+import anyres.models  # noqa: F401
+from anyres.hub import load_network, save_network
+from anyres.infer import LIIFUpscaler, render
+from anyres.registry import NETWORKS
+
+from conftest import tiny_liif_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY_ENCODER = {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}
+ARCHS = {
+    "liif": tiny_liif_config(),
+    "diinn": {"encoder": TINY_ENCODER, "hidden": [16, 16, 16]},
+    "liifusion": {**tiny_liif_config(), "prior_dim": 16, "prior_blocks": 1, "inject_depth": 2, "window": 4,
+                  "heads": 2},
+}
+
+
+def _net(arch):
+    return NETWORKS.build(arch, **ARCHS[arch])
+
+
+def _random_queries(b, q, scale=3.0, lr_size=(9, 11)):
+    coord = torch.rand(b, q, 2) * 2 - 1
+    cell = torch.tensor([2.0 / (lr_size[0] * scale), 2.0 / (lr_size[1] * scale)]).expand(b, q, 2).contiguous()
+    return coord, cell
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("mode,encoder_bf16", [("exact", False), ("fast", True)])
+def test_forward_shape_finite_and_every_parameter_learns(arch, mode, encoder_bf16):
+    net = _net(arch)
+    lr = torch.rand(2, 3, 9, 11)
+    coord, cell = _random_queries(2, 50)
+    pred = net(lr, coord, cell, mode=mode, encoder_bf16=encoder_bf16)  # the trainer's call
+    assert pred.shape == (2, 50, 3) and pred.dtype == torch.float32
+    assert torch.isfinite(pred).all()
+    pred.square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_save_load_round_trip_is_exact(arch, tmp_path):
+    net = _net(arch).eval()
+    save_network(net, tmp_path / "m", extra={"name": "tiny", "iterations": 3})
+    loaded, config = load_network(tmp_path / "m")
+    assert config["arch"] == arch and config["name"] == "tiny"
+    assert type(loaded) is type(net) and loaded.config == net.config
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    lr = torch.rand(1, 3, 8, 8)
+    assert torch.equal(render(net, lr, (20, 20), mode="exact"), render(loaded, lr, (20, 20), mode="exact"))
+    assert (tmp_path / "m" / "model.safetensors").read_bytes()[8:9] == b"{"  # safetensors, not a pickle
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_chunked_query_equals_full_query(arch):
+    net = _net(arch).eval()
+    lr = torch.rand(2, 3, 9, 11)
+    coord, cell = _random_queries(2, 300)
+    with torch.no_grad():
+        feat = net.encode(lr)
+        full = net.query(feat, coord, cell, mode="exact")
+        chunks = torch.cat([net.query(feat, coord[:, a:a + 37], cell[:, a:a + 37], mode="exact")
+                            for a in range(0, 300, 37)], dim=1)
+    assert (chunks - full).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17)])
+def test_tiled_and_chunked_render_equals_one_pass(arch, size):
+    net = _net(arch).eval()
+    lr = torch.rand(1, 3, 19, 14)
+    full = render(net, lr, size, mode="exact", tile=None, chunk=10**9)
+    tiled = render(net, lr, size, mode="exact", tile=5, chunk=37)
+    chunked = render(net, lr, size, mode="exact", tile=None, chunk=50)
+    assert (tiled - full).abs().max() <= 1e-5
+    assert (chunked - full).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_upscaler_sizes(arch):
+    up = LIIFUpscaler(_net(arch).eval(), mode="fast", tile=4)
+    lr = torch.rand(1, 3, 8, 8)
+    assert up.upscale(lr, (31, 13)).shape == (1, 3, 31, 13)
+    assert up.upscale(lr[:, :1], (5, 4)).shape == (1, 1, 5, 4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_trains_and_checkpoints_with_the_trainer(arch, tmp_path):
+    from anyres.train.config import DataConfig, OptimConfig, TrainConfig
+    from anyres.train.trainer import Trainer
+
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
+    cfg = TrainConfig(model={"name": arch, "args": ARCHS[arch]},
+                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
+                      iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
+                      out_dir=str(tmp_path / "run"))
+    trainer = Trainer(cfg, images=images, log=lambda msg: None)
+    before = {k: v.clone() for k, v in trainer.net.named_parameters()}
+    trainer.run()
+    after = dict(trainer.net.named_parameters())
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert not unchanged, unchanged  # every parameter (a stage-1 prior encoder included) was trained
+    loaded, _ = load_network(tmp_path / "run" / "model")
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in trainer.net.state_dict().items())

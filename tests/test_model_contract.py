@@ -22,10 +22,15 @@ ARCHS = {
     "liifusion": {**tiny_liif_config(), "prior_dim": 16, "prior_blocks": 1, "inject_depth": 2, "window": 4,
                   "heads": 2},
 }
+ARCHS["liifusion-s2"] = {**ARCHS["liifusion"], "stage": 2, "denoise_blocks": 1}
 
 
-def _net(arch):
-    return NETWORKS.build(arch, **ARCHS[arch])
+def _arch(name):
+    return name.removesuffix("-s2")
+
+
+def _net(name):
+    return NETWORKS.build(_arch(name), **ARCHS[name])
 
 
 def _random_queries(b, q, scale=3.0, lr_size=(9, 11)):
@@ -45,6 +50,8 @@ def test_forward_shape_finite_and_every_parameter_learns(arch, mode, encoder_bf1
     assert torch.isfinite(pred).all()
     pred.square().mean().backward()
     for name, p in net.named_parameters():
+        if not p.requires_grad:  # stage 2's frozen stage-1 prior encoder
+            continue
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
 
@@ -54,7 +61,7 @@ def test_save_load_round_trip_is_exact(arch, tmp_path):
     net = _net(arch).eval()
     save_network(net, tmp_path / "m", extra={"name": "tiny", "iterations": 3})
     loaded, config = load_network(tmp_path / "m")
-    assert config["arch"] == arch and config["name"] == "tiny"
+    assert config["arch"] == _arch(arch) and config["name"] == "tiny"
     assert type(loaded) is type(net) and loaded.config == net.config
     for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
@@ -103,12 +110,12 @@ def test_trains_and_checkpoints_with_the_trainer(arch, tmp_path):
 
     g = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
-    cfg = TrainConfig(model={"name": arch, "args": ARCHS[arch]},
+    cfg = TrainConfig(model={"name": _arch(arch), "args": ARCHS[arch]},
                       data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
                       iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
                       out_dir=str(tmp_path / "run"))
     trainer = Trainer(cfg, images=images, log=lambda msg: None)
-    before = {k: v.clone() for k, v in trainer.net.named_parameters()}
+    before = {k: v.clone() for k, v in trainer.net.named_parameters() if v.requires_grad}
     trainer.run()
     after = dict(trainer.net.named_parameters())
     unchanged = [k for k in before if torch.equal(before[k], after[k])]

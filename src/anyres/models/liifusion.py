@@ -41,7 +41,8 @@ from anyres.registry import NETWORKS
 
 from .liif import LIIF, LIIFConfig
 
-__all__ = ["LIIFusion", "LIIFusionConfig", "PriorEncoder", "PriorInjector"]
+__all__ = ["LIIFusion", "LIIFusionConfig", "PriorEncoder", "PriorInjector", "PriorDenoiser", "DiffusionSchedule",
+           "sample_prior"]
 
 UNSHUFFLE = 4
 
@@ -56,10 +57,19 @@ class LIIFusionConfig(LIIFConfig):
     window: int = 8
     heads: int = 4
     mlp_ratio: float = 2.0
+    stage: int = 1                # 2 adds the LR condition encoder and the prior denoiser
+    denoise_blocks: int = 5       # hidden Linear layers after the first (DiffIR's constructor default)
+    timesteps: int = 4
+    beta_start: float = 0.1
+    beta_end: float = 0.99
 
     def __post_init__(self) -> None:
         if self.window < 2 or self.inject_depth < 1 or self.prior_dim < 1:
             raise ValueError("LIIFusion needs window >= 2, inject_depth >= 1 and prior_dim >= 1")
+        if self.stage not in (1, 2):
+            raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
+        if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
+            raise ValueError("need timesteps >= 1 and 0 < beta_start <= beta_end < 1")
 
 
 class PriorEncoder(nn.Module):
@@ -107,6 +117,58 @@ class PriorInjector(nn.Module):
         return y[..., :h, :w]
 
 
+class DiffusionSchedule:
+    """DiffIR's short schedule: ``beta_t = (linspace(sqrt(start), sqrt(end), T))_t ** 2`` (LDM's "linear"),
+    ``alpha_bar_t = prod(1 - beta)``, and the coefficients of the posterior mean
+    ``mu(x0, x_t) = coef1_t x0 + coef2_t x_t``. For T = 4, (0.1, 0.99): beta = [0.1, 0.2943, 0.5910, 0.99],
+    alpha_bar = [0.9, 0.6351, 0.2598, 0.0026]. Float64 buffers, cast on use."""
+
+    def __init__(self, timesteps: int = 4, start: float = 0.1, end: float = 0.99):
+        self.timesteps = timesteps
+        betas = torch.linspace(start**0.5, end**0.5, timesteps, dtype=torch.float64) ** 2
+        alphas = 1 - betas
+        abar = torch.cumprod(alphas, 0)
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        self.betas, self.alphas_cumprod = betas, abar
+        self.coef1 = betas * abar_prev.sqrt() / (1 - abar)
+        self.coef2 = (1 - abar_prev) * alphas.sqrt() / (1 - abar)
+
+    def noisy_start(self, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``x_T = sqrt(alpha_bar_T) x0 + sqrt(1 - alpha_bar_T) noise`` (the training forward of DiffIR)."""
+        a = float(self.alphas_cumprod[-1])
+        return a**0.5 * x0 + (1 - a) ** 0.5 * noise
+
+
+class PriorDenoiser(nn.Module):
+    """Predicts the clean prior from ``[condition, t / (10 T), x_t]``: Linear(2P + 1 -> P) + LeakyReLU(0.1),
+    then ``blocks`` x (Linear(P -> P) + LeakyReLU(0.1)) with no residual (DiffIR's "ResMLP")."""
+
+    def __init__(self, prior_dim: int = 256, blocks: int = 5, timesteps: int = 4):
+        super().__init__()
+        self.timesteps = timesteps
+        layers: list[nn.Module] = [nn.Linear(2 * prior_dim + 1, prior_dim), nn.LeakyReLU(0.1, inplace=True)]
+        for _ in range(blocks):
+            layers += [nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1, inplace=True)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, cond: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
+        tt = torch.full((x_t.shape[0], 1), t / (10 * self.timesteps), dtype=x_t.dtype, device=x_t.device)
+        return self.net(torch.cat([cond, tt, x_t], dim=1))
+
+
+def sample_prior(denoiser: PriorDenoiser, cond: torch.Tensor, schedule: DiffusionSchedule,
+                 x_t: torch.Tensor) -> torch.Tensor:
+    """Run the reverse chain from ``x_T``: at each step ``x0_hat = denoiser(cond, t, x_t)`` and
+    ``x_{t-1} = coef1_t x0_hat + coef2_t x_t`` (the posterior mean; no noise is added, so the chain is a
+    deterministic function of ``x_T``). Returns the last ``x0_hat``. Differentiable (stage 2 trains
+    through all steps)."""
+    x0 = x_t
+    for t in reversed(range(schedule.timesteps)):
+        x0 = denoiser(cond, t, x_t)
+        x_t = float(schedule.coef1[t]) * x0 + float(schedule.coef2[t]) * x_t
+    return x0
+
+
 class LIIFusion(LIIF):
     """Stage-1 LIIFusion: ``encode(lr, prior)`` -> injected latent map; the rest is LIIF's query interface.
 
@@ -123,6 +185,12 @@ class LIIFusion(LIIF):
         c = self.encoder.out_dim
         self.prior_encoder = PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim)
         self.injector = PriorInjector(c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio)
+        self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+        if cfg.stage == 2:
+            self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim)
+            self.denoiser = PriorDenoiser(cfg.prior_dim, cfg.denoise_blocks, cfg.timesteps)
+            self.prior_encoder.requires_grad_(False)  # stage 2's target: the frozen stage-1 prior encoder
+            self.init_new_modules = ("condition_encoder.", "denoiser.")  # not in a stage-1 file
 
     def config_dict(self) -> dict[str, Any]:
         return {"arch": "liifusion", **asdict(self.config)}
@@ -136,18 +204,38 @@ class LIIFusion(LIIF):
         lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
         return self.prior_encoder(lr_up, hr)
 
-    def prior_batch(self, lr: torch.Tensor, hrs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Priors of a training batch whose HR crops may differ in size: ``hrs[i]`` is ``(3, H_i, W_i)``."""
-        return torch.cat([self.prior_from(lr[i:i + 1], hr[None]) for i, hr in enumerate(hrs)])
+    def prior_batch(self, lr: torch.Tensor, hrs: Sequence[torch.Tensor],
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prior a training batch is decoded with, and its auxiliary loss.
 
-    def lr_prior(self, lr: torch.Tensor) -> torch.Tensor:
-        """The fallback prior when no HR is available: the LR standing in for both inputs."""
-        return self.prior_encoder(lr, lr)
+        ``hrs[i]`` is sample ``i``'s HR crop ``(3, H_i, W_i)`` (sizes may differ). Stage 1: the HR prior, no
+        auxiliary loss. Stage 2: the diffusion prior sampled from the LR condition, starting from the
+        stage-1 prior ``z`` noised to ``x_T = sqrt(abar_T) z + sqrt(1 - abar_T) eps``, trained through all
+        steps; the auxiliary loss is ``mean |prior - z|`` with ``z`` from the frozen stage-1 encoder.
+        """
+        target = torch.cat([self.prior_from(lr[i:i + 1], hr[None]) for i, hr in enumerate(hrs)])
+        if self.config.stage == 1:
+            return target, None
+        target = target.detach()
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
+        x_t = self.schedule.noisy_start(target, noise)
+        prior = sample_prior(self.denoiser, self.condition_encoder(lr), self.schedule, x_t)
+        return prior, (prior - target).abs().mean()
 
-    def encode(self, lr: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+    def lr_prior(self, lr: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """The prior when no HR is available. Stage 2: the 4-step diffusion sampler from ``x_T ~ N(0, I)``
+        drawn with ``seed`` (the same seed gives the same prior and the same image). Stage 1: the prior
+        encoder with the LR standing in for both inputs (a fallback; see the module doc)."""
+        if self.config.stage == 1:
+            return self.prior_encoder(lr, lr)
+        g = torch.Generator().manual_seed(seed)
+        x_t = torch.randn(lr.shape[0], self.config.prior_dim, generator=g).to(lr.device, lr.dtype)
+        return sample_prior(self.denoiser, self.condition_encoder(lr), self.schedule, x_t)
+
+    def encode(self, lr: torch.Tensor, prior: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         feat = super().encode(lr)
         if prior is None:
-            prior = self.lr_prior(lr)
+            prior = self.lr_prior(lr, seed)
         return self.injector(feat, prior.to(feat.dtype))
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,

@@ -56,6 +56,7 @@ class TrainConfig:
     threads: int | None = None
     out_dir: str = "runs/liif"
     init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
+    prior_weight: float = 0.05       # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from anyres.data.sr import RandomScaleSampler, load_hr_folders
+from anyres.degrade.base import derive_seed
 from anyres.errors import ConfigError
 # Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
 from anyres.evaluate import evaluate
@@ -95,10 +96,17 @@ class Trainer:
         path = Path(folder) / "model.safetensors"
         if not path.is_file():
             raise ConfigError(f"init: {path} not found (expected a weights folder with model.safetensors)")
+        # Modules a network may add on top of the one it starts from (LIIFusion stage 2 over stage 1) start
+        # from their own initialisation; every other weight must be in the file.
+        fresh = tuple(getattr(self.net, "init_new_modules", ()))
         try:
-            self.net.load_state_dict(load_file(str(path)))
+            missing, unexpected = self.net.load_state_dict(load_file(str(path)), strict=False)
         except RuntimeError as err:
             raise ConfigError(f"init: {path} does not match the model spec ({str(err).splitlines()[0]})") from None
+        missing = [k for k in missing if not k.startswith(fresh)] if fresh else missing
+        if missing or unexpected:
+            raise ConfigError(f"init: {path} does not match the model spec "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
     # -- schedule ------------------------------------------------------------------------------------
     def lr_at(self, iteration: int) -> float:
@@ -116,13 +124,17 @@ class Trainer:
             group["lr"] = self.lr_at(self.iteration)
         lr = batch.lr.contiguous(memory_format=torch.channels_last)
         bf16 = cfg.precision == "bf16"
-        extra = {}
-        if batch.hr is not None:  # networks conditioned on a prior computed from the HR crop (LIIFusion stage 1)
+        extra, aux = {}, None
+        if batch.hr is not None:  # networks conditioned on a prior made from the HR crop (LIIFusion)
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, f"prior/{self.rank}/{self.iteration}"))
             with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
-                extra["prior"] = self.net.prior_batch(batch.lr, batch.hr).float()
+                prior, aux = self.net.prior_batch(batch.lr, batch.hr, g)
+            extra["prior"] = prior.float()
         pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16, **extra)
         # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
         loss = 2.0 * (pred.float() - batch.gt).abs().mean()
+        if aux is not None:  # LIIFusion stage 2: L1 of the sampled prior against the stage-1 prior
+            loss = loss + cfg.prior_weight * aux.float()
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         make_grads_contiguous(self.net.parameters())

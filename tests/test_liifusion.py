@@ -1,0 +1,119 @@
+"""LIIFusion specifics: the prior encoder and injector, the 4-step schedule and sampler, stage 2 from stage 1.
+(The shared network contract is in test_model_contract.py.)"""
+
+import pytest
+import torch
+
+import anyres.models  # noqa: F401
+from anyres.hub import save_network
+from anyres.models.liifusion import (DiffusionSchedule, LIIFusion, LIIFusionConfig, PriorDenoiser, PriorEncoder,
+                                     sample_prior)
+
+from conftest import tiny_liif_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(**overrides):
+    return {**tiny_liif_config(), "prior_dim": 16, "prior_blocks": 1, "inject_depth": 2, "window": 4, "heads": 2,
+            **overrides}
+
+
+def test_schedule_matches_diffir_values():
+    s = DiffusionSchedule(4, 0.1, 0.99)
+    torch.testing.assert_close(s.betas, torch.tensor([0.1, 0.29428, 0.59097, 0.99], dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(s.alphas_cumprod, torch.tensor([0.9, 0.6351, 0.2598, 0.0026], dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(s.coef1, torch.tensor([1.0, 0.7652, 0.6363, 0.5059], dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(s.coef2, torch.tensor([0.0, 0.2302, 0.3153, 0.0742], dtype=torch.float64), atol=1e-4, rtol=0)
+    # x_T keeps sqrt(abar_T) of the signal
+    z, eps = torch.ones(2, 3), torch.zeros(2, 3)
+    torch.testing.assert_close(s.noisy_start(z, eps), torch.full((2, 3), 0.0026**0.5), atol=2e-3, rtol=0)
+
+
+def test_sampler_runs_the_chain_in_order_and_is_deterministic():
+    s = DiffusionSchedule(4)
+    calls = []
+
+    class Probe(torch.nn.Module):  # records t and returns a known x0 so the chain can be followed by hand
+        timesteps = 4
+
+        def forward(self, cond, t, x_t):
+            calls.append(t)
+            return torch.full_like(x_t, float(t + 1))
+
+    x_t = torch.full((1, 2), 5.0)
+    out = sample_prior(Probe(), torch.zeros(1, 2), s, x_t)
+    assert calls == [3, 2, 1, 0]
+    assert torch.equal(out, torch.full((1, 2), 1.0))  # the last x0 estimate (t = 0)
+    den = PriorDenoiser(8, blocks=2)
+    cond = torch.randn(3, 8)
+    a = sample_prior(den, cond, s, torch.randn(3, 8, generator=torch.Generator().manual_seed(4)))
+    b = sample_prior(den, cond, s, torch.randn(3, 8, generator=torch.Generator().manual_seed(4)))
+    c = sample_prior(den, cond, s, torch.randn(3, 8, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_stage2_lr_prior_is_deterministic_for_a_seed():
+    net = LIIFusion(tiny(stage=2)).eval()
+    lr = torch.rand(1, 3, 9, 10)
+    with torch.no_grad():
+        a, b, c = net.encode(lr, seed=3), net.encode(lr, seed=3), net.encode(lr, seed=4)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_prior_encoder_pads_and_sees_both_images():
+    enc = PriorEncoder(2, 8, 1, 16)
+    a, b = torch.rand(2, 3, 18, 21), torch.rand(2, 3, 18, 21)
+    z = enc(a, b)
+    assert z.shape == (2, 16) and torch.isfinite(z).all()
+    assert not torch.allclose(z, enc(a, torch.rand(2, 3, 18, 21)))  # the HR input matters
+    with pytest.raises(ValueError, match="takes 2 images"):
+        enc(a)
+
+
+def test_the_hr_prior_changes_the_result_and_batches_mixed_sizes():
+    net = LIIFusion(tiny()).eval()
+    lr = torch.rand(2, 3, 8, 8)
+    hrs = [torch.rand(3, 16, 16), torch.rand(3, 24, 24)]
+    prior, aux = net.prior_batch(lr, hrs)
+    assert prior.shape == (2, 16) and aux is None
+    torch.testing.assert_close(prior[1:], net.prior_from(lr[1:], hrs[1][None]))
+    with torch.no_grad():
+        assert not torch.allclose(net.encode(lr, prior), net.encode(lr))
+
+
+def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
+    from anyres.train.config import DataConfig, OptimConfig, TrainConfig
+    from anyres.train.trainer import Trainer
+
+    s1 = LIIFusion(tiny())
+    save_network(s1, tmp_path / "s1")
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
+    cfg = TrainConfig(model={"name": "liifusion", "args": tiny(stage=2)}, init=str(tmp_path / "s1"),
+                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
+                      iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
+                      out_dir=str(tmp_path / "run"))
+    trainer = Trainer(cfg, images=images, log=lambda msg: None)
+    for k, v in s1.state_dict().items():
+        assert torch.equal(trainer.net.state_dict()[k], v), k
+    denoiser0 = {k: v.clone() for k, v in trainer.net.denoiser.state_dict().items()}
+    trainer.run()
+    for k, v in s1.prior_encoder.state_dict().items():  # frozen: stage 2's target does not move
+        assert torch.equal(trainer.net.prior_encoder.state_dict()[k], v), k
+    assert any(not torch.equal(v, trainer.net.denoiser.state_dict()[k]) for k, v in denoiser0.items())
+    # a stage-1 model started from a file lacking its weights is refused
+    bad = TrainConfig(model={"name": "liifusion", "args": tiny(inject_depth=3)}, init=str(tmp_path / "s1"),
+                      data=cfg.data, out_dir=str(tmp_path / "run2"))
+    from anyres.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not match"):
+        Trainer(bad, images=images, log=lambda msg: None)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="stage"):
+        LIIFusionConfig(stage=3)
+    with pytest.raises(ValueError, match="unknown LIIF config keys"):
+        LIIFusionConfig.from_dict({"widnow": 8})

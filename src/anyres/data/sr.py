@@ -17,6 +17,7 @@ PSNR-oriented model).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -60,7 +61,7 @@ class Batch:
 class RandomScaleSampler:
     def __init__(self, images: Sequence[torch.Tensor], patch: int = 48, scale_min: float = 1.0,
                  scale_max: float = 4.0, queries: int | None = None, augment: bool = True,
-                 degradation: Any = None, return_hr: bool = False):
+                 degradation: Any = None, return_hr: bool = False, query_layout: str = "random"):
         if not 1.0 <= scale_min <= scale_max:
             raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
         self.images = list(images)
@@ -71,6 +72,14 @@ class RandomScaleSampler:
             raise ConfigError(f"queries ({self.queries}) cannot exceed patch^2 ({patch * patch})")
         self.augment = augment
         self.return_hr = return_hr
+        if query_layout not in ("random", "patch"):
+            raise ConfigError(f"query_layout must be 'random' or 'patch', got {query_layout!r}")
+        self.query_layout = query_layout
+        if query_layout == "patch":
+            side = math.isqrt(self.queries)
+            if side * side != self.queries:
+                raise ConfigError(f"query_layout 'patch' needs a square number of queries, got {self.queries}")
+            self.query_side = side
         self.degradation = None
         if degradation is not None:
             from anyres.degrade import get_pipeline
@@ -120,7 +129,16 @@ class RandomScaleSampler:
             if flips[2]:
                 hr = hr.transpose(-1, -2)
         n = side * side
-        pick = torch.randperm(n, generator=g)[: self.queries]
+        if self.query_layout == "patch":
+            # A contiguous query_side^2 window of the HR crop, row-major, so gt reshapes to an image
+            # (for a discriminator or a perceptual loss); side >= patch >= query_side always holds.
+            qs = self.query_side
+            qy = int(torch.randint(side - qs + 1, (), generator=g))
+            qx = int(torch.randint(side - qs + 1, (), generator=g))
+            rows = torch.arange(qy, qy + qs)[:, None] * side
+            pick = (rows + torch.arange(qx, qx + qs)[None, :]).reshape(-1)
+        else:
+            pick = torch.randperm(n, generator=g)[: self.queries]
         coord = make_coord(side, side)[pick]
         gt = hr.reshape(3, n)[:, pick].t()
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.

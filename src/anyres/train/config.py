@@ -23,6 +23,7 @@ class DataConfig:
     queries: int = 2304                              # sampled HR pixels per patch
     augment: bool = True
     degradation: Any = None                          # None: bicubic LR; else a pipeline name or {name, args}
+    query_layout: str = "random"                     # "patch": a contiguous sqrt(queries)^2 window (GAN/VGG)
 
 
 @dataclass
@@ -57,6 +58,10 @@ class TrainConfig:
     out_dir: str = "runs/liif"
     init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
     prior_weight: float = 0.05       # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
+    pixel_loss: str = "l1"           # "mse" for LIIFusion stage 2 (the paper's eq. 9)
+    perceptual_weight: float = 0.0   # VGG16 relu5_3 MSE (needs data.query_layout: patch)
+    gan_weight: float = 0.0          # relativistic GAN loss with a U-Net discriminator (needs patch queries)
+    discriminator: dict[str, Any] = field(default_factory=lambda: {"channels": 64})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,4 +115,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     cfg = _build(TrainConfig, raw, str(path))
     if cfg.precision not in ("bf16", "fp32"):
         raise ConfigError(f"{path}: precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
+    if (cfg.perceptual_weight or cfg.gan_weight) and cfg.data.query_layout != "patch":
+        raise ConfigError(f"{path}: perceptual and GAN losses need data.query_layout: patch (image-shaped queries)")
     return cfg

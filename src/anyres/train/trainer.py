@@ -78,12 +78,27 @@ class Trainer:
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(self.net)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
+        self.disc, self.disc_optim, self.perceptual = None, None, None
+        if (config.perceptual_weight or config.gan_weight) and config.data.query_layout != "patch":
+            raise ConfigError("perceptual and GAN losses need data.query_layout: patch (image-shaped queries)")
+        if config.pixel_loss not in ("l1", "mse"):
+            raise ConfigError(f"pixel_loss must be 'l1' or 'mse', got {config.pixel_loss!r}")
+        if config.gan_weight:
+            from anyres.train.losses import UNetDiscriminator
+
+            self.disc = UNetDiscriminator(**config.discriminator).to(memory_format=torch.channels_last)
+            self.disc_optim = torch.optim.Adam(self.disc.parameters(), lr=config.optim.lr)
+        if config.perceptual_weight:
+            from anyres.train.losses import PerceptualLoss
+
+            self.perceptual = PerceptualLoss()
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)
         self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment,
                                           degradation=d.degradation,
-                                          return_hr=getattr(self.net, "uses_hr_prior", False))
+                                          return_hr=getattr(self.net, "uses_hr_prior", False),
+                                          query_layout=d.query_layout)
         self.iteration = 0
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
@@ -131,21 +146,57 @@ class Trainer:
                 prior, aux = self.net.prior_batch(batch.lr, batch.hr, g)
             extra["prior"] = prior.float()
         pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16, **extra)
-        # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
-        loss = 2.0 * (pred.float() - batch.gt).abs().mean()
+        pred = pred.float()
+        if cfg.pixel_loss == "l1":
+            # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
+            loss = 2.0 * (pred - batch.gt).abs().mean()
+        else:  # MSE in the same space
+            loss = 4.0 * (pred - batch.gt).square().mean()
         if aux is not None:  # LIIFusion stage 2: L1 of the sampled prior against the stage-1 prior
             loss = loss + cfg.prior_weight * aux.float()
+        pred_img = gt_img = None
+        if self.disc is not None or self.perceptual is not None:
+            qs = self.sampler.query_side
+            pred_img = pred.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
+            gt_img = batch.gt.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
+        if self.perceptual is not None:
+            loss = loss + cfg.perceptual_weight * self.perceptual(pred_img, gt_img)
+        if self.disc is not None:
+            from anyres.train.losses import ragan_g_loss
+
+            self.disc.requires_grad_(False)
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
+                adv = ragan_g_loss(self.disc(gt_img), self.disc(pred_img))
+            loss = loss + cfg.gan_weight * adv.float()
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         make_grads_contiguous(self.net.parameters())
         self.optim.step()
+        if self.disc is not None:
+            self._discriminator_step(gt_img, pred_img.detach(), bf16)
         self.iteration += 1
         return float(loss.detach())
+
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, bf16: bool) -> None:
+        from anyres.train.losses import ragan_d_loss
+
+        self.disc.requires_grad_(True)
+        for group in self.disc_optim.param_groups:
+            group["lr"] = self.lr_at(self.iteration)
+        with torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=bf16):
+            d_loss = ragan_d_loss(self.disc(real), self.disc(fake))
+        self.disc_optim.zero_grad(set_to_none=True)
+        d_loss.float().backward()
+        make_grads_contiguous(self.disc.parameters())
+        self.disc_optim.step()
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
         tensors.update(adam_state_tensors(self.optim, self.net.parameters()))
+        if self.disc is not None:
+            tensors.update({f"disc.{k}": v.detach().contiguous() for k, v in self.disc.state_dict().items()})
+            tensors.update(adam_state_tensors(self.disc_optim, self.disc.parameters(), prefix="optim_disc"))
         return tensors
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -167,6 +218,9 @@ class Trainer:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         load_adam_state(self.optim, self.net.parameters(), tensors)
+        if self.disc is not None:
+            self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
+            load_adam_state(self.disc_optim, self.disc.parameters(), tensors, prefix="optim_disc")
         self.iteration = int(meta["iteration"])
         self.elapsed = float(meta["elapsed"])
         self.history = list(meta.get("history", []))

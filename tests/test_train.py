@@ -172,6 +172,27 @@ def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
         RandomScaleSampler(imgs, patch=8, degradation="gaussian")
 
 
+def test_degradation_prob_keeps_a_fraction_of_samples_clean():
+    from anyres.data.sr import RandomScaleSampler
+
+    imgs = _images(n=3, size=48)
+    kw = dict(patch=8, scale_min=2, scale_max=4, queries=16)
+    clean = RandomScaleSampler(imgs, **kw).sample(16, torch.Generator().manual_seed(3))
+    full = RandomScaleSampler(imgs, **kw, degradation="classical").sample(16, torch.Generator().manual_seed(3))
+    same = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 1.0}).sample(
+        16, torch.Generator().manual_seed(3))
+    assert torch.equal(full.lr, same.lr)  # prob 1 draws no coin: the stream of earlier runs
+    none = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 0.0}).sample(
+        16, torch.Generator().manual_seed(3))
+    assert torch.equal(none.lr, clean.lr)
+    half = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 0.5}).sample(
+        16, torch.Generator().manual_seed(3))
+    is_clean = [torch.equal(half.lr[i], clean.lr[i]) for i in range(16)]
+    assert 2 <= sum(is_clean) <= 14 and torch.equal(half.gt, clean.gt)
+    with pytest.raises(ConfigError, match="prob"):
+        RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 1.5})
+
+
 def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
     cfg = _config(tmp_path, optim=OptimConfig(lr=1e-3, milestones=[8], warmup=4))
     t = Trainer(cfg, images=_images(), log=lambda m: None)

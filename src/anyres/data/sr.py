@@ -7,7 +7,8 @@ evaluation LR; and ``queries`` HR pixels sampled without replacement, returned a
 ground-truth colours. All randomness comes from the ``torch.Generator`` passed in.
 
 Blind training (``degradation``): instead of bicubic, the LR patch is made by a degradation pipeline
-(``anyres.degrade``: ``classical``, ``bsrgan`` or ``realesrgan``) applied to the augmented HR crop, with its
+(``anyres.degrade``: ``classical``, ``bsrgan``, ``realesrgan`` or a learned ``hllhgan``) applied to the
+augmented HR crop (to a fraction ``prob`` of the samples if given, the others keeping bicubic LR), with its
 parameters drawn per sample (from a generator seeded by the batch generator's seed, so that crops and
 queries are those of the bicubic run with the same seed) at the sample's own factor ``side / patch`` (so the
 pipeline's LR size is exactly ``patch x patch`` and LR pixel ``m`` covers HR pixels ``[m s, (m + 1) s)``,
@@ -86,9 +87,13 @@ class RandomScaleSampler:
 
             if isinstance(degradation, str):
                 degradation = {"name": degradation}
-            if not isinstance(degradation, dict) or "name" not in degradation or set(degradation) - {"name", "args"}:
-                raise ConfigError(f"degradation must be a pipeline name or {{name, args}}, got {degradation!r}")
+            if (not isinstance(degradation, dict) or "name" not in degradation
+                    or set(degradation) - {"name", "args", "prob"}):
+                raise ConfigError(f"degradation must be a pipeline name or {{name, args, prob}}, got {degradation!r}")
             self.degradation = get_pipeline(degradation["name"], degradation.get("args") or None)
+            self.degradation_prob = float(degradation.get("prob", 1.0))
+            if not 0.0 <= self.degradation_prob <= 1.0:
+                raise ConfigError(f"degradation prob must be in [0, 1], got {degradation['prob']!r}")
         self.min_side = torch.tensor([min(img.shape[-2:]) for img in self.images])
         if int(self.min_side.max()) < patch:
             raise ConfigError(f"all training images are smaller than the {patch}px patch")
@@ -142,7 +147,11 @@ class RandomScaleSampler:
         coord = make_coord(side, side)[pick]
         gt = hr.reshape(3, n)[:, pick].t()
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
-        if self.degradation is None:
+        # With prob < 1 a coin (from the degradation stream) keeps some samples clean (bicubic LR), so one
+        # model serves both; with prob = 1 no coin is drawn and the stream is that of earlier runs.
+        clean = (self.degradation is None
+                 or (self.degradation_prob < 1.0 and float(torch.rand((), generator=degrade_gen)) >= self.degradation_prob))
+        if clean:
             lr = quantize(imresize(hr, size=(self.patch, self.patch)))
         else:
             records = self.degradation.sample(1, degrade_gen, scale=side / self.patch, hr_size=[side, side])

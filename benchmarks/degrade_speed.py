@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import time
 from pathlib import Path
 

@@ -1,0 +1,495 @@
+"""Synthetic enhancement pairs: damage a good photo the way a photographer would have to fix, learn to undo it.
+
+Two tasks, each a sample-then-apply pipeline in the manner of :mod:`anyres.degrade.base` (STYLE.md, habit 3)::
+
+    task = get_task("retouch", exposure=(-0.5, 0.5))
+    records = task.sample(8, torch.Generator().manual_seed(0))   # 8 plain JSON dicts
+    degraded = task.apply(clean, records)                          # deterministic; the target is ``clean``
+
+``sample`` makes every random decision from the explicit ``torch.Generator`` and returns one JSON-serialisable
+dict per sample (``json.loads(json.dumps(records)) == records``); ``apply`` reads only the records, so a loaded
+record file replays bit-identically without the config. Each sample is processed on its own: sample ``b`` of
+``apply(clean, records)`` equals ``apply(clean[b:b+1], records[b:b+1])``. Records hold no image size: the local
+filters are placed in normalised coordinates (x along the width, y down the height, both in [0, 1]; see
+:mod:`anyres.ops.local_filters`) and noise fields are drawn from a recorded seed for whatever size is given,
+so one record applies to any crop. Images are ``(B, 3, H, W)`` float RGB in [0, 1]; results have the input's
+shape, device and dtype, in [0, 1].
+
+``retouch``: global and local exposure, white balance and tone damage
+    In linear light (sRGB decoded with :func:`anyres.ops.color_lab.srgb_to_linear`), each pixel is multiplied
+    by the exposure gain ``2 ** exposure``, the white-balance gains ``cast = [r, 1, b]`` and the product of the
+    local maps: graduated filters (skies, foregrounds: a band whose gain ramps from 1 to its per-channel
+    ``scale``, :func:`~anyres.ops.local_filters.graduated_map`) and elliptical filters (spots, vignettes: a
+    gain decaying from ``scale`` at the centre to 1 at the border,
+    :func:`~anyres.ops.local_filters.elliptical_map`). The result is clipped to [0, 1] (blown highlights stay
+    blown, as in a real bad exposure) and re-encoded to sRGB; then a tone change: ``v ** gamma`` and a
+    contrast stretch about mid-grey ``0.5 + contrast (v - 0.5)``, clipped; then 8-bit rounding. A vignette is
+    the combination of a lower global exposure and a centred brightening ellipse.
+
+    Record: ``{"task": "retouch", "format": 1, "exposure": EV, "cast": [r, g, b], "graduated": [{"slope",
+    "intercept", "offset1", "offset2", "invert": bool, "scale": [r, g, b]}, ...], "elliptical": [{"centre_x",
+    "centre_y", "semi_a", "semi_b", "angle", "scale": [r, g, b]}, ...], "gamma", "contrast", "quantize"}``.
+    Steps that are neutral (exposure 0 with unit gains and no local filter; gamma 1; contrast 1) are skipped,
+    so a record of neutral values returns its input exactly (an 8-bit input stays bit-identical through the
+    rounding).
+
+``lowlight``: an under-exposed, noisy shot
+    ``dark = 2 ** exposure * v ** gamma`` (``gamma >= 1`` crushes the shadows, the exposure darkens everything),
+    then signal-dependent Poisson-Gaussian noise: shot noise with ``photons`` counts per unit intensity
+    (:func:`anyres.ops.noise.poisson_noise`, variance ``dark / photons``) plus Gaussian read noise of
+    standard deviation ``read`` (:func:`anyres.ops.noise.gaussian_noise`), both drawn from a CPU generator
+    seeded with the record's ``seed``; clipped and rounded to 8 bits. The noise is added to the
+    display-referred dark image, a simplification of sensor noise (which lives in RAW; see
+    :func:`anyres.ops.noise.camera_sensor_noise` for that model).
+
+    Record: ``{"task": "lowlight", "format": 1, "exposure": EV, "gamma", "noise": {"photons", "read",
+    "seed"} or None, "quantize"}``.
+
+Default ranges (anyres's own choices for moderate damage a photographer would correct; not from a paper)
+    retouch: exposure U[-1, 1] EV; red and blue white-balance gains ``2 ** U[-0.3, 0.3]`` each (green 1);
+    gamma log-uniform in [0.7, 1.4]; contrast U[0.75, 1.25]; 0-2 graduated filters whose central line has an
+    angle U[-0.6, 0.6] rad (about +-34 degrees) through a point at mid-width with height U[0.2, 0.8], band
+    offsets U[0.05, 0.4], inverted with probability 0.5; 0-2 elliptical filters with centres U[0.1, 0.9],
+    semi-axes U[0.15, 0.6] and angle U[0, pi); every local filter's per-channel gain is ``2 ** (e + t_c)``
+    with ``e ~ U[-1, 1]`` EV shared by the channels and a tint ``t_c ~ U[-0.2, 0.2]`` EV per channel.
+    lowlight: exposure U[-3, -1] EV; gamma log-uniform in [1, 1.6]; photons log-uniform in [100, 1000];
+    read U[0.002, 0.01] (0.5 to 2.5 levels of 255); noise always.
+
+    A range is ``(low, high)`` of plain numbers; ``(v, v)`` fixes a value. Log-uniform ranges need
+    ``low > 0``.
+
+:class:`EnhancePairSampler` turns a list of ``(3, H, W)`` uint8 photos into ``(degraded, target)`` training
+batches: a random crop, independent 50 % horizontal and vertical flips (DeepLPF's augmentation), then the
+task applied to the crop (so the local filters are placed in the crop's coordinates, the frame the model
+sees).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from anyres.degrade.base import Draw, check_prob, make_config
+from anyres.errors import ConfigError, RegistryError
+from anyres.ops.color import quantize
+from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
+from anyres.ops.local_filters import elliptical_map, graduated_map
+from anyres.ops.noise import gaussian_noise, poisson_noise
+
+__all__ = [
+    "RECORD_FORMAT",
+    "TASKS",
+    "get_task",
+    "EnhanceTask",
+    "RetouchConfig",
+    "RetouchTask",
+    "LowLightConfig",
+    "LowLightTask",
+    "EnhancePairSampler",
+]
+
+# Version of the record layout, stored in every record.
+RECORD_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Config validation and draws
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _range(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+           positive: bool = False, integer: bool = False) -> tuple:
+    """Validate a ``(low, high)`` range of plain numbers; returns it as a tuple."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
+        raise ConfigError(f"{name} must be a [low, high] range of numbers, got {value!r}")
+    lo, hi = value
+    if lo > hi:
+        raise ConfigError(f"{name}: low must be <= high, got {value!r}")
+    if (minimum is not None and lo < minimum) or (maximum is not None and hi > maximum) or (positive and lo <= 0):
+        bounds = "> 0" if positive else f"in [{minimum}, {maximum}]"
+        raise ConfigError(f"{name} must lie {bounds}, got {value!r}")
+    if integer:
+        if not all(float(v).is_integer() for v in value):
+            raise ConfigError(f"{name} must hold whole numbers, got {value!r}")
+        return int(lo), int(hi)
+    return float(lo), float(hi)
+
+
+def _uniform(draw: Draw, rng: tuple[float, float]) -> float:
+    return draw.uniform(*rng)
+
+
+def _log_uniform(draw: Draw, rng: tuple[float, float]) -> float:
+    u = draw.unit()
+    lo, hi = rng
+    return lo if lo == hi else math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+
+
+def _check_images(name: str, x: Any) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a float (B, 3, H, W) tensor, got shape {shape}")
+    if x.numel():
+        lo, hi = x.min().item(), x.max().item()
+        if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
+            raise ValueError(f"{name} values must be in [0, 1], got min {lo} and max {hi}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The task interface
+
+
+class EnhanceTask:
+    """Base class: a named synthetic-damage model with a frozen-dataclass config, ``sample`` and ``apply``.
+
+    Subclasses set ``name`` and ``Config`` and implement ``_sample_one(draw) -> dict`` (the task's own keys)
+    and ``_apply_one(clean, record)`` on a ``(1, 3, H, W)`` image.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        if config is None:
+            config = self.Config()
+        elif isinstance(config, dict):
+            config = make_config(self.Config, config)
+        elif not isinstance(config, self.Config):
+            raise ConfigError(f"{self.name} needs a {self.Config.__name__}, got {type(config).__name__}")
+        if overrides:
+            config = make_config(self.Config, {**dataclasses.asdict(config), **overrides})
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def sample(self, batch: int, generator: torch.Generator) -> list[dict]:
+        """Draw ``batch`` records (plain JSON dicts with ``task`` and ``format`` keys); the generator advances."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+        draw = Draw(generator)
+        return [{"task": self.name, "format": RECORD_FORMAT, **self._sample_one(draw)} for _ in range(batch)]
+
+    def apply(self, clean: torch.Tensor, records: Sequence[dict]) -> torch.Tensor:
+        """Damage ``clean`` ``(B, 3, H, W)`` in [0, 1] with ``B`` records; deterministic. Returns the degraded input
+        ``(B, 3, H, W)`` in [0, 1] (``clean``'s device and dtype); the training target is ``clean`` itself."""
+        _check_images("clean", clean)
+        if len(records) != clean.shape[0]:
+            raise ValueError(f"got {len(records)} records for a batch of shape {tuple(clean.shape)}")
+        for i, record in enumerate(records):
+            if not isinstance(record, dict) or record.get("task") != self.name:
+                got = record.get("task") if isinstance(record, dict) else type(record).__name__
+                raise ValueError(f"record {i} is not a {self.name!r} record (task {got!r})")
+            if record.get("format") != RECORD_FORMAT:
+                raise ValueError(f"record {i} has format {record.get('format')!r}; this anyres reads {RECORD_FORMAT}")
+        out = [self._apply_one(clean[i:i + 1], record) for i, record in enumerate(records)]
+        return torch.cat(out, dim=0).clamp(0.0, 1.0)
+
+    def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
+        """Sample for ``clean``'s batch, then apply: returns ``(degraded, records)``."""
+        _check_images("clean", clean)
+        records = self.sample(clean.shape[0], generator)
+        return self.apply(clean, records), records
+
+    def _sample_one(self, draw: Draw) -> dict:
+        raise NotImplementedError
+
+    def _apply_one(self, clean: torch.Tensor, record: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _finish(x: torch.Tensor, record: dict) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return quantize(x) if record["quantize"] else x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# retouch
+
+
+@dataclass(frozen=True)
+class RetouchConfig:
+    """Ranges of the ``retouch`` task (units and defaults in the module docstring)."""
+
+    exposure: Sequence[float] = (-1.0, 1.0)          # EV, uniform
+    cast: Sequence[float] = (-0.3, 0.3)              # EV of the red and the blue gain, each uniform
+    gamma: Sequence[float] = (0.7, 1.4)              # log-uniform
+    contrast: Sequence[float] = (0.75, 1.25)         # uniform, about mid-grey
+    graduated_count: Sequence[int] = (0, 2)          # whole numbers, both ends included
+    graduated_angle: Sequence[float] = (-0.6, 0.6)   # radians of the central line from the horizontal
+    graduated_height: Sequence[float] = (0.2, 0.8)   # y of the central line at mid-width
+    graduated_offset: Sequence[float] = (0.05, 0.4)  # each band offset, image heights
+    graduated_invert_prob: float = 0.5
+    elliptical_count: Sequence[int] = (0, 2)
+    elliptical_centre: Sequence[float] = (0.1, 0.9)  # each coordinate
+    elliptical_axis: Sequence[float] = (0.15, 0.6)   # each semi-axis
+    elliptical_angle: Sequence[float] = (0.0, math.pi)
+    local_exposure: Sequence[float] = (-1.0, 1.0)    # EV of a local filter, shared by its channels
+    local_tint: Sequence[float] = (-0.2, 0.2)        # EV added per channel of a local filter
+    quantize: bool = True
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "exposure", _range("exposure", self.exposure))
+        s(self, "cast", _range("cast", self.cast))
+        s(self, "gamma", _range("gamma", self.gamma, positive=True))
+        s(self, "contrast", _range("contrast", self.contrast, minimum=0.0))
+        s(self, "graduated_count", _range("graduated_count", self.graduated_count, minimum=0, integer=True))
+        s(self, "graduated_angle", _range("graduated_angle", self.graduated_angle,
+                                          minimum=-math.pi / 2 + 1e-3, maximum=math.pi / 2 - 1e-3))
+        s(self, "graduated_height", _range("graduated_height", self.graduated_height))
+        s(self, "graduated_offset", _range("graduated_offset", self.graduated_offset, positive=True))
+        s(self, "graduated_invert_prob", check_prob("graduated_invert_prob", self.graduated_invert_prob))
+        s(self, "elliptical_count", _range("elliptical_count", self.elliptical_count, minimum=0, integer=True))
+        s(self, "elliptical_centre", _range("elliptical_centre", self.elliptical_centre))
+        s(self, "elliptical_axis", _range("elliptical_axis", self.elliptical_axis, positive=True))
+        s(self, "elliptical_angle", _range("elliptical_angle", self.elliptical_angle))
+        s(self, "local_exposure", _range("local_exposure", self.local_exposure))
+        s(self, "local_tint", _range("local_tint", self.local_tint))
+        s(self, "quantize", bool(self.quantize))
+
+
+class RetouchTask(EnhanceTask):
+    """Global exposure, white balance, gamma and contrast damage plus local graduated and elliptical changes."""
+
+    name = "retouch"
+    Config = RetouchConfig
+
+    def _local_scale(self, draw: Draw) -> list[float]:
+        cfg = self.config
+        shared = _uniform(draw, cfg.local_exposure)
+        return [2.0 ** (shared + _uniform(draw, cfg.local_tint)) for _ in range(3)]
+
+    def _sample_one(self, draw: Draw) -> dict:
+        cfg = self.config
+        exposure = _uniform(draw, cfg.exposure)
+        cast = [2.0 ** _uniform(draw, cfg.cast), 1.0, 2.0 ** _uniform(draw, cfg.cast)]
+        graduated = []
+        for _ in range(draw.integer(*cfg.graduated_count)):
+            slope = math.tan(_uniform(draw, cfg.graduated_angle))
+            height = _uniform(draw, cfg.graduated_height)
+            graduated.append({
+                "slope": slope,
+                "intercept": height - 0.5 * slope,  # the line y = m x + c passes (0.5, height)
+                "offset1": _uniform(draw, cfg.graduated_offset),
+                "offset2": _uniform(draw, cfg.graduated_offset),
+                "invert": draw.coin(cfg.graduated_invert_prob),
+                "scale": self._local_scale(draw),
+            })
+        elliptical = []
+        for _ in range(draw.integer(*cfg.elliptical_count)):
+            elliptical.append({
+                "centre_x": _uniform(draw, cfg.elliptical_centre),
+                "centre_y": _uniform(draw, cfg.elliptical_centre),
+                "semi_a": _uniform(draw, cfg.elliptical_axis),
+                "semi_b": _uniform(draw, cfg.elliptical_axis),
+                "angle": _uniform(draw, cfg.elliptical_angle),
+                "scale": self._local_scale(draw),
+            })
+        return {"exposure": exposure, "cast": cast, "graduated": graduated, "elliptical": elliptical,
+                "gamma": _log_uniform(draw, cfg.gamma), "contrast": _uniform(draw, cfg.contrast),
+                "quantize": cfg.quantize}
+
+    def _apply_one(self, clean: torch.Tensor, record: dict) -> torch.Tensor:
+        x = clean
+        h, w = x.shape[-2:]
+        gain = [2.0 ** float(record["exposure"]) * float(c) for c in record["cast"]]
+        if any(g != 1.0 for g in gain) or record["graduated"] or record["elliptical"]:
+            linear = srgb_to_linear(x) * x.new_tensor(gain).view(1, 3, 1, 1)
+            for step in record["graduated"]:
+                linear = linear * graduated_map(h, w, **_graduated_args(step, x))[:, 0]
+            for step in record["elliptical"]:
+                linear = linear * elliptical_map(h, w, **_elliptical_args(step, x))[:, 0]
+            x = linear_to_srgb(linear.clamp(0.0, 1.0))
+        if float(record["gamma"]) != 1.0:
+            x = x.clamp(0.0, 1.0) ** float(record["gamma"])
+        if float(record["contrast"]) != 1.0:
+            x = 0.5 + float(record["contrast"]) * (x - 0.5)
+        return _finish(x, record)
+
+
+def _scalar(value: Any, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([[float(value)]], dtype=like.dtype, device=like.device)
+
+
+def _scale(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([[[float(v) for v in values]]], dtype=like.dtype, device=like.device)
+
+
+def _graduated_args(step: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    args = {k: _scalar(step[k], like) for k in ("slope", "intercept", "offset1", "offset2")}
+    return {**args, "invert": _scalar(1.0 if step["invert"] else 0.0, like), "scale": _scale(step["scale"], like)}
+
+
+def _elliptical_args(step: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    args = {k: _scalar(step[k], like) for k in ("centre_x", "centre_y", "semi_a", "semi_b", "angle")}
+    return {**args, "scale": _scale(step["scale"], like)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# lowlight
+
+
+@dataclass(frozen=True)
+class LowLightConfig:
+    """Ranges of the ``lowlight`` task (units and defaults in the module docstring)."""
+
+    exposure: Sequence[float] = (-3.0, -1.0)      # EV, uniform
+    gamma: Sequence[float] = (1.0, 1.6)           # log-uniform
+    photons: Sequence[float] = (100.0, 1000.0)    # counts per unit intensity, log-uniform
+    read: Sequence[float] = (0.002, 0.01)         # read-noise standard deviation, [0, 1] units, uniform
+    noise_prob: float = 1.0
+    quantize: bool = True
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "exposure", _range("exposure", self.exposure))
+        s(self, "gamma", _range("gamma", self.gamma, positive=True))
+        s(self, "photons", _range("photons", self.photons, positive=True))
+        s(self, "read", _range("read", self.read, minimum=0.0))
+        s(self, "noise_prob", check_prob("noise_prob", self.noise_prob))
+        s(self, "quantize", bool(self.quantize))
+
+
+class LowLightTask(EnhanceTask):
+    """Darkening (gamma and exposure) plus Poisson-Gaussian noise, rounded to 8 bits."""
+
+    name = "lowlight"
+    Config = LowLightConfig
+
+    def _sample_one(self, draw: Draw) -> dict:
+        cfg = self.config
+        exposure = _uniform(draw, cfg.exposure)
+        gamma = _log_uniform(draw, cfg.gamma)
+        noise = None
+        if draw.coin(cfg.noise_prob):
+            noise = {"photons": _log_uniform(draw, cfg.photons), "read": _uniform(draw, cfg.read), "seed": draw.seed()}
+        return {"exposure": exposure, "gamma": gamma, "noise": noise, "quantize": cfg.quantize}
+
+    def _apply_one(self, clean: torch.Tensor, record: dict) -> torch.Tensor:
+        x = clean
+        if float(record["gamma"]) != 1.0:
+            x = x ** float(record["gamma"])
+        if float(record["exposure"]) != 0.0:
+            x = x * 2.0 ** float(record["exposure"])
+        noise = record["noise"]
+        if noise is not None:
+            generator = torch.Generator(device="cpu").manual_seed(int(noise["seed"]))
+            one = x.new_tensor([1.0])
+            x = poisson_noise(x, one, generator=generator, peak=x.new_tensor([float(noise["photons"])]), clip=False)
+            x = gaussian_noise(x, x.new_tensor([float(noise["read"])]), generator=generator, clip=False)
+        return _finish(x, record)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registry of tasks
+
+
+TASKS: dict[str, type[EnhanceTask]] = {RetouchTask.name: RetouchTask, LowLightTask.name: LowLightTask}
+
+
+def get_task(name: str, config: Any = None, **overrides: Any) -> EnhanceTask:
+    """Build the task called ``name`` from an optional config (dataclass or dict) plus field overrides.
+
+    Raises :class:`~anyres.errors.RegistryError` for an unknown name and :class:`~anyres.errors.ConfigError`
+    for an unknown or invalid option.
+    """
+    if name not in TASKS:
+        raise RegistryError(f"unknown enhancement task {name!r}; available: {', '.join(TASKS)}")
+    return TASKS[name](config, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training pairs
+
+
+class EnhancePairSampler:
+    """Random ``(degraded, target)`` training batches from photos, replayable from the generator's state.
+
+    ``images``: ``(3, H, W)`` uint8 tensors (the targets' source). ``task``: a task name, a ``{"name", "args"}``
+    spec or an :class:`EnhanceTask`. ``patch``: side of the square crops (``None``: whole images, as
+    DeepLPF's batch-1 full-resolution recipe; a batch then needs images of one size). ``flip``: independent
+    50 % horizontal and vertical flips.
+
+    Per sample, from the one generator and in this order: the image (uniform over those that hold a crop),
+    the crop's top and left, the two flip coins, then the task's record for the crop.
+    """
+
+    def __init__(self, images: Sequence[torch.Tensor], task: str | dict | EnhanceTask = "retouch",
+                 patch: int | None = 256, flip: bool = True):
+        self.images = list(images)
+        if not self.images:
+            raise ConfigError("EnhancePairSampler needs at least one image")
+        for i, img in enumerate(self.images):
+            if not isinstance(img, torch.Tensor) or img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] != 3:
+                shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+                dtype = getattr(img, "dtype", None)
+                raise ValueError(f"image {i} must be a (3, H, W) uint8 tensor, got shape {shape} and dtype {dtype}")
+        if isinstance(task, str):
+            task = get_task(task)
+        elif isinstance(task, dict):
+            if "name" not in task or set(task) - {"name", "args"}:
+                raise ConfigError(f"task must be a name, {{name, args}} or an EnhanceTask, got {task!r}")
+            task = get_task(task["name"], task.get("args") or None)
+        elif not isinstance(task, EnhanceTask):
+            raise ConfigError(f"task must be a name, {{name, args}} or an EnhanceTask, got {type(task).__name__}")
+        self.task = task
+        if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
+            raise ConfigError(f"patch must be an int >= 1 or None, got {patch!r}")
+        self.patch = patch
+        self.flip = bool(flip)
+        if patch is None:
+            self.eligible = list(range(len(self.images)))
+        else:
+            self.eligible = [i for i, img in enumerate(self.images) if min(img.shape[-2:]) >= patch]
+            if not self.eligible:
+                raise ConfigError(f"no training image holds a {patch}x{patch} crop")
+
+    def draw(self, batch: int, generator: torch.Generator) -> list[dict]:
+        """Draw ``batch`` sample descriptions: ``{"image", "top", "left", "hflip", "vflip", "record"}`` (JSON)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+        draw = Draw(generator)
+        samples = []
+        for _ in range(batch):
+            index = self.eligible[draw.integer(0, len(self.eligible) - 1)]
+            h, w = self.images[index].shape[-2:]
+            top = draw.integer(0, h - self.patch) if self.patch is not None else 0
+            left = draw.integer(0, w - self.patch) if self.patch is not None else 0
+            hflip = draw.coin(0.5) if self.flip else False
+            vflip = draw.coin(0.5) if self.flip else False
+            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip,
+                            "record": self.task.sample(1, generator)[0]})
+        return samples
+
+    def replay(self, samples: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(degraded, target)``, each ``(B, 3, p, p)`` float32 in [0, 1], from descriptions made by :meth:`draw`."""
+        degraded, targets = [], []
+        for s in samples:
+            img = self.images[int(s["image"])]
+            if self.patch is not None:
+                top, left = int(s["top"]), int(s["left"])
+                img = img[:, top:top + self.patch, left:left + self.patch]
+            target = img.to(torch.float32) / 255.0
+            if s["hflip"]:
+                target = target.flip(-1)
+            if s["vflip"]:
+                target = target.flip(-2)
+            target = target.unsqueeze(0).contiguous()
+            degraded.append(self.task.apply(target, [s["record"]]))
+            targets.append(target)
+        sizes = {tuple(t.shape[-2:]) for t in targets}
+        if len(sizes) > 1:
+            raise ValueError(f"whole-image batches need images of one size, got {sorted(sizes)}; use batch 1 or a patch")
+        return torch.cat(degraded), torch.cat(targets)
+
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(degraded, target)`` batches, each ``(B, 3, p, p)`` float32 in [0, 1]; the generator advances."""
+        return self.replay(self.draw(batch, generator))

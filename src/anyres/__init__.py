@@ -1,9 +1,9 @@
 """anyres: image restoration at any resolution.
 
-The public API: :func:`evaluate`, :func:`upscale`, :func:`load`, :func:`degrade_image` (one synthetic LR
-image and its parameter record; the pipelines themselves live in :mod:`anyres.degrade`),
-:func:`estimate_kernel` (an image's own x2 / x4 downscaling kernel, KernelGAN), and the image I/O
-helpers :func:`read_image` / :func:`write_image`.
+The public API: :func:`evaluate`, :func:`upscale`, :func:`enhance` (same-size enhancement), :func:`load`,
+:func:`degrade_image` (one synthetic LR image and its parameter record; the pipelines themselves live in
+:mod:`anyres.degrade`), :func:`estimate_kernel` (an image's own x2 / x4 downscaling kernel, KernelGAN), and
+the image I/O helpers :func:`read_image` / :func:`write_image`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "upscale", "load", "degrade_image", "estimate_kernel", "read_image",
-           "write_image"]
+__all__ = ["__version__", "evaluate", "upscale", "enhance", "load", "degrade_image", "estimate_kernel",
+           "read_image", "write_image"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
         from anyres.evaluate import evaluate
 
         return evaluate
-    if name in ("upscale", "degrade_image"):
+    if name in ("upscale", "enhance", "degrade_image"):
         from anyres import api
 
         return getattr(api, name)

@@ -1,4 +1,4 @@
-"""Top-level conveniences of the public API: :func:`upscale` and output-size rules."""
+"""Top-level conveniences of the public API: :func:`upscale`, :func:`enhance` and output-size rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 
 from anyres.errors import AnyresError
 
-__all__ = ["upscale", "degrade_image", "target_size"]
+__all__ = ["upscale", "enhance", "degrade_image", "target_size", "load_enhancer", "enhance_rgb", "explain_rgb",
+           "FILTER_PANELS", "ENHANCEMENT_MODELS", "ENHANCEMENT_ARCHS"]
 
 
 def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
@@ -85,3 +86,126 @@ def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, 
     pipe = get_pipeline(pipeline, **config)
     lr, records = pipe(hr, torch.Generator().manual_seed(int(seed)), scale=scale)
     return lr, records[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Enhancement (same-size restoration: retouching, low light)
+
+# Names `--model` will accept once their weights folders ship in anyres/weights/<name>/ (trained with
+# configs/<name>.yaml); until then they fail with a message that says so.
+ENHANCEMENT_MODELS = {
+    "deeplpf-retouch": "DeepLPF trained to undo the synthetic retouch damage (exposure, white balance, "
+                       "tone, local filters)",
+    "deeplpf-lowlight": "DeepLPF trained to undo the synthetic lowlight damage (dark, noisy shots)",
+}
+# Architectures (config.json "arch") that map an RGB image to an enhanced one of the same size.
+ENHANCEMENT_ARCHS = ("deeplpf", "unet-enhancer")
+
+
+def load_enhancer(model: Any = "deeplpf-retouch", device: str | None = None) -> torch.nn.Module:
+    """An enhancement network in eval mode: ``net(x) -> out``, both ``(B, 3, H, W)`` RGB in [0, 1].
+
+    ``model``: a weights folder (``config.json`` + ``model.safetensors`` of an architecture in
+    :data:`ENHANCEMENT_ARCHS`), a name in :data:`ENHANCEMENT_MODELS` (its folder in ``anyres/weights/``), or an
+    ``nn.Module`` (used as it is). Unknown names, missing weights and non-enhancement folders raise
+    :class:`~anyres.errors.RegistryError` with a one-line message.
+    """
+    from anyres.errors import RegistryError
+    from anyres.hub import CONFIG, load_network
+    from anyres.pretrained import WEIGHTS_DIR
+    from anyres.registry import MODELS
+
+    if isinstance(model, torch.nn.Module):
+        return model.to(device) if device else model
+    if not isinstance(model, (str, Path)):
+        raise TypeError(f"model must be a name, a path or an nn.Module, got {type(model).__name__}")
+    text = str(model)
+    valid = f"{', '.join(ENHANCEMENT_MODELS)} or a weights folder path"
+    if text in ENHANCEMENT_MODELS:  # a name wins over a folder of the same name, as for upscalers
+        path = WEIGHTS_DIR / text
+        if not (path / CONFIG).is_file():
+            raise RegistryError(f"model {text!r}: its weights are not in this installation ({path}); train them "
+                                f"with `anyres train configs/{text}.yaml` and pass the run's model folder")
+    else:
+        path = Path(text).expanduser()
+    if not path.exists():
+        if text in MODELS:
+            raise RegistryError(f"{text!r} is an upscaling model; enhancement needs one of {valid}")
+        raise RegistryError(f"unknown enhancement model {text!r}; available: {valid}")
+    if not (path.is_dir() and (path / CONFIG).is_file()):
+        raise RegistryError(f"{text}: not a model folder (expected config.json and model.safetensors inside)")
+    net, config = load_network(path, device=device)
+    if config.get("arch") not in ENHANCEMENT_ARCHS:
+        raise RegistryError(f"{text}: a {config.get('arch')!r} model is not an enhancement model "
+                            f"(expected one of {', '.join(ENHANCEMENT_ARCHS)})")
+    return net
+
+
+def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> torch.Tensor:
+    """Run an enhancement network on ``(B, 3, H, W)`` RGB in [0, 1] at full resolution, without gradients.
+
+    Returns ``(B, 3, H, W)`` in [0, 1] on ``rgb``'s device. The one place the CLI, :func:`enhance` and the
+    task evaluation call the network, so a working-scale option can later wrap it.
+    """
+    if rgb.dim() != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
+    with torch.inference_mode():
+        return net(rgb.float()).clamp(0.0, 1.0)
+
+
+# Left-to-right order of the panels of the filter picture made by :func:`explain_rgb`.
+FILTER_PANELS = ("graduated", "elliptical", "fused")
+
+
+def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+    """Enhance one ``(1, 3, H, W)`` RGB image in [0, 1] with a DeepLPF network and expose its filters.
+
+    Returns ``(output, filters, picture)``:
+
+    * ``output``: ``(1, 3, H, W)`` in [0, 1], equal to ``net(rgb)`` in eval mode;
+    * ``filters``: plain JSON, ``{"fusion", "cubic_terms", "parameters", "picture"}`` where ``parameters`` is
+      the image's entry of ``net.explain(rgb)["parameters"]`` (graduated and elliptical filters in normalised
+      coordinates, cubic coefficients; see :meth:`anyres.models.deeplpf.DeepLPF.explain`) and ``picture``
+      describes the encoding below;
+    * ``picture``: ``(1, 3, H, 3 W)`` in [0, 1], the panels :data:`FILTER_PANELS` side by side: the graduated
+      map ``s_g``, the elliptical map ``s_e`` and the fused scale map ``S`` that multiplies the image. Each
+      panel shows the per-channel gain divided by 2, so black is gain 0, mid-grey (128) gain 1 and white
+      gain 2; a colour means the channels get different gains. Under ``"sum"`` fusion ``S`` is neutral at 2
+      (white), under ``"deviation"`` at 1 (grey).
+
+    Networks without ``explain`` (the U-Net baseline) raise :class:`~anyres.errors.AnyresError`.
+    """
+    if not callable(getattr(net, "explain", None)):
+        raise AnyresError(f"--explain needs a DeepLPF model (its filters are the explanation); this model is "
+                          f"{type(net).__name__}, which predicts no filters")
+    if rgb.dim() != 4 or rgb.shape[0] != 1 or rgb.shape[1] != 3:
+        raise ValueError(f"expected a (1, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
+    with torch.inference_mode():
+        info = net.explain(rgb.float())
+    picture = torch.cat([info["maps"][name] for name in FILTER_PANELS], dim=-1) / 2.0
+    filters = {
+        "fusion": info["fusion"],
+        "cubic_terms": info["cubic_terms"],
+        "parameters": info["parameters"][0],
+        "picture": {"panels": list(FILTER_PANELS), "encoding": "gain = 2 * value / 255 per channel (8-bit PNG); "
+                    "panels of the image's width, left to right"},
+    }
+    return info["images"]["output"].clamp(0.0, 1.0), filters, picture.clamp(0.0, 1.0)
+
+
+def enhance(image: Any, model: Any = "deeplpf-retouch", *, device: str | None = None) -> torch.Tensor:
+    """Enhance an image file path or a ``(1, C, H, W)`` / ``(C, H, W)`` tensor in [0, 1], C = 1 or 3.
+
+    ``model``: see :func:`load_enhancer`. Returns ``(1, C, H, W)`` in [0, 1] with the input's channel count: a
+    gray image is repeated to RGB, enhanced, and turned back to gray (BT.601 luma). Alpha and file metadata
+    are handled by ``anyres enhance``; use :mod:`anyres.io` for files.
+    """
+    from anyres.io import from_rgb_gray, to_rgb
+
+    image = _as_batch(image)
+    if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+        raise ValueError(f"image must be (1, C, H, W) or (C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
+    net = load_enhancer(model, device=device)
+    dev = next(net.parameters()).device
+    out = enhance_rgb(net, to_rgb(image.float()).to(dev))
+    return from_rgb_gray(out) if image.shape[1] == 1 else out

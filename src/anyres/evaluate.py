@@ -18,6 +18,13 @@ degraded as RGB (the channel repeated) and its LR converted back to gray with BT
 Metrics (``metrics=``): ``psnr`` and ``ssim`` under the protocol; ``lpips`` is LPIPS (AlexNet, v0.1) on RGB
 (a gray image repeated), both images rounded to 8 bits and shaved by the protocol's border, whatever the
 protocol's channel rule.
+
+Enhancement (``task="retouch" | "lowlight"``): no resizing. Each HR image (a gray one repeated to RGB) is
+damaged by that task of :mod:`anyres.data.enhance` with a record drawn from ``derive_seed(seed, NAME)``
+(``NAME`` the file name, so an image's damage does not depend on the other images), the model (an
+enhancement network, :func:`anyres.api.load_enhancer`) restores it at full size, and the output is measured
+against the undamaged image under the ``rgb`` protocol (RGB, 8-bit, no shave), as is the damaged input itself
+(``input_psnr``, ``input_ssim``). The report has the SR report's shape with one result at ``scale`` 1.0.
 """
 
 from __future__ import annotations
@@ -33,12 +40,12 @@ import torch
 from anyres.errors import AnyresError, ImageReadError
 from anyres.hub import load_upscaler
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
-from anyres.metrics import PROTOCOLS, lpips, measure, shave_for
+from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, shave_for
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
 
-__all__ = ["evaluate", "make_lr", "make_degraded_lr", "crop_for_scale", "parse_scales", "parse_metrics",
-           "format_table", "METRICS"]
+__all__ = ["evaluate", "evaluate_task", "make_lr", "make_degraded_lr", "make_damaged", "crop_for_scale",
+           "parse_scales", "parse_metrics", "format_table", "METRICS"]
 
 METRICS = ("psnr", "ssim", "lpips")
 
@@ -142,36 +149,46 @@ def format_table(report: dict[str, Any]) -> str:
     under = ""
     if report.get("degradation"):
         under = f", LR by {report['degradation']['pipeline']} degradation (seed {report['degradation']['seed']})"
+    if report.get("task"):
+        under = f", inputs by {report['task']['name']} damage with seed {report['task']['seed']}"
     names = [m for m in METRICS if report["results"] and m in report["results"][0]]
+    # Enhancement reports also show the damaged input's own scores, the level a model has to beat.
+    inputs = [m for m in ("psnr", "ssim") if report.get("task") and f"input_{m}" in report["results"][0]]
     lines = [
         f"{report['model']} on {report['dataset']} ({report['protocol']} protocol{under})",
         "",
-        "| scale | " + " | ".join(_COLUMNS[m][0] for m in names) + " | images | seconds |",
-        "|---|" + "---|" * len(names) + "---|---|",
+        "| scale | " + " | ".join(_COLUMNS[m][0] for m in names)
+        + "".join(f" | input {_COLUMNS[m][0]}" for m in inputs) + " | images | seconds |",
+        "|---|" + "---|" * (len(names) + len(inputs)) + "---|---|",
     ]
     for r in report["results"]:
-        cells = " | ".join(_COLUMNS[m][1].format(r[m]) for m in names)
+        cells = " | ".join([_COLUMNS[m][1].format(r[m]) for m in names]
+                           + [_COLUMNS[m][1].format(r[f"input_{m}"]) for m in inputs])
         lines.append(f"| x{_scale_label(r['scale'])} | {cells} | {r['n']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
 
-def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[float] | str = (2, 3, 4),
-             protocol: str = "benchmark", *, json_path: str | Path | None = None,
+def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[float] | str | None = None,
+             protocol: str | None = None, *, json_path: str | Path | None = None,
              save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
              overwrite: bool = False, degradation: str | None = None, seed: int = 0,
-             metrics: Sequence[str] | str = ("psnr", "ssim"), **model_options: Any) -> dict[str, Any]:
-    """Evaluate a model on a folder of HR images at several scales.
+             metrics: Sequence[str] | str = ("psnr", "ssim"), task: str | None = None,
+             **model_options: Any) -> dict[str, Any]:
+    """Evaluate a model on a folder of HR images at several scales, or on an enhancement task.
 
     Args:
-        model: a registered name (``anyres models``), a model folder, or an Upscaler.
+        model: a registered name (``anyres models``), a model folder, or an Upscaler; with ``task``, an
+            enhancement model (:func:`anyres.api.load_enhancer`: a name, a weights folder or an ``nn.Module``).
         data: folder of HR images (PNG, JPEG, ...).
-        scales: scales >= 1, e.g. ``(2, 3, 4)`` or ``"2,3,4,6"``; non-integer values are allowed.
-        protocol: ``benchmark`` (Y, shave ceil(s)) or ``div2k`` (RGB, shave ceil(s) + 6).
+        scales: scales >= 1, e.g. ``(2, 3, 4)`` (the default) or ``"2,3,4,6"``; non-integer values are allowed.
+        protocol: ``benchmark`` (Y, shave ceil(s); the default) or ``div2k`` (RGB, shave ceil(s) + 6).
         json_path: if given, the report is also written there as JSON.
         save_dir: if given, SR images are written to ``save_dir/x{scale}/{name}.png``.
         degradation: ``None`` (bicubic LR, the standard protocol) or a pipeline name (``classical``,
             ``bsrgan``, ``realesrgan``) that makes each LR instead, from ``seed`` (see the module doc).
         metrics: some of ``psnr``, ``ssim``, ``lpips`` (list or ``"psnr,ssim,lpips"``; see the module doc).
+        task: ``None`` (SR) or an enhancement task name (``retouch``, ``lowlight``): see :func:`evaluate_task`;
+            ``scales``, ``protocol``, ``degradation`` and model options do not apply and are refused.
 
     Returns:
         ``{"model", "dataset", "protocol", "results": [{"scale", METRIC..., "n", "seconds",
@@ -180,6 +197,21 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         its parameter record under ``"degradation"``.
     """
     from tqdm import tqdm
+
+    if task is not None:
+        if scales is not None:
+            raise AnyresError("--scales does not apply to --task: enhancement keeps the image size (scale 1)")
+        if protocol is not None:
+            raise AnyresError("--protocol does not apply to --task: enhancement is measured on RGB with no shave")
+        if degradation is not None:
+            raise AnyresError("--degradation and --task are two different evaluations; give one of them")
+        if model_options:
+            names = ", ".join(f"--{k}" for k in sorted(model_options))
+            raise AnyresError(f"{names}: upscaler option(s) that do not apply to --task")
+        return evaluate_task(model, data, task, seed=seed, json_path=json_path, save_dir=save_dir, device=device,
+                             progress=progress, overwrite=overwrite, metrics=metrics)
+    scales = (2, 3, 4) if scales is None else scales
+    protocol = "benchmark" if protocol is None else protocol
 
     if protocol not in PROTOCOLS:
         raise AnyresError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
@@ -255,6 +287,103 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     report = {"model": str(model_name), "dataset": data.resolve().name, "protocol": protocol, "results": results}
     if pipeline is not None:
         report["degradation"] = {"pipeline": pipeline.name, "seed": seed}
+    if json_path is not None:
+        _write_json(Path(json_path), report)
+    return report
+
+
+def make_damaged(clean: torch.Tensor, task: Any, seed: int, key: str) -> tuple[torch.Tensor, dict]:
+    """``(1, 3, H, W)`` clean RGB -> (damaged input, record): ``task``'s record drawn from
+    ``derive_seed(seed, key)``, then applied (the module doc)."""
+    from anyres.degrade import derive_seed
+
+    record = task.sample(1, torch.Generator().manual_seed(derive_seed(seed, key)))[0]
+    return task.apply(clean, [record]), record
+
+
+def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, json_path: str | Path | None = None,
+                  save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
+                  overwrite: bool = False, metrics: Sequence[str] | str = ("psnr", "ssim")) -> dict[str, Any]:
+    """Evaluate an enhancement model on a folder of HR images damaged by a synthetic task (module doc).
+
+    Args:
+        model: an enhancement model name, weights folder or ``nn.Module`` (:func:`anyres.api.load_enhancer`).
+        data: folder of HR images (the clean targets).
+        task: ``retouch`` or ``lowlight`` (:mod:`anyres.data.enhance`, default ranges).
+        seed: run seed of the per-image damage records.
+        save_dir: if given, outputs are written to ``save_dir/{task}/{name}.png``.
+        metrics: some of ``psnr``, ``ssim``, ``lpips``, all under the ``rgb`` protocol.
+
+    Returns:
+        ``{"model", "dataset", "protocol": "rgb", "task": {"name", "seed"}, "results": [{"scale": 1.0,
+        METRIC..., "input_psnr", "input_ssim", "n", "seconds", "per_image": {name: {METRIC..., "input_psnr",
+        "input_ssim", "task": record}}}]}``: means over images; ``input_*`` score the damaged input itself.
+    """
+    from tqdm import tqdm
+
+    from anyres.api import enhance_rgb, load_enhancer
+    from anyres.data.enhance import get_task
+
+    protocol = RGB_PROTOCOL
+    damage = get_task(task)
+    metric_list = parse_metrics(metrics)
+    if "lpips" in metric_list:
+        from anyres.metrics.lpips import load_lpips
+
+        load_lpips("alex")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise AnyresError(f"seed must be an integer, got {seed!r}")
+    data = Path(data)
+    if not data.is_dir():
+        raise ImageReadError(f"{data}: not a directory of HR images")
+    files = list_images(data)
+    if not files:
+        raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
+    net = load_enhancer(model, device=device)
+    dev = next(net.parameters()).device
+    if isinstance(model, (str, Path)):
+        model_name = str(model)
+    else:
+        model_name = getattr(model, "name", type(model).__name__)
+
+    stems = [p.stem for p in files]
+    keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
+    per_image: dict[str, dict[str, Any]] = {}
+    seconds = 0.0
+    bar = tqdm(files, desc=f"evaluate {model_name}", unit="img", leave=False,
+               disable=progress is False if progress is not None else None)
+    for path in bar:
+        hr, _meta = read_image(path)
+        clean = to_rgb(hr).contiguous()
+        damaged, record = make_damaged(clean, damage, seed, path.name)
+        start = time.perf_counter()
+        out = enhance_rgb(net, damaged.to(dev)).cpu()
+        seconds += time.perf_counter() - start
+        entry: dict[str, Any] = {}
+        if "psnr" in metric_list or "ssim" in metric_list:
+            score = measure(out, clean, 1, protocol)
+            entry.update({m: getattr(score, m) for m in ("psnr", "ssim") if m in metric_list})
+        if "lpips" in metric_list:
+            entry["lpips"] = lpips_score(out, clean, 1, protocol)
+        before = measure(damaged, clean, 1, protocol)
+        entry.update({"input_psnr": before.psnr, "input_ssim": before.ssim, "task": record})
+        per_image[keys[path]] = entry
+        if save_dir is not None:
+            write_image(Path(save_dir) / damage.name / f"{keys[path]}.png", quantize(out), overwrite=overwrite)
+    bar.close()
+
+    n = len(per_image)
+    result = {
+        "scale": 1.0,
+        **{m: sum(v[m] for v in per_image.values()) / n for m in metric_list},
+        "input_psnr": sum(v["input_psnr"] for v in per_image.values()) / n,
+        "input_ssim": sum(v["input_ssim"] for v in per_image.values()) / n,
+        "n": n,
+        "seconds": seconds,
+        "per_image": per_image,
+    }
+    report = {"model": model_name, "dataset": data.resolve().name, "protocol": protocol,
+              "task": {"name": damage.name, "seed": seed}, "results": [result]}
     if json_path is not None:
         _write_json(Path(json_path), report)
     return report

@@ -7,6 +7,9 @@ Two protocols, both computed in float64 on images first rounded to 8 bits (what 
     for uint8 input; a grayscale image is used as it is. Border shave = ``ceil(scale)`` pixels per side.
 ``div2k``  (DIV2K validation tables)
     All RGB channels, border shave = ``ceil(scale) + 6``.
+``rgb``  (enhancement: the output has the input's size, so there is no resampled border to drop)
+    All RGB channels (a grayscale image as it is), no shave whatever the scale. Not one of
+    :data:`PROTOCOLS`, which lists the SR protocols; :data:`RGB_PROTOCOL` names it.
 
 PSNR uses a peak of 255. SSIM is MATLAB's ``ssim`` of Wang et al. (2004): Gaussian window 11x11,
 sigma 1.5, 'valid' filtering, K1 = 0.01, K2 = 0.03, L = 255, computed per channel and averaged.
@@ -30,21 +33,24 @@ from anyres.ops.color import quantize, rgb_to_y_matlab
 # Importing it reads no weights (they load on the first call).
 from anyres.metrics.lpips import lpips
 
-__all__ = ["PROTOCOLS", "psnr", "ssim", "lpips", "prepare", "shave_for", "measure"]
+__all__ = ["PROTOCOLS", "RGB_PROTOCOL", "psnr", "ssim", "lpips", "prepare", "shave_for", "measure"]
 
-PROTOCOLS = ("benchmark", "div2k")
+PROTOCOLS = ("benchmark", "div2k")  # the SR protocols
+RGB_PROTOCOL = "rgb"                # same-size results (enhancement): RGB, no shave
 
 
 def shave_for(scale: float, protocol: str) -> int:
     """Border width removed on each side before measuring."""
     _check_protocol(protocol)
+    if protocol == RGB_PROTOCOL:
+        return 0
     base = int(math.ceil(float(scale) - 1e-9))
     return base if protocol == "benchmark" else base + 6
 
 
 def _check_protocol(protocol: str) -> None:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    if protocol not in PROTOCOLS and protocol != RGB_PROTOCOL:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {[*PROTOCOLS, RGB_PROTOCOL]}")
 
 
 def prepare(img: torch.Tensor, scale: float, protocol: str = "benchmark") -> torch.Tensor:

@@ -1,0 +1,150 @@
+"""A plain U-Net enhancer: the baseline DeepLPF is compared against (same parameter count, same recipe).
+
+``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 3, H, W)`` in [0, 1]: ``out = clamp(x + r(x), 0, 1)``, where ``r`` is a
+U-Net with no filters, heads or parameter prediction; whatever the enhancement is, it is a per-pixel residual.
+
+Architecture (``w = width``, ``L = levels``)
+    Encoder level ``i`` (``i = 0..L-1``): twice [Conv3x3 (zero padding 1), LeakyReLU(0.01)] to ``w 2^i``
+    channels, with MaxPool(2) before every level but the first (bottleneck at ``1 / 2^(L-1)``). Decoder, from
+    the deepest level up: ConvTranspose 2x2 stride 2 halving the channels, concatenation with the skip,
+    twice [Conv3x3, LeakyReLU] back to the skip's width. A final 1x1 conv ``w -> 3`` gives ``r``.
+
+    The 1x1 conv starts at zero, so an untrained network is the identity (``out == x`` exactly): training
+    starts from "change nothing", and the gradient reaches the inner layers from the first step on through
+    the 1x1 conv's own update.
+
+    Parameter count ``~1878 w^2`` for ``L = 4``; the default ``w = 30`` gives 1,692,633 parameters, 1.35 %
+    below DeepLPF's 1,715,779 (:func:`parameter_count`; ``w = 31`` would be 5.3 % above).
+
+Any size: the input is padded at the bottom and right to a multiple of ``2^(L-1)`` (reflected when the
+padding is smaller than the image, replicated otherwise), and the residual is cropped back to ``H x W``.
+Memory grows linearly with ``H W`` (the first level holds ``w`` channels at full resolution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anyres.registry import NETWORKS
+
+from .implicit import config_from_dict
+
+__all__ = ["UNetEnhancer", "UNetEnhancerConfig", "parameter_count", "DEEPLPF_PARAMETERS"]
+
+_LEAK = 0.01
+# DeepLPF's default parameter count (anyres.models.deeplpf, the released layer list), the width target.
+DEEPLPF_PARAMETERS = 1_715_779
+
+
+def _is_int(v: Any, minimum: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+@dataclass
+class UNetEnhancerConfig:
+    """``width``: channels of the first level (level ``i`` has ``width 2^i``); ``levels``: U-Net depth (>= 1)."""
+
+    width: int = 30
+    levels: int = 4
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.width, 1):
+            raise ValueError(f"unet-enhancer width must be an int >= 1, got {self.width!r}")
+        if not _is_int(self.levels, 1):
+            raise ValueError(f"unet-enhancer levels must be an int >= 1, got {self.levels!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "UNetEnhancerConfig":
+        return config_from_dict(cls, d, "unet-enhancer")
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(_LEAK),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(_LEAK))
+
+
+def _check_input(x: Any) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or x.shape[1] != 3 \
+            or x.numel() == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"unet-enhancer input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], "
+                         f"got shape {shape}")
+
+
+class UNetEnhancer(nn.Module):
+    """Residual U-Net enhancer; ``forward(x) -> out``, both ``(B, 3, H, W)`` in [0, 1], any ``H, W >= 1``."""
+
+    config_class = UNetEnhancerConfig
+
+    def __init__(self, config: UNetEnhancerConfig | dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__()
+        if config is None:
+            config = UNetEnhancerConfig(**kwargs)
+        elif isinstance(config, dict):
+            config = UNetEnhancerConfig.from_dict({**config, **kwargs})
+        elif kwargs:
+            config = UNetEnhancerConfig.from_dict({**asdict(config), **kwargs})
+        self.config = config
+        widths = [config.width * 2 ** i for i in range(config.levels)]
+        self.down = nn.ModuleList(_DoubleConv(cin, cout) for cin, cout in zip([3, *widths[:-1]], widths))
+        deep_to_shallow = list(zip(widths[:0:-1], widths[-2::-1]))  # (deep, skip) pairs, deepest first
+        self.up_convs = nn.ModuleList(nn.ConvTranspose2d(deep, skip, 2, stride=2) for deep, skip in deep_to_shallow)
+        self.up = nn.ModuleList(_DoubleConv(2 * skip, skip) for _, skip in deep_to_shallow)
+        self.to_residual = nn.Conv2d(widths[0], 3, 1)
+        nn.init.zeros_(self.to_residual.weight)
+        nn.init.zeros_(self.to_residual.bias)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"arch": "unet-enhancer", **asdict(self.config)}
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = 2 ** (self.config.levels - 1)
+        h, w = x.shape[-2:]
+        ph, pw = -h % multiple, -w % multiple
+        if ph == 0 and pw == 0:
+            return x
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` RGB in [0, 1] -> enhanced ``(B, 3, H, W)`` in [0, 1]."""
+        _check_input(x)
+        h, w = x.shape[-2:]
+        feat = self._pad(x)
+        skips = []
+        for level, block in enumerate(self.down):
+            if level:
+                feat = F.max_pool2d(feat, 2)
+            feat = block(feat)
+            skips.append(feat)
+        feat = skips.pop()
+        for up_conv, block in zip(self.up_convs, self.up):
+            feat = block(torch.cat([up_conv(feat), skips.pop()], dim=1))
+        residual = self.to_residual(feat)[..., :h, :w]
+        return torch.clamp(x + residual, 0.0, 1.0)
+
+
+def parameter_count(width: int = 30, levels: int = 4) -> int:
+    """Parameters of a ``unet-enhancer`` of this width and depth, in closed form (no network is built)."""
+    widths = [width * 2 ** i for i in range(levels)]
+    n = 0
+    for cin, cout in zip([3, *widths[:-1]], widths):
+        n += cin * cout * 9 + cout + cout * cout * 9 + cout
+    for deep, skip in zip(widths[:0:-1], widths[-2::-1]):
+        n += deep * skip * 4 + skip                                  # transposed 2x2 conv
+        n += 2 * skip * skip * 9 + skip + skip * skip * 9 + skip      # double conv after the concatenation
+    return n + widths[0] * 3 + 3
+
+
+@NETWORKS.register("unet-enhancer", "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)")
+def build_unet_enhancer(**kwargs: Any) -> UNetEnhancer:
+    return UNetEnhancer(UNetEnhancerConfig.from_dict(kwargs))
+
+
+build_unet_enhancer.config_class = UNetEnhancerConfig  # lets hub.load_network pick the config keys out of config.json

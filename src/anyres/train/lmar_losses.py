@@ -1,0 +1,302 @@
+"""LMAR's training objective (Yu et al., CVPR 2024; digest Sec. 2.5): a frozen enhancer supervises a resampler.
+
+No ground truth is used. With ``x`` the HR crop, ``x_c = LMAR(x, size)`` and ``E`` the frozen enhancer's
+encoder (a list of feature maps), every feature term compares ``E(x_c)``, resized to ``E(x)``'s spatial size
+with Lanczos-3 (:func:`~anyres.ops.resize.imresize`, ``kernel="lanczos3"``, no antialiasing, as the
+reference), against ``E(x)``; over a list of maps the terms are averaged.
+
+``L_rc``, resampling consistency (the reference code's ``L_fc``)
+    ``SmoothL1(E(x_c)^, E(x))`` with PyTorch's ``beta = 1`` and mean reduction:
+    ``mean(0.5 d^2 if |d| < 1 else |d| - 0.5)``, ``d = E(x_c)^ - E(x)``. :func:`resampling_consistency_loss`.
+``L_fa``, feature attention (the code's ``L_at``; attention transfer)
+    ``at(f) = normalise_L2(mean_c f^2 flattened over pixels)`` per sample, ``(B, h w)``, and
+    ``L_fa = mean((at(E(x_c)^) - at(E(x)))^2)`` over batch and pixels. :func:`feature_attention_loss`.
+``L_edge``, edge-weighted L1
+    ``mean(|E(x_c)^ - E(x)| * M)`` where ``M`` is the Scharr gradient magnitude of the channel-mean HR
+    input resized (MATLAB bicubic) to the feature size. :func:`edge_weight`, :func:`edge_loss`.
+``L_adv``, least-squares GAN with the steganographic constraint
+    Generator ``MSE(Disc(x_c), 1)``; discriminator ``0.5 [MSE(Disc(D(x)), 1) + MSE(Disc(x_c), 0)]``: the
+    *plain* resize ``D(x)`` is the real example, so ``x_c`` must keep looking like an ordinary small image.
+    :func:`lsgan_g_loss`, :func:`lsgan_d_loss`, and the digest's tiny :class:`PatchDiscriminator`. Any
+    discriminator returning logits works (e.g. :class:`anyres.train.losses.UNetDiscriminator` with
+    :func:`~anyres.train.losses.ragan_g_loss` for a relativistic variant the reference does not use).
+
+Generator total (reference weights, :class:`LMARLossWeights`): ``1 L_adv + 1 L_rc + 5000 L_fa + 1 L_edge``.
+The paper's alpha and beta are not mapped to code in the digest, so every weight is configurable.
+
+The enhancer interface is one callable, ``encoder(x) -> list of (B, C, h, w) tensors``, given by
+:func:`encoder_features`: a network's own ``encoder_features`` method if it has one, otherwise an adapter
+for the registered enhancers that stops their forward pass at a 1/4-resolution encoder level, the level
+the reference taps (``hr_backbone.skip2``, 1/4 resolution):
+
+* ``unet-enhancer``: the output of encoder level ``min(2, levels - 1)`` (``4 w`` channels at 1/4).
+* ``deeplpf``: the output of backbone encoder level 2 (``4 w`` channels at 1/4; 64 at the published width).
+
+Both enhancers pad the input at the bottom and right before their U-Net; the adapters crop the features
+back to ``ceil(H / 2^level) x ceil(W / 2^level)`` so that padding is not compared. The enhancer must be
+frozen (:func:`freeze`): gradients then flow through it to ``x_c`` but never into its parameters.
+
+Unverified details (the digest does not say): the Scharr kernel's scale (here the plain integer kernel
+``[[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]]``, replicated borders) and the input range of the discriminator
+(here the [0, 1] image as it is).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anyres.models.deeplpf import DeepLPF
+from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.ops.filtering import filter2d
+from anyres.ops.resize import imresize
+
+__all__ = [
+    "EncoderFn",
+    "encoder_features",
+    "unet_enhancer_features",
+    "deeplpf_features",
+    "truncated_outputs",
+    "freeze",
+    "resampling_consistency_loss",
+    "attention_map",
+    "feature_attention_loss",
+    "edge_weight",
+    "edge_loss",
+    "PatchDiscriminator",
+    "lsgan_g_loss",
+    "lsgan_d_loss",
+    "LMARLossWeights",
+    "lmar_generator_loss",
+    "lmar_discriminator_loss",
+]
+
+EncoderFn = Callable[[torch.Tensor], list]
+_FEATURE_LEVEL = 2  # 1/4 resolution, the reference's tap
+_SCHARR = ((-3.0, 0.0, 3.0), (-10.0, 0.0, 10.0), (-3.0, 0.0, 3.0))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The frozen enhancer's encoder
+
+class _Captured(Exception):
+    """Raised by a forward hook once every requested output exists, to skip the rest of the network."""
+
+
+def truncated_outputs(net: nn.Module, taps: Sequence[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """Outputs of the submodules ``taps`` during ``net(x)``, in ``taps`` order; the forward pass stops as soon
+    as the last of them has run (the decoder and heads are never evaluated). Gradients flow as usual."""
+    captured: dict[int, torch.Tensor] = {}
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        captured[id(module)] = output
+        if len(captured) == len(taps):
+            raise _Captured
+
+    handles = [m.register_forward_hook(hook) for m in taps]
+    try:
+        net(x)
+    except _Captured:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(captured) != len(taps):
+        raise RuntimeError(f"{type(net).__name__}: only {len(captured)} of {len(taps)} tapped modules ran")
+    return [captured[id(m)] for m in taps]
+
+
+def _crop(feat: torch.Tensor, x: torch.Tensor, level: int) -> torch.Tensor:
+    rows = -(-x.shape[-2] // 2 ** level)
+    cols = -(-x.shape[-1] // 2 ** level)
+    return feat[..., :rows, :cols]
+
+
+def unet_enhancer_features(net: nn.Module, x: torch.Tensor, level: int = _FEATURE_LEVEL) -> list[torch.Tensor]:
+    """``unet-enhancer``: ``[feat]``, the output of encoder level ``min(level, levels - 1)``,
+    ``(B, w 2^l, ceil(H / 2^l), ceil(W / 2^l))``; ``x`` ``(B, 3, H, W)`` in [0, 1]."""
+    level = min(level, len(net.down) - 1)
+    return [_crop(truncated_outputs(net, [net.down[level]], x)[0], x, level)]
+
+
+def deeplpf_features(net: nn.Module, x: torch.Tensor, level: int = _FEATURE_LEVEL) -> list[torch.Tensor]:
+    """``deeplpf``: ``[feat]``, the output of backbone encoder level ``level`` (0-4),
+    ``(B, C_l, ceil(H / 2^l), ceil(W / 2^l))`` with ``C_l = w, 2w, 4w, 8w, 8w``."""
+    down = net.backbone.down
+    if not 0 <= level < len(down):
+        raise ValueError(f"deeplpf encoder level must be in [0, {len(down) - 1}], got {level}")
+    return [_crop(truncated_outputs(net, [down[level]], x)[0], x, level)]
+
+
+def encoder_features(enhancer: nn.Module) -> EncoderFn:
+    """The callable ``encoder(x) -> list of feature maps`` of an enhancer (see the module docstring)."""
+    own = getattr(enhancer, "encoder_features", None)
+    if callable(own):
+        return own
+    if isinstance(enhancer, UNetEnhancer):
+        return lambda x: unet_enhancer_features(enhancer, x)
+    if isinstance(enhancer, DeepLPF):
+        return lambda x: deeplpf_features(enhancer, x)
+    raise TypeError(f"no encoder adapter for {type(enhancer).__name__}: give it an encoder_features(x) method "
+                    f"returning a list of (B, C, h, w) feature maps")
+
+
+def freeze(enhancer: nn.Module) -> nn.Module:
+    """Make ``enhancer`` a fixed function: no parameter requires a gradient, eval mode. Returns it."""
+    enhancer.requires_grad_(False)
+    return enhancer.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Feature terms
+
+def _check_lists(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor]) -> None:
+    if len(feats_c) != len(feats_x) or not feats_c:
+        raise ValueError(f"need two equally long, non-empty lists of feature maps, got {len(feats_c)} and "
+                         f"{len(feats_x)}")
+    for fc, fx in zip(feats_c, feats_x):
+        if fc.dim() != 4 or fx.dim() != 4 or fc.shape[:2] != fx.shape[:2]:
+            raise ValueError(f"feature maps must be (B, C, h, w) with matching B and C, got {tuple(fc.shape)} "
+                             f"and {tuple(fx.shape)}")
+
+
+def _match(feat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``feat`` resized (Lanczos-3, no antialiasing) to ``like``'s spatial size."""
+    if feat.shape[-2:] == like.shape[-2:]:
+        return feat
+    return imresize(feat, size=tuple(like.shape[-2:]), kernel="lanczos3", antialias=False)
+
+
+def resampling_consistency_loss(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``L_rc``: mean over maps of ``SmoothL1(resize(f_c), f_x)`` (beta 1, mean); ``f_c`` from ``x_c``."""
+    _check_lists(feats_c, feats_x)
+    return sum(F.smooth_l1_loss(_match(fc, fx), fx) for fc, fx in zip(feats_c, feats_x)) / len(feats_c)
+
+
+def attention_map(feat: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h, w)`` -> ``(B, h w)``: the channel mean of ``feat^2``, L2-normalised per sample."""
+    if feat.dim() != 4:
+        raise ValueError(f"feat must be (B, C, h, w), got {tuple(feat.shape)}")
+    return F.normalize(feat.pow(2).mean(dim=1).flatten(1), dim=1)
+
+
+def feature_attention_loss(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``L_fa``: mean over maps of ``mean((at(resize(f_c)) - at(f_x))^2)``."""
+    _check_lists(feats_c, feats_x)
+    return sum((attention_map(_match(fc, fx)) - attention_map(fx)).pow(2).mean()
+               for fc, fx in zip(feats_c, feats_x)) / len(feats_c)
+
+
+@torch.no_grad()
+def edge_weight(hr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``M``: ``(B, 1, h, w)``, the Scharr gradient magnitude ``sqrt(g_x^2 + g_y^2)`` of the channel mean of
+    ``hr`` ``(B, 3, H, W)`` (replicated borders), MATLAB-bicubic resized to ``size``; no gradient."""
+    if hr.dim() != 4:
+        raise ValueError(f"hr must be (B, 3, H, W), got {tuple(hr.shape)}")
+    gray = hr.mean(dim=1, keepdim=True)
+    kx = torch.tensor(_SCHARR, dtype=hr.dtype, device=hr.device)
+    gx = filter2d(gray, kx[None], border="replicate")
+    gy = filter2d(gray, kx.t().contiguous()[None], border="replicate")
+    mag = torch.sqrt(gx * gx + gy * gy)
+    if tuple(mag.shape[-2:]) == tuple(size):
+        return mag
+    return imresize(mag, size=tuple(size), kernel="cubic")
+
+
+def edge_loss(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
+    """``L_edge``: mean over maps of ``mean(|resize(f_c) - f_x| * M)``, ``M = edge_weight(hr, f_x's size)``."""
+    _check_lists(feats_c, feats_x)
+    total = 0.0
+    for fc, fx in zip(feats_c, feats_x):
+        total = total + ((_match(fc, fx) - fx).abs() * edge_weight(hr, fx.shape[-2:])).mean()
+    return total / len(feats_c)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Adversarial term
+
+class PatchDiscriminator(nn.Module):
+    """The digest's PatchGAN: four [Conv4x4 stride 2 pad 1, LeakyReLU(0.2)] (``3 -> c -> c -> c -> c``),
+    ZeroPad(left 1, top 1), Conv4x4 pad 1 ``c -> 1`` without bias.
+
+    ``(B, 3, h, w)`` (sides >= 16) -> logits ``(B, 1, floor(h / 16), floor(w / 16))``.
+    ``channels = 4`` as the reference (1,040 parameters): deliberately weak, a constraint rather than a critic.
+    """
+
+    def __init__(self, channels: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin in (3, channels, channels, channels):
+            layers += [nn.Conv2d(cin, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        layers += [nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(channels, 1, 4, padding=1, bias=False)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3 or min(x.shape[-2:]) < 16:
+            raise ValueError(f"discriminator input must be (B, 3, h, w) with sides >= 16, got {tuple(x.shape)}")
+        return self.net(x)
+
+
+def lsgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator: ``MSE(fake_logits, 1)``."""
+    return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
+
+
+def lsgan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator: ``0.5 [MSE(real, 1) + MSE(fake, 0)]`` (``fake_logits`` from a detached ``x_c``)."""
+    return 0.5 * (F.mse_loss(real_logits, torch.ones_like(real_logits))
+                  + F.mse_loss(fake_logits, torch.zeros_like(fake_logits)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Totals
+
+@dataclass
+class LMARLossWeights:
+    """Weights of the generator terms (the reference's defaults); a weight of 0 skips its term."""
+
+    adversarial: float = 1.0
+    consistency: float = 1.0
+    attention: float = 5000.0
+    edge: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("adversarial", "consistency", "attention", "edge"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise ValueError(f"LMAR loss weight {name} must be a finite number >= 0, got {value!r}")
+
+
+def lmar_generator_loss(x_c: torch.Tensor, hr: torch.Tensor, encoder: EncoderFn,
+                        discriminator: nn.Module | None = None,
+                        weights: LMARLossWeights | None = None) -> dict[str, torch.Tensor]:
+    """The resampler's loss. ``x_c`` ``(B, 3, h, w)`` from the resampler, ``hr`` ``(B, 3, H, W)`` in [0, 1];
+    ``encoder`` as :func:`encoder_features` returns (of a frozen enhancer). ``E(hr)`` is computed without
+    gradient. Returns ``{"total", "consistency", "attention", "edge"[, "adversarial"]}`` (unweighted terms
+    plus the weighted ``total``); the adversarial term needs ``discriminator``."""
+    weights = weights or LMARLossWeights()
+    with torch.no_grad():
+        feats_x = [f.detach() for f in encoder(hr)]
+    feats_c = encoder(x_c)
+    terms = {
+        "consistency": resampling_consistency_loss(feats_c, feats_x),
+        "attention": feature_attention_loss(feats_c, feats_x),
+        "edge": edge_loss(feats_c, feats_x, hr),
+    }
+    if discriminator is not None:
+        terms["adversarial"] = lsgan_g_loss(discriminator(x_c))
+    elif weights.adversarial:
+        raise ValueError("the adversarial weight is non-zero: pass a discriminator (or set the weight to 0)")
+    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    return {"total": total, **terms}
+
+
+def lmar_discriminator_loss(discriminator: nn.Module, x_c: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+    """``lsgan_d_loss(Disc(x_d), Disc(x_c.detach()))``: ``x_d`` the plain resize of the same HR crop."""
+    return lsgan_d_loss(discriminator(x_d), discriminator(x_c.detach()))

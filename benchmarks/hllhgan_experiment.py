@@ -13,8 +13,10 @@ a degradation neither SR model was shown.
 4. ``eval``: PSNR/SSIM (Y, shave 4) and LPIPS (alex) on ``set14_lr`` -> Set14 x4 for bicubic, ``liif``,
    ``liif-bicubic`` and ``liif-hllhgan``; and ``gallery.png``: rows of real LR patches, H2L-generated LR
    patches and bicubic LR patches (16 x 16, shown x4 nearest).
+5. ``stats``: sharpness statistics of real, generated, bicubic and average-pool LR crops (is the learned
+   degradation closer to the real one than bicubic is?).
 
-Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval] [--gan-iters 1500]
+Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval|stats] [--gan-iters 1500]
 [--sr-iters 800]``. Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
 ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
 """
@@ -178,13 +180,42 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
         rows.append(torch.cat(tiles, -1))
     grid = torch.cat(rows, -2)[None]
     path = root / "gallery.png"
-    write_image(path, grid)
+    write_image(path, grid, overwrite=True)
     return path
+
+
+def patch_statistics(root: Path, count: int = 256) -> dict:
+    """Sharpness of real LR, H2L-generated LR, bicubic LR and 4x4 average-pool LR over ``count`` random 16x16
+    crops: mean absolute gradient, and the standard deviation of (x - 3x3 box blur of x)."""
+    from anyres.data.sr import load_hr_folders
+    from anyres.degrade.hllhgan import load_generator
+    from anyres.ops.resize import imresize
+    from anyres.train.hllhgan import random_crops
+
+    g = torch.Generator().manual_seed(7)
+    real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
+    hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
+    net = load_generator(root / "gan" / "h2l")
+    with torch.no_grad():
+        fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
+    avg = torch.nn.functional.avg_pool2d(hr, 4)
+    sets = {"real": real, "h2l": fake, "bicubic": imresize(hr, size=(16, 16)).clamp(0, 1), "avgpool": avg}
+
+    def grad(x):
+        return float(((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()) / 2)
+
+    def high_freq(x):
+        blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+        return float((x - blur).std())
+
+    out = {k: {"mean_abs_gradient": round(grad(v), 4), "high_freq_std": round(high_freq(v), 4)} for k, v in sets.items()}
+    out["h2l_vs_avgpool_rmse"] = round(float(((fake - avg) ** 2).mean().sqrt()), 4)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stage", default="all", choices=("all", "data", "gan", "sr", "eval"))
+    ap.add_argument("--stage", default="all", choices=("all", "data", "gan", "sr", "eval", "stats"))
     ap.add_argument("--root", type=Path, default=HERE / "results" / "hllhgan")
     ap.add_argument("--hidden-seed", type=int, default=0)
     ap.add_argument("--gan-iters", type=int, default=1500)
@@ -195,7 +226,7 @@ def main() -> None:
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
     summary_path = root / "hllhgan.json"
-    stages = ["data", "gan", "sr", "eval"] if args.stage == "all" else [args.stage]
+    stages = ["data", "gan", "sr", "eval", "stats"] if args.stage == "all" else [args.stage]
     for stage in stages:
         if stage == "data":
             result = {"data": stage_data(root, args.hidden_seed)}
@@ -203,8 +234,10 @@ def main() -> None:
             result = {"gan": stage_gan(root, args.gan_iters, args.threads)}
         elif stage == "sr":
             result = {"sr": stage_sr(root, args.sr_iters, args.sr_runs.split(","), args.threads)}
-        else:
+        elif stage == "eval":
             result = {"eval": stage_eval(root), "gallery": str(stage_gallery(root).relative_to(ROOT))}
+        else:
+            result = {"patch_statistics": patch_statistics(root)}
         # Re-read before writing: stages may run as separate processes at the same time.
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         if "sr" in result:

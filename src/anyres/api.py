@@ -11,7 +11,8 @@ import torch
 from anyres.errors import AnyresError
 
 __all__ = ["upscale", "enhance", "degrade_image", "target_size", "load_enhancer", "enhance_rgb", "explain_rgb",
-           "FILTER_PANELS", "ENHANCEMENT_MODELS", "ENHANCEMENT_ARCHS"]
+           "FILTER_PANELS", "ENHANCEMENT_MODELS", "ENHANCEMENT_ARCHS", "RESAMPLERS", "working_size",
+           "load_resampler", "downsample_for", "upsample_from"]
 
 
 def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
@@ -141,16 +142,93 @@ def load_enhancer(model: Any = "deeplpf-retouch", device: str | None = None) -> 
     return net
 
 
-def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> torch.Tensor:
-    """Run an enhancement network on ``(B, 3, H, W)`` RGB in [0, 1] at full resolution, without gradients.
+RESAMPLERS = ("bicubic", "lmar")
 
-    Returns ``(B, 3, H, W)`` in [0, 1] on ``rgb``'s device. The one place the CLI, :func:`enhance` and the
-    task evaluation call the network, so a working-scale option can later wrap it.
+
+def working_size(height: int, width: int, *, long_side: int | None = None,
+                 scale: float | None = None) -> tuple[int, int]:
+    """The size the enhancer runs at on the large-image path: the long side brought to ``long_side`` pixels
+    (never enlarged), or both sides divided by ``scale >= 1``; at least 1 pixel, aspect kept, halves up."""
+    if (long_side is None) == (scale is None):
+        raise AnyresError("give exactly one of a working size (long side) and a working scale")
+    if long_side is not None:
+        if isinstance(long_side, bool) or not isinstance(long_side, int) or long_side < 1:
+            raise AnyresError(f"working size must be a positive number of pixels, got {long_side!r}")
+        factor = max(height, width) / long_side
+        if factor <= 1:
+            return height, width
+    else:
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
+            raise AnyresError(f"working scale must be a number >= 1, got {scale!r}")
+        factor = float(scale)
+    return max(1, math.floor(height / factor + 0.5)), max(1, math.floor(width / factor + 0.5))
+
+
+def load_resampler(resampler: str = "bicubic", model: Any = None, device: str | None = None) -> Any:
+    """``None`` for ``bicubic``; for ``lmar`` the LMAR network of a weights folder (eval mode)."""
+    from anyres.errors import RegistryError
+
+    if resampler not in RESAMPLERS:
+        raise AnyresError(f"unknown resampler {resampler!r}; expected one of {', '.join(RESAMPLERS)}")
+    if resampler == "bicubic":
+        if model is not None:
+            raise AnyresError("a resampler model only applies to --resampler lmar")
+        return None
+    if isinstance(model, torch.nn.Module):
+        return model.eval()
+    if model is None:
+        raise AnyresError("--resampler lmar needs its weights: --resampler-model FOLDER (an LMAR trained for "
+                          "this enhancer; none is shipped yet)")
+    from anyres.hub import CONFIG, load_network
+
+    path = Path(model).expanduser()
+    if not (path / CONFIG).is_file():
+        raise RegistryError(f"{model}: not a model folder (expected config.json and model.safetensors inside)")
+    net, config = load_network(path, device=device)
+    if config.get("arch") != "lmar":
+        raise RegistryError(f"{model}: a {config.get('arch')!r} model is not an LMAR resampler")
+    return net.eval()
+
+
+def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, int] | None = None,
+                resampler: Any = None) -> torch.Tensor:
+    """Run an enhancement network on ``(B, 3, H, W)`` RGB in [0, 1], without gradients.
+
+    ``working=None`` (or the image's own size): at full resolution. Otherwise the large-image path:
+    downsample to ``working = (h, w)``, enhance there, upsample back to ``(H, W)``. ``resampler=None`` is
+    the plain path: MATLAB bicubic (antialiased) down and bicubic up. An LMAR network (:func:`load_resampler`)
+    makes the downsampled input model-aware and the result comes back with Lanczos-3, as in LMAR. Memory is
+    bounded by the working size plus a few full-size images (resizing is separable; LMAR runs in row
+    chunks). Returns ``(B, 3, H, W)`` in [0, 1] on ``rgb``'s device.
     """
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
+    size = tuple(rgb.shape[-2:])
     with torch.inference_mode():
-        return net(rgb.float()).clamp(0.0, 1.0)
+        small = downsample_for(rgb.float(), working, resampler)
+        out = net(small).clamp(0.0, 1.0)
+        return upsample_from(out, size, resampler)
+
+
+def downsample_for(x: torch.Tensor, working: tuple[int, int] | None, resampler: Any = None) -> torch.Tensor:
+    """The enhancer's input on the large-image path (see :func:`enhance_rgb`); ``x`` itself at full size."""
+    from anyres.ops.resize import imresize
+
+    if working is None or tuple(working) == tuple(x.shape[-2:]):
+        return x
+    with torch.inference_mode():
+        small = imresize(x, size=tuple(working)) if resampler is None else resampler(x, tuple(working))
+    return small.clamp(0.0, 1.0)
+
+
+def upsample_from(y: torch.Tensor, size: tuple[int, int], resampler: Any = None) -> torch.Tensor:
+    """Back to ``size`` after :func:`downsample_for`: bicubic for the plain path, Lanczos-3 after LMAR."""
+    from anyres.ops.resize import imresize
+
+    if tuple(y.shape[-2:]) == tuple(size):
+        return y
+    with torch.inference_mode():
+        return imresize(y, size=tuple(size), kernel="cubic" if resampler is None else "lanczos3").clamp(0.0, 1.0)
 
 
 # Left-to-right order of the panels of the filter picture made by :func:`explain_rgb`.

@@ -95,9 +95,16 @@ def models() -> None:
 @click.option("--task", type=click.Choice(["retouch", "lowlight"]), default=None,
               help="Enhancement instead of SR: damage each HR image with this synthetic task (record per image "
                    "from --seed), enhance it with --model, measure on RGB with no shave (scale 1).")
+@click.option("--working-scale", type=float, default=None,
+              help="With --task: the large-image path, downsample by this factor (>= 1), enhance, upsample.")
+@click.option("--resampler", type=click.Choice(["bicubic", "lmar"]), default="bicubic", show_default=True,
+              help="Downsampler of --working-scale (lmar needs --resampler-model).")
+@click.option("--resampler-model", type=click.Path(path_type=Path), default=None,
+              help="Weights folder of an LMAR resampler (--resampler lmar).")
 def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path | None, save_dir: Path | None,
              device: str | None, mode: str | None, overwrite: bool, degradation: str | None, seed: int,
-             metrics: str, task: str | None) -> None:
+             metrics: str, task: str | None, working_scale: float | None, resampler: str,
+             resampler_model: Path | None) -> None:
     """Measure PSNR/SSIM (and optionally LPIPS) of a model on a folder of HR images at several scales,
     or of an enhancement model on synthetically damaged images (--task)."""
     from click.core import ParameterSource
@@ -116,7 +123,8 @@ def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path
         protocol = protocol if "protocol" in given else None
     report = run(model, data, scales, protocol, json_path=json_path, save_dir=save_dir,
                  device=_device(device), overwrite=overwrite, degradation=degradation, seed=seed,
-                 metrics=metrics, task=task, **options)
+                 metrics=metrics, task=task, working_scale=working_scale, resampler=resampler,
+                 resampler_model=resampler_model, **options)
     click.echo(format_table(report))
 
 
@@ -246,18 +254,29 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option("--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
-def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels, overwrite) -> None:
+@click.option("--working-size", type=int, default=None,
+              help="Large-image path: downsample so the long side is this many pixels, enhance there, upsample "
+                   "back (bounded memory). Images already that small run at full size.")
+@click.option("--resampler", type=click.Choice(["bicubic", "lmar"]), default="bicubic", show_default=True,
+              help="Downsampler of --working-size: bicubic, or lmar (model-aware, Yu et al. 2024; needs "
+                   "--resampler-model).")
+@click.option("--resampler-model", type=click.Path(path_type=Path), default=None,
+              help="Weights folder of an LMAR resampler trained for this enhancer (--resampler lmar).")
+def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels, overwrite, working_size,
+            resampler, resampler_model) -> None:
     """Enhance photos (files or folders) at their own size: exposure, colour, tone, low light.
 
     Outputs keep the input's format, bit depth, alpha and colour profile; a gray image is enhanced as RGB
     and written back as gray. Without -o/--out-dir each result is written beside its input as
-    NAME_enhanced.EXT. The model runs at full resolution (memory grows with the pixel count).
+    NAME_enhanced.EXT. The model runs at full resolution (memory grows with the pixel count) unless
+    --working-size is given.
     """
     import json
 
     from tqdm import tqdm
 
-    from anyres.api import enhance_rgb, explain_rgb, load_enhancer
+    from anyres.api import (downsample_for, enhance_rgb, explain_rgb, load_enhancer, load_resampler,
+                            upsample_from, working_size as working_for)
     from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
 
     files, errors = expand_inputs(inputs)
@@ -265,6 +284,11 @@ def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels
         raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
     dev = _device(device)
     net = load_enhancer(model, device=dev)
+    if working_size is not None and working_size < 1:
+        raise AnyresError(f"--working-size must be a positive number of pixels, got {working_size}")
+    if working_size is None and (resampler != "bicubic" or resampler_model is not None):
+        raise AnyresError("--resampler and --resampler-model apply to the large-image path: add --working-size")
+    sampler = load_resampler(resampler, resampler_model, device=dev)
     if explain and not callable(getattr(net, "explain", None)):
         raise AnyresError(f"--explain needs a DeepLPF model (its filters are the explanation); {model} is a "
                           f"{type(net).__name__}, which predicts no filters")
@@ -288,12 +312,14 @@ def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels
                 if t.exists() and not overwrite:
                     raise AnyresError(f"{t}: already exists; pass --overwrite to replace it")
             rgb = to_rgb(img).to(dev)
+            work = None if working_size is None else working_for(*rgb.shape[-2:], long_side=working_size)
             if explain:
-                out, filters, picture = explain_rgb(net, rgb)
+                out, filters, picture = explain_rgb(net, downsample_for(rgb, work, sampler))
+                out = upsample_from(out, tuple(rgb.shape[-2:]), sampler)
                 filters = {"input": str(path), "output": str(target), "model": str(model),
                            **filters, "picture": {"file": notes[1].name, **filters["picture"]}}
             else:
-                out = enhance_rgb(net, rgb)
+                out = enhance_rgb(net, rgb, working=work, resampler=sampler)
             written = []
             try:
                 written.append(write_image(target, out.cpu(), meta, quality=quality, overwrite=overwrite))

@@ -173,6 +173,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
              save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
              overwrite: bool = False, degradation: str | None = None, seed: int = 0,
              metrics: Sequence[str] | str = ("psnr", "ssim"), task: str | None = None,
+             working_scale: float | None = None, resampler: str = "bicubic", resampler_model: Any = None,
              **model_options: Any) -> dict[str, Any]:
     """Evaluate a model on a folder of HR images at several scales, or on an enhancement task.
 
@@ -209,7 +210,10 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
             names = ", ".join(f"--{k}" for k in sorted(model_options))
             raise AnyresError(f"{names}: upscaler option(s) that do not apply to --task")
         return evaluate_task(model, data, task, seed=seed, json_path=json_path, save_dir=save_dir, device=device,
-                             progress=progress, overwrite=overwrite, metrics=metrics)
+                             progress=progress, overwrite=overwrite, metrics=metrics, working_scale=working_scale,
+                             resampler=resampler, resampler_model=resampler_model)
+    if working_scale is not None or resampler != "bicubic" or resampler_model is not None:
+        raise AnyresError("--working-scale and --resampler apply to enhancement (--task), not to SR evaluation")
     scales = (2, 3, 4) if scales is None else scales
     protocol = "benchmark" if protocol is None else protocol
 
@@ -303,8 +307,15 @@ def make_damaged(clean: torch.Tensor, task: Any, seed: int, key: str) -> tuple[t
 
 def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, json_path: str | Path | None = None,
                   save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
-                  overwrite: bool = False, metrics: Sequence[str] | str = ("psnr", "ssim")) -> dict[str, Any]:
+                  overwrite: bool = False, metrics: Sequence[str] | str = ("psnr", "ssim"),
+                  working_scale: float | None = None, resampler: str = "bicubic",
+                  resampler_model: Any = None) -> dict[str, Any]:
     """Evaluate an enhancement model on a folder of HR images damaged by a synthetic task (module doc).
+
+    ``working_scale`` (>= 1): the large-image path of :func:`anyres.api.enhance_rgb`: each damaged image is
+    downsampled by that factor (``resampler`` ``bicubic``, or ``lmar`` with the LMAR weights folder
+    ``resampler_model``), enhanced, and upsampled back before it is measured; the report then records
+    ``"working": {"scale", "resampler"}``.
 
     Args:
         model: an enhancement model name, weights folder or ``nn.Module`` (:func:`anyres.api.load_enhancer`).
@@ -321,7 +332,7 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
     """
     from tqdm import tqdm
 
-    from anyres.api import enhance_rgb, load_enhancer
+    from anyres.api import enhance_rgb, load_enhancer, load_resampler, working_size
     from anyres.data.enhance import get_task
 
     protocol = RGB_PROTOCOL
@@ -341,6 +352,11 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
         raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
     net = load_enhancer(model, device=device)
     dev = next(net.parameters()).device
+    if working_scale is None and (resampler != "bicubic" or resampler_model is not None):
+        raise AnyresError("--resampler applies to the large-image path: add --working-scale")
+    sampler = load_resampler(resampler, resampler_model, device=device)
+    if working_scale is not None:
+        working_size(1, 1, scale=working_scale)  # validates the scale before any work
     if isinstance(model, (str, Path)):
         model_name = str(model)
     else:
@@ -357,7 +373,8 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
         clean = to_rgb(hr).contiguous()
         damaged, record = make_damaged(clean, damage, seed, path.name)
         start = time.perf_counter()
-        out = enhance_rgb(net, damaged.to(dev)).cpu()
+        work = None if working_scale is None else working_size(*damaged.shape[-2:], scale=working_scale)
+        out = enhance_rgb(net, damaged.to(dev), working=work, resampler=sampler).cpu()
         seconds += time.perf_counter() - start
         entry: dict[str, Any] = {}
         if "psnr" in metric_list or "ssim" in metric_list:
@@ -384,6 +401,8 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
     }
     report = {"model": model_name, "dataset": data.resolve().name, "protocol": protocol,
               "task": {"name": damage.name, "seed": seed}, "results": [result]}
+    if working_scale is not None:
+        report["working"] = {"scale": float(working_scale), "resampler": resampler}
     if json_path is not None:
         _write_json(Path(json_path), report)
     return report

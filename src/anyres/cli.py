@@ -37,13 +37,14 @@ def main() -> None:
 def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
     """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
 
-    A config with `task: enhance` at its top level trains an enhancement network (anyres.train.enhance);
-    any other config trains arbitrary-scale SR.
+    A config with `task: enhance` at its top level trains an enhancement network (anyres.train.enhance),
+    one with `task: lmar` an LMAR resampler for a frozen enhancer (anyres.train.lmar); any other config
+    trains arbitrary-scale SR.
     """
     import yaml
 
     from anyres.train.config import load_config
-    from anyres.train.enhance import config_task
+    from anyres.train.lmar import config_task
 
     parsed = {}
     for item in overrides:
@@ -51,7 +52,13 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
             raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         parsed[key] = yaml.safe_load(value)
-    if config_task(config, parsed) is not None:
+    task = config_task(config, parsed)
+    if task == "lmar":
+        from anyres.train.lmar import load_lmar_config, train as run_lmar_training
+
+        run_lmar_training(load_lmar_config(config, parsed), resume=not restart)
+        return
+    if task is not None:
         from anyres.train.enhance import load_enhance_config, train as run_enhance_training
 
         run_enhance_training(load_enhance_config(config, parsed), resume=not restart)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -41,7 +40,7 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, save_network
 from anyres.io import write_bytes_atomic
 from anyres.registry import NETWORKS
-from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous
+from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped
 
 __all__ = ["EnhanceTrainConfig", "EnhanceDataConfig", "EnhanceOptimConfig", "EnhanceTrainer", "LOSSES",
            "TASK_KEY", "config_task", "load_enhance_config", "check_config", "train", "CHECKPOINT"]
@@ -437,23 +436,16 @@ class EnhanceTrainer:
 def train(config: EnhanceTrainConfig, resume: bool = True, log: Callable[[str], None] | None = None,
           images: list[torch.Tensor] | None = None) -> EnhanceTrainer:
     """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists."""
-    trainer = EnhanceTrainer(config, images=images, log=log)
+    return _resume_and_run(EnhanceTrainer(config, images=images, log=log), config, resume)
+
+
+def _resume_and_run(trainer: Any, config: Any, resume: bool) -> Any:
+    """Resume ``trainer`` from ``out_dir/checkpoint.safetensors`` if asked and present, write the resolved
+    config beside it, and run to completion with graceful stop signals (the enhancement and LMAR trainers)."""
     ckpt = Path(config.out_dir) / CHECKPOINT
     if resume and ckpt.exists():
         trainer.load_checkpoint(ckpt)
         trainer.log(f"[{config.name}] resumed from {ckpt} at iteration {trainer.iteration}")
     write_bytes_atomic(Path(config.out_dir) / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-
-    def request_stop(signum, frame):
-        if trainer.stop_requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        trainer.log(f"[{config.name}] stopping after this step (signal {signum}); send again to abort")
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        trainer.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_until_stopped(trainer, config.name)
     return trainer

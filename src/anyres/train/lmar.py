@@ -42,7 +42,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import yaml
 
 from anyres.data.enhance import get_task
 from anyres.degrade.base import Draw, derive_seed
@@ -61,7 +59,7 @@ from anyres.models.lmar import LMARConfig
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.enhance import TASK_KEY as ENHANCE_TASK_KEY
-from anyres.train.enhance import _apply_overrides, _check_int, _coerce, _format_eta, _read_yaml
+from anyres.train.enhance import _apply_overrides, _check_int, _coerce, _format_eta, _read_yaml, _resume_and_run
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
@@ -593,23 +591,4 @@ class LMARTrainer:
 def train(config: LMARTrainConfig, resume: bool = True, log: Callable[[str], None] | None = None,
           images: list[torch.Tensor] | None = None) -> LMARTrainer:
     """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists."""
-    trainer = LMARTrainer(config, images=images, log=log)
-    ckpt = Path(config.out_dir) / CHECKPOINT
-    if resume and ckpt.exists():
-        trainer.load_checkpoint(ckpt)
-        trainer.log(f"[{config.name}] resumed from {ckpt} at iteration {trainer.iteration}")
-    write_bytes_atomic(Path(config.out_dir) / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
-
-    def request_stop(signum, frame):
-        if trainer.stop_requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        trainer.log(f"[{config.name}] stopping after this step (signal {signum}); send again to abort")
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        trainer.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return trainer
+    return _resume_and_run(LMARTrainer(config, images=images, log=log), config, resume)

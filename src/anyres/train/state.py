@@ -1,12 +1,14 @@
-"""Adam state as flat tensors, so that checkpoints are plain safetensors files (no pickled objects)."""
+"""What the trainers share: Adam state as flat tensors (checkpoints stay plain safetensors files, no pickled
+objects), the contiguous-gradient guard, and the run loop wrapper with graceful stop signals."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import signal
+from typing import Any, Iterable
 
 import torch
 
-__all__ = ["adam_state_tensors", "load_adam_state", "make_grads_contiguous"]
+__all__ = ["adam_state_tensors", "load_adam_state", "make_grads_contiguous", "run_until_stopped"]
 
 
 def adam_state_tensors(optim: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter],
@@ -43,3 +45,22 @@ def make_grads_contiguous(params: Iterable[torch.nn.Parameter]) -> None:
     for p in params:
         if p.grad is not None and not p.grad.is_contiguous():
             p.grad = p.grad.contiguous()
+
+
+def run_until_stopped(trainer: Any, name: str) -> None:
+    """``trainer.run()`` with SIGINT/SIGTERM turned into a graceful stop: the first signal sets
+    ``trainer.stop_requested`` (the loop finishes its step, checkpoints and returns), a second one aborts.
+    The previous handlers are restored afterwards. Shared by the SR, enhancement and LMAR trainers."""
+
+    def request_stop(signum, frame):
+        if trainer.stop_requested:  # a second signal stops at once
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        trainer.log(f"[{name}] stopping after this step (signal {signum}); send again to abort")
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        trainer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

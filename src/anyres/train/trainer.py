@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from anyres.infer import LIIFUpscaler
 from anyres.hub import _write_atomic, save_network
 from anyres.registry import NETWORKS
 from anyres.train.config import TrainConfig
-from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous
+from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped
 
 __all__ = ["Trainer", "train", "CHECKPOINT"]
 
@@ -297,16 +296,5 @@ def train(config: TrainConfig, resume: bool = True, log: Callable[[str], None] |
 
         (Path(config.out_dir) / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    def request_stop(signum, frame):
-        if trainer.stop_requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        trainer.log(f"[{config.name}] stopping after this step (signal {signum}); send again to abort")
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        trainer.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_until_stopped(trainer, config.name)
     return trainer

@@ -225,16 +225,6 @@ class DIINN(ImplicitNetwork):
         proj = self.project(feat, torch.bfloat16 if mode == "fast" else None)
         return self.query_projected(proj, coord, cell, mode=mode)
 
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                mode: str = "fast", encoder_bf16: bool = False) -> torch.Tensor:
-        """``query(encode(lr), ...)``; ``encoder_bf16`` runs the encoder under bfloat16 autocast (training speed)."""
-        if encoder_bf16:
-            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
-                feat = self.encode(lr)
-            feat = feat.float()
-        else:
-            feat = self.encode(lr)
-        return self.query(feat, coord, cell, mode=mode)
 
     # -- fast path -----------------------------------------------------------------------------------
     def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,

@@ -1,4 +1,5 @@
-"""What the encoder + implicit-decoder networks (LIIF, DIINN) share: config resolution, the encoder, encode."""
+"""What the encoder + implicit-decoder networks (LIIF, DIINN, LIIFusion) share: config resolution, the encoder,
+``encode`` and ``forward`` (= ``query(encode(...))``); subclasses provide ``query``."""
 
 from __future__ import annotations
 
@@ -46,3 +47,15 @@ class ImplicitNetwork(nn.Module):
         if lr.dim() != 4 or lr.shape[1] != 3:
             raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
         return self.encoder((lr - 0.5) / 0.5)
+
+    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+                mode: str = "fast", encoder_bf16: bool = False, **encode_options: Any) -> torch.Tensor:
+        """``query(encode(lr, **encode_options), coord, cell, mode)``; ``encoder_bf16`` runs ``encode`` under
+        bfloat16 autocast (training speed). ``encode_options``: e.g. LIIFusion's ``prior``."""
+        if encoder_bf16:
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
+                feat = self.encode(lr, **encode_options)
+            feat = feat.float()
+        else:
+            feat = self.encode(lr, **encode_options)
+        return self.query(feat, coord, cell, mode=mode)

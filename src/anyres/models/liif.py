@@ -112,16 +112,6 @@ class LIIF(ImplicitNetwork):
             raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
         return self.query_projected(self.project(feat), coord, cell, mode=mode)
 
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                mode: str = "fast", encoder_bf16: bool = False) -> torch.Tensor:
-        """``query(encode(lr), ...)``; ``encoder_bf16`` runs the encoder under bfloat16 autocast (training speed)."""
-        if encoder_bf16:
-            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
-                feat = self.encode(lr)
-            feat = feat.float()
-        else:
-            feat = self.encode(lr)
-        return self.query(feat, coord, cell, mode=mode)
 
     # -- fast path -----------------------------------------------------------------------------------
     def _axis(self, coord: torch.Tensor, n: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:

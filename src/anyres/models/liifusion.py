@@ -238,15 +238,6 @@ class LIIFusion(LIIF):
             prior = self.lr_prior(lr, seed)
         return self.injector(feat, prior.to(feat.dtype))
 
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                mode: str = "fast", encoder_bf16: bool = False, prior: torch.Tensor | None = None) -> torch.Tensor:
-        if encoder_bf16:
-            with torch.autocast(lr.device.type, dtype=torch.bfloat16):
-                feat = self.encode(lr, prior)
-            feat = feat.float()
-        else:
-            feat = self.encode(lr, prior)
-        return self.query(feat, coord, cell, mode=mode)
 
 
 @NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention")

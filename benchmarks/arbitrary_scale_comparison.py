@@ -12,9 +12,11 @@ Timing: the first 256 x 256 crop of Set14's ``baboon`` upscaled to 1024 x 1024 i
 2 threads, median of ``--repeats`` runs after a warm-up.
 
 Usage: ``python benchmarks/arbitrary_scale_comparison.py --models liif=liif,diinn=runs/diinn-edsr-baseline/model,
-liifusion-s1=runs/liifusion-s1/model [--sets Set5,Set14] [--scales 2,3,4,6,8]``. Writes
-``benchmarks/results/arbitrary_scale_comparison.json`` and prints a Markdown table; the last line printed
-is one JSON object.
+liifusion-s1=runs/liifusion-s1/model [--sets Set5,Set14] [--scales 2,3,4,6,8] [--parts scores,timing]``.
+Writes ``benchmarks/results/arbitrary_scale_comparison.json`` and prints a Markdown table; the last line
+printed is one JSON object. ``--parts timing`` (or ``scores``) measures only that part and merges it into the
+existing JSON, so the timings can be taken side by side on an otherwise idle machine while the scores were
+computed earlier (each part's command is recorded).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from anyres.hub import load_upscaler
 from anyres.infer import render
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
 from anyres.metrics import measure
+from anyres.pretrained import WEIGHTS_DIR
 
 HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")
@@ -46,6 +49,13 @@ def _variants(label: str, spec: str):
         yield f"{label}[lr-prior]", up, "lr"
     else:
         yield label, up, None
+
+
+def _iterations(spec: str):
+    """Training iterations recorded in a model folder's (or a shipped model's) config.json, if any."""
+    folder = Path(spec) if Path(spec).is_dir() else WEIGHTS_DIR / spec
+    cfg = folder / "config.json"
+    return json.loads(cfg.read_text()).get("iterations") if cfg.is_file() else None
 
 
 def _upscale(up, lr, size, prior_mode, hr, seed):
@@ -99,22 +109,30 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parts", default="scores,timing", help="scores, timing or both (merged into --out)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "arbitrary_scale_comparison.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sets, scales = args.sets.split(","), [float(s) for s in args.scales.split(",")]
-    report = {"command": " ".join(["python", *sys.argv]), "threads": args.threads, "models": {}}
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"scores", "timing"}:
+        raise SystemExit(f"--parts: expected scores, timing or both, got {args.parts!r}")
+    report = {"commands": [], "models": {}}
+    if parts != {"scores", "timing"} and args.out.exists():
+        report = json.loads(args.out.read_text())
+    report["commands"].append({"parts": sorted(parts), "threads": args.threads,
+                               "command": " ".join(["python", *sys.argv])})
     for item in args.models.split(","):
         label, spec = item.split("=", 1)
         for name, up, prior_mode in _variants(label, spec):
             net = getattr(up, "net", None)
-            entry = {"spec": spec, "params": sum(p.numel() for p in net.parameters()) if net is not None else 0,
-                     "iterations": None}
-            cfg_path = Path(spec) / "config.json"
-            if cfg_path.exists():
-                entry["iterations"] = json.loads(cfg_path.read_text()).get("iterations")
-            entry["seconds_256_to_x4"] = timing(up, prior_mode, args.repeats, args.seed)
-            entry["scores"] = score(up, prior_mode, sets, scales, args.seed)
+            entry = report["models"].setdefault(name, {})
+            entry.update(spec=spec, params=sum(p.numel() for p in net.parameters()) if net is not None else 0,
+                         iterations=_iterations(spec))
+            if "timing" in parts:
+                entry["seconds_256_to_x4"] = timing(up, prior_mode, args.repeats, args.seed)
+            if "scores" in parts:
+                entry["scores"] = score(up, prior_mode, sets, scales, args.seed)
             report["models"][name] = entry
             print(name, json.dumps(entry), file=sys.stderr, flush=True)
     write_bytes_atomic(args.out, (json.dumps(report, indent=1) + "\n").encode())
@@ -122,10 +140,12 @@ def main() -> None:
     print("| model | params | s (256->x4) | " + " | ".join(cols) + " |")
     print("|---" * (3 + len(cols)) + "|")
     for name, e in report["models"].items():
-        cells = [f"{e['scores'][c]['psnr']:.2f} / {e['scores'][c]['ssim']:.4f} / {e['scores'][c]['lpips']:.3f}"
-                 for c in cols]
-        print(f"| {name} | {e['params']:,} | {e['seconds_256_to_x4']} | " + " | ".join(cells) + " |")
-    print(json.dumps({m: {"params": e["params"], "seconds": e["seconds_256_to_x4"]} for m, e in report["models"].items()}))
+        scores = e.get("scores", {})
+        cells = [f"{scores[c]['psnr']:.2f} / {scores[c]['ssim']:.4f} / {scores[c]['lpips']:.3f}" if c in scores
+                 else "-" for c in cols]
+        print(f"| {name} | {e['params']:,} | {e.get('seconds_256_to_x4', '-')} | " + " | ".join(cells) + " |")
+    print(json.dumps({m: {"params": e["params"], "seconds": e.get("seconds_256_to_x4")}
+                      for m, e in report["models"].items()}))
 
 
 if __name__ == "__main__":

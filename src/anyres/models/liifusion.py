@@ -2,7 +2,7 @@
 
 Hwang, Lee & Kim, JBE 2024 (digest: ``../shared/reference/arbitrary_scale_sr.md`` Sec. 3). Stage 1 learns,
 with the HR image available, a compact prior ``z`` (a ``4C = 256`` vector, not an image) and how to use it;
-stage 2 (not in this module yet) replaces the HR-based prior encoder by a 4-step diffusion model sampling
+stage 2 (``stage: 2``, item 5) replaces the HR-based prior encoder by a 4-step diffusion model sampling
 ``z`` from the LR image alone. Pieces, in order:
 
 1. **Encoder** (EDSR-baseline by default) -> latent map ``M`` ``(B, C, h, w)``, exactly as in LIIF.
@@ -19,8 +19,12 @@ stage 2 (not in this module yet) replaces the HR-based prior encoder by a 4-step
    (``M' = z_a * LN(M) + z_b`` as queries, ``LN(M)`` as keys/values; 4 heads; shift 4 on odd layers;
    relative position bias; mask -100; MLP ratio 2), a 3x3 conv, the global residual, crop back.
 4. **Conditional LIIF**: the LIIF decoder (unfold, local ensemble, cell) queries the injected map.
+5. **Stage 2** (``stage: 2``): an LR-only condition encoder (the prior encoder's layout over the unshuffled
+   LR), a vector denoiser (:class:`PriorDenoiser`) and the 4-step schedule (:class:`DiffusionSchedule`);
+   :func:`sample_prior` runs the chain. Training starts from the stage-1 weights, keeps the stage-1 prior
+   encoder frozen as the target and adds ``mean |prior - z|`` to the losses (``prior_batch``).
 
-Inference without an HR image (``encode(lr)`` with no prior): the prior encoder sees ``(lr, lr)``, i.e. the
+Stage 1 without an HR image (``encode(lr)`` with no prior): the prior encoder sees ``(lr, lr)``, i.e. the
 LR standing in for both inputs. A stage-1 model is meant to be evaluated with its HR prior (the paper's
 stage-1 numbers are an upper bound for stage 2); the LR-only fallback keeps every upscaler path working.
 """

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 import anyres.models  # noqa: F401
 from anyres.errors import RegistryError
 from anyres.hub import load_network, save_network
-from anyres.infer import render
 from anyres.models.diinn import DIINN, DIINNConfig, nearest_index, synthesis_input
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
@@ -61,34 +60,6 @@ def test_fast_and_exact_paths_equal_reference(variant, size):
     assert (exact - ref).abs().max() <= 1e-5
     assert (fast - ref).abs().max() <= 4e-3
     assert (fast - ref).abs().max() > 0  # bf16 really is used
-
-
-def test_gradients_of_exact_path_match_reference():
-    net = DIINN(tiny_diinn_config()).double()
-    lr = torch.rand(1, 3, 6, 7, dtype=torch.float64)
-    coord, cell = _queries(1, 10, 9)
-    coord, cell = coord.double(), cell.double()
-    grads = []
-    for mode in ("reference", "exact"):
-        net.zero_grad()
-        net(lr, coord, cell, mode=mode).square().sum().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-10)
-
-
-@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17), (28, 21)])  # 28 x 21: ties at x1.5
-def test_tiled_and_chunked_render_equals_one_pass(size):
-    net = DIINN(tiny_diinn_config()).eval()
-    lr = torch.rand(1, 3, 19, 14)
-    full = render(net, lr, size, mode="exact", tile=None, chunk=10**9)
-    tiled = render(net, lr, size, mode="exact", tile=5, chunk=37)
-    chunked = render(net, lr, size, mode="exact", tile=None, chunk=50)
-    assert (tiled - full).abs().max() <= 1e-5
-    assert (chunked - full).abs().max() <= 1e-6
-    coord, cell = _queries(1, *size)
-    with torch.no_grad():
-        ref = net.query(net.encode(lr), coord, cell, mode="reference")
-    assert (full[0].permute(1, 2, 0).reshape(-1, 3) - ref[0]).abs().max() <= 1e-5
 
 
 def test_radius_is_the_tiling_margin():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import anyres.models  # noqa: F401
-from anyres.infer import LIIFUpscaler, render
+from anyres.infer import LIIFUpscaler
 from anyres.models.liif import LIIF, _ensemble_weights
 from anyres.ops.coords import coord_to_index, make_cell, make_coord
 
@@ -73,35 +73,6 @@ def test_fast_and_exact_paths_equal_reference(variant):
     assert (exact - ref).abs().max() <= 1e-5
     assert (fast - ref).abs().max() <= 4e-3
     assert (fast - ref).abs().max() > 0  # bf16 really is used
-
-
-def test_gradients_of_fast_path_match_reference():
-    net = LIIF(tiny_liif_config()).double()
-    lr = torch.rand(1, 3, 6, 7, dtype=torch.float64)
-    coord, cell = _queries(1, 10, 9)
-    coord, cell = coord.double(), cell.double()
-    grads = []
-    for mode in ("reference", "exact"):
-        net.zero_grad()
-        net(lr, coord, cell, mode=mode).square().sum().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-10)
-
-
-@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17)])
-def test_tiled_and_chunked_render_equals_one_pass(size):
-    net = LIIF(tiny_liif_config()).eval()
-    lr = torch.rand(1, 3, 19, 14)
-    full = render(net, lr, size, mode="exact", tile=None, chunk=10**9)
-    tiled = render(net, lr, size, mode="exact", tile=8, chunk=37)
-    chunked = render(net, lr, size, mode="exact", tile=None, chunk=50)
-    assert (tiled - full).abs().max() <= 1e-5
-    assert (chunked - full).abs().max() <= 1e-6
-    # ... and the one-pass render equals the reference query over the whole grid.
-    coord, cell = _queries(1, *size)
-    with torch.no_grad():
-        ref = net.query(net.encode(lr), coord, cell, mode="reference")
-    assert (full[0].permute(1, 2, 0).reshape(-1, 3) - ref[0]).abs().max() <= 1e-5
 
 
 def test_non_uniform_and_downscale_sizes():

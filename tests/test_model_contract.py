@@ -9,6 +9,7 @@ import torch
 import anyres.models  # noqa: F401
 from anyres.hub import load_network, save_network
 from anyres.infer import LIIFUpscaler, render
+from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
 
 from conftest import tiny_liif_config
@@ -84,8 +85,8 @@ def test_chunked_query_equals_full_query(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17)])
-def test_tiled_and_chunked_render_equals_one_pass(arch, size):
+@pytest.mark.parametrize("size", [(40, 29), (9, 13), (5, 4), (64, 17), (28, 21)])  # 28 x 21: ties at x1.5
+def test_tiled_and_chunked_render_equals_one_pass_and_the_reference_query(arch, size):
     net = _net(arch).eval()
     lr = torch.rand(1, 3, 19, 14)
     full = render(net, lr, size, mode="exact", tile=None, chunk=10**9)
@@ -93,6 +94,25 @@ def test_tiled_and_chunked_render_equals_one_pass(arch, size):
     chunked = render(net, lr, size, mode="exact", tile=None, chunk=50)
     assert (tiled - full).abs().max() <= 1e-5
     assert (chunked - full).abs().max() <= 1e-6
+    # ... and the one-pass render equals the slow reference query over the whole grid.
+    coord = make_coord(*size)[None]
+    cell = make_cell(*size, size[0] * size[1])[None]
+    with torch.no_grad():
+        ref = net.query(net.encode(lr), coord, cell, mode="reference")
+    assert (full[0].permute(1, 2, 0).reshape(-1, 3) - ref[0]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradients_of_the_exact_path_match_the_reference(arch):
+    net = _net(arch).double()
+    lr = torch.rand(1, 3, 6, 7, dtype=torch.float64)
+    coord, cell = make_coord(10, 9)[None].double(), make_cell(10, 9, 90)[None].double()
+    grads = []
+    for mode in ("reference", "exact"):
+        net.zero_grad()
+        net(lr, coord, cell, mode=mode).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-10)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -66,14 +66,13 @@ sees).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from anyres.degrade.base import Draw, check_prob, make_config
+from anyres.degrade.base import Configured, Draw, check_prob
 from anyres.errors import ConfigError, RegistryError
 from anyres.ops.color import quantize
 from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
@@ -146,29 +145,12 @@ def _check_images(name: str, x: Any) -> None:
 # The task interface
 
 
-class EnhanceTask:
+class EnhanceTask(Configured):
     """Base class: a named synthetic-damage model with a frozen-dataclass config, ``sample`` and ``apply``.
 
     Subclasses set ``name`` and ``Config`` and implement ``_sample_one(draw) -> dict`` (the task's own keys)
     and ``_apply_one(clean, record)`` on a ``(1, 3, H, W)`` image.
     """
-
-    name: ClassVar[str] = ""
-    Config: ClassVar[type] = type(None)
-
-    def __init__(self, config: Any = None, **overrides: Any):
-        if config is None:
-            config = self.Config()
-        elif isinstance(config, dict):
-            config = make_config(self.Config, config)
-        elif not isinstance(config, self.Config):
-            raise ConfigError(f"{self.name} needs a {self.Config.__name__}, got {type(config).__name__}")
-        if overrides:
-            config = make_config(self.Config, {**dataclasses.asdict(config), **overrides})
-        self.config = config
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
 
     def sample(self, batch: int, generator: torch.Generator) -> list[dict]:
         """Draw ``batch`` records (plain JSON dicts with ``task`` and ``format`` keys); the generator advances."""

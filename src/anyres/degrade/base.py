@@ -49,6 +49,7 @@ import torch
 from anyres.errors import ConfigError
 
 __all__ = [
+    "Configured",
     "Pipeline",
     "Draw",
     "Bound",
@@ -261,12 +262,10 @@ def _check_hr(hr: torch.Tensor) -> None:
             raise ValueError(f"hr values must be in [0, 1], got min {lo} and max {hi}")
 
 
-class Pipeline:
-    """Base class: a named degradation model with a typed config, ``sample`` and ``apply``.
-
-    Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement ``_sample_one`` (draw one
-    sample's record from a :class:`Draw`) and ``_apply_one`` (apply one record to a ``(1, 3, H, W)`` image).
-    """
+class Configured:
+    """A named object with a frozen-dataclass ``Config``: built from nothing (the defaults), a dict (checked by
+    :func:`make_config`) or a ``Config``, with keyword overrides on top. The base of degradation pipelines
+    and of the synthetic enhancement tasks."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = type(None)
@@ -284,6 +283,14 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+
+class Pipeline(Configured):
+    """Base class: a named degradation model with a typed config, ``sample`` and ``apply``.
+
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement ``_sample_one`` (draw one
+    sample's record from a :class:`Draw`) and ``_apply_one`` (apply one record to a ``(1, 3, H, W)`` image).
+    """
 
     # -- sampling ------------------------------------------------------------------------------------------
 

@@ -106,7 +106,7 @@ from anyres.ops.local_filters import (
 )
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict
+from .implicit import config_from_dict, resolve_config
 
 __all__ = [
     "DeepLPF",
@@ -346,13 +346,7 @@ class DeepLPF(nn.Module):
 
     def __init__(self, config: DeepLPFConfig | dict[str, Any] | None = None, **kwargs: Any):
         super().__init__()
-        if config is None:
-            config = DeepLPFConfig(**kwargs)
-        elif isinstance(config, dict):
-            config = DeepLPFConfig.from_dict({**config, **kwargs})
-        elif kwargs:
-            config = DeepLPFConfig.from_dict({**asdict(config), **kwargs})
-        self.config = config
+        self.config = config = resolve_config(DeepLPFConfig, config, kwargs)
         c = config.features
         self.backbone = UNetBackbone(config.width, c)
         head = {"size": config.head_size, "dropout": config.head_dropout}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 
 from anyres.registry import NETWORKS
 
-__all__ = ["config_from_dict", "ImplicitNetwork"]
+__all__ = ["config_from_dict", "resolve_config", "ImplicitNetwork"]
 
 
 def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
@@ -19,6 +20,16 @@ def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
     if unknown:
         raise ValueError(f"unknown {label} config keys: {sorted(unknown)}")
     return cls(**d)
+
+
+def resolve_config(cls: type, config: Any, kwargs: dict[str, Any]) -> Any:
+    """A network's config from what its constructor got: ``None`` (``cls(**kwargs)``), a dict or a ``cls``
+    instance, with ``kwargs`` overriding (dicts go through ``cls.from_dict``, so unknown keys raise)."""
+    if config is None:
+        return cls(**kwargs)
+    if isinstance(config, dict):
+        return cls.from_dict({**config, **kwargs})
+    return cls.from_dict({**asdict(config), **kwargs}) if kwargs else config
 
 
 class ImplicitNetwork(nn.Module):
@@ -33,11 +44,7 @@ class ImplicitNetwork(nn.Module):
 
     def __init__(self, config: Any = None, **kwargs: Any):
         super().__init__()
-        if config is None:
-            config = self.config_class(**kwargs)
-        elif isinstance(config, dict):
-            config = self.config_class.from_dict({**config, **kwargs})
-        self.config = config
+        self.config = config = resolve_config(self.config_class, config, kwargs)
         self.encoder = NETWORKS.build(config.encoder["name"], **config.encoder.get("args", {}))
         c = self.encoder.out_dim
         self.feat_dim = c * 9 if config.feat_unfold else c

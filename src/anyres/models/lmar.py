@@ -78,7 +78,7 @@ from anyres.ops.lmar_coords import (
 from anyres.ops.resize import MODES, imresize, resize_matrix
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict
+from .implicit import config_from_dict, resolve_config
 
 __all__ = ["LMAR", "LMARConfig", "KERNEL_NORMS", "MLP_INPUTS", "DEFAULT_CHUNK_PIXELS"]
 
@@ -157,13 +157,7 @@ class LMAR(nn.Module):
 
     def __init__(self, config: LMARConfig | dict[str, Any] | None = None, **kwargs: Any):
         super().__init__()
-        if config is None:
-            config = LMARConfig(**kwargs)
-        elif isinstance(config, dict):
-            config = LMARConfig.from_dict({**config, **kwargs})
-        elif kwargs:
-            config = LMARConfig.from_dict({**asdict(config), **kwargs})
-        self.config = config
+        self.config = config = resolve_config(LMARConfig, config, kwargs)
         taps = 3 * config.kernel_size ** 2
         dims = [MLP_INPUTS, *config.hidden]
         layers: list[nn.Module] = []

@@ -32,7 +32,7 @@ from torch import nn
 
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict
+from .implicit import config_from_dict, resolve_config
 
 __all__ = ["UNetEnhancer", "UNetEnhancerConfig", "parameter_count", "DEEPLPF_PARAMETERS"]
 
@@ -84,13 +84,7 @@ class UNetEnhancer(nn.Module):
 
     def __init__(self, config: UNetEnhancerConfig | dict[str, Any] | None = None, **kwargs: Any):
         super().__init__()
-        if config is None:
-            config = UNetEnhancerConfig(**kwargs)
-        elif isinstance(config, dict):
-            config = UNetEnhancerConfig.from_dict({**config, **kwargs})
-        elif kwargs:
-            config = UNetEnhancerConfig.from_dict({**asdict(config), **kwargs})
-        self.config = config
+        self.config = config = resolve_config(UNetEnhancerConfig, config, kwargs)
         widths = [config.width * 2 ** i for i in range(config.levels)]
         self.down = nn.ModuleList(_DoubleConv(cin, cout) for cin, cout in zip([3, *widths[:-1]], widths))
         deep_to_shallow = list(zip(widths[:0:-1], widths[-2::-1]))  # (deep, skip) pairs, deepest first

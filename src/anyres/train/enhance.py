@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +38,8 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, save_network
 from anyres.io import write_bytes_atomic
 from anyres.registry import NETWORKS
-from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped
+from anyres.train.state import (adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped,
+                                step_loop)
 
 __all__ = ["EnhanceTrainConfig", "EnhanceDataConfig", "EnhanceOptimConfig", "EnhanceTrainer", "LOSSES",
            "TASK_KEY", "config_task", "load_enhance_config", "check_config", "train", "CHECKPOINT"]
@@ -253,13 +252,6 @@ def _l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _LOSS_FUNCTIONS = {"deeplpf": _lab_loss, "l1": _l1_loss}
 
 
-def _format_eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    h, rem = divmod(int(seconds), 3600)
-    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
-
-
 class EnhanceTrainer:
     """Owns the network, Adam and the pair sampler of one run; :meth:`run` trains to ``config.iterations``.
 
@@ -405,32 +397,8 @@ class EnhanceTrainer:
     # -- loop ----------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train until ``config.iterations`` (or ``stop_after`` more iterations, for tests)."""
-        cfg = self.config
-        target = cfg.iterations if stop_after is None else min(cfg.iterations, self.iteration + stop_after)
-        last_ckpt = time.monotonic()
-        window_start, losses = time.monotonic(), []
         self.net.train()
-        while self.iteration < target:
-            t0 = time.monotonic()
-            losses.append(self.step())
-            self.elapsed += time.monotonic() - t0
-            if self.iteration % cfg.log_every == 0 or self.iteration == target:
-                rate = len(losses) / max(time.monotonic() - window_start, 1e-9)
-                mean = sum(losses) / len(losses)
-                self.history.append({"iteration": self.iteration, "loss": round(mean, 6)})
-                eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
-                self.log(f"[{cfg.name}] it {self.iteration}/{cfg.iterations} loss {mean:.4f} "
-                         f"lr {self.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {_format_eta(eta)}")
-                window_start, losses = time.monotonic(), []
-            if self.stop_requested:
-                self.save_checkpoint()
-                self.log(f"[{cfg.name}] stopped at it {self.iteration}; checkpoint saved, run the same command to resume")
-                return
-            if time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60:
-                self.save_checkpoint()
-                self.log(f"[{cfg.name}] checkpoint at it {self.iteration} -> {self.out_dir / CHECKPOINT}")
-                last_ckpt = time.monotonic()
-        self.save_checkpoint()
+        step_loop(self, lambda: {"loss": self.step()}, stop_after, lambda mean: f"loss {mean['loss']:.4f}")
 
 
 def train(config: EnhanceTrainConfig, resume: bool = True, log: Callable[[str], None] | None = None,

@@ -43,7 +43,6 @@ import hashlib
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,7 +58,7 @@ from anyres.models.lmar import LMARConfig
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.enhance import TASK_KEY as ENHANCE_TASK_KEY
-from anyres.train.enhance import _apply_overrides, _check_int, _coerce, _format_eta, _read_yaml, _resume_and_run
+from anyres.train.enhance import _apply_overrides, _check_int, _coerce, _read_yaml, _resume_and_run
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
@@ -68,7 +67,7 @@ from anyres.train.lmar_losses import (
     lmar_discriminator_loss,
     lmar_generator_loss,
 )
-from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous
+from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, step_loop
 
 __all__ = ["LMARTrainConfig", "LMARDataConfig", "LMAROptimConfig", "LMARTrainer", "TASK_KEY", "CHECKPOINT",
            "config_task", "load_lmar_config", "check_config", "target_sides", "enhancer_fingerprint", "train"]
@@ -555,37 +554,16 @@ class LMARTrainer:
     # -- loop ----------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train until ``config.iterations`` (or ``stop_after`` more iterations, for tests)."""
-        cfg = self.config
-        target = cfg.iterations if stop_after is None else min(cfg.iterations, self.iteration + stop_after)
-        last_ckpt = time.monotonic()
-        window_start, window = time.monotonic(), []
         self.net.train()
         self.disc.train()
         self.enhancer.eval()
-        while self.iteration < target:
-            t0 = time.monotonic()
-            window.append(self.step())
-            self.elapsed += time.monotonic() - t0
-            if self.iteration % cfg.log_every == 0 or self.iteration == target:
-                rate = len(window) / max(time.monotonic() - window_start, 1e-9)
-                mean = {k: round(sum(t[k] for t in window) / len(window), 6) for k in window[0]}
-                self.history.append({"iteration": self.iteration, **mean})
-                eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
-                parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "adversarial")
-                                 if k in mean)
-                disc = f" D {mean['disc']:.4f}" if "disc" in mean else ""
-                self.log(f"[{cfg.name}] it {self.iteration}/{cfg.iterations} G {mean['total']:.4f} ({parts}){disc} "
-                         f"lr {self.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {_format_eta(eta)}")
-                window_start, window = time.monotonic(), []
-            if self.stop_requested:
-                self.save_checkpoint()
-                self.log(f"[{cfg.name}] stopped at it {self.iteration}; checkpoint saved, run the same command to resume")
-                return
-            if time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60:
-                self.save_checkpoint()
-                self.log(f"[{cfg.name}] checkpoint at it {self.iteration} -> {self.out_dir / CHECKPOINT}")
-                last_ckpt = time.monotonic()
-        self.save_checkpoint()
+        step_loop(self, self.step, stop_after, _describe)
+
+
+def _describe(mean: dict[str, float]) -> str:
+    parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "adversarial") if k in mean)
+    disc = f" D {mean['disc']:.4f}" if "disc" in mean else ""
+    return f"G {mean['total']:.4f} ({parts}){disc}"
 
 
 def train(config: LMARTrainConfig, resume: bool = True, log: Callable[[str], None] | None = None,

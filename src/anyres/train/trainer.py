@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -31,7 +30,8 @@ from anyres.infer import LIIFUpscaler
 from anyres.hub import _write_atomic, save_network
 from anyres.registry import NETWORKS
 from anyres.train.config import TrainConfig
-from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped
+from anyres.train.state import (adam_state_tensors, format_eta, load_adam_state, make_grads_contiguous,
+                                run_until_stopped)
 
 __all__ = ["Trainer", "train", "CHECKPOINT"]
 
@@ -41,15 +41,6 @@ CHECKPOINT = "checkpoint.safetensors"
 def _batch_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
     # Python's hash of a tuple of ints is deterministic across runs (no hash randomisation for ints).
     return torch.Generator().manual_seed(hash((seed, rank, iteration)) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-def _format_eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 class Trainer:
@@ -257,7 +248,7 @@ class Trainer:
                 rate = window_iters / max(time.monotonic() - window_start, 1e-9)
                 eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
                 self.log(f"[{cfg.name}] it {self.iteration}/{cfg.iterations} loss {sum(losses) / len(losses):.4f} "
-                         f"lr {self.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {_format_eta(eta)}")
+                         f"lr {self.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {format_eta(eta)}")
                 window_start, window_iters, losses = time.monotonic(), 0, []
             if main and cfg.val.data and cfg.val.every and self.iteration % cfg.val.every == 0:
                 entry = self.validate()

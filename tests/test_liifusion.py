@@ -62,6 +62,22 @@ def test_stage2_lr_prior_is_deterministic_for_a_seed():
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
+def test_upscaler_seed_fixes_the_image_and_tiling_does_not_change_it():
+    from anyres.infer import LIIFUpscaler
+
+    net = LIIFusion(tiny(stage=2)).eval()
+    lr = torch.rand(1, 3, 12, 10)
+    a = LIIFUpscaler(net, mode="exact", tile=None, seed=3).upscale(lr, (30, 25))
+    b = LIIFUpscaler(net, mode="exact", tile=4, seed=3).upscale(lr, (30, 25))  # tiling ignored: one pass
+    c = LIIFUpscaler(net, mode="exact", tile=None, seed=4).upscale(lr, (30, 25))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    from anyres.infer import render
+    for image, seed in ((a, 3), (c, 4)):  # the image is the render with the prior sampled from that seed
+        with torch.no_grad():
+            prior = net.lr_prior(lr, seed)
+        assert torch.equal(image, render(net, lr, (30, 25), mode="exact", prior=prior))
+
+
 def test_prior_encoder_pads_and_sees_both_images():
     enc = PriorEncoder(2, 8, 1, 16)
     a, b = torch.rand(2, 3, 18, 21), torch.rand(2, 3, 18, 21)

@@ -170,8 +170,10 @@ def _parse_size(text: str) -> tuple[int, int]:
                    "minutes per image on a CPU.")
 @click.option("--blind-iters", type=click.IntRange(0, 100000), default=None,
               help="Adaptation steps of --blind (default 100).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of a model that samples (liifusion's 4-step prior sampler); the same seed, the same image.")
 def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mode, device, quality, max_pixels,
-            overwrite, blind, blind_iters) -> None:
+            overwrite, blind, blind_iters, seed) -> None:
     """Upscale images (files or folders) to any scale or size.
 
     Outputs keep the input's format, bit depth, alpha and colour profile. Without -o/--out-dir each result
@@ -198,7 +200,7 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
         raise AnyresError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
     from anyres.ops.resize import MODES
 
-    options = {} if model in MODES else {"mode": mode, "tile": tile or DEFAULT_TILE, "progress": True}
+    options = {} if model in MODES else {"mode": mode, "tile": tile or DEFAULT_TILE, "progress": True, "seed": seed}
     if blind_iters is not None and not blind:
         raise AnyresError("--blind-iters needs --blind")
     if blind and model in MODES:

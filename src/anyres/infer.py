@@ -93,7 +93,7 @@ class LIIFUpscaler(Upscaler):
 
     def __init__(self, net: Any, *, name: str = "liif", mode: str = "fast", tile: int | None = DEFAULT_TILE,
                  chunk: int = DEFAULT_CHUNK, description: str = "", device: str | torch.device | None = None,
-                 progress: bool = False):
+                 progress: bool = False, seed: int = 0):
         # Channels-last weights and inputs: mkldnn convolutions then run without layout conversions.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.name = name
@@ -102,6 +102,7 @@ class LIIFUpscaler(Upscaler):
         self.chunk = chunk
         self.description = description
         self.progress = progress  # a pixel progress bar per image (on a terminal), for long renders
+        self.seed = seed  # of the prior sampler of networks that sample one (LIIFusion stage 2)
         if device is not None:
             self.to(device)
 
@@ -117,8 +118,11 @@ class LIIFUpscaler(Upscaler):
         for x in lr:
             bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None) \
                 if self.progress else None
-            outs.append(render(self.net, x[None].to(device), size, mode=self.mode, tile=self.tile, chunk=self.chunk,
-                               progress=bar))
+            x = x[None].to(device)
+            # A sampled prior is drawn once from the whole LR image, so the seed alone fixes the result.
+            prior = self.net.lr_prior(x, self.seed) if hasattr(self.net, "lr_prior") else None
+            outs.append(render(self.net, x, size, mode=self.mode, tile=self.tile, chunk=self.chunk, progress=bar,
+                               prior=prior))
             if bar is not None:
                 bar.close()
         return torch.cat(outs, dim=0)

@@ -120,7 +120,7 @@ def main() -> None:
     report = {"commands": [], "models": {}}
     if parts != {"scores", "timing"} and args.out.exists():
         report = json.loads(args.out.read_text())
-    report["commands"].append({"parts": sorted(parts), "threads": args.threads,
+    report.setdefault("commands", []).append({"parts": sorted(parts), "threads": args.threads,
                                "command": " ".join(["python", *sys.argv])})
     for item in args.models.split(","):
         label, spec = item.split("=", 1)
@@ -136,14 +136,19 @@ def main() -> None:
             report["models"][name] = entry
             print(name, json.dumps(entry), file=sys.stderr, flush=True)
     write_bytes_atomic(args.out, (json.dumps(report, indent=1) + "\n").encode())
-    cols = [f"{n}/x{s:g}" for n in sets for s in scales]
-    print("| model | params | s (256->x4) | " + " | ".join(cols) + " |")
-    print("|---" * (3 + len(cols)) + "|")
+    print("| model | iterations | params | s (256->x4) |")
+    print("|---|---|---|---|")
     for name, e in report["models"].items():
-        scores = e.get("scores", {})
-        cells = [f"{scores[c]['psnr']:.2f} / {scores[c]['ssim']:.4f} / {scores[c]['lpips']:.3f}" if c in scores
-                 else "-" for c in cols]
-        print(f"| {name} | {e['params']:,} | {e.get('seconds_256_to_x4', '-')} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {e.get('iterations') or '-'} | {e['params']:,} | {e.get('seconds_256_to_x4', '-')} |")
+    for set_name in sets:
+        print(f"\n{set_name}, PSNR (dB) / SSIM / LPIPS-alex\n")
+        print("| model | " + " | ".join(f"x{s:g}" for s in scales) + " |")
+        print("|---" * (1 + len(scales)) + "|")
+        for name, e in report["models"].items():
+            scores = e.get("scores", {})
+            cells = [f"{v['psnr']:.2f} / {v['ssim']:.4f} / {v['lpips']:.3f}" if (v := scores.get(f"{set_name}/x{s:g}"))
+                     else "-" for s in scales]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     print(json.dumps({m: {"params": e["params"], "seconds": e.get("seconds_256_to_x4")}
                       for m, e in report["models"].items()}))
 

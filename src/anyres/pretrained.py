@@ -18,6 +18,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 _SHIPPED = {
     "liif": "LIIF, EDSR-baseline encoder, trained here on CPU (T91+BSD200+General100), any scale; the default",
     "liif-real": "LIIF fine-tuned on Real-ESRGAN-degraded LR (blind: noise, blur, JPEG), any scale",
+    "diinn": "DIINN, EDSR-baseline encoder, LIIF's recipe (1,823 iterations), any scale",
+    "liifusion-s1": "LIIFusion stage 1 (HR prior; LR-only fallback without an HR image), any scale",
+    "liifusion": "LIIFusion stage 2: prior sampled from the LR in 4 diffusion steps (--seed), any scale",
 }
 
 

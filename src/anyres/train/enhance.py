@@ -116,7 +116,10 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
     return value
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def _build(cls: type, raw: Any, where: str, sections: dict[str, type] | None = None) -> Any:
+    """``cls`` from a YAML mapping: unknown keys and ill-typed scalars raise :class:`ConfigError` naming
+    ``where``; keys in ``sections`` (top level only) are nested dataclasses built the same way. Shared by the
+    enhancement and LMAR configs."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     known = {f.name: f for f in fields(cls)}
@@ -125,12 +128,15 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
     values = {}
     for key, value in raw.items():
-        sub = _SUBCONFIGS.get(key) if cls is EnhanceTrainConfig else None
+        sub = (sections or {}).get(key)
         if sub is not None:
             values[key] = _build(sub, value, f"{where}.{key}")
         else:
             values[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # dataclasses that check their values with ValueError
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _check_int(value: Any, minimum: int, where: str) -> None:
@@ -222,7 +228,7 @@ def load_enhance_config(path: str | Path, overrides: dict[str, Any] | None = Non
     _apply_overrides(raw, overrides, str(path))
     if "task" not in raw:
         raise ConfigError(f"{path}: an enhancement config needs 'task: {TASK_KEY}' at the top level")
-    cfg = _build(EnhanceTrainConfig, raw, str(path))
+    cfg = _build(EnhanceTrainConfig, raw, str(path), _SUBCONFIGS)
     _validate(cfg, str(path))
     if cfg.model["name"] not in NETWORKS:
         NETWORKS.get(cfg.model["name"])  # raises RegistryError listing the valid names

@@ -43,7 +43,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -58,7 +58,7 @@ from anyres.models.lmar import LMARConfig
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.enhance import TASK_KEY as ENHANCE_TASK_KEY
-from anyres.train.enhance import _apply_overrides, _check_int, _coerce, _read_yaml, _resume_and_run
+from anyres.train.enhance import _apply_overrides, _build, _check_int, _read_yaml, _resume_and_run
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
@@ -129,26 +129,6 @@ _SUBCONFIGS = {"data": LMARDataConfig, "optim": LMAROptimConfig, "loss": LMARLos
 
 # ---------------------------------------------------------------------------------------------------------
 # Loading and validation
-
-
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
-    values = {}
-    for key, value in raw.items():
-        sub = _SUBCONFIGS.get(key) if cls is LMARTrainConfig else None
-        if sub is not None:
-            values[key] = _build(sub, value, f"{where}.{key}")
-        else:
-            values[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:  # LMARLossWeights checks its values itself
-        raise ConfigError(f"{where}: {err}") from None
 
 
 def target_sides(crop: int, scale_min: float, scale_max: float, step: int = 8) -> list[int]:
@@ -245,7 +225,7 @@ def load_lmar_config(path: str | Path, overrides: dict[str, Any] | None = None) 
     _apply_overrides(raw, overrides, str(path))
     if raw.get("task") != TASK_KEY:
         raise ConfigError(f"{path}: an LMAR config needs 'task: {TASK_KEY}' at the top level")
-    cfg = _build(LMARTrainConfig, raw, str(path))
+    cfg = _build(LMARTrainConfig, raw, str(path), _SUBCONFIGS)
     _validate(cfg, str(path))
     return cfg
 

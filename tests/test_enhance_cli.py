@@ -188,3 +188,34 @@ def test_python_api_matches_the_cli_and_keeps_the_channel_count(tmp_path, deeplp
     gray = torch.rand(1, 13, 9)
     assert anyres.enhance(gray, model=deeplpf_dir).shape == (1, 1, 13, 9)
     assert "enhance" in anyres.__all__
+
+
+def _scene(size=96):
+    """A smooth, photo-like test scene: colour gradients, a bright disc and a dark band, in [0, 1]."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    disc = ((x - 0.65) ** 2 + (y - 0.4) ** 2 < 0.04).float()
+    band = ((y > 0.75) & (y < 0.85)).float()
+    rgb = torch.stack([0.3 + 0.4 * x, 0.25 + 0.5 * y, 0.6 - 0.3 * x * y]) * (1 - 0.5 * band) + 0.3 * disc
+    return rgb.clamp(0, 1)[None]
+
+
+@pytest.mark.parametrize("name, task", [("deeplpf-lowlight", "lowlight"), ("deeplpf-retouch", "retouch")])
+def test_shipped_enhancers_load_by_name_and_undo_their_damage(name, task):
+    from anyres.data.enhance import get_task
+    from anyres.evaluate import make_damaged
+    from anyres.metrics import RGB_PROTOCOL, measure
+    from anyres.pretrained import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / name / "config.json").is_file():
+        pytest.skip(f"{name} is not shipped in this checkout")
+    net = load_enhancer(name)
+    assert isinstance(net, DeepLPF) and not net.training
+    clean = _scene()
+    damage = get_task(task)
+    gains = []
+    for key in ("a.png", "b.png", "c.png"):
+        damaged, _ = make_damaged(clean, damage, 0, key)
+        with torch.no_grad():
+            out = net(damaged).clamp(0, 1)
+        gains.append(measure(out, clean, 1, RGB_PROTOCOL).psnr - measure(damaged, clean, 1, RGB_PROTOCOL).psnr)
+    assert sum(gains) / len(gains) > 3.0, gains

@@ -266,7 +266,7 @@ def test_cli_train_dispatches_lmar_configs_and_resumes(tmp_path, enhancer):
 
 def test_shipped_config_loads_and_keeps_the_reference_schedule():
     cfg = load_lmar_config(CONFIGS / "lmar-lowlight.yaml")
-    assert cfg.enhancer == "runs/unet-lowlight/model" and cfg.data.task == {"name": "lowlight", "args": {}}
+    assert cfg.enhancer == "checkpoints/unet-lowlight" and cfg.data.task == {"name": "lowlight", "args": {}}
     assert (cfg.optim.lr, cfg.optim.betas, cfg.optim.gamma) == (4e-4, [0.9, 0.999], 0.75)
     assert cfg.iterations == 3 * cfg.optim.step_every  # 12 epochs, a step every 4
     assert cfg.loss == LMARLossWeights() and cfg.batch_size == 1 and cfg.discriminator_channels == 4

@@ -272,6 +272,6 @@ def test_shipped_config_loads_and_keeps_the_reference_schedule():
     assert cfg.loss == LMARLossWeights() and cfg.batch_size == 1 and cfg.discriminator_channels == 4
     assert target_sides(cfg.data.crop, cfg.data.scale_min, cfg.data.scale_max, cfg.data.size_step)[0] \
         == cfg.data.crop // 4
-    # The enhancer named there is trained elsewhere; the config points at that run's model folder.
+    # The enhancer named there is the committed model folder of configs/unet-lowlight.yaml's run.
     enhance = yaml.safe_load((CONFIGS / "unet-lowlight.yaml").read_text())
-    assert cfg.enhancer == f"{enhance['out_dir']}/model"
+    assert cfg.enhancer == f"checkpoints/{enhance['name']}"

@@ -11,8 +11,8 @@ Each set is scored by ``anyres.evaluate.evaluate(model, set, task=TASK, seed=SEE
 name, enhanced at full resolution, and measured against the original (RGB, 8-bit, no shave). The damaged
 input's own PSNR/SSIM is the first row. For ``lowlight`` a second reference row inverts each photo's own record
 (exposure and gamma known, noise left in: ``(y / 2**exposure) ** (1 / gamma)``), an oracle no model has, which
-separates what the noise costs from what guessing the exposure costs. Prints a Markdown table; writes the JSON report (per-image figures
-included); the last line printed is one JSON object with the means.
+separates what the noise costs from what guessing the exposure costs. Prints a Markdown table; writes the JSON
+report (per-image figures included); the last line printed is one JSON object with the means.
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ HERE = Path(__file__).resolve().parent
 def _parameters(folder: str) -> int:
     net, _ = load_network(folder)
     return sum(p.numel() for p in net.parameters())
+
+
+def _means(result: dict) -> dict:
+    """The rounded means of one evaluation result, and its seconds per image."""
+    means = {k: round(result[k], 4) for k in ("psnr", "ssim", "input_psnr", "input_ssim")}
+    return means | {"seconds_per_image": round(result["seconds"] / result["n"], 3)}
 
 
 def lowlight_oracle(folder: Path, seed: int) -> dict:
@@ -67,11 +73,7 @@ def main() -> None:
     sets = [Path(s) for s in args.sets.split(",") if s]
     reports = {label: {s.name: evaluate(folder, s, task=args.task, seed=args.seed, progress=False)
                        for s in sets} for label, folder in models.items()}
-    means = {}
-    for label, by_set in reports.items():
-        means[label] = {name: {k: round(r["results"][0][k], 4) for k in ("psnr", "ssim", "input_psnr", "input_ssim")}
-                        | {"seconds_per_image": round(r["results"][0]["seconds"] / r["results"][0]["n"], 3)}
-                        for name, r in by_set.items()}
+    means = {label: {name: _means(r["results"][0]) for name, r in by_set.items()} for label, by_set in reports.items()}
     first = next(iter(means.values()))
     lines = [f"`{args.task}` damage, seed {args.seed}; PSNR (dB) / SSIM on RGB, no shave, full resolution.", "",
              "| | parameters | " + " | ".join(s.name for s in sets) + " |",

@@ -59,7 +59,8 @@ def run_all(threads: int) -> None:
     print("|---|---:|---|---:|---:|---:|")
     for r in rows:
         at = "full size" if r["working"] == r["input"] else f"{r['working'][0]} x {r['working'][1]} (bicubic down/up)"
-        print(f"| {r['arch']} | {r['parameters']:,} | {at} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mb']:,} |")
+        print(f"| {r['arch']} | {r['parameters']:,} | {at} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+              f"{r['peak_rss_mb']:,} |")
     print(json.dumps(rows))
 
 

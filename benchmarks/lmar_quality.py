@@ -1,7 +1,7 @@
 """LMAR vs bicubic on the large-image enhancement path: PSNR of the full-resolution output, same frozen enhancer.
 
 Usage:
-  python benchmarks/lmar_quality.py [--enhancer checkpoints/unet-lowlight] [--lmar runs/lmar-lowlight/model]
+  python benchmarks/lmar_quality.py [--enhancer checkpoints/unet-lowlight] [--lmar checkpoints/lmar-lowlight]
                                     [--task lowlight] [--scales 2,3,4] [--sets ../shared/data/benchmark/Set14]
                                     [--holdout 4] [--holdout-dir ../shared/data/train/General100] [--seed 0]
                                     [--no-full] [--json benchmarks/results/lmar_quality.json] [--threads N]
@@ -100,7 +100,7 @@ def _warm_up(enhancer: Path, lmar_net) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enhancer", default="checkpoints/unet-lowlight", type=Path, help="frozen enhancer weights folder")
-    ap.add_argument("--lmar", default="runs/lmar-lowlight/model", type=Path, help="LMAR weights folder for it")
+    ap.add_argument("--lmar", default="checkpoints/lmar-lowlight", type=Path, help="LMAR weights folder for it")
     ap.add_argument("--task", default="lowlight", choices=["lowlight", "retouch"])
     ap.add_argument("--scales", default="2,3,4", help="working scales (downsampling factors)")
     ap.add_argument("--sets", default="../shared/data/benchmark/Set14", help="comma-separated photo folders")

@@ -21,7 +21,6 @@ from anyres.train.enhance import (
     EnhanceOptimConfig,
     EnhanceTrainConfig,
     EnhanceTrainer,
-    config_task,
     load_enhance_config,
 )
 
@@ -169,16 +168,6 @@ def test_yaml_is_typed_and_unknown_keys_are_errors(tmp_path):
         load_enhance_config(_write(tmp_path / "c.yaml", "task: enhance\nmodel: {name: no-such-net}\n"))
     with pytest.raises(ConfigError, match="task: enhance"):
         load_enhance_config(_write(tmp_path / "d.yaml", "name: x\n"))
-
-
-def test_config_task_tells_enhancement_from_sr_configs(tmp_path):
-    assert config_task(CONFIGS / "liif-edsr-baseline.yaml") is None
-    assert config_task(CONFIGS / "deeplpf-retouch.yaml") == "enhance"
-    assert config_task(CONFIGS / "liif-edsr-baseline.yaml", {"task": "enhance"}) == "enhance"
-    with pytest.raises(ConfigError, match="task must be"):
-        config_task(_write(tmp_path / "x.yaml", "task: denoise\n"))
-    with pytest.raises(ConfigError, match="cannot read"):
-        config_task(tmp_path / "missing.yaml")
 
 
 def test_shipped_configs_load_and_each_pair_differs_only_in_the_network():

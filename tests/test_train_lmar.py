@@ -17,13 +17,13 @@ from anyres.hub import save_network
 from anyres.io import write_image
 from anyres.models.lmar import LMAR
 from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.train.config import config_task
 from anyres.train.lmar import (
     CHECKPOINT,
     LMARDataConfig,
     LMAROptimConfig,
     LMARTrainConfig,
     LMARTrainer,
-    config_task,
     load_lmar_config,
     target_sides,
 )
@@ -244,8 +244,11 @@ def test_config_task_tells_the_three_kinds_apart(tmp_path):
     assert config_task(CONFIGS / "liif-edsr-baseline.yaml") is None
     assert config_task(CONFIGS / "unet-lowlight.yaml") == "enhance"
     assert config_task(CONFIGS / "lmar-lowlight.yaml") == "lmar"
+    assert config_task(CONFIGS / "liif-edsr-baseline.yaml", {"task": "enhance"}) == "enhance"
     with pytest.raises(ConfigError, match="'lmar'"):
         config_task(_write(tmp_path / "x.yaml", "task: denoise\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        config_task(tmp_path / "missing.yaml")
 
 
 def test_cli_train_dispatches_lmar_configs_and_resumes(tmp_path, enhancer):

@@ -43,8 +43,7 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
     """
     import yaml
 
-    from anyres.train.config import load_config
-    from anyres.train.lmar import config_task
+    from anyres.train.config import config_task, load_config
 
     parsed = {}
     for item in overrides:

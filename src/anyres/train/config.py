@@ -11,7 +11,7 @@ import yaml
 
 from anyres.errors import ConfigError
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "load_config"]
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "load_config", "config_task", "TRAIN_TASKS"]
 
 
 @dataclass
@@ -67,7 +67,31 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    # PyYAML reads 1e-4 (no dot) as a string; numbers are coerced by the annotated type.
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return None
+    try:
+        if kinds[0] == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if kinds[0] == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {annotation}, got {value!r}") from None
+    if kinds[0] == "bool" and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, where: str, sections: dict[str, type] | None = None) -> Any:
+    """``cls`` from a YAML mapping: unknown keys and ill-typed scalars raise :class:`ConfigError` naming
+    ``where``; keys in ``sections`` (top level only) are nested dataclasses built the same way. Shared by the SR,
+    enhancement and LMAR configs."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     known = {f.name: f for f in fields(cls)}
@@ -76,43 +100,63 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
     values = {}
     for key, value in raw.items():
-        sub = {"data": DataConfig, "optim": OptimConfig, "val": ValConfig}.get(key) if cls is TrainConfig else None
-        values[key] = _build(sub, value, f"{where}.{key}") if sub else value
-    obj = cls(**values)
-    _coerce(obj, where)
-    return obj
+        sub = (sections or {}).get(key)
+        if sub is not None:
+            values[key] = _build(sub, value, f"{where}.{key}")
+        else:
+            values[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # dataclasses that check their values with ValueError
+        raise ConfigError(f"{where}: {err}") from None
 
 
-def _coerce(obj: Any, where: str) -> None:
-    # PyYAML reads 1e-4 as a string; coerce numbers by the annotated type and fail clearly otherwise.
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        try:
-            if kind == "float" and value is not None:
-                setattr(obj, f.name, float(value))
-            elif kind == "int" and value is not None:
-                setattr(obj, f.name, int(value))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}.{f.name}: expected {kind}, got {value!r}") from None
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML training config; ``overrides`` maps dotted keys (``"optim.lr"``) to values."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None, where: str) -> None:
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, last = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{where}: cannot set {dotted!r}: {p!r} is not a mapping")
         node[last] = value
-    cfg = _build(TrainConfig, raw, str(path))
+
+
+TRAIN_TASKS = ("enhance", "lmar")   # top-level ``task:`` values; absent means arbitrary-scale SR
+
+
+def config_task(path: str | Path, overrides: dict[str, Any] | None = None) -> str | None:
+    """The top-level ``task`` of a YAML training config (after overrides): ``"enhance"`` (an enhancement
+    network), ``"lmar"`` (an LMAR resampler) or ``None`` (arbitrary-scale SR); any other value is a
+    :class:`~anyres.errors.ConfigError`."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    _apply_overrides(raw, overrides, str(path))
+    task = raw.get("task")
+    if task is not None and task not in TRAIN_TASKS:
+        raise ConfigError(f"{path}: task must be 'enhance' (enhancement training), 'lmar' (LMAR resampler "
+                          f"training) or absent (SR training), got {task!r}")
+    return task
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML training config; ``overrides`` maps dotted keys (``"optim.lr"``) to values."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    _apply_overrides(raw, overrides, str(path))
+    cfg = _build(TrainConfig, raw, str(path), {"data": DataConfig, "optim": OptimConfig, "val": ValConfig})
     if cfg.precision not in ("bf16", "fp32"):
         raise ConfigError(f"{path}: precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
     if (cfg.perceptual_weight or cfg.gan_weight) and cfg.data.query_layout != "patch":

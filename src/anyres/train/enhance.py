@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,11 +38,12 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, save_network
 from anyres.io import write_bytes_atomic
 from anyres.registry import NETWORKS
+from anyres.train.config import _apply_overrides, _build, _read_yaml
 from anyres.train.state import (adam_state_tensors, load_adam_state, make_grads_contiguous, run_until_stopped,
                                 step_loop)
 
 __all__ = ["EnhanceTrainConfig", "EnhanceDataConfig", "EnhanceOptimConfig", "EnhanceTrainer", "LOSSES",
-           "TASK_KEY", "config_task", "load_enhance_config", "check_config", "train", "CHECKPOINT"]
+           "TASK_KEY", "load_enhance_config", "check_config", "train", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.safetensors"
 TASK_KEY = "enhance"          # the top-level ``task:`` value of an enhancement config
@@ -95,50 +96,6 @@ _SUBCONFIGS = {"data": EnhanceDataConfig, "optim": EnhanceOptimConfig}
 # Loading and validation
 
 
-def _coerce(value: Any, annotation: str, where: str) -> Any:
-    # PyYAML reads 1e-4 (no dot) as a string; numbers are coerced by the annotated type.
-    kinds = [k.strip() for k in annotation.split("|")]
-    if value is None and "None" in kinds:
-        return None
-    try:
-        if kinds[0] == "float":
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-        if kinds[0] == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {annotation}, got {value!r}") from None
-    if kinds[0] == "bool" and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _build(cls: type, raw: Any, where: str, sections: dict[str, type] | None = None) -> Any:
-    """``cls`` from a YAML mapping: unknown keys and ill-typed scalars raise :class:`ConfigError` naming
-    ``where``; keys in ``sections`` (top level only) are nested dataclasses built the same way. Shared by the
-    enhancement and LMAR configs."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
-    values = {}
-    for key, value in raw.items():
-        sub = (sections or {}).get(key)
-        if sub is not None:
-            values[key] = _build(sub, value, f"{where}.{key}")
-        else:
-            values[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:  # dataclasses that check their values with ValueError
-        raise ConfigError(f"{where}: {err}") from None
-
-
 def _check_int(value: Any, minimum: int, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
@@ -181,41 +138,6 @@ def _validate(cfg: EnhanceTrainConfig, where: str) -> None:
         raise ConfigError(f"{where}.optim.milestones must be a list of iterations, got {cfg.optim.milestones!r}")
     for m in cfg.optim.milestones:
         _check_int(m, 0, f"{where}.optim.milestones")
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None, where: str) -> None:
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{where}: cannot set {dotted!r}: {p!r} is not a mapping")
-        node[last] = value
-
-
-def config_task(path: str | Path, overrides: dict[str, Any] | None = None) -> str | None:
-    """The top-level ``task`` of a YAML training config (after overrides): ``"enhance"`` or ``None`` (SR)."""
-    path = Path(path)
-    raw = _read_yaml(path)
-    _apply_overrides(raw, overrides, str(path))
-    task = raw.get("task")
-    if task is not None and task != TASK_KEY:
-        raise ConfigError(f"{path}: task must be {TASK_KEY!r} (enhancement training) or absent (SR training), "
-                          f"got {task!r}")
-    return task
 
 
 def load_enhance_config(path: str | Path, overrides: dict[str, Any] | None = None) -> EnhanceTrainConfig:

@@ -57,8 +57,8 @@ from anyres.io import list_images, read_image, write_bytes_atomic
 from anyres.models.lmar import LMARConfig
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
-from anyres.train.enhance import TASK_KEY as ENHANCE_TASK_KEY
-from anyres.train.enhance import _apply_overrides, _build, _check_int, _read_yaml, _resume_and_run
+from anyres.train.config import _apply_overrides, _build, _read_yaml
+from anyres.train.enhance import _check_int, _resume_and_run
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
@@ -70,11 +70,10 @@ from anyres.train.lmar_losses import (
 from anyres.train.state import adam_state_tensors, load_adam_state, make_grads_contiguous, step_loop
 
 __all__ = ["LMARTrainConfig", "LMARDataConfig", "LMAROptimConfig", "LMARTrainer", "TASK_KEY", "CHECKPOINT",
-           "config_task", "load_lmar_config", "check_config", "target_sides", "enhancer_fingerprint", "train"]
+           "load_lmar_config", "check_config", "target_sides", "enhancer_fingerprint", "train"]
 
 CHECKPOINT = "checkpoint.safetensors"
 TASK_KEY = "lmar"             # the top-level ``task:`` value of an LMAR config
-TRAIN_TASKS = (ENHANCE_TASK_KEY, TASK_KEY)
 _MIN_SIDE = 16                # the PatchGAN needs sides >= 16 (four stride-2 convolutions)
 
 
@@ -199,19 +198,6 @@ def _validate(cfg: LMARTrainConfig, where: str) -> None:
         raise ConfigError(f"{where}: optim.lr, optim.gamma and checkpoint_minutes must be positive")
     if not isinstance(cfg.grad_checkpoint, bool):
         raise ConfigError(f"{where}.grad_checkpoint must be true or false, got {cfg.grad_checkpoint!r}")
-
-
-def config_task(path: str | Path, overrides: dict[str, Any] | None = None) -> str | None:
-    """The top-level ``task`` of a YAML training config (after overrides): ``"lmar"``, ``"enhance"`` or ``None``
-    (arbitrary-scale SR); any other value is a :class:`~anyres.errors.ConfigError`."""
-    path = Path(path)
-    raw = _read_yaml(path)
-    _apply_overrides(raw, overrides, str(path))
-    task = raw.get("task")
-    if task is not None and task not in TRAIN_TASKS:
-        raise ConfigError(f"{path}: task must be {ENHANCE_TASK_KEY!r} (enhancement training), {TASK_KEY!r} "
-                          f"(LMAR resampler training) or absent (SR training), got {task!r}")
-    return task
 
 
 def load_lmar_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LMARTrainConfig:

@@ -48,7 +48,7 @@ def test_config_is_validated_and_registered():
     with pytest.raises(ValueError, match="unknown DeepLPF config keys"):
         DeepLPFConfig.from_dict({"widht": 8})
     for bad in ({"fusion": "max"}, {"width": 0}, {"features": 3}, {"head_size": 0}, {"head_dropout": 1.0},
-                {"graduated": 0}, {"cubic_residual": 1}):
+                {"graduated": 0}, {"cubic_residual": 1}, {"init": "xavier"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DeepLPFConfig.from_dict(bad)
     net = NETWORKS.build("deeplpf", **TINY)
@@ -105,12 +105,37 @@ def test_forward_any_size_in_range(size):
 
 
 def test_backward_reaches_every_parameter():
-    net = tiny().train()
+    net = tiny(init="default").train()
     out = net(torch.rand(2, 3, 19, 23))
     ((out - 0.3) ** 2).mean().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("fusion", ["sum", "deviation"])
+def test_identity_init_returns_the_input_and_trains_every_parameter(fusion):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 19, 23) * 0.9 + 0.05
+    net = tiny(fusion=fusion).train()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), x, rtol=0, atol=1e-6)  # dropout cannot matter: the scale rows are 0
+        assert (tiny(fusion=fusion, init="default").eval()(x) - x).abs().max() > 0.05
+    # The zeroed layers block some gradients at the very first step only: after one SGD step every parameter
+    # gets a gradient, and the loss went down. The target is darker: under "sum" fusion S starts at its upper
+    # clamp (2), so at first the local filters can only darken (the published fusion's neutral point).
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    target = x * 0.7
+    losses = []
+    for _ in range(2):
+        opt.zero_grad()
+        loss = ((net(x) - target) ** 2).mean()
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert losses[1] < losses[0]
 
 
 def test_samples_of_a_batch_are_independent():

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def deeplpf_dir(tmp_path):
     torch.manual_seed(3)
-    net = DeepLPF(DeepLPFConfig(width=2, features=4, head_size=8))
+    net = DeepLPF(DeepLPFConfig(width=2, features=4, head_size=8, init="default"))
     return save_network(net, tmp_path / "dlpf", extra={"name": "tiny-deeplpf"})
 
 

@@ -44,7 +44,7 @@ def hr_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def deeplpf_dir(tmp_path_factory):
     torch.manual_seed(5)  # an untrained ("0 steps") network: its output differs from its input
-    net = DeepLPF(DeepLPFConfig(width=2, features=4, head_size=8))
+    net = DeepLPF(DeepLPFConfig(width=2, features=4, head_size=8, init="default"))
     return save_network(net, tmp_path_factory.mktemp("m") / "dlpf", extra={"name": "tiny-deeplpf"})
 
 

@@ -272,6 +272,8 @@ def test_cli_models_lists_baselines():
     assert result.exit_code == 0, result.output
     names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     assert "bicubic" in names and "nearest" in names
+    enhancers = result.stdout.split("Enhancement models")[1]
+    assert "deeplpf-retouch" in enhancers and "deeplpf-lowlight" in enhancers and "liif" not in enhancers
 
 
 # ------------------------------------------------------------------------------------------- degradation

@@ -70,13 +70,22 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 def models() -> None:
-    """List the models --model accepts."""
+    """List the models --model accepts: upscaling (upscale, evaluate), then enhancement (enhance)."""
     from anyres.registry import MODELS
 
-    width = max(len(e.name) for e in MODELS)
+    from anyres.api import ENHANCEMENT_MODELS
+    from anyres.hub import CONFIG
+    from anyres.pretrained import WEIGHTS_DIR
+
+    width = max(len(name) for name in [*(e.name for e in MODELS), *ENHANCEMENT_MODELS])
     for entry in MODELS:
         click.echo(f"{entry.name:<{width}}  {entry.description}")
     click.echo(f"{'PATH':<{width}}  any model folder (config.json + model.safetensors)")
+    click.echo("\nEnhancement models (anyres enhance --model):")
+    for name, description in ENHANCEMENT_MODELS.items():
+        missing = "" if (WEIGHTS_DIR / name / CONFIG).is_file() else " (weights not in this installation)"
+        click.echo(f"{name:<{width}}  {description}{missing}")
+    click.echo(f"{'PATH':<{width}}  any enhancement model folder (config.json + model.safetensors)")
 
 
 @main.command()

@@ -71,11 +71,10 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
 @main.command()
 def models() -> None:
     """List the models --model accepts: upscaling (upscale, evaluate), then enhancement (enhance)."""
-    from anyres.registry import MODELS
-
     from anyres.api import ENHANCEMENT_MODELS
     from anyres.hub import CONFIG
     from anyres.pretrained import WEIGHTS_DIR
+    from anyres.registry import MODELS
 
     width = max(len(name) for name in [*(e.name for e in MODELS), *ENHANCEMENT_MODELS])
     for entry in MODELS:

@@ -130,6 +130,7 @@ _MIN_SIDE = 2 * _MULTIPLE        # ... and at least this, so the bottleneck keep
 _MIN_LENGTH = 1e-3               # floor of the predicted offsets and semi-axes (image units)
 _CUBIC_PER_CHANNEL = len(CUBIC_TERMS)
 _PER_INSTANCE = 8                # graduated: bit, slope, c, o1, o2 + 3 scales; elliptical: h, k, a, b, theta + 3
+_SCALES_FROM = 5                 # the 3 N scales are the raw outputs [5 N:8 N] of both local heads
 _LEAK = 0.01
 INITS = ("identity", "default")
 
@@ -222,7 +223,7 @@ def graduated_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tenso
         "intercept": _tanh01(raw[:, 2 * n:3 * n]),
         "offset1": _length(raw[:, 3 * n:4 * n]),
         "offset2": _length(raw[:, 4 * n:5 * n]),
-        "scale": 2.0 * _tanh01(raw[:, 5 * n:8 * n]).reshape(b, n, 3),
+        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n:]).reshape(b, n, 3),
     }
 
 
@@ -238,7 +239,7 @@ def elliptical_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tens
         "semi_a": _length(raw[:, 2 * n:3 * n]),
         "semi_b": _length(raw[:, 3 * n:4 * n]),
         "angle": math.pi * _tanh01(raw[:, 4 * n:5 * n]),
-        "scale": 2.0 * _tanh01(raw[:, 5 * n:8 * n]).reshape(b, n, 3),
+        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n:]).reshape(b, n, 3),
     }
 
 
@@ -388,7 +389,8 @@ class DeepLPF(nn.Module):
         last.weight.zero_()
         last.bias.zero_()
         first = self.backbone.to_features[-1]
-        s0 = 2.0 if self.config.fusion == "sum" else 1.0
+        neutral = torch.ones(1, 3, 1, 1)
+        s0 = float(fuse_scale_maps(neutral, neutral, mode=self.config.fusion)[0, 0, 0, 0])
         first.weight[:3].zero_()
         first.bias[:3].zero_()
         for ch in range(3):
@@ -396,8 +398,8 @@ class DeepLPF(nn.Module):
         self.cubic_head.fc.weight.zero_()
         self.cubic_head.fc.bias.zero_()
         for head, count in ((self.graduated_head, self.config.graduated), (self.elliptical_head, self.config.elliptical)):
-            head.fc.weight[5 * count:].zero_()
-            head.fc.bias[5 * count:].zero_()
+            head.fc.weight[_SCALES_FROM * count:].zero_()
+            head.fc.bias[_SCALES_FROM * count:].zero_()
 
     def config_dict(self) -> dict[str, Any]:
         return {"arch": "deeplpf", **asdict(self.config)}

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from anyres.evaluate import lpips_score, make_lr
-from anyres.hub import load_upscaler
-from anyres.infer import render
+from anyres.evaluation import lpips_score, make_lr
+from anyres.sr.pretrained import load_upscaler
+from anyres.sr.render import render
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
 from anyres.metrics import measure
-from anyres.pretrained import WEIGHTS_DIR
+from anyres.sr.pretrained import WEIGHTS_DIR
 
 HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")

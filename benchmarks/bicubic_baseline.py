@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from anyres.evaluate import evaluate
+from anyres.evaluation import evaluate
 
 # Published bicubic numbers of the SR literature (Y channel, shave = scale), as quoted in the issue.
 PUBLISHED = {

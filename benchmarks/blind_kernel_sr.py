@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anyres.hub import load_upscaler
+from anyres.sr.pretrained import load_upscaler
 from anyres.io import list_images, read_image, to_rgb
 from anyres.metrics import measure
-from anyres.train.blind import DEFAULT_ITERS, blind_upscale
+from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
 
 HERE = Path(__file__).resolve().parent
 

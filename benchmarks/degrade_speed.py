@@ -65,7 +65,7 @@ def hr_patches(batch: int, folder: Path | None, seed: int = 0) -> torch.Tensor:
     """``batch`` random 256x256 crops of the training photos (smooth noise if the folder is missing)."""
     g = torch.Generator().manual_seed(seed)
     if folder is not None and folder.is_dir():
-        from anyres.data.sr import load_hr_folders
+        from anyres.sr.data import load_hr_folders
 
         images = [im for im in load_hr_folders([folder]) if min(im.shape[-2:]) >= PATCH]
         crops = []
@@ -340,7 +340,7 @@ def training_batch_cost(folder: Path) -> None:
     bicubic vs Real-ESRGAN LR; compare with a LIIF training step (~1.6 s here, benchmarks/RESULTS.md)."""
     if folder is None or not folder.is_dir():
         return
-    from anyres.data.sr import RandomScaleSampler, load_hr_folders
+    from anyres.sr.data import RandomScaleSampler, load_hr_folders
 
     images = load_hr_folders([folder])
     for name in (None, "realesrgan", "bsrgan"):

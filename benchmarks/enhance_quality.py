@@ -6,7 +6,7 @@ Usage:
       [--sets ../shared/data/benchmark/Set5,../shared/data/benchmark/Set14] [--seed 0]
       [--json benchmarks/results/enhance_lowlight.json] [--threads N]
 
-Each set is scored by ``anyres.evaluate.evaluate(model, set, task=TASK, seed=SEED)``, the function behind
+Each set is scored by ``anyres.evaluation.evaluate(model, set, task=TASK, seed=SEED)``, the function behind
 ``anyres evaluate --task``: every HR photo is damaged with the task's record drawn from the seed and the photo's
 name, enhanced at full resolution, and measured against the original (RGB, 8-bit, no shave). The damaged
 input's own PSNR/SSIM is the first row. For ``lowlight`` a second reference row inverts each photo's own record
@@ -22,8 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from anyres.data.enhance import get_task
-from anyres.evaluate import evaluate, make_damaged
+from anyres.enhancement.tasks import get_task
+from anyres.evaluation import evaluate, make_damaged
 from anyres.hub import load_network
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
 from anyres.metrics import RGB_PROTOCOL, measure

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from anyres.api import enhance_rgb, load_enhancer
+from anyres.enhancement.api import enhance_rgb, load_enhancer
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.metrics import RGB_PROTOCOL, measure
 from anyres.ops.color import quantize

@@ -6,7 +6,7 @@ a degradation neither SR model was shown.
    parameter draw (the records drawn from one generator seeded with ``--hidden-seed``, the same for every
    image: same kernels, factors, noise levels and JPEG qualities) into ``real_lr/``. Set14 is degraded by
    the same hidden draw into ``set14_lr/``. Nothing downstream is told the hidden parameters.
-2. ``gan``: HLLHGAN (``anyres.degrade.hllhgan``) learns High-to-Low from ``hr_half`` and ``real_lr``
+2. ``gan``: HLLHGAN (``anyres.degrade.learned.hllhgan``) learns High-to-Low from ``hr_half`` and ``real_lr``
    (unpaired: different images).
 3. ``sr``: two fine-tunes of the shipped ``liif`` at x4 on ``hr_half``, same seed, iterations and schedule:
    ``liif-hllhgan`` (LR made on the fly by the learned H2L generator) and ``liif-bicubic`` (bicubic LR).
@@ -85,7 +85,7 @@ def stage_data(root: Path, hidden_seed: int) -> dict:
 
 
 def stage_gan(root: Path, iters: int, threads: int) -> dict:
-    from anyres.data.sr import load_hr_folders
+    from anyres.sr.data import load_hr_folders
     from anyres.train.hllhgan import HLLHGANConfig, train_hllhgan
 
     hr = load_hr_folders([root / "hr_half"])
@@ -131,7 +131,7 @@ def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
 
 
 def stage_eval(root: Path) -> dict:
-    from anyres.hub import load_upscaler
+    from anyres.sr.pretrained import load_upscaler
     from anyres.metrics import measure
     from anyres.metrics.lpips import lpips
 
@@ -160,8 +160,8 @@ def stage_eval(root: Path) -> dict:
 
 
 def stage_gallery(root: Path, count: int = 8) -> Path:
-    from anyres.data.sr import load_hr_folders
-    from anyres.degrade.hllhgan import load_generator
+    from anyres.sr.data import load_hr_folders
+    from anyres.degrade.learned.hllhgan import load_generator
     from anyres.train.hllhgan import random_crops
     from anyres.ops.resize import imresize
 
@@ -187,8 +187,8 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
 def patch_statistics(root: Path, count: int = 256) -> dict:
     """Sharpness of real LR, H2L-generated LR, bicubic LR and 4x4 average-pool LR over ``count`` random 16x16
     crops: mean absolute gradient, and the standard deviation of (x - 3x3 box blur of x)."""
-    from anyres.data.sr import load_hr_folders
-    from anyres.degrade.hllhgan import load_generator
+    from anyres.sr.data import load_hr_folders
+    from anyres.degrade.learned.hllhgan import load_generator
     from anyres.ops.resize import imresize
     from anyres.train.hllhgan import random_crops
 

@@ -11,7 +11,7 @@ seed and its name:
   "lambda ~ U(0.6, 5)", recalled from memory in the digest, mixes the two); ``theta ~ U[0, pi)``;
 * the mean is pre-offset by ``0.5 (s2 - 11 % 2) = 0.5`` px along both axes (the x2 alignment);
 * every tap is multiplied by ``1 + U(-0.25, 0.25)`` (multiplicative noise up to 25 % per tap), the kernel
-  is renormalised and re-centred with :func:`anyres.degrade.kernelgan.shift_kernel` (centre of mass at
+  is renormalised and re-centred with :func:`anyres.degrade.learned.kernelgan.shift_kernel` (centre of mass at
   +0.5 px, zero-padded to 15 x 15): the true x2 kernel;
 * the true x4 kernel is the analytic x4 of the true x2 kernel (KernelGAN#52: DIV2KRK's x4 kernels were
   built the same way), 29 x 29, centre of mass at +1.5 px;
@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from anyres.degrade.base import derive_seed
-from anyres.degrade.kernelgan import DEFAULT_ITERS, analytic_x4_kernel, estimate_kernel, shift_kernel
+from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, analytic_x4_kernel, estimate_kernel, shift_kernel
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.ops.filtering import filter2d
 from anyres.ops.kernels import pad_kernel

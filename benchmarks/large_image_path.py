@@ -29,7 +29,7 @@ HEIGHT, WIDTH = 3000, 4000
 
 def measure(arch: str, working_size: int, threads: int) -> dict:
     torch.set_num_threads(threads)
-    from anyres.api import enhance_rgb, working_size as size_for
+    from anyres.enhancement.api import enhance_rgb, working_size as size_for
     from anyres.registry import NETWORKS
 
     net = NETWORKS.build(arch).eval()

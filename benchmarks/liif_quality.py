@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from anyres.evaluate import evaluate
+from anyres.evaluation import evaluate
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -27,8 +27,8 @@ import time
 
 import torch
 
-from anyres.hub import load_upscaler
-from anyres.infer import DEFAULT_CHUNK, render
+from anyres.sr.pretrained import load_upscaler
+from anyres.sr.render import DEFAULT_CHUNK, render
 
 
 def _time(fn) -> float:
@@ -68,8 +68,8 @@ def inference(model: str, runs: int) -> dict:
 
 _CHILD = """
 import resource, time, torch, sys
-from anyres.hub import load_upscaler
-from anyres.infer import DEFAULT_CHUNK, render
+from anyres.sr.pretrained import load_upscaler
+from anyres.sr.render import DEFAULT_CHUNK, render
 net = load_upscaler(sys.argv[1]).net
 lr = torch.rand(1, 3, 1024, 1024)
 t = time.perf_counter()
@@ -85,7 +85,7 @@ def memory(model: str, tile: int) -> dict:
 
 
 def training(model: str, runs: int) -> dict:
-    from anyres.models.liif import LIIF
+    from anyres.sr.liif import LIIF
 
     net0 = load_upscaler(model).net
     config = {k: v for k, v in net0.config_dict().items() if k != "arch"}

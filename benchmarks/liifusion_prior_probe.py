@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from anyres.evaluate import make_lr
+from anyres.evaluation import make_lr
 from anyres.hub import load_network
-from anyres.infer import render
+from anyres.sr.render import render
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
 from anyres.metrics import measure
 

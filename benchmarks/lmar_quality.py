@@ -9,8 +9,8 @@ Usage:
 Every photo is used at its native resolution. It is damaged by ``--task`` with the per-image record that
 ``anyres evaluate --task`` draws (``derive_seed(seed, file name)``). Then, for each working scale ``s``: downsampled
 by ``s`` (MATLAB bicubic, or the LMAR network), enhanced by the frozen enhancer, upsampled back (bicubic, or
-Lanczos-3 after LMAR, as ``anyres.api.enhance_rgb``), and measured against the undamaged photo (RGB, 8-bit,
-no shave). All of it is ``anyres.evaluate.evaluate(..., task=, working_scale=, resampler=, resampler_model=)``;
+Lanczos-3 after LMAR, as ``anyres.enhancement.api.enhance_rgb``), and measured against the undamaged photo (RGB, 8-bit,
+no shave). All of it is ``anyres.evaluation.evaluate(..., task=, working_scale=, resampler=, resampler_model=)``;
 this script only loops over sets, scales and the two resamplers. Unless ``--no-full``, the enhancer at full
 resolution (no resampling) is measured too: the level the large-image path approaches.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from anyres.evaluate import evaluate
+from anyres.evaluation import evaluate
 from anyres.hub import load_network
 from anyres.io import list_images, write_bytes_atomic
 
@@ -89,7 +89,7 @@ def _warm_up(enhancer: Path, lmar_net) -> None:
     """Run both paths once on a small image, so that one-time costs do not land in the first timing."""
     import torch
 
-    from anyres.api import enhance_rgb, load_enhancer
+    from anyres.enhancement.api import enhance_rgb, load_enhancer
 
     net = load_enhancer(str(enhancer))
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))

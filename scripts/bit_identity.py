@@ -258,12 +258,15 @@ def _same(a: Path, b: Path, roots: tuple[Path, Path]) -> str | None:
         return f"{len(bad)} tensors differ, e.g. {bad[:3]}" if bad else None
     if a.suffix == ".json":
         try:
-            ja = _strip_timing(json.loads(a.read_text().replace(str(roots[0]), "OUT")))
-            jb = _strip_timing(json.loads(b.read_text().replace(str(roots[1]), "OUT")))
+            ja = _strip_timing(json.loads(a.read_text() if a.name == "log.json" else
+                                          a.read_text().replace(str(roots[0]), "OUT")))
+            jb = _strip_timing(json.loads(b.read_text() if b.name == "log.json" else
+                                          b.read_text().replace(str(roots[1]), "OUT")))
         except ValueError:
             return "differs (not JSON)"
         if a.name == "log.json":
-            bad = [k for k in sorted(set(ja) | set(jb)) if _log_line(ja.get(k)) != _log_line(jb.get(k))]
+            bad = [k for k in sorted(set(ja) | set(jb))
+                   if _log_line(ja.get(k), roots[0]) != _log_line(jb.get(k), roots[1])]
             return f"logs differ: {bad}" if bad else None
         return None if ja == jb else "JSON differs"
     if a.suffix in (".png", ".tif", ".jpg"):
@@ -281,14 +284,17 @@ def _maybe_json(text: str):
         return text
 
 
-def _log_line(text: str | None) -> str | None:
-    # Progress and timing lines carry wall-clock figures; keep the exit code and the other lines.
-    if text is None:
-        return None
+def _log_line(text: str | None, root: Path) -> str | None:
+    # Progress bars and timings are wall-clock; keep the exit code, messages and results.
     import re
 
+    if text is None:
+        return None
+    text = text.replace(str(root), "OUT")
     text = re.sub(r"\| [0-9.]+ \|$", "| - |", text, flags=re.M)  # the tables' "seconds" column
-    keep = [ln for ln in text.splitlines() if not any(w in ln for w in ("it/s", "s/it", "ETA", "eta", " s ", "sec"))]
+    text = re.sub(r"[0-9.]+ s\b", "T s", text)
+    lines = [ln.split("\r")[-1] for ln in text.splitlines()]
+    keep = [ln for ln in lines if not any(w in ln for w in ("it/s", "s/it", "ETA", "eta", " sec"))]
     return "\n".join(keep)
 
 

@@ -6,11 +6,11 @@ from click.testing import CliRunner
 
 from anyres.cli import main
 from anyres.errors import AnyresError
-from anyres.infer import LIIFUpscaler
+from anyres.sr.render import LIIFUpscaler
 from anyres.io import write_image
 from anyres.ops.kernels import gaussian_kernel
 from anyres.registry import NETWORKS
-from anyres.train.blind import blind_upscale, internal_finetune, make_internal_pair
+from anyres.sr.blind import blind_upscale, internal_finetune, make_internal_pair
 
 from conftest import tiny_liif_config
 

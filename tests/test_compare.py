@@ -1,4 +1,4 @@
-"""Tests for anyres.compare: tiny synthetic images and the interpolation baselines only (no weights needed)."""
+"""Tests for anyres.evaluation.compare: tiny synthetic images and the interpolation baselines only (no weights needed)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from PIL import Image
 
 import click
 
-from anyres.compare import BACKGROUND, GAP, compare_command, make_comparison
+from anyres.evaluation.compare import BACKGROUND, GAP, compare_command, make_comparison
 from anyres.errors import AnyresError
-from anyres.evaluate import make_lr
+from anyres.evaluation import make_lr
 from anyres.io import read_image, write_image
 from anyres.metrics import measure
 from anyres.ops.resize import resize

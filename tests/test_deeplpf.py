@@ -1,4 +1,4 @@
-"""DeepLPF (anyres.models.deeplpf) and its loss: layer counts, any size, gradients, save/load, explain, Lab, MS-SSIM."""
+"""DeepLPF (anyres.enhancement.deeplpf) and its loss: layer counts, any size, gradients, save/load, explain, Lab, MS-SSIM."""
 
 import json
 import math
@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-import anyres.models.deeplpf  # noqa: F401  (registers "deeplpf")
+import anyres.enhancement.deeplpf  # noqa: F401  (registers "deeplpf")
 from anyres.hub import load_network, save_network
 from anyres.metrics import ssim as matlab_ssim
-from anyres.models.deeplpf import (
+from anyres.enhancement.deeplpf import (
     MS_SSIM_WEIGHTS,
     DeepLPF,
     DeepLPFConfig,
@@ -21,7 +21,7 @@ from anyres.models.deeplpf import (
     ms_ssim,
     ssim_components,
 )
-from anyres.ops import local_filters as lf
+from anyres.enhancement import filters as lf
 from anyres.ops.color_lab import lab_to_rgb, linear_to_srgb, rgb_to_lab, srgb_to_linear
 from anyres.registry import NETWORKS
 

@@ -14,7 +14,7 @@ from PIL import Image
 from anyres.degrade import PIPELINES, get_pipeline, lr_size
 from anyres.degrade.bsrgan import STEPS, sample_order
 from anyres.degrade.base import Draw
-from anyres.degrade.cli import degrade_command
+from anyres.cli.degrade import degrade_command
 from anyres.degrade.steps import apply_block_sample
 from anyres.errors import AnyresError, ConfigError, RegistryError
 from anyres.ops.filtering import filter2d

@@ -4,10 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import anyres.models  # noqa: F401
+import anyres.enhancement  # noqa: F401  (registers the networks)
+import anyres.sr  # noqa: F401
 from anyres.errors import RegistryError
 from anyres.hub import load_network, save_network
-from anyres.models.diinn import DIINN, DIINNConfig, nearest_index, synthesis_input
+from anyres.sr.diinn import DIINN, DIINNConfig, nearest_index, synthesis_input
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
 

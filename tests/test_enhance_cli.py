@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import anyres
-from anyres.api import FILTER_PANELS, load_enhancer
+from anyres.enhancement.api import FILTER_PANELS, load_enhancer
 from anyres.cli import main
 from anyres.errors import ImageWriteError, RegistryError
 from anyres.hub import save_network
 from anyres.io import read_image, to_rgb
-from anyres.models.deeplpf import DeepLPF, DeepLPFConfig
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
+from anyres.enhancement.unet import UNetEnhancer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -165,9 +165,9 @@ def test_a_failed_write_removes_the_files_of_that_image(tmp_path, deeplpf_dir, m
 
 def test_registered_names_resolve_to_shipped_folders_and_report_missing_weights(tmp_path, deeplpf_dir,
                                                                                monkeypatch):
-    import anyres.pretrained
+    import anyres.hub
 
-    monkeypatch.setattr(anyres.pretrained, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(anyres.hub, "WEIGHTS_DIR", tmp_path / "weights")
     src = _rgb(tmp_path / "a.png")
     message = _one_line_error(_run("enhance", src, "--model", "deeplpf-lowlight"))
     assert "deeplpf-lowlight" in message and "not in this installation" in message
@@ -202,10 +202,10 @@ def _scene(size=96):
 # Mean PSNR gains measured on this scene: about 10 dB (lowlight) and 2.6 dB (retouch, a milder damage).
 @pytest.mark.parametrize("name, task, min_gain", [("deeplpf-lowlight", "lowlight", 3.0), ("deeplpf-retouch", "retouch", 1.0)])
 def test_shipped_enhancers_load_by_name_and_undo_their_damage(name, task, min_gain):
-    from anyres.data.enhance import get_task
-    from anyres.evaluate import make_damaged
+    from anyres.enhancement.tasks import get_task
+    from anyres.evaluation import make_damaged
     from anyres.metrics import RGB_PROTOCOL, measure
-    from anyres.pretrained import WEIGHTS_DIR
+    from anyres.sr.pretrained import WEIGHTS_DIR
 
     if not (WEIGHTS_DIR / name / "config.json").is_file():
         pytest.skip(f"{name} is not shipped in this checkout")

@@ -1,4 +1,4 @@
-"""Synthetic enhancement tasks and the pair sampler (anyres.data.enhance): replay, independence, known values."""
+"""Synthetic enhancement tasks and the pair sampler (anyres.enhancement.tasks): replay, independence, known values."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from anyres.data.enhance import (
+from anyres.enhancement.tasks import (
     TASKS,
     EnhancePairSampler,
     LowLightTask,

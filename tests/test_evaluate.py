@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from anyres.cli import main
 from anyres.errors import AnyresError, ImageReadError, ImageWriteError
-from anyres.evaluate import evaluate, format_table, make_lr, parse_scales
+from anyres.evaluation import evaluate, format_table, make_lr, parse_scales
 from anyres.io import read_image, write_image
 from anyres.metrics import measure
 
@@ -281,7 +281,7 @@ def test_cli_models_lists_baselines():
 
 def test_degraded_evaluation_records_replayable_per_image_draws(hr_dir, tmp_path):
     from anyres.degrade import get_pipeline
-    from anyres.evaluate import crop_for_scale, make_degraded_lr
+    from anyres.evaluation import crop_for_scale, make_degraded_lr
     from anyres.io import from_rgb_gray, to_rgb
     from anyres.ops.color import quantize
 
@@ -339,7 +339,7 @@ def test_cli_evaluate_degradation_writes_json_and_rejects_unknown_pipeline(hr_di
 def test_metrics_option_selects_columns_and_lpips_is_zero_for_a_perfect_model(hr_dir, tmp_path):
     import importlib.util
 
-    from anyres.evaluate import parse_metrics
+    from anyres.evaluation import parse_metrics
 
     assert parse_metrics("ssim,PSNR,psnr") == ["psnr", "ssim"]
     with pytest.raises(AnyresError, match="unknown metric 'niqe'"):

@@ -9,15 +9,15 @@ import torch
 from click.testing import CliRunner
 
 from anyres.cli import main
-from anyres.data.enhance import get_task
+from anyres.enhancement.tasks import get_task
 from anyres.degrade import derive_seed
 from anyres.errors import AnyresError
-from anyres.evaluate import evaluate
+from anyres.evaluation import evaluate
 from anyres.hub import load_network, save_network
 from anyres.io import read_image, to_rgb, write_image
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, measure, prepare, shave_for, ssim
-from anyres.models.deeplpf import DeepLPF, DeepLPFConfig
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
+from anyres.enhancement.unet import UNetEnhancer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

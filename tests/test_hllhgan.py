@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from anyres.degrade import get_pipeline
-from anyres.degrade.hllhgan import (H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target, hinge_d_loss,
+from anyres.degrade.learned.hllhgan import (H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target, hinge_d_loss,
                                     hinge_g_loss, load_generator)
 from anyres.errors import ConfigError
 from anyres.train.hllhgan import HLLHGANConfig, random_crops, train_hllhgan
-from anyres.train.hllhgan_cli import hllhgan_command
+from anyres.cli.hllhgan import hllhgan_command
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -194,7 +194,7 @@ def test_pipeline_errors(h2l_folder, tmp_path):
 
 
 def test_sampler_uses_the_learned_pipeline(h2l_folder):
-    from anyres.data.sr import RandomScaleSampler
+    from anyres.sr.data import RandomScaleSampler
 
     imgs = _images(2, 100, 100, 4)
     deg = {"name": "hllhgan", "args": {"weights": str(h2l_folder)}}

@@ -1,4 +1,4 @@
-"""KernelGAN (anyres.degrade.kernelgan and its CLI): kernel extraction, regularisers, post-processing, the x4
+"""KernelGAN (anyres.degrade.learned.kernelgan and its CLI): kernel extraction, regularisers, post-processing, the x4
 kernel, sizes, determinism, recovery of a known kernel, and the estimate-kernel command."""
 
 import json
@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 from scipy.signal import convolve2d, correlate2d
 
-from anyres.degrade import kernelgan as kg
-from anyres.degrade.kernelgan_cli import PICTURE_BLOCK, estimate_kernel_command
+from anyres.degrade.learned import kernelgan as kg
+from anyres.cli.estimate_kernel import PICTURE_BLOCK, estimate_kernel_command
 from anyres.ops.filtering import filter2d
 from anyres.ops.kernels import gaussian_kernel, kernel_centroid
 from anyres.ops.resize import imresize

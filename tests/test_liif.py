@@ -3,9 +3,10 @@ import math
 import pytest
 import torch
 
-import anyres.models  # noqa: F401
-from anyres.infer import LIIFUpscaler
-from anyres.models.liif import LIIF, _ensemble_weights
+import anyres.enhancement  # noqa: F401  (registers the networks)
+import anyres.sr  # noqa: F401
+from anyres.sr.render import LIIFUpscaler
+from anyres.sr.liif import LIIF, _ensemble_weights
 from anyres.ops.coords import coord_to_index, make_cell, make_coord
 
 from conftest import tiny_liif_config

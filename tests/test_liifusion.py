@@ -4,9 +4,10 @@
 import pytest
 import torch
 
-import anyres.models  # noqa: F401
+import anyres.enhancement  # noqa: F401  (registers the networks)
+import anyres.sr  # noqa: F401
 from anyres.hub import save_network
-from anyres.models.liifusion import (DiffusionSchedule, LIIFusion, LIIFusionConfig, PriorDenoiser, PriorEncoder,
+from anyres.sr.liifusion import (DiffusionSchedule, LIIFusion, LIIFusionConfig, PriorDenoiser, PriorEncoder,
                                      sample_prior)
 
 from conftest import tiny_liif_config
@@ -63,7 +64,7 @@ def test_stage2_lr_prior_is_deterministic_for_a_seed():
 
 
 def test_upscaler_seed_fixes_the_image_and_tiling_does_not_change_it():
-    from anyres.infer import LIIFUpscaler
+    from anyres.sr.render import LIIFUpscaler
 
     net = LIIFusion(tiny(stage=2)).eval()
     lr = torch.rand(1, 3, 12, 10)
@@ -71,7 +72,7 @@ def test_upscaler_seed_fixes_the_image_and_tiling_does_not_change_it():
     b = LIIFUpscaler(net, mode="exact", tile=4, seed=3).upscale(lr, (30, 25))  # tiling ignored: one pass
     c = LIIFUpscaler(net, mode="exact", tile=None, seed=4).upscale(lr, (30, 25))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    from anyres.infer import render
+    from anyres.sr.render import render
     for image, seed in ((a, 3), (c, 4)):  # the image is the render with the prior sampled from that seed
         with torch.no_grad():
             prior = net.lr_prior(lr, seed)

@@ -1,4 +1,4 @@
-"""LMAR (anyres.models.lmar) and its losses (anyres.train.lmar_losses): shapes at integer and non-integer
+"""LMAR (anyres.enhancement.lmar) and its losses (anyres.train.lmar_losses): shapes at integer and non-integer
 scales, the chunked forward against the plain equations, exactly testable settings (the plain resize, a
 delta kernel), save -> load, gradients, bounded memory on a 4000x3000 image, the losses' hand values and a
 frozen enhancer."""
@@ -11,11 +11,11 @@ import textwrap
 import pytest
 import torch
 
-import anyres.models.lmar  # noqa: F401  (registers "lmar"; anyres.models does not import it yet)
+import anyres.enhancement.lmar  # noqa: F401  (registers "lmar")
 from anyres.hub import load_network, save_network
-from anyres.models.deeplpf import DeepLPF
-from anyres.models.lmar import LMAR, LMARConfig
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.deeplpf import DeepLPF
+from anyres.enhancement.lmar import LMAR, LMARConfig
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.lmar_losses import (
@@ -199,7 +199,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, time
     import torch
     torch.set_num_threads(1)
-    from anyres.models.lmar import LMAR
+    from anyres.enhancement.lmar import LMAR
     torch.manual_seed(0)
     net = LMAR(hidden=[8, 8])
     hr = torch.rand(1, 3, 3000, 4000)

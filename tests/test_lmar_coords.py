@@ -1,4 +1,4 @@
-"""anyres.ops.lmar_coords: LMAR's per-HR-pixel geometry against hand-computed grids, the reference code's
+"""anyres.enhancement.lmar_coords: LMAR's per-HR-pixel geometry against hand-computed grids, the reference code's
 grid_sample construction, the back-projection residual and the banded resize products."""
 
 from fractions import Fraction
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from anyres.ops.coords import centres, make_coord
-from anyres.ops.lmar_coords import (
+from anyres.enhancement.lmar_coords import (
     apply_axis_matrix,
     axis_offsets,
     back_projection_residual,

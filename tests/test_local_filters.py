@@ -1,4 +1,4 @@
-"""DeepLPF's local filters (anyres.ops.local_filters): hand values, closed forms, invariants, gradients."""
+"""DeepLPF's local filters (anyres.enhancement.filters): hand values, closed forms, invariants, gradients."""
 
 import ast
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from anyres.ops import local_filters as lf
+from anyres.enhancement import filters as lf
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

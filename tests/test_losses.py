@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyres.data.sr import RandomScaleSampler
+from anyres.sr.data import RandomScaleSampler
 from anyres.errors import ConfigError
 from anyres.train.config import DataConfig, OptimConfig, TrainConfig
 from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss

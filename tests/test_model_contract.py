@@ -6,9 +6,10 @@ each network's own test module."""
 import pytest
 import torch
 
-import anyres.models  # noqa: F401
+import anyres.enhancement  # noqa: F401  (registers the networks)
+import anyres.sr  # noqa: F401
 from anyres.hub import load_network, save_network
-from anyres.infer import LIIFUpscaler, render
+from anyres.sr.render import LIIFUpscaler, render
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
 

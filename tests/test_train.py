@@ -35,7 +35,7 @@ def _weights(trainer):
 
 
 def test_sampler_shapes_scales_and_values():
-    from anyres.data.sr import RandomScaleSampler
+    from anyres.sr.data import RandomScaleSampler
 
     s = RandomScaleSampler(_images(), patch=8, scale_min=2, scale_max=4, queries=20)
     b = s.sample(6, torch.Generator().manual_seed(0))
@@ -149,7 +149,7 @@ def test_stop_request_checkpoints_and_resume_continues(tmp_path):
 
 
 def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
-    from anyres.data.sr import RandomScaleSampler
+    from anyres.sr.data import RandomScaleSampler
     from anyres.degrade import get_pipeline
 
     imgs = _images(n=3, size=48)
@@ -173,7 +173,7 @@ def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
 
 
 def test_degradation_prob_keeps_a_fraction_of_samples_clean():
-    from anyres.data.sr import RandomScaleSampler
+    from anyres.sr.data import RandomScaleSampler
 
     imgs = _images(n=3, size=48)
     kw = dict(patch=8, scale_min=2, scale_max=4, queries=16)

@@ -1,4 +1,4 @@
-"""Enhancement training (anyres.train.enhance) and the U-Net baseline (anyres.models.unet_enhancer):
+"""Enhancement training (anyres.train.enhance) and the U-Net baseline (anyres.enhancement.unet):
 config loading, exact resume, per-iteration batches, learning, the CLI dispatch and the shipped configs."""
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from anyres.cli import main
 from anyres.errors import ConfigError, RegistryError
 from anyres.hub import load_network, save_network
 from anyres.io import write_image
-from anyres.models.unet_enhancer import DEEPLPF_PARAMETERS, UNetEnhancer, parameter_count
+from anyres.enhancement.unet import DEEPLPF_PARAMETERS, UNetEnhancer, parameter_count
 from anyres.registry import NETWORKS
 from anyres.train.enhance import (
     CHECKPOINT,

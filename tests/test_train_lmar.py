@@ -9,14 +9,14 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from anyres.api import load_resampler
+from anyres.enhancement.api import load_resampler
 from anyres.cli import main
-from anyres.data.enhance import get_task
+from anyres.enhancement.tasks import get_task
 from anyres.errors import ConfigError
 from anyres.hub import save_network
 from anyres.io import write_image
-from anyres.models.lmar import LMAR
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.lmar import LMAR
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.train.config import config_task
 from anyres.train.lmar import (
     CHECKPOINT,

@@ -8,7 +8,7 @@ import anyres
 from anyres.cli import main
 from anyres.hub import save_network
 from anyres.io import read_image
-from anyres.models.liif import LIIF
+from anyres.sr.liif import LIIF
 
 from conftest import tiny_liif_config
 
@@ -107,7 +107,7 @@ def test_python_api_matches_the_cli(tmp_path, model_dir):
 @pytest.mark.parametrize("name", ["liif", "diinn", "liifusion-s1", "liifusion"])
 def test_shipped_models_load_and_beat_nearest(name):
     # The packaged weights rebuild from their config alone and do better than nearest on a smooth image.
-    from anyres.evaluate import make_lr
+    from anyres.evaluation import make_lr
     from anyres.metrics import measure
 
     g = torch.Generator().manual_seed(0)

@@ -12,12 +12,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from anyres.api import enhance_rgb, load_resampler, working_size
+from anyres.enhancement.api import enhance_rgb, load_resampler, working_size
 from anyres.cli import main
 from anyres.errors import AnyresError
 from anyres.hub import save_network
-from anyres.models.lmar import LMAR, LMARConfig
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.lmar import LMAR, LMARConfig
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.ops.resize import imresize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,7 +88,7 @@ def test_cli_working_size_keeps_the_size_and_refuses_bad_combinations(tmp_path):
 
 
 def test_evaluate_working_scale_records_the_path(tmp_path):
-    from anyres.evaluate import evaluate
+    from anyres.evaluation import evaluate
 
     data = tmp_path / "hr"
     data.mkdir()
@@ -111,8 +111,8 @@ def test_large_image_path_stays_under_3_gb():
     code = textwrap.dedent("""
         import resource, torch
         torch.set_num_threads(1)
-        from anyres.api import enhance_rgb
-        from anyres.models.unet_enhancer import UNetEnhancer
+        from anyres.enhancement.api import enhance_rgb
+        from anyres.enhancement.unet import UNetEnhancer
         x = torch.rand(1, 3, 3000, 4000)
         out = enhance_rgb(UNetEnhancer(width=4, levels=2).eval(), x, working=(384, 512))
         assert out.shape == (1, 3, 3000, 4000)

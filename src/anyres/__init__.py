@@ -19,19 +19,27 @@ __all__ = ["__version__", "evaluate", "upscale", "enhance", "load", "degrade_ima
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `import anyres` stays cheap for the CLI's help and error paths.
     if name == "evaluate":
-        from anyres.evaluate import evaluate
+        from anyres.evaluation import evaluate
 
         return evaluate
-    if name in ("upscale", "enhance", "degrade_image"):
-        from anyres import api
+    if name == "upscale":
+        from anyres.sr.api import upscale
 
-        return getattr(api, name)
+        return upscale
+    if name == "enhance":
+        from anyres.enhancement.api import enhance
+
+        return enhance
+    if name == "degrade_image":
+        from anyres.degrade.api import degrade_image
+
+        return degrade_image
     if name == "load":
-        from anyres.hub import load_upscaler
+        from anyres.sr.pretrained import load_upscaler
 
         return load_upscaler
     if name == "estimate_kernel":
-        from anyres.degrade.kernelgan import estimate_kernel
+        from anyres.degrade.learned.kernelgan import estimate_kernel
 
         return estimate_kernel
     if name in ("read_image", "write_image"):

@@ -1,4 +1,4 @@
-"""Resolve ``--model NAME|PATH`` to an upscaler, and save/load weight folders.
+"""The weights-folder format: save and load networks.
 
 A weight folder holds ``model.safetensors`` (never a pickle), ``config.json`` (enough to rebuild the
 network alone) and ``README.md`` (the model card).
@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from anyres.errors import RegistryError
-from anyres.registry import MODELS, NETWORKS
+from anyres.registry import NETWORKS
 
-__all__ = ["load_upscaler", "save_network", "load_network", "load_folder_upscaler", "WEIGHTS", "CONFIG", "CARD"]
+__all__ = ["save_network", "load_network", "WEIGHTS", "CONFIG", "CARD", "WEIGHTS_DIR"]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
+# Weights folders shipped inside the package, one per model name.
+WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -81,31 +83,3 @@ def load_network(folder: str | Path, device: str | None = None):
     if device:
         net.to(device)
     return net, config
-
-
-def load_folder_upscaler(folder: str | Path, device: str | None = None, name: str | None = None, **options: Any):
-    """A model folder as an :class:`~anyres.infer.LIIFUpscaler` (options: ``mode``, ``tile``, ``chunk``)."""
-    from anyres.infer import LIIFUpscaler
-
-    net, config = load_network(folder, device=device)
-    return LIIFUpscaler(net, name=name or config.get("name", Path(folder).name),
-                        description=config.get("description", ""), **options)
-
-
-def load_upscaler(model: Any = "bicubic", device: str | None = None, **options: Any):
-    """An :class:`~anyres.models.base.Upscaler` from a registered name, a weight folder or an instance."""
-    from anyres.models.base import Upscaler
-
-    if isinstance(model, Upscaler):
-        return model.to(device) if device else model
-    if not isinstance(model, (str, Path)):
-        raise TypeError(f"model must be a name, a path or an Upscaler, got {type(model).__name__}")
-    text = str(model)
-    if text in MODELS:
-        return MODELS.build(text, device=device, **options)
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
-        return load_folder_upscaler(path, device=device, **options)
-    if path.exists():
-        raise RegistryError(f"{text}: not a model folder (expected config.json and model.safetensors inside)")
-    raise RegistryError(f"unknown model {text!r}; available: {', '.join(MODELS.names())} or a model folder path")

@@ -26,9 +26,10 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ConfigError, ImageReadError, ImageWriteError
+from anyres.errors import ConfigError, ImageReadError, ImageWriteError
 
 __all__ = [
+    "as_batch",
     "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image", "write_image",
     "check_not_input", "list_images", "to_rgb", "from_rgb_gray", "write_bytes_atomic", "expand_inputs",
 ]
@@ -495,3 +496,12 @@ def from_rgb_gray(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
     weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * weights).sum(dim=1, keepdim=True)
+
+
+def as_batch(image: Any) -> torch.Tensor:
+    """A path (read with :func:`anyres.io.read_image`) or a ``(C, H, W)`` / ``(B, C, H, W)`` tensor -> 4-D tensor."""
+    if isinstance(image, (str, Path)):
+        image, _ = read_image(image)
+    if not torch.is_tensor(image):
+        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
+    return image[None] if image.dim() == 3 else image

@@ -7,7 +7,7 @@ raise :class:`~anyres.errors.RegistryError`, the latter listing the valid names.
 Two registries exist:
 
 ``MODELS``    user-facing upscalers (``--model NAME``): builders return an object with
-              ``upscale(lr, size) -> sr`` (see :class:`anyres.models.base.Upscaler`).
+              ``upscale(lr, size) -> sr`` (see :class:`anyres.sr.upscaler.Upscaler`).
 ``NETWORKS``  network building blocks referenced by configs (``{"name": ..., "args": {...}}``):
               encoders and implicit decoders; builders return ``nn.Module`` s.
 """
@@ -33,13 +33,13 @@ class Entry:
 class Registry:
     """A named collection of builders; ``kind`` is used in error messages ("unknown model 'x'")."""
 
-    def __init__(self, kind: str, populate: str | None = None):
+    def __init__(self, kind: str, populate: tuple[str, ...] = ()):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         # Module whose import registers the built-in entries; imported on first lookup so that this
         # module stays free of imports from the layers that register into it.
         self._populate = populate
-        self._populated = populate is None
+        self._populated = not populate
 
     def register(self, name: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,7 +53,8 @@ class Registry:
     def _ensure(self) -> None:
         if not self._populated:
             self._populated = True
-            importlib.import_module(self._populate)
+            for module in self._populate:
+                importlib.import_module(module)
 
     def __contains__(self, name: str) -> bool:
         self._ensure()
@@ -76,5 +77,5 @@ class Registry:
         return self.get(name).builder(**kwargs)
 
 
-MODELS = Registry("model", populate="anyres.pretrained")
-NETWORKS = Registry("network", populate="anyres.models")
+MODELS = Registry("model", populate=("anyres.sr.pretrained",))
+NETWORKS = Registry("network", populate=("anyres.sr", "anyres.enhancement"))

@@ -15,11 +15,11 @@ from typing import Any
 
 from anyres.errors import RegistryError
 
-from .base import Pipeline, derive_seed, lr_size
-from .bsrgan import BSRGANConfig, BSRGANPipeline
-from .classical import ClassicalConfig, ClassicalPipeline
-from .hllhgan import HLLHGANPipeline
-from .realesrgan import RealESRGANConfig, RealESRGANPipeline
+from anyres.degrade.base import Pipeline, derive_seed, lr_size
+from anyres.degrade.bsrgan import BSRGANConfig, BSRGANPipeline
+from anyres.degrade.classical import ClassicalConfig, ClassicalPipeline
+from anyres.degrade.learned.hllhgan import HLLHGANPipeline
+from anyres.degrade.realesrgan import RealESRGANConfig, RealESRGANPipeline
 
 __all__ = [
     "PIPELINES",

@@ -72,7 +72,7 @@ import torch
 from anyres.errors import ConfigError
 from anyres.ops.noise import random_camera_params, random_channel_covariance
 
-from .base import (
+from anyres.degrade.base import (
     Draw,
     Pipeline,
     Range,
@@ -84,7 +84,7 @@ from .base import (
     resolve_range,
     scaled_size,
 )
-from .steps import (
+from anyres.degrade.steps import (
     apply_blur,
     apply_block_sample,
     apply_camera,

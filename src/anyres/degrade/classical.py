@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from anyres.errors import ConfigError
 from anyres.ops.resize import MODES
 
-from .base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
-from .steps import apply_blur, apply_gaussian_noise, apply_jpeg, apply_resize, kernel_size_for, quantize, resize_step
+from anyres.degrade.base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
+from anyres.degrade.steps import apply_blur, apply_gaussian_noise, apply_jpeg, apply_resize, kernel_size_for, quantize, resize_step
 
 __all__ = ["ClassicalConfig", "ClassicalPipeline"]
 

@@ -41,8 +41,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from anyres.ops.resize import imresize
 
-from . import get_pipeline
-from .base import Pipeline
+from anyres.degrade import get_pipeline
+from anyres.degrade.base import Pipeline
 
 __all__ = ["make_gallery", "summarise", "sample_row", "display_tile", "to_uint8", "LEGEND", "TEXT_LINES"]
 

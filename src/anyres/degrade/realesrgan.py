@@ -59,9 +59,9 @@ import torch
 
 from anyres.errors import ConfigError
 
-from .base import Draw, Pipeline, Range, check_choices, check_prob, check_probs, check_range, resolve_range, \
+from anyres.degrade.base import Draw, Pipeline, Range, check_choices, check_prob, check_probs, check_range, resolve_range, \
     scaled_size
-from .steps import apply_blur, apply_jpeg, apply_noise, apply_resize, quantize, resize_step
+from anyres.degrade.steps import apply_blur, apply_jpeg, apply_noise, apply_resize, quantize, resize_step
 
 __all__ = ["RealESRGANConfig", "RealESRGANPipeline", "FINAL_ORDERS"]
 

@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .filtering import pad2d
+from anyres.ops.filtering import pad2d
 
 __all__ = [
     "gaussian_noise",

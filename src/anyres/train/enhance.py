@@ -2,7 +2,7 @@
 
 A config with ``task: enhance`` at its top level (``anyres train CONFIG`` dispatches on that key; SR configs
 have no ``task``) names a network ``{name, args}``, folders of HR photos and a damage task of
-:mod:`anyres.data.enhance` (``retouch`` or ``lowlight``, with optional overrides of its ranges). Each
+:mod:`anyres.enhancement.tasks` (``retouch`` or ``lowlight``, with optional overrides of its ranges). Each
 iteration crops ``batch_size`` patches, flips them, damages them with per-sample records and trains the
 network to map the damaged patch back to the clean one.
 
@@ -31,8 +31,8 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from anyres.data.enhance import EnhancePairSampler, get_task
-from anyres.data.sr import load_hr_folders
+from anyres.enhancement.tasks import EnhancePairSampler, get_task
+from anyres.sr.data import load_hr_folders
 from anyres.degrade.base import derive_seed
 from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, save_network
@@ -54,7 +54,7 @@ _MIN_PATCH = 5                # DeepLPF's loss uses a 5x5 MS-SSIM window
 @dataclass
 class EnhanceDataConfig:
     train: list[str] = field(default_factory=list)  # folders of HR photos (the clean targets)
-    # Damage task of anyres.data.enhance: {name: retouch|lowlight, args: {range overrides}}; a bare name is
+    # Damage task of anyres.enhancement.tasks: {name: retouch|lowlight, args: {range overrides}}; a bare name is
     # accepted and stored in this form.
     task: Any = field(default_factory=lambda: {"name": "retouch", "args": {}})
     patch: int | None = 256       # crop side; None trains on whole images (batch of one size)
@@ -168,7 +168,7 @@ def check_config(cfg: EnhanceTrainConfig) -> EnhanceTrainConfig:
 
 
 def _lab_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    from anyres.models.deeplpf import deeplpf_loss
+    from anyres.enhancement.deeplpf import deeplpf_loss
 
     return deeplpf_loss(pred, target)
 
@@ -290,7 +290,7 @@ class EnhanceTrainer:
             f"# {cfg.name}",
             "",
             f"Enhancement network `{cfg.model['name']}` (args {json.dumps(cfg.model['args'])}), trained by "
-            f"`anyres train` to undo the synthetic `{task['name']}` damage of `anyres.data.enhance`{overrides}.",
+            f"`anyres train` to undo the synthetic `{task['name']}` damage of `anyres.enhancement.tasks`{overrides}.",
             "",
             "## Recipe",
             "",

@@ -1,4 +1,4 @@
-"""Training HLLHGAN (the networks, losses and the degradation pipeline are in :mod:`anyres.degrade.hllhgan`).
+"""Training HLLHGAN (the networks, losses and the degradation pipeline are in :mod:`anyres.degrade.learned.hllhgan`).
 
 ``train_hllhgan(hr_images, lr_images, out_dir, config)`` updates both GANs of one step in order
 (``D_low``, ``G_h2l``, then, with ``l2h=True``, ``D_high`` and ``G_l2h`` on the detached ``G_h2l`` output),
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from anyres.degrade.base import derive_seed
-from anyres.degrade.hllhgan import (SCALE, H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target,
+from anyres.degrade.learned.hllhgan import (SCALE, H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target,
                                     hinge_d_loss, hinge_g_loss)
 from anyres.errors import ConfigError
 from anyres.hub import _write_atomic, save_network

@@ -1,4 +1,4 @@
-"""Training an LMAR resampler (:mod:`anyres.models.lmar`) for one frozen enhancement network (digest Sec. 2.5).
+"""Training an LMAR resampler (:mod:`anyres.enhancement.lmar`) for one frozen enhancement network (digest Sec. 2.5).
 
 A config with ``task: lmar`` at its top level (``anyres train CONFIG`` dispatches on that key) names the
 weights folder of a trained enhancer (``enhancer``), the LMAR network ``{name: lmar, args}`` and folders of
@@ -10,7 +10,7 @@ gradient) and its encoder features on the full-size crop supervise the LMAR outp
    ``[crop / scale_max, crop / scale_min)`` (the reference's ``randrange(256, 1024, 8)`` for 1024 crops, so
    the scale ``crop / d`` lies in ``(scale_min, scale_max]``; :func:`target_sides`);
 2. ``batch_size`` random ``crop x crop`` crops (optional flips), each damaged by the enhancement task
-   ``data.task`` (:mod:`anyres.data.enhance`, one record per crop) when one is set: LMAR's input in use is
+   ``data.task`` (:mod:`anyres.enhancement.tasks`, one record per crop) when one is set: LMAR's input in use is
    the damaged photo the enhancer is about to restore, so it is trained on that, not on clean photos;
 3. generator step: ``x_c = LMAR(x, (d, d))``, loss ``1 L_adv + 1 L_rc + 5000 L_fa + 1 L_edge`` (weights
    configurable), Adam;
@@ -32,7 +32,7 @@ Exact resume
 Outputs in ``out_dir``: ``config.yaml`` (the resolved config), ``checkpoint.safetensors`` (every
 ``checkpoint_minutes``, at a stop request and at the end) and ``model/``, the LMAR weights folder
 (``model.safetensors``, ``config.json`` with the recipe and the enhancer it was trained for, ``README.md``
-card). ``anyres.api.load_resampler("lmar", out_dir / "model")`` loads it; metrics are measured separately
+card). ``anyres.enhancement.api.load_resampler("lmar", out_dir / "model")`` loads it; metrics are measured separately
 (``benchmarks/lmar_quality.py``).
 """
 
@@ -49,12 +49,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from anyres.data.enhance import get_task
+from anyres.enhancement.tasks import get_task
 from anyres.degrade.base import Draw, derive_seed
 from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, CONFIG, WEIGHTS, save_network
 from anyres.io import list_images, read_image, write_bytes_atomic
-from anyres.models.lmar import LMARConfig
+from anyres.enhancement.lmar import LMARConfig
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.config import _apply_overrides, _build, _read_yaml
@@ -82,7 +82,7 @@ class LMARDataConfig:
     train: list[str] = field(default_factory=list)   # folders of photos (no targets needed)
     # File names (e.g. im_036.png) in those folders left out of training: the held-out benchmark photos.
     exclude: list[str] = field(default_factory=list)
-    # Damage applied to every crop before LMAR sees it: a task of anyres.data.enhance as a name or
+    # Damage applied to every crop before LMAR sees it: a task of anyres.enhancement.tasks as a name or
     # {name, args}, stored in the latter form; null trains on the clean crops.
     task: Any = field(default_factory=lambda: {"name": "lowlight", "args": {}})
     crop: int = 256              # HR crop side (the reference: 1024 from 3840x2160 frames)
@@ -286,7 +286,7 @@ class LMARTrainer:
 
     def __init__(self, config: LMARTrainConfig, images: list[torch.Tensor] | None = None,
                  log: Callable[[str], None] | None = None):
-        from anyres.api import load_enhancer
+        from anyres.enhancement.api import load_enhancer
 
         self.config = cfg = check_config(config)
         if cfg.threads:
@@ -477,7 +477,7 @@ class LMARTrainer:
         lines = [
             f"# {cfg.name}",
             "",
-            f"LMAR resampler (`anyres.models.lmar`, args {json.dumps(cfg.model['args'])}): a learned downscaler for "
+            f"LMAR resampler (`anyres.enhancement.lmar`, args {json.dumps(cfg.model['args'])}): a learned downscaler for "
             "the downsample - enhance - upsample path of large images, trained by `anyres train` for **one** "
             "frozen enhancer:",
             "",

@@ -51,8 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anyres.models.deeplpf import DeepLPF
-from anyres.models.unet_enhancer import UNetEnhancer
+from anyres.enhancement.deeplpf import DeepLPF
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.ops.filtering import filter2d
 from anyres.ops.resize import imresize
 

@@ -21,12 +21,12 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from anyres.data.sr import RandomScaleSampler, load_hr_folders
+from anyres.sr.data import RandomScaleSampler, load_hr_folders
 from anyres.degrade.base import derive_seed
 from anyres.errors import ConfigError
 # Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
-from anyres.evaluate import evaluate
-from anyres.infer import LIIFUpscaler
+from anyres.evaluation import evaluate
+from anyres.sr.render import LIIFUpscaler
 from anyres.hub import _write_atomic, save_network
 from anyres.registry import NETWORKS
 from anyres.train.config import TrainConfig

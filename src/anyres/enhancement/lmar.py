@@ -15,7 +15,7 @@ back to ``(H, W)``, by default Lanczos-3 without antialiasing as the reference):
     dx(p)   = K(p)^T unfold_k(x)(p)                           (B, 3, H, W), zero padding at the border
     x_c     = Conv1x1([x_d ; D(dx)])                          (B, 3, h, w), 6 -> 3 with bias ("modulation")
 
-``rel``, ``cell`` and ``d_bp`` are those of :mod:`anyres.ops.lmar_coords` (``rel`` in half-LR-pixel units in
+``rel``, ``cell`` and ``d_bp`` are those of :mod:`anyres.enhancement.lmar_coords` (``rel`` in half-LR-pixel units in
 [-1, 1): the HR pixel's place inside the LR pixel covering it; ``cell = (2 h / H, 2 w / W)``). ``unfold_k``
 orders its ``3 k^2`` entries channel-major, ``c * k^2 + ky * k + kx`` (``torch.nn.functional.unfold``), and
 the MLP's ``3 k^2 * 3`` outputs are read as a row-major ``(3 k^2, 3)`` matrix: the weight of input channel
@@ -29,7 +29,7 @@ Bounded memory. :meth:`LMAR.forward` never holds a full-resolution ``(B, C, H, W
 itself: it walks HR row chunks (``chunk_pixels`` HR pixels each); per chunk it upsamples only the rows of
 ``U(x_d)`` it needs, runs the MLP, applies the kernels, and adds the chunk's share of ``D(dx)`` (a resize is
 two matrix products, ``D(dx) = M_h dx M_w^T = sum over chunks of M_h[:, rows] dx[rows] M_w^T``). All resize
-products use the matrices' band structure (:func:`~anyres.ops.lmar_coords.apply_axis_matrix`). The extra
+products use the matrices' band structure (:func:`~anyres.enhancement.lmar_coords.apply_axis_matrix`). The extra
 memory is ``O(chunk_pixels * width + 3 h W)``; this holds without autograd (inference). With autograd every
 chunk's activations are kept unless ``checkpoint=True`` recomputes them in the backward pass.
 :meth:`LMAR.forward_reference` writes the equations out on whole tensors: the oracle the chunked path is
@@ -52,7 +52,7 @@ Differences from the released code, and why
       vendored resize_right (its own border handling), with the kernel and antialiasing configurable (the
       paper claims compatibility with existing resamplers).
     - The covering LR pixel of an HR centre on an LR edge is decided exactly (see
-      :mod:`anyres.ops.lmar_coords`), not by ``grid_sample``'s half-to-even rounding.
+      :mod:`anyres.enhancement.lmar_coords`), not by ``grid_sample``'s half-to-even rounding.
     - Any kernel size ``k`` (odd; 3 as the reference), any scale ``>= 1`` per axis (the aspect ratio may
       change, as in the reference's 2160x3840 -> 1200x1600 test size), any batch size.
 """
@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from anyres.ops.lmar_coords import (
+from anyres.enhancement.lmar_coords import (
     apply_axis_matrix,
     axis_offsets,
     back_projection_residual,
@@ -78,7 +78,7 @@ from anyres.ops.lmar_coords import (
 from anyres.ops.resize import MODES, imresize, resize_matrix
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict, resolve_config
+from anyres.nn.config import config_from_dict, resolve_config
 
 __all__ = ["LMAR", "LMARConfig", "KERNEL_NORMS", "MLP_INPUTS", "DEFAULT_CHUNK_PIXELS"]
 

@@ -20,9 +20,9 @@ Metrics (``metrics=``): ``psnr`` and ``ssim`` under the protocol; ``lpips`` is L
 protocol's channel rule.
 
 Enhancement (``task="retouch" | "lowlight"``): no resizing. Each HR image (a gray one repeated to RGB) is
-damaged by that task of :mod:`anyres.data.enhance` with a record drawn from ``derive_seed(seed, NAME)``
+damaged by that task of :mod:`anyres.enhancement.tasks` with a record drawn from ``derive_seed(seed, NAME)``
 (``NAME`` the file name, so an image's damage does not depend on the other images), the model (an
-enhancement network, :func:`anyres.api.load_enhancer`) restores it at full size, and the output is measured
+enhancement network, :func:`anyres.enhancement.api.load_enhancer`) restores it at full size, and the output is measured
 against the undamaged image under the ``rgb`` protocol (RGB, 8-bit, no shave), as is the damaged input itself
 (``input_psnr``, ``input_ssim``). The report has the SR report's shape with one result at ``scale`` 1.0.
 """
@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from anyres.errors import AnyresError, ImageReadError
-from anyres.hub import load_upscaler
+from anyres.sr.pretrained import load_upscaler
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, shave_for
 from anyres.ops.color import quantize
@@ -179,7 +179,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
 
     Args:
         model: a registered name (``anyres models``), a model folder, or an Upscaler; with ``task``, an
-            enhancement model (:func:`anyres.api.load_enhancer`: a name, a weights folder or an ``nn.Module``).
+            enhancement model (:func:`anyres.enhancement.api.load_enhancer`: a name, a weights folder or an ``nn.Module``).
         data: folder of HR images (PNG, JPEG, ...).
         scales: scales >= 1, e.g. ``(2, 3, 4)`` (the default) or ``"2,3,4,6"``; non-integer values are allowed.
         protocol: ``benchmark`` (Y, shave ceil(s); the default) or ``div2k`` (RGB, shave ceil(s) + 6).
@@ -312,15 +312,15 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
                   resampler_model: Any = None) -> dict[str, Any]:
     """Evaluate an enhancement model on a folder of HR images damaged by a synthetic task (module doc).
 
-    ``working_scale`` (>= 1): the large-image path of :func:`anyres.api.enhance_rgb`: each damaged image is
+    ``working_scale`` (>= 1): the large-image path of :func:`anyres.enhancement.api.enhance_rgb`: each damaged image is
     downsampled by that factor (``resampler`` ``bicubic``, or ``lmar`` with the LMAR weights folder
     ``resampler_model``), enhanced, and upsampled back before it is measured; the report then records
     ``"working": {"scale", "resampler"}``.
 
     Args:
-        model: an enhancement model name, weights folder or ``nn.Module`` (:func:`anyres.api.load_enhancer`).
+        model: an enhancement model name, weights folder or ``nn.Module`` (:func:`anyres.enhancement.api.load_enhancer`).
         data: folder of HR images (the clean targets).
-        task: ``retouch`` or ``lowlight`` (:mod:`anyres.data.enhance`, default ranges).
+        task: ``retouch`` or ``lowlight`` (:mod:`anyres.enhancement.tasks`, default ranges).
         seed: run seed of the per-image damage records.
         save_dir: if given, outputs are written to ``save_dir/{task}/{name}.png``.
         metrics: some of ``psnr``, ``ssim``, ``lpips``, all under the ``rgb`` protocol.
@@ -332,8 +332,8 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
     """
     from tqdm import tqdm
 
-    from anyres.api import enhance_rgb, load_enhancer, load_resampler, working_size
-    from anyres.data.enhance import get_task
+    from anyres.enhancement.api import enhance_rgb, load_enhancer, load_resampler, working_size
+    from anyres.enhancement.tasks import get_task
 
     protocol = RGB_PROTOCOL
     damage = get_task(task)

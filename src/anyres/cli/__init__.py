@@ -71,9 +71,9 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
 @main.command()
 def models() -> None:
     """List the models --model accepts: upscaling (upscale, evaluate), then enhancement (enhance)."""
-    from anyres.api import ENHANCEMENT_MODELS
+    from anyres.enhancement.api import ENHANCEMENT_MODELS
     from anyres.hub import CONFIG
-    from anyres.pretrained import WEIGHTS_DIR
+    from anyres.hub import WEIGHTS_DIR
     from anyres.registry import MODELS
 
     width = max(len(name) for name in [*(e.name for e in MODELS), *ENHANCEMENT_MODELS])
@@ -123,7 +123,7 @@ def evaluate(model: str, data: Path, scales: str, protocol: str, json_path: Path
     or of an enhancement model on synthetically damaged images (--task)."""
     from click.core import ParameterSource
 
-    from anyres.evaluate import evaluate as run, format_table
+    from anyres.evaluation import evaluate as run, format_table
 
     options = {"mode": mode} if mode else {}
     if task is not None:
@@ -189,9 +189,9 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
     import torch
     from tqdm import tqdm
 
-    from anyres.hub import load_upscaler
-    from anyres.api import target_size
-    from anyres.infer import DEFAULT_TILE
+    from anyres.sr.pretrained import load_upscaler
+    from anyres.sr.api import target_size
+    from anyres.sr.render import DEFAULT_TILE
     from anyres.io import check_not_input, expand_inputs, read_image, write_image
     from anyres.ops.resize import imresize
 
@@ -232,7 +232,7 @@ def upscale(inputs, scale, size, width, height, output, out_dir, model, tile, mo
             if target.exists() and not overwrite:
                 raise AnyresError(f"{target}: already exists; pass --overwrite to replace it")
             if blind:
-                from anyres.train.blind import DEFAULT_ITERS, blind_upscale
+                from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
 
                 sr, info = blind_upscale(upscaler, img.to(dev), out_size, progress=True,
                                          iters=DEFAULT_ITERS if blind_iters is None else blind_iters)
@@ -291,7 +291,7 @@ def enhance(inputs, output, out_dir, model, explain, device, quality, max_pixels
 
     from tqdm import tqdm
 
-    from anyres.api import (downsample_for, enhance_rgb, explain_rgb, load_enhancer, load_resampler,
+    from anyres.enhancement.api import (downsample_for, enhance_rgb, explain_rgb, load_enhancer, load_resampler,
                             upsample_from, working_size as working_for)
     from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
 
@@ -369,10 +369,10 @@ def _device(device: str | None) -> str:
 
 
 def _register_subcommands() -> None:
-    from anyres.compare import compare_command
-    from anyres.degrade.cli import degrade_command
-    from anyres.train.hllhgan_cli import hllhgan_command
-    from anyres.degrade.kernelgan_cli import estimate_kernel_command
+    from anyres.evaluation.compare import compare_command
+    from anyres.cli.degrade import degrade_command
+    from anyres.cli.hllhgan import hllhgan_command
+    from anyres.cli.estimate_kernel import estimate_kernel_command
 
     main.add_command(compare_command)
     main.add_command(degrade_command)

@@ -1,35 +1,17 @@
-"""What the encoder + implicit-decoder networks (LIIF, DIINN, LIIFusion) share: config resolution, the encoder,
+"""What the encoder + implicit-decoder networks (LIIF, DIINN, LIIFusion) share: the encoder,
 ``encode`` and ``forward`` (= ``query(encode(...))``); subclasses provide ``query``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from anyres.nn.config import resolve_config
 from anyres.registry import NETWORKS
 
-__all__ = ["config_from_dict", "resolve_config", "ImplicitNetwork"]
-
-
-def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
-    """Build the config dataclass ``cls`` from a dict; unknown keys raise ``ValueError`` naming them."""
-    unknown = set(d) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown {label} config keys: {sorted(unknown)}")
-    return cls(**d)
-
-
-def resolve_config(cls: type, config: Any, kwargs: dict[str, Any]) -> Any:
-    """A network's config from what its constructor got: ``None`` (``cls(**kwargs)``), a dict or a ``cls``
-    instance, with ``kwargs`` overriding (dicts go through ``cls.from_dict``, so unknown keys raise)."""
-    if config is None:
-        return cls(**kwargs)
-    if isinstance(config, dict):
-        return cls.from_dict({**config, **kwargs})
-    return cls.from_dict({**asdict(config), **kwargs}) if kwargs else config
+__all__ = ["ImplicitNetwork"]
 
 
 class ImplicitNetwork(nn.Module):

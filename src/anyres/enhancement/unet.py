@@ -32,12 +32,12 @@ from torch import nn
 
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict, resolve_config
+from anyres.nn.config import config_from_dict, resolve_config
 
 __all__ = ["UNetEnhancer", "UNetEnhancerConfig", "parameter_count", "DEEPLPF_PARAMETERS"]
 
 _LEAK = 0.01
-# DeepLPF's default parameter count (anyres.models.deeplpf, the released layer list), the width target.
+# DeepLPF's default parameter count (anyres.enhancement.deeplpf, the released layer list), the width target.
 DEEPLPF_PARAMETERS = 1_715_779
 
 

@@ -9,7 +9,7 @@ Two modes:
 
 * default: the input is the low-resolution image; the output size is ``round(h * s) x round(w * s)``.
 * ``as_hr=True``: the input is the ground truth. The LR is built with the benchmark protocol of
-  :func:`anyres.evaluate.make_lr` (crop to a multiple of the scale, MATLAB bicubic, 8-bit rounding), each
+  :func:`anyres.evaluation.make_lr` (crop to a multiple of the scale, MATLAB bicubic, 8-bit rounding), each
   panel's label also shows its benchmark PSNR (Y channel, shave ``ceil(s)``, measured on the whole image,
   not just the crop), and a last "HR" panel shows the ground truth.
 
@@ -176,8 +176,8 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         Each panel is the crop at 1:1 above a label strip; columns are ``max(w, label width)`` wide and
         separated by :data:`GAP` pixels; more than four panels wrap onto two rows.
     """
-    from anyres.evaluate import make_lr
-    from anyres.hub import load_upscaler
+    from anyres.evaluation import make_lr
+    from anyres.sr.pretrained import load_upscaler
     from anyres.ops.color import quantize
     from anyres.registry import MODELS
 

@@ -11,7 +11,7 @@ dict per sample (``json.loads(json.dumps(records)) == records``); ``apply`` read
 record file replays bit-identically without the config. Each sample is processed on its own: sample ``b`` of
 ``apply(clean, records)`` equals ``apply(clean[b:b+1], records[b:b+1])``. Records hold no image size: the local
 filters are placed in normalised coordinates (x along the width, y down the height, both in [0, 1]; see
-:mod:`anyres.ops.local_filters`) and noise fields are drawn from a recorded seed for whatever size is given,
+:mod:`anyres.enhancement.filters`) and noise fields are drawn from a recorded seed for whatever size is given,
 so one record applies to any crop. Images are ``(B, 3, H, W)`` float RGB in [0, 1]; results have the input's
 shape, device and dtype, in [0, 1].
 
@@ -19,9 +19,9 @@ shape, device and dtype, in [0, 1].
     In linear light (sRGB decoded with :func:`anyres.ops.color_lab.srgb_to_linear`), each pixel is multiplied
     by the exposure gain ``2 ** exposure``, the white-balance gains ``cast = [r, 1, b]`` and the product of the
     local maps: graduated filters (skies, foregrounds: a band whose gain ramps from 1 to its per-channel
-    ``scale``, :func:`~anyres.ops.local_filters.graduated_map`) and elliptical filters (spots, vignettes: a
+    ``scale``, :func:`~anyres.enhancement.filters.graduated_map`) and elliptical filters (spots, vignettes: a
     gain decaying from ``scale`` at the centre to 1 at the border,
-    :func:`~anyres.ops.local_filters.elliptical_map`). The result is clipped to [0, 1] (blown highlights stay
+    :func:`~anyres.enhancement.filters.elliptical_map`). The result is clipped to [0, 1] (blown highlights stay
     blown, as in a real bad exposure) and re-encoded to sRGB; then a tone change: ``v ** gamma`` and a
     contrast stretch about mid-grey ``0.5 + contrast (v - 0.5)``, clipped; then 8-bit rounding. A vignette is
     the combination of a lower global exposure and a centred brightening ellipse.
@@ -76,7 +76,7 @@ from anyres.degrade.base import Configured, Draw, check_prob
 from anyres.errors import ConfigError, RegistryError
 from anyres.ops.color import quantize
 from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
-from anyres.ops.local_filters import elliptical_map, graduated_map
+from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.ops.noise import gaussian_noise, poisson_noise
 
 __all__ = [

@@ -11,7 +11,7 @@ An RGB photo ``x`` ``(B, 3, H, W)`` in [0, 1] is enhanced in four steps (paper F
    types fused, ``S = fuse_scale_maps(s_g, s_e)``; ``Y3 = apply_scale_map(Y2, S)``.
 4. **Long residual.** ``out = long_residual(Y3, Y1) = clamp(Y3 + Y1, 0, 1)``.
 
-The filter maths is :mod:`anyres.ops.local_filters` (see its docstring for the coordinate convention and for
+The filter maths is :mod:`anyres.enhancement.filters` (see its docstring for the coordinate convention and for
 where it departs from the released code); this module holds the networks and the bounding of raw head
 outputs into those functions' parameter ranges.
 
@@ -45,7 +45,7 @@ Parameter heads (digest Sec. 1.3; one per filter type, not shared)
 
 Raw head outputs and their bounding (``tanh01(z) = (tanh z + 1) / 2``, in (0, 1); ``N`` instances)
     cubic, ``P = 60``: ``coeffs = raw.view(B, 3, 20)`` unbounded (as the reference), channel-major R, G, B,
-    terms in :data:`~anyres.ops.local_filters.CUBIC_TERMS` order.
+    terms in :data:`~anyres.enhancement.filters.CUBIC_TERMS` order.
 
     graduated, ``P = 8 N``, parameter-major:
       ``[0:N]``   inversion logits -> ``straight_through_bit`` (0 or 1, straight-through gradient);
@@ -61,7 +61,7 @@ Raw head outputs and their bounding (``tanh01(z) = (tanh z + 1) / 2``, in (0, 1)
       ``[5N:8N]`` per-channel scales ``2 tanh01`` in (0, 2), instance-major.
 
 Differences from the paper and the released code, and why
-    - The filters are those of :mod:`anyres.ops.local_filters` (paper equations, trained inversion bit via
+    - The filters are those of :mod:`anyres.enhancement.filters` (paper equations, trained inversion bit via
       a real straight-through estimator, textbook rotated ellipse, no ``b3``-for-``b2`` slip, x along the
       width); the reference's checkpoints therefore cannot be loaded as they are.
     - Graduated parameters: the reference ties the first offset to the intercept (``o1 = c``), bounds ``o2``
@@ -94,7 +94,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anyres.ops.color_lab import rgb_to_lab
-from anyres.ops.local_filters import (
+from anyres.enhancement.filters import (
     CUBIC_TERMS,
     FUSION_MODES,
     apply_scale_map,
@@ -108,7 +108,7 @@ from anyres.ops.local_filters import (
 )
 from anyres.registry import NETWORKS
 
-from .implicit import config_from_dict, resolve_config
+from anyres.nn.config import config_from_dict, resolve_config
 
 __all__ = [
     "DeepLPF",
@@ -212,7 +212,7 @@ def _check_raw(name: str, raw: torch.Tensor, count: int, per_instance: int) -> i
 
 
 def graduated_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
-    """Bound a graduated head's ``(B, 8 N)`` raw output into :func:`~anyres.ops.local_filters.graduated_map`'s
+    """Bound a graduated head's ``(B, 8 N)`` raw output into :func:`~anyres.enhancement.filters.graduated_map`'s
     keyword arguments (layout and ranges in the module docstring): ``(B, N)`` tensors ``invert`` (0 or 1),
     ``slope``, ``intercept`` (0, 1), ``offset1``, ``offset2`` [1e-3, 1] and ``scale`` ``(B, N, 3)`` in (0, 2)."""
     b = _check_raw("graduated", raw, count, _PER_INSTANCE)
@@ -228,7 +228,7 @@ def graduated_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tenso
 
 
 def elliptical_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
-    """Bound an elliptical head's ``(B, 8 N)`` raw output into :func:`~anyres.ops.local_filters.elliptical_map`'s
+    """Bound an elliptical head's ``(B, 8 N)`` raw output into :func:`~anyres.enhancement.filters.elliptical_map`'s
     keyword arguments: ``(B, N)`` tensors ``centre_x``, ``centre_y`` (0, 1), ``semi_a``, ``semi_b`` [1e-3, 1],
     ``angle`` (0, pi) radians and ``scale`` ``(B, N, 3)`` in (0, 2)."""
     b = _check_raw("elliptical", raw, count, _PER_INSTANCE)
@@ -440,7 +440,7 @@ class DeepLPF(nn.Module):
              "elliptical": [{"centre_x", "centre_y", "semi_a", "semi_b", "angle", "scale": [r, g, b]}, ...N],
              "cubic": [[20 floats] for R, G, B]}   (terms in CUBIC_TERMS order)
 
-          in the units of :mod:`anyres.ops.local_filters` (normalised coordinates, x along the width, angles
+          in the units of :mod:`anyres.enhancement.filters` (normalised coordinates, x along the width, angles
           in radians); feeding them back to its functions rebuilds the maps below.
         ``"fusion"``: the fusion mode; ``"cubic_terms"``: the monomials as ``[p, q, r]`` exponents of x, y, i.
         ``"maps"``: ``(B, 3, H, W)`` tensors ``"graduated"`` (``s_g``, instances multiplied), ``"elliptical"``

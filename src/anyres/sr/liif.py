@@ -36,7 +36,8 @@ from anyres.nn.blocks import MLP
 from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
 
-from .implicit import ImplicitNetwork, config_from_dict
+from anyres.nn.config import config_from_dict
+from anyres.sr.implicit import ImplicitNetwork
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
 

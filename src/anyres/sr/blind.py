@@ -94,12 +94,12 @@ def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.T
 def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, kernel: torch.Tensor | None = None,
                   iters: int = DEFAULT_ITERS, seed: int = 0, progress: bool = False) -> tuple[torch.Tensor, dict]:
     """Upscale ``image`` ``(1, C, h, w)`` in [0, 1] to ``size`` after adapting ``upscaler`` (a LIIF-style
-    :class:`~anyres.infer.LIIFUpscaler`) to the image's own kernel. Returns ``(sr, info)`` with ``info``:
+    :class:`~anyres.sr.render.LIIFUpscaler`) to the image's own kernel. Returns ``(sr, info)`` with ``info``:
     ``{"kernel": (k, k) list, "kernel_seconds", "adapt_seconds", "iters", "loss_first", "loss_last"}``."""
     from tqdm import tqdm
 
-    from anyres.degrade.kernelgan import estimate_kernel
-    from anyres.infer import LIIFUpscaler
+    from anyres.degrade.learned.kernelgan import estimate_kernel
+    from anyres.sr.render import LIIFUpscaler
     from anyres.io import to_rgb
 
     net = getattr(upscaler, "net", None)

@@ -33,9 +33,9 @@ __all__ = ["hllhgan_command"]
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in --out and start over.")
 def hllhgan_command(hr_dirs, lr_dirs, out_dir, iters, batch, seed, l2h, threads, restart) -> None:
     """Learn a degradation from unpaired HR and real LR images (HLLHGAN, Bulat et al. 2018; x4)."""
-    from anyres.data.sr import load_hr_folders
+    from anyres.sr.data import load_hr_folders
 
-    from .hllhgan import HLLHGANConfig, train_hllhgan
+    from anyres.train.hllhgan import HLLHGANConfig, train_hllhgan
 
     cfg = HLLHGANConfig(iterations=iters, batch=batch, seed=seed, l2h=l2h, threads=threads)
     for paths, what in ((hr_dirs, "--hr"), (lr_dirs, "--lr")):

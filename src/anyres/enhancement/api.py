@@ -1,92 +1,18 @@
-"""Top-level conveniences of the public API: :func:`upscale`, :func:`enhance` and output-size rules."""
+"""Same-size enhancement of an image path or tensor: load an enhancer, run it at full or working size."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from anyres.errors import AnyresError
+from anyres.io import as_batch
 
-__all__ = ["upscale", "enhance", "degrade_image", "target_size", "load_enhancer", "enhance_rgb", "explain_rgb",
-           "FILTER_PANELS", "ENHANCEMENT_MODELS", "ENHANCEMENT_ARCHS", "RESAMPLERS", "working_size",
-           "load_resampler", "downsample_for", "upsample_from"]
-
-
-def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
-                size: Sequence[int] | None = None, width: int | None = None, height: int | None = None) -> tuple[int, int]:
-    """Output ``(H, W)`` from exactly one of: a scale (one or ``(sh, sw)``), ``size=(H, W)``, a width or a height.
-
-    A scale gives ``round(in * scale)``; a lone width or height keeps the aspect ratio.
-    """
-    given = [v is not None for v in (scale, size, width, height)]
-    if sum(given) != 1:
-        raise AnyresError("give exactly one of scale, size (WxH), width or height")
-    if scale is not None:
-        sh, sw = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
-        if not (sh > 0 and sw > 0) or not (math.isfinite(sh) and math.isfinite(sw)):
-            raise AnyresError(f"scale must be a positive number, got {scale}")
-        out = (max(1, round(in_h * sh)), max(1, round(in_w * sw)))
-    elif size is not None:
-        out = (int(size[0]), int(size[1]))
-    elif width is not None:
-        out = (max(1, round(in_h * width / in_w)), int(width))
-    else:
-        out = (int(height), max(1, round(in_w * height / in_h)))
-    if out[0] < 1 or out[1] < 1:
-        raise AnyresError(f"output size must be positive, got {out[1]}x{out[0]}")
-    return out
-
-
-def _as_batch(image: Any) -> torch.Tensor:
-    """A path (read with :func:`anyres.io.read_image`) or a ``(C, H, W)`` / ``(B, C, H, W)`` tensor -> 4-D tensor."""
-    from anyres.io import read_image
-
-    if isinstance(image, (str, Path)):
-        image, _ = read_image(image)
-    if not torch.is_tensor(image):
-        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
-    return image[None] if image.dim() == 3 else image
-
-
-def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: Sequence[int] | None = None,
-            width: int | None = None, height: int | None = None, model: Any = "liif",
-            device: str | None = None, **options: Any) -> torch.Tensor:
-    """Upscale an image file path or a ``(1, C, h, w)`` / ``(C, h, w)`` tensor in [0, 1].
-
-    Exactly one of ``scale``, ``size=(H, W)``, ``width``, ``height``. Returns ``(1, C, H, W)`` in [0, 1]
-    (clamped). Alpha and file metadata are handled by the CLI; use :mod:`anyres.io` for files.
-    """
-    from anyres.hub import load_upscaler
-
-    image = _as_batch(image)
-    upscaler = load_upscaler(model, device=device, **options)
-    out_size = target_size(image.shape[-2], image.shape[-1], scale=scale, size=size, width=width, height=height)
-    with torch.inference_mode():
-        return upscaler.upscale(image.float(), out_size).clamp(0.0, 1.0)
-
-
-def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, *, seed: int = 0,
-                  **config: Any) -> tuple[torch.Tensor, dict]:
-    """Make one synthetic LR image from an HR image path or ``(1, 3, H, W)`` / ``(3, H, W)`` tensor in [0, 1].
-
-    ``pipeline`` is ``classical``, ``bsrgan`` or ``realesrgan``; ``config`` overrides its ranges (see
-    :mod:`anyres.degrade`). Returns ``(lr, record)``: ``(1, 3, round(H / s), round(W / s))`` in [0, 1] and the
-    JSON-serialisable parameter record, which ``get_pipeline(pipeline).apply(hr, [record])`` replays exactly.
-    Grayscale input is repeated to RGB.
-    """
-    from anyres.degrade import get_pipeline
-    from anyres.io import to_rgb
-
-    image = _as_batch(image)
-    if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
-        raise ValueError(f"image must be (1, 3, H, W) or (3, H, W), got shape {tuple(image.shape)}")
-    hr = to_rgb(image.float()).contiguous()
-    pipe = get_pipeline(pipeline, **config)
-    lr, records = pipe(hr, torch.Generator().manual_seed(int(seed)), scale=scale)
-    return lr, records[0]
+__all__ = ["enhance", "load_enhancer", "enhance_rgb", "explain_rgb", "FILTER_PANELS", "ENHANCEMENT_MODELS",
+           "ENHANCEMENT_ARCHS", "RESAMPLERS", "working_size", "load_resampler", "downsample_for", "upsample_from"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -113,7 +39,7 @@ def load_enhancer(model: Any = "deeplpf-retouch", device: str | None = None) -> 
     """
     from anyres.errors import RegistryError
     from anyres.hub import CONFIG, load_network
-    from anyres.pretrained import WEIGHTS_DIR
+    from anyres import hub
     from anyres.registry import MODELS
 
     if isinstance(model, torch.nn.Module):
@@ -123,7 +49,7 @@ def load_enhancer(model: Any = "deeplpf-retouch", device: str | None = None) -> 
     text = str(model)
     valid = f"{', '.join(ENHANCEMENT_MODELS)} or a weights folder path"
     if text in ENHANCEMENT_MODELS:  # a name wins over a folder of the same name, as for upscalers
-        path = WEIGHTS_DIR / text
+        path = hub.WEIGHTS_DIR / text
         if not (path / CONFIG).is_file():
             raise RegistryError(f"model {text!r}: its weights are not in this installation ({path}); train them "
                                 f"with `anyres train configs/{text}.yaml` and pass the run's model folder")
@@ -280,7 +206,7 @@ def enhance(image: Any, model: Any = "deeplpf-retouch", *, device: str | None = 
     """
     from anyres.io import from_rgb_gray, to_rgb
 
-    image = _as_batch(image)
+    image = as_batch(image)
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
         raise ValueError(f"image must be (1, C, H, W) or (C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
     net = load_enhancer(model, device=device)

@@ -62,7 +62,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from anyres.errors import ConfigError
 
-from .base import Draw, Pipeline
+from anyres.degrade.base import Draw, Pipeline
 
 __all__ = [
     "H2LGenerator",

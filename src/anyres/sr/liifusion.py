@@ -43,7 +43,7 @@ from anyres.nn.windows import PriorWindowLayer, pad_to_multiple
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 
-from .liif import LIIF, LIIFConfig
+from anyres.sr.liif import LIIF, LIIFConfig
 
 __all__ = ["LIIFusion", "LIIFusionConfig", "PriorEncoder", "PriorInjector", "PriorDenoiser", "DiffusionSchedule",
            "sample_prior"]
@@ -200,7 +200,7 @@ class LIIFusion(LIIF):
         return {"arch": "liifusion", **asdict(self.config)}
 
     # Windows are laid out from the map's origin and the prior is one vector per image, so a tile would not
-    # see what the whole image sees: :func:`anyres.infer.render` renders this network in one pass.
+    # see what the whole image sees: :func:`anyres.sr.render.render` renders this network in one pass.
     tile_invariant = False
 
     def prior_from(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

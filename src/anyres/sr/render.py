@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from anyres.models.base import Upscaler, check_image
+from anyres.sr.upscaler import Upscaler, check_image
 from anyres.ops.coords import centres
 
 __all__ = ["render", "LIIFUpscaler", "DEFAULT_TILE", "DEFAULT_CHUNK"]

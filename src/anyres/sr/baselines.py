@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anyres.models.base import InterpolationUpscaler
+from anyres.sr.upscaler import InterpolationUpscaler
 from anyres.registry import MODELS
 
 _DESCRIPTIONS = {

@@ -51,7 +51,7 @@ Three evaluations of the same function:
                (two ``n_i x n_{i-1}`` matmuls per layer), float32. Equal to the reference up to
                float rounding.
 ``fast``       as ``exact`` with the projection and the per-query layers (matmuls and sines) in bfloat16
-               (:func:`anyres.infer.render` projects in float32 once per tile, then rounds to bfloat16).
+               (:func:`anyres.sr.render.render` projects in float32 once per tile, then rounds to bfloat16).
 
 Images are in [0, 1]; the network sees ``(x - 0.5) / 0.5`` and its output is mapped back, as in the code.
 """
@@ -68,7 +68,8 @@ from torch import nn
 from anyres.ops.coords import centres
 from anyres.registry import NETWORKS
 
-from .implicit import ImplicitNetwork, config_from_dict
+from anyres.nn.config import config_from_dict
+from anyres.sr.implicit import ImplicitNetwork
 
 __all__ = ["DIINN", "DIINNConfig", "QUERY_MODES", "SCALE_INPUTS", "nearest_index", "synthesis_input"]
 

@@ -20,8 +20,8 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
 from anyres.ops.resize import imresize
 
-from . import LEARNED_PIPELINES, PIPELINES, get_pipeline
-from .base import check_scale, derive_seed
+from anyres.degrade import LEARNED_PIPELINES, PIPELINES, get_pipeline
+from anyres.degrade.base import check_scale, derive_seed
 
 __all__ = ["degrade_command", "load_params_file"]
 

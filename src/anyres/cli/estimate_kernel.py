@@ -22,7 +22,7 @@ import torch
 from anyres.errors import AnyresError, ConfigError
 from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
 
-from .kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
+from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
 
 __all__ = ["estimate_kernel_command", "kernel_picture"]
 

@@ -1,0 +1,3 @@
+from anyres.cli import main
+
+main()

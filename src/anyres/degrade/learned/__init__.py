@@ -1,0 +1,1 @@
+"""Degradations learned from data: an image's own blur kernel (KernelGAN) and an HR-to-LR GAN (HLLHGAN)."""

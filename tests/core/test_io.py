@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 try:
     import anyres.io  # noqa: F401
 except ImportError:  # running from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from anyres.errors import AnyresError, ImageReadError, ImageWriteError
 from anyres.io import (IMAGE_EXTENSIONS, ImageMeta, check_not_input, from_rgb_gray, list_images, read_image,

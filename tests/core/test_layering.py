@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "anyres"
+SRC = Path(__file__).resolve().parents[2] / "src" / "anyres"
 
 CORE = ("errors", "checks", "registry", "io", "hub", "ops", "nn", "metrics", "pictures", "config")
 LAYER = {

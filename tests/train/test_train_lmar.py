@@ -31,7 +31,7 @@ from anyres.train.lmar_losses import LMARLossWeights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY_LMAR = {"name": "lmar", "args": {"hidden": [8]}}
 
 

@@ -30,7 +30,7 @@ from anyres.metrics.lpips import (  # noqa: E402
 )
 
 NETS = ("alex", "vgg")
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chelsea.png"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chelsea.png"
 
 
 def _gradient_pair() -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,7 @@ from anyres.train.enhance import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY_DEEPLPF = {"name": "deeplpf", "args": {"width": 2, "features": 4, "head_size": 8, "head_dropout": 0.5}}
 TINY_UNET = {"name": "unet-enhancer", "args": {"width": 4, "levels": 2}}
 

@@ -18,7 +18,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import png
@@ -191,7 +191,7 @@ def _read_tiff_hi(path: Path, limit: int | None) -> tuple[np.ndarray, ImageMeta,
     except Exception:
         return None  # not a TIFF tifffile understands: let Pillow identify it and report errors
     with tif:
-        page = tif.pages[0]
+        page = tif.pages.first
         if page.dtype is None or page.dtype.kind not in "uf" or page.dtype == np.uint8:
             return None
         if page.dtype.kind == "u" and page.dtype != np.uint16:
@@ -314,7 +314,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool 
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename); creates the parent folder."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, lambda fh: fh.write(data), overwrite)
+    def write(fh: Any) -> None:
+        fh.write(data)
+
+    _atomic_write(target, write, overwrite)
     return target
 
 
@@ -330,7 +333,7 @@ def _encode(fh, fmt: str, a: np.ndarray, icc: bytes | None, dpi: tuple | None, q
     """Write (H, W, C) uint8/uint16 pixels, C in 1..4 (gray, gray+alpha, RGB, RGBA), in format ``fmt``."""
     height, width, channels = a.shape
     if fmt == "TIFF":
-        extra = {"resolution": tuple(dpi), "resolutionunit": "inch"} if dpi else {}
+        extra: dict[str, Any] = {"resolution": tuple(dpi), "resolutionunit": "inch"} if dpi else {}
         buf = io.BytesIO()  # tifffile wants a named file or an in-memory buffer, not a bare descriptor
         tifffile.imwrite(buf, a[..., 0] if channels == 1 else a, photometric="minisblack" if channels <= 2 else "rgb",
                          extrasamples=["unassalpha"] if channels in (2, 4) else None, iccprofile=icc,

@@ -287,6 +287,8 @@ def lpips_from_features(feats0: Sequence[torch.Tensor], feats1: Sequence[torch.T
         d = (unit_normalize(f0) - unit_normalize(f1)).pow(2).mean(dim=(2, 3))  # (B, C)
         term = d @ w
         total = term if total is None else total + term
+    if total is None:
+        raise ValueError("no feature maps to compare")
     return total
 
 
@@ -409,7 +411,9 @@ def load_vgg16() -> VGG16Features:
     Raises:
         RegistryError: the weight file is missing or invalid.
     """
-    return _load_lpips("vgg").backbone
+    backbone = _load_lpips("vgg").backbone
+    assert isinstance(backbone, VGG16Features)
+    return backbone
 
 
 @functools.lru_cache(maxsize=8)

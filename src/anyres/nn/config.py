@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["config_from_dict", "resolve_config"]
 
 
-def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
+def config_from_dict(cls: Any, d: dict[str, Any], label: str) -> Any:
     """Build the config dataclass ``cls`` from a dict; unknown keys raise ``ValueError`` naming them."""
     unknown = set(d) - set(cls.__dataclass_fields__)
     if unknown:
@@ -16,7 +16,7 @@ def config_from_dict(cls: type, d: dict[str, Any], label: str) -> Any:
     return cls(**d)
 
 
-def resolve_config(cls: type, config: Any, kwargs: dict[str, Any]) -> Any:
+def resolve_config(cls: Any, config: Any, kwargs: dict[str, Any]) -> Any:
     """A network's config from what its constructor got: ``None`` (``cls(**kwargs)``), a dict or a ``cls``
     instance, with ``kwargs`` overriding (dicts go through ``cls.from_dict``, so unknown keys raise)."""
     if config is None:

@@ -94,7 +94,8 @@ class WindowCrossAttention(nn.Module):
     def position_bias(self) -> torch.Tensor:
         """``(heads, ws^2, ws^2)``."""
         n = self.ws * self.ws
-        return self.bias_table[self.bias_index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
+        index: torch.Tensor = self.bias_index  # type: ignore[assignment]
+        return self.bias_table[index.reshape(-1)].reshape(n, n, self.heads).permute(2, 0, 1)
 
     def forward(self, q_src: torch.Tensor, kv_src: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``q_src``, ``kv_src``: ``(B * nW, N, dim)``; ``mask``: ``(nW, N, N)`` or None. Returns ``(B * nW, N, dim)``."""

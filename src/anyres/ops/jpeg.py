@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ SUBSAMPLING = ("4:4:4", "4:2:2", "4:2:0")
 def _encode_decode(plane: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
     mode = "L" if plane.ndim == 2 else "RGB"
     buffer = io.BytesIO()
-    options = {"quality": quality}
+    options: dict[str, Any] = {"quality": quality}
     if mode == "RGB":
         options["subsampling"] = subsampling
     Image.fromarray(plane).save(buffer, format="JPEG", **options)
@@ -78,8 +79,8 @@ def jpeg(
     if subsampling not in SUBSAMPLING:
         raise ValueError(f"subsampling must be one of {SUBSAMPLING}, got {subsampling!r}")
 
-    pixels = (x.detach().clamp(0.0, 1.0) * 255.0).round().to(device="cpu", dtype=torch.uint8)
-    pixels = pixels.permute(0, 2, 3, 1).numpy()  # (B, H, W, C)
+    pixels = (x.detach().clamp(0.0, 1.0) * 255.0).round().to(device="cpu", dtype=torch.uint8) \
+        .permute(0, 2, 3, 1).numpy()  # (B, H, W, C)
     if x.shape[1] == 1:
         pixels = pixels[..., 0]
     decoded = np.stack([_encode_decode(np.ascontiguousarray(pixels[i]), int(q[i]), subsampling) for i in range(b)])

@@ -72,7 +72,7 @@ def _batch_params(**params: torch.Tensor | None) -> tuple[int, torch.device, tor
             batch, ref = value.shape[0], value
         elif value.shape[0] != batch:
             raise ValueError(f"{name} has shape {tuple(value.shape)} but the batch size is {batch}")
-    if ref is None:
+    if ref is None or batch is None:
         raise ValueError("at least one (B,) parameter is required")
     dtype = ref.dtype if ref.is_floating_point() else torch.get_default_dtype()
     return batch, ref.device, dtype

@@ -73,12 +73,12 @@ def output_size(in_size: int, scale: float) -> int:
 def _matrix_f64(in_size: int, out_size: int, scale: float, kernel: str, antialias: bool) -> torch.Tensor:
     fn, width, aa_allowed = _KERNELS[kernel]
     shrink = scale < 1 and antialias and aa_allowed
+    def antialiased(x: torch.Tensor) -> torch.Tensor:
+        return scale * fn(scale * x)
+
+    h: Callable[[torch.Tensor], torch.Tensor] = antialiased if shrink else fn
     if shrink:
-        def h(x: torch.Tensor) -> torch.Tensor:
-            return scale * fn(scale * x)
         width = width / scale
-    else:
-        h = fn
     x = torch.arange(1, out_size + 1, dtype=torch.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = torch.floor(u - width / 2.0)
@@ -152,10 +152,10 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size
         raise ValueError(f"scale must be positive and finite, got {scale!r}")
     if size is not None and len(size) != 2:
         raise ValueError(f"size must be an (out_h, out_w) pair, got {size!r}")
-    if size is None:
-        out_h, out_w = output_size(in_h, scales[0]), output_size(in_w, scales[1])
-    else:
+    if size is not None:
         out_h, out_w = int(size[0]), int(size[1])
+    elif scales is not None:
+        out_h, out_w = output_size(in_h, scales[0]), output_size(in_w, scales[1])
     if scales is None:
         scales = (out_h / in_h, out_w / in_w)
     # float32/float64 stay as they are; half types are computed in float32 for accuracy.

@@ -16,34 +16,23 @@ __all__ = ["__version__", "evaluate", "upscale", "enhance", "load", "degrade_ima
            "read_image", "write_image"]
 
 
+# Where each public name lives; imported on first use so that `import anyres` stays cheap for the CLI.
+_LOCATIONS = {
+    "evaluate": "anyres.evaluation",
+    "upscale": "anyres.sr.api",
+    "enhance": "anyres.enhancement.api",
+    "degrade_image": "anyres.degrade.api",
+    "load": "anyres.sr.pretrained",
+    "estimate_kernel": "anyres.degrade.learned.kernelgan",
+    "read_image": "anyres.io",
+    "write_image": "anyres.io",
+}
+_RENAMED = {"load": "load_upscaler"}
+
+
 def __getattr__(name: str) -> Any:
-    # Imported lazily so that `import anyres` stays cheap for the CLI's help and error paths.
-    if name == "evaluate":
-        from anyres.evaluation import evaluate
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module 'anyres' has no attribute {name!r}")
+    import importlib
 
-        return evaluate
-    if name == "upscale":
-        from anyres.sr.api import upscale
-
-        return upscale
-    if name == "enhance":
-        from anyres.enhancement.api import enhance
-
-        return enhance
-    if name == "degrade_image":
-        from anyres.degrade.api import degrade_image
-
-        return degrade_image
-    if name == "load":
-        from anyres.sr.pretrained import load_upscaler
-
-        return load_upscaler
-    if name == "estimate_kernel":
-        from anyres.degrade.learned.kernelgan import estimate_kernel
-
-        return estimate_kernel
-    if name in ("read_image", "write_image"):
-        from anyres import io
-
-        return getattr(io, name)
-    raise AttributeError(f"module 'anyres' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LOCATIONS[name]), _RENAMED.get(name, name))

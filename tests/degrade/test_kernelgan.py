@@ -14,6 +14,7 @@ from PIL import Image
 from scipy.signal import convolve2d, correlate2d
 
 from anyres.degrade.learned import kernelgan as kg
+from anyres.degrade.learned.kernelgan.estimate import _adam, _set_grads
 from anyres.cli.estimate_kernel import PICTURE_BLOCK, estimate_kernel_command
 from anyres.ops.filtering import filter2d
 from anyres.ops.kernels import gaussian_kernel, kernel_centroid
@@ -195,7 +196,7 @@ def test_fused_adam_sees_contiguous_gradients():
     # torch's fused CPU Adam ignores gradient strides; compose_kernel's gradients are transposed views.
     nets = [kg.KernelGenerator(generator=torch.Generator().manual_seed(0)) for _ in range(2)]
     cfg = kg.KernelGANConfig()
-    fused = kg._adam(nets[0], cfg)
+    fused = _adam(nets[0], cfg)
     plain = torch.optim.Adam(nets[1].parameters(), lr=cfg.lr, betas=cfg.betas)
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     bicubic = kg.bicubic_x2_kernel(13)
@@ -204,7 +205,7 @@ def test_fused_adam_sees_contiguous_gradients():
             params = list(net.parameters())
             grads = torch.autograd.grad(kg.bicubic_loss(x, net(x), bicubic), params)
             if contiguous:
-                kg._set_grads(params, grads)
+                _set_grads(params, grads)
             else:
                 for p, g in zip(params, grads):
                     p.grad = g

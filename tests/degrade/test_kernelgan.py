@@ -13,13 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 from scipy.signal import convolve2d, correlate2d
 
+from anyres.cli.estimate_kernel import PICTURE_BLOCK, estimate_kernel_command
 from anyres.degrade.learned import kernelgan as kg
 from anyres.degrade.learned.kernelgan.estimate import _adam, _set_grads
-from anyres.cli.estimate_kernel import PICTURE_BLOCK, estimate_kernel_command
 from anyres.ops.filtering import filter2d
 from anyres.ops.kernels import gaussian_kernel, kernel_centroid
 from anyres.ops.resize import imresize
-
 
 # Tiny ops: with 2 threads on a shared 2-core machine every step here was ~50x slower.
 pytestmark = pytest.mark.usefixtures("one_thread")

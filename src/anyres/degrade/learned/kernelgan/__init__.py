@@ -10,19 +10,38 @@ code: docs/methods/kernelgan.md.
 """
 
 from anyres.degrade.learned.kernelgan.config import (
-    DEFAULT_ITERS, SCALES, ImageTooSmallError, KernelGANConfig, min_image_side,
+    DEFAULT_ITERS,
+    SCALES,
+    ImageTooSmallError,
+    KernelGANConfig,
+    min_image_side,
 )
 from anyres.degrade.learned.kernelgan.crops import crop_probability, gradient_map, sample_crop_corners
 from anyres.degrade.learned.kernelgan.estimate import estimate_kernel
 from anyres.degrade.learned.kernelgan.losses import (
-    KernelGANSchedule, adversarial_loss, bicubic_loss, bicubic_target, bicubic_x2_kernel, boundary_loss,
-    boundary_mask, centre_loss, centre_target, sparsity_loss, sum_to_one_loss,
+    KernelGANSchedule,
+    adversarial_loss,
+    bicubic_loss,
+    bicubic_target,
+    bicubic_x2_kernel,
+    boundary_loss,
+    boundary_mask,
+    centre_loss,
+    centre_target,
+    sparsity_loss,
+    sum_to_one_loss,
 )
 from anyres.degrade.learned.kernelgan.networks import (
-    KernelGenerator, PatchDiscriminator, compose_kernel, downscale_with_kernel,
+    KernelGenerator,
+    PatchDiscriminator,
+    compose_kernel,
+    downscale_with_kernel,
 )
 from anyres.degrade.learned.kernelgan.postprocess import (
-    analytic_x4_kernel, postprocess_kernel, shift_kernel, zero_small_taps,
+    analytic_x4_kernel,
+    postprocess_kernel,
+    shift_kernel,
+    zero_small_taps,
 )
 
 __all__ = [

@@ -45,7 +45,7 @@ class KernelGANConfig:
     lambda_bicubic: float = 5.0
     lambda_sparse_end: float = 5.0
     lambda_center_end: float = 1.0
-    bicubic_threshold: float = 0.25                    # relative: MSE / mean(target^2) (docs/methods/kernelgan.md, difference 2)
+    bicubic_threshold: float = 0.25                    # MSE / mean(target^2); docs/methods/kernelgan.md, diff. 2
     bicubic_patience: int = 3                          # consecutive iterations below the threshold
     lambda_every: int = 200
     bicubic_decay: float = 100.0

@@ -7,20 +7,32 @@ summing to 1 (``k`` usually 17 for x2, 33 for x4).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from anyres.degrade.learned.kernelgan.config import (
-    DEFAULT_ITERS, SCALES, ImageTooSmallError, KernelGANConfig, min_image_side,
+    DEFAULT_ITERS,
+    SCALES,
+    ImageTooSmallError,
+    KernelGANConfig,
+    min_image_side,
 )
 from anyres.degrade.learned.kernelgan.crops import crop_probability, gradient_map, sample_crop_corners
 from anyres.degrade.learned.kernelgan.losses import (
-    KernelGANSchedule, adversarial_loss, bicubic_target, bicubic_x2_kernel, boundary_loss, boundary_mask,
-    centre_loss, centre_target, sparsity_loss, sum_to_one_loss,
+    KernelGANSchedule,
+    adversarial_loss,
+    bicubic_target,
+    bicubic_x2_kernel,
+    boundary_loss,
+    boundary_mask,
+    centre_loss,
+    centre_target,
+    sparsity_loss,
+    sum_to_one_loss,
 )
 from anyres.degrade.learned.kernelgan.networks import KernelGenerator, PatchDiscriminator, downscale_with_kernel
 from anyres.degrade.learned.kernelgan.postprocess import analytic_x4_kernel, postprocess_kernel

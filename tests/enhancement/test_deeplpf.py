@@ -9,11 +9,11 @@ import torch
 import anyres.enhancement.deeplpf  # noqa: F401  (registers "deeplpf")
 from anyres.hub import load_network, save_network
 from anyres.metrics import ssim as matlab_ssim
+from anyres.enhancement.deeplpf_backbone import _pad_for_backbone
 from anyres.enhancement.deeplpf import (
     MS_SSIM_WEIGHTS,
     DeepLPF,
     DeepLPFConfig,
-    _pad_for_backbone,
     cubic_coefficients,
     deeplpf_loss,
     elliptical_parameters,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyres.ops import filtering, jpeg, kernels, noise
+from anyres.ops import camera, filtering, jpeg, kernels, noise
 
 
 def _gen(seed=0):
@@ -342,13 +342,13 @@ def test_same_seed_replays_bit_identically_and_seeds_differ():
     x = _smooth_image(2, 24, 24)
     sigma = torch.tensor([0.03, 0.03])
     gray = torch.tensor([False, True])
-    cam = noise.random_camera_params(2, generator=_gen(9))
+    cam = camera.random_camera_params(2, generator=_gen(9))
     cov = noise.random_channel_covariance(sigma, generator=_gen(9))
     ops = {
         "gauss": lambda g: noise.gaussian_noise(x, sigma, generator=g, gray=gray),
         "corr": lambda g: noise.correlated_gaussian_noise(x, cov, generator=g),
         "poisson": lambda g: noise.poisson_noise(x, torch.ones(2), generator=g, gray=gray),
-        "camera": lambda g: noise.camera_sensor_noise(x, generator=g, **cam),
+        "camera": lambda g: camera.camera_sensor_noise(x, generator=g, **cam),
     }
     for name, op in ops.items():
         a, b, c = op(_gen(5)), op(_gen(5)), op(_gen(6))
@@ -356,7 +356,7 @@ def test_same_seed_replays_bit_identically_and_seeds_differ():
         assert not torch.equal(a, c), name
         assert not torch.equal(a[0] - x[0], a[1] - x[1]), name  # samples in one batch get their own noise
         assert a.shape == x.shape and a.dtype == x.dtype and 0 <= float(a.min()) and float(a.max()) <= 1, name
-    again = noise.random_camera_params(2, generator=_gen(9))
+    again = camera.random_camera_params(2, generator=_gen(9))
     assert all(torch.equal(cam[name], again[name]) for name in cam)
 
 
@@ -374,33 +374,33 @@ def test_noise_checks_parameter_shapes():
 
 def test_demosaic_is_exact_on_flat_colours_and_mosaic_is_rggb():
     colour = torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64).view(1, 3, 1, 1).expand(1, 3, 7, 6)
-    raw = noise.mosaic(colour)
+    raw = camera.mosaic(colour)
     assert raw[0, 0, 0, :4].tolist() == pytest.approx([0.2, 0.5, 0.2, 0.5])
     assert raw[0, 0, 1, :4].tolist() == pytest.approx([0.5, 0.7, 0.5, 0.7])
-    torch.testing.assert_close(noise.demosaic(raw), colour, atol=1e-14, rtol=0)
+    torch.testing.assert_close(camera.demosaic(raw), colour, atol=1e-14, rtol=0)
     # Channels that are affine in position come back exactly, borders included.
     yy, xx = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in (9, 8)), indexing="ij")
     ramp = torch.stack([0.3 + 0.02 * xx - 0.01 * yy, 0.5 - 0.03 * xx + 0.02 * yy, 0.2 + 0.01 * (xx + yy)])[None]
-    torch.testing.assert_close(noise.demosaic(noise.mosaic(ramp)), ramp, atol=1e-14, rtol=0)
+    torch.testing.assert_close(camera.demosaic(camera.mosaic(ramp)), ramp, atol=1e-14, rtol=0)
     # On a smooth image the demosaicing error is small.
     smooth = _smooth_image(dtype=torch.float64)
-    assert float((noise.demosaic(noise.mosaic(smooth)) - smooth).abs().max()) < 0.02
+    assert float((camera.demosaic(camera.mosaic(smooth)) - smooth).abs().max()) < 0.02
 
 
 def test_isp_round_trip_without_noise_and_noise_grows_with_shot():
-    params = noise.random_camera_params(3, generator=_gen(4), dtype=torch.float64)
+    params = camera.random_camera_params(3, generator=_gen(4), dtype=torch.float64)
     params["brightness"] = torch.tensor([1.0, 1.1, 1.25], dtype=torch.float64)  # >= 1: nothing saturates
     isp = {k: v for k, v in params.items() if k not in ("shot", "read")}
     flat = torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64).view(1, 3, 1, 1).expand(3, 3, 6, 6)
-    torch.testing.assert_close(noise.process(noise.unprocess(flat, **isp), **isp), flat, atol=1e-10, rtol=0)
+    torch.testing.assert_close(camera.process(camera.unprocess(flat, **isp), **isp), flat, atol=1e-10, rtol=0)
     smooth = _smooth_image(3, dtype=torch.float64)
     zero = torch.zeros(3, dtype=torch.float64)
-    clean = noise.camera_sensor_noise(smooth, generator=_gen(), shot=zero, read=zero, **isp)
+    clean = camera.camera_sensor_noise(smooth, generator=_gen(), shot=zero, read=zero, **isp)
     assert float((clean - smooth).abs().mean()) < 0.005 and float((clean - smooth).abs().max()) < 0.05
     errors = []
     for shot in (1e-4, 1e-3, 1e-2):
         s = torch.full((3,), shot, dtype=torch.float64)
-        noisy = noise.camera_sensor_noise(smooth, generator=_gen(), shot=s, read=s * 1e-2, **isp)
+        noisy = camera.camera_sensor_noise(smooth, generator=_gen(), shot=s, read=s * 1e-2, **isp)
         errors.append(float((noisy - clean).pow(2).mean().sqrt()))
     assert errors[0] < errors[1] < errors[2], errors
     assert errors[2] > 0.02  # visible noise at the top of Brooks' shot range

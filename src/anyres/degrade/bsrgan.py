@@ -70,7 +70,8 @@ from dataclasses import dataclass
 import torch
 
 from anyres.errors import ConfigError
-from anyres.ops.noise import random_camera_params, random_channel_covariance
+from anyres.ops.camera import random_camera_params
+from anyres.ops.noise import random_channel_covariance
 
 from anyres.degrade.base import (
     Draw,

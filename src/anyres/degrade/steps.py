@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from anyres.ops.camera import camera_sensor_noise
 from anyres.ops.filtering import filter2d
 from anyres.ops.jpeg import jpeg
 from anyres.ops.kernels import (
@@ -36,7 +37,7 @@ from anyres.ops.kernels import (
     plateau_kernel,
     sinc_kernel,
 )
-from anyres.ops.noise import camera_sensor_noise, correlated_gaussian_noise, gaussian_noise, poisson_noise
+from anyres.ops.noise import correlated_gaussian_noise, gaussian_noise, poisson_noise
 from anyres.ops.resize import MODES, imresize
 
 __all__ = [

@@ -52,11 +52,13 @@ def _psnr(net, lr, hr, prior, scale) -> float:
     return measure(sr, hr, scale, "benchmark").psnr
 
 
-def probe(folder: Path, pairs, scale: float) -> dict:
+def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict:
     net, config = load_network(folder)
     stage = net.config.stage
+    # A shipped stage-2 folder leaves out its frozen stage-1 prior encoder: the stage-1 model's is the same one.
+    encoder = net if net.prior_encoder is not None else load_network(stage1)[0]
     with torch.inference_mode():
-        hr_priors = torch.cat([net.prior_from(lr, hr) for hr, lr in pairs])
+        hr_priors = torch.cat([encoder.prior_from(lr, hr) for hr, lr in pairs])
         lr_priors = torch.cat([net.lr_prior(lr, 0) for _, lr in pairs])
         out = {"model": str(folder), "stage": stage, "iterations": config.get("iterations"), "images": len(pairs),
                "cos_hr_between_images": round(_mean_offdiag_cos(hr_priors), 4),
@@ -107,7 +109,7 @@ def main() -> None:
               "stage1": probe(args.stage1, pairs, args.scale)}
     report["init"] = init_priors(args.stage1, pairs)
     if args.stage2 is not None:
-        report["stage2"] = probe(args.stage2, pairs, args.scale)
+        report["stage2"] = probe(args.stage2, pairs, args.scale, stage1=args.stage1)
     write_bytes_atomic(args.out, (json.dumps(report, indent=1) + "\n").encode())
     print(json.dumps(report))
 

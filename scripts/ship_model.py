@@ -1,42 +1,80 @@
 """Copy a training run's exported model into the package as a shipped weight folder.
 
 Usage: python scripts/ship_model.py runs/liif-edsr-baseline liif [--description "..."]
+       python scripts/ship_model.py --repack FOLDER [FOLDER ...]
 
-Copies ``RUN/model/{model.safetensors,config.json}`` to ``src/anyres/weights/NAME/`` and records in
+Ships ``RUN/model/{model.safetensors,config.json}`` to ``src/anyres/weights/NAME/`` and records in
 config.json what the model card needs: training data, iterations, wall time and the recipe, read from the
 run's checkpoint metadata (safetensors header; nothing is unpickled). The measured table of the card is
 written afterwards by ``python benchmarks/liif_quality.py --card``.
+
+A shipped folder is lean: its floating tensors are stored as float16 (``hub.load_network`` upcasts them to
+float32; ``python benchmarks/fp16_weights.py`` measures the PSNR this costs), and a stage-2 LIIFusion leaves
+out its frozen stage-1 prior encoder, which only training runs (config.json ``hr_prior_encoder: false``).
+``--repack`` rewrites existing weight folders in place in that form (config.json card fields and README.md
+are kept). Training runs keep saving float32 with every module: resume from their checkpoints, not from a
+shipped folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from safetensors import safe_open
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    ap.add_argument("name")
-    ap.add_argument("--description", default=None)
-    args = ap.parse_args()
-    with safe_open(str(args.run / "checkpoint.safetensors"), framework="pt") as f:
+def inference_network(net: Any) -> Any:
+    """``net`` without what inference never runs: a stage-2 LIIFusion's stage-1 prior encoder (the frozen
+    target of its prior loss). Other networks are returned as they are."""
+    from anyres.sr.liifusion import LIIFusion
+
+    if not (isinstance(net, LIIFusion) and net.config.stage == 2 and net.prior_encoder is not None):
+        return net
+    slim = LIIFusion({**asdict(net.config), "hr_prior_encoder": False})
+    # Strict: the file may lack exactly the prior encoder, nothing else.
+    slim.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("prior_encoder.")})
+    return slim.eval()
+
+
+def write_shipped(net: Any, card: dict[str, Any], dest: Path) -> Path:
+    """Write ``dest/{model.safetensors,config.json}`` in the shipped form; ``card`` holds the config.json fields
+    beside the network's own (name, description, training, ...)."""
+    from anyres.hub import save_network
+
+    net = inference_network(net)
+    own = net.config_dict()
+    return save_network(net, dest, extra={k: v for k, v in card.items() if k not in own}, float16=True)
+
+
+def repack(folder: Path) -> None:
+    from anyres.hub import WEIGHTS, load_network
+
+    before = (folder / WEIGHTS).stat().st_size
+    net, config = load_network(folder)
+    write_shipped(net, config, folder)
+    print(f"repacked {folder}: {before / 2**20:.2f} -> {(folder / WEIGHTS).stat().st_size / 2**20:.2f} MiB")
+
+
+def ship(run: Path, name: str, description: str | None) -> None:
+    from anyres.hub import load_network
+
+    with safe_open(str(run / "checkpoint.safetensors"), framework="pt") as f:
         meta = json.loads(f.metadata()["anyres"])
-    model_dir = args.run / "model"
-    config = json.loads((model_dir / "config.json").read_text())
+    model_dir = run / "model"
+    net, config = load_network(model_dir)
     if config.get("iterations") != meta["iteration"]:
         raise SystemExit(f"{model_dir} (it {config.get('iterations')}) and the checkpoint "
                          f"(it {meta['iteration']}) differ; wait for the next checkpoint")
     train = meta["config"]
     config.update({
-        "name": args.name,
-        "description": args.description or config.get("description", ""),
+        "name": name,
+        "description": description or config.get("description", ""),
         "training": {
             "data": [Path(p).name for p in train["data"]["train"]],
             "iterations": meta["iteration"],
@@ -51,11 +89,27 @@ def main() -> None:
             "validation": meta.get("history", [])[-5:],
         },
     })
-    dest = ROOT / "src" / "anyres" / "weights" / args.name
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_dir / "model.safetensors", dest / "model.safetensors")
-    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    print(f"shipped {args.run} (iteration {meta['iteration']}, {meta['elapsed'] / 3600:.2f} h) -> {dest}")
+    dest = write_shipped(net, config, ROOT / "src" / "anyres" / "weights" / name)
+    print(f"shipped {run} (iteration {meta['iteration']}, {meta['elapsed'] / 3600:.2f} h) -> {dest}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, nargs="?")
+    ap.add_argument("name", nargs="?")
+    ap.add_argument("--description", default=None)
+    ap.add_argument("--repack", type=Path, nargs="+", metavar="FOLDER",
+                    help="rewrite these weight folders in place in the shipped form")
+    args = ap.parse_args()
+    if args.repack:
+        if args.run is not None:
+            ap.error("--repack takes folders only")
+        for folder in args.repack:
+            repack(folder)
+    elif args.run is None or args.name is None:
+        ap.error("give RUN and NAME, or --repack FOLDER ...")
+    else:
+        ship(args.run, args.name, args.description)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,12 @@
 
 A weight folder holds ``model.safetensors`` (never a pickle), ``config.json`` (enough to rebuild the
 network alone) and ``README.md`` (the model card).
+
+Precision: training runs save float32; shipped folders store their floating tensors as float16
+(``save_network(..., float16=True)``, about half the bytes). :func:`load_network` upcasts float16 and bfloat16
+tensors to float32, so every folder loads to the same float32 network whatever it stores (the float16 copy
+of a float32 folder loads to that network's weights rounded to float16: benchmarks/fp16_weights.py measures
+what that costs).
 """
 
 from __future__ import annotations
@@ -27,18 +33,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     write_bytes_atomic(path, data)
 
 
-def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None, *,
+                 float16: bool = False) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (``net.config_dict()`` plus ``extra``) into ``folder``.
 
     Each file is replaced atomically; the config alone rebuilds the network (:func:`load_network`).
+    ``float16=True`` stores every floating tensor as float16 (shipping; :func:`load_network` upcasts them);
+    integer tensors are kept as they are. Training runs keep the default, float32 as trained.
     """
     import json
 
+    import torch
     from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if float16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     _write_atomic(folder / WEIGHTS, save(state))
     config = {**net.config_dict(), **(extra or {})}
     _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
@@ -49,9 +61,12 @@ def load_network(folder: str | Path, device: str | None = None):
     """Rebuild a network from a folder's ``config.json`` and load ``model.safetensors`` (never unpickles).
 
     ``config["arch"]`` names a :data:`~anyres.registry.NETWORKS` entry whose builder carries a
-    ``config_class`` (``liif``, ``diinn``). Returns ``(net, config)``.
+    ``config_class`` (``liif``, ``diinn``). Float16 and bfloat16 tensors are upcast to float32, so a
+    float16 folder and a float32 one load to the same float32 network. Returns ``(net, config)``.
     """
     import json
+
+    import torch
 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -74,6 +89,7 @@ def load_network(folder: str | Path, device: str | None = None):
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except (OSError, SafetensorError) as err:
         raise RegistryError(f"{folder / WEIGHTS}: cannot read weights ({err})") from None
+    state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
     try:
         net.load_state_dict(state)
     except RuntimeError as err:

@@ -73,6 +73,24 @@ def test_save_load_round_trip_is_exact(arch, tmp_path):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_float16_folder_loads_to_the_rounded_float32_network(arch, tmp_path):
+    from safetensors import safe_open
+
+    net = _net(arch).eval()
+    save_network(net, tmp_path / "m", float16=True)
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    loaded, _ = load_network(tmp_path / "m")
+    for k, v in net.state_dict().items():  # upcast on load: float32 values, float16 precision
+        assert loaded.state_dict()[k].dtype == torch.float32 and torch.equal(loaded.state_dict()[k], v.half().float()), k
+    assert not all(torch.equal(v, v.half().float()) for v in net.state_dict().values())  # the rounding is real
+    rounded = _net(arch).eval()
+    rounded.load_state_dict({k: v.half().float() for k, v in net.state_dict().items()})
+    lr = torch.rand(1, 3, 8, 8)
+    assert torch.equal(render(loaded, lr, (20, 20), mode="exact"), render(rounded, lr, (20, 20), mode="exact"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_chunked_query_equals_full_query(arch):
     net = _net(arch).eval()
     lr = torch.rand(2, 3, 9, 11)

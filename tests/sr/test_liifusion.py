@@ -129,6 +129,45 @@ def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
         Trainer(bad, images=images, log=lambda msg: None)
 
 
+def test_stage2_without_its_hr_prior_encoder_renders_the_same_and_round_trips(tmp_path):
+    from anyres.hub import load_network
+    from anyres.sr.render import LIIFUpscaler
+
+    full = LIIFusion(tiny(stage=2)).eval()
+    slim = LIIFusion(tiny(stage=2, hr_prior_encoder=False)).eval()
+    assert slim.prior_encoder is None
+    state = {k: v for k, v in full.state_dict().items() if not k.startswith("prior_encoder.")}
+    assert len(state) < len(full.state_dict())
+    slim.load_state_dict(state)  # strict: the prior encoder is all it lacks
+    lr = torch.rand(1, 3, 9, 10)
+    for seed in (0, 1):
+        assert torch.equal(LIIFUpscaler(full, mode="exact", seed=seed).upscale(lr, (20, 23)),
+                           LIIFUpscaler(slim, mode="exact", seed=seed).upscale(lr, (20, 23)))
+    save_network(slim, tmp_path / "s2", float16=True)
+    loaded, config = load_network(tmp_path / "s2")
+    assert config["hr_prior_encoder"] is False and loaded.prior_encoder is None
+    with pytest.raises(RuntimeError, match="without its HR prior encoder"):
+        loaded.prior_from(lr, torch.rand(1, 3, 18, 20))
+    with pytest.raises(ValueError, match="stage 1 needs its prior encoder"):
+        LIIFusionConfig(stage=1, hr_prior_encoder=False)
+
+
+def test_shipped_stage2_leaves_out_the_prior_encoder_and_every_shipped_file_is_float16():
+    from safetensors import safe_open
+
+    from anyres.hub import WEIGHTS_DIR, load_network
+
+    for folder in sorted(WEIGHTS_DIR.iterdir()):
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}, folder.name
+            keys = set(f.keys())
+        if folder.name == "liifusion":
+            assert keys and not any(k.startswith("prior_encoder.") for k in keys)
+    net, config = load_network(WEIGHTS_DIR / "liifusion")
+    assert net.config.stage == 2 and net.prior_encoder is None
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
 def test_config_is_validated():
     with pytest.raises(ValueError, match="stage"):
         LIIFusionConfig(stage=3)

@@ -66,6 +66,9 @@ class LIIFusionConfig(LIIFConfig):
     timesteps: int = 4
     beta_start: float = 0.1
     beta_end: float = 0.99
+    # Stage 2 runs the stage-1 prior encoder only in training, as the frozen target of the prior loss; a
+    # shipped stage-2 folder (config.json ``hr_prior_encoder: false``) leaves it out and cannot train.
+    hr_prior_encoder: bool = True
 
     def __post_init__(self) -> None:
         if self.window < 2 or self.inject_depth < 1 or self.prior_dim < 1:
@@ -74,6 +77,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
             raise ValueError("need timesteps >= 1 and 0 < beta_start <= beta_end < 1")
+        if not self.hr_prior_encoder and self.stage == 1:
+            raise ValueError("LIIFusion stage 1 needs its prior encoder (hr_prior_encoder: true)")
 
 
 class PriorEncoder(nn.Module):
@@ -187,13 +192,14 @@ class LIIFusion(LIIF):
         super().__init__(config, **kwargs)
         cfg = self.config
         c = self.encoder.out_dim
-        self.prior_encoder = PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim)
+        self.prior_encoder = PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim) if cfg.hr_prior_encoder else None
         self.injector = PriorInjector(c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio)
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
         if cfg.stage == 2:
             self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim)
             self.denoiser = PriorDenoiser(cfg.prior_dim, cfg.denoise_blocks, cfg.timesteps)
-            self.prior_encoder.requires_grad_(False)  # stage 2's target: the frozen stage-1 prior encoder
+            if self.prior_encoder is not None:
+                self.prior_encoder.requires_grad_(False)  # stage 2's target: the frozen stage-1 prior encoder
             self.init_new_modules = ("condition_encoder.", "denoiser.")  # not in a stage-1 file
 
     def config_dict(self) -> dict[str, Any]:
@@ -205,6 +211,9 @@ class LIIFusion(LIIF):
 
     def prior_from(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``."""
+        if self.prior_encoder is None:
+            raise RuntimeError("this stage-2 LIIFusion was built without its HR prior encoder (hr_prior_encoder: "
+                               "false, as shipped); the stage-1 model it started from has the same one")
         lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
         return self.prior_encoder(lr_up, hr)
 

@@ -86,6 +86,7 @@ Also different, by choice rather than bug:
 from __future__ import annotations
 
 import torch
+from anyres.checks import check_image, describe, check_int, check_positive, check_same_shape
 
 __all__ = [
     "CUBIC_TERMS",
@@ -118,14 +119,8 @@ FUSION_MODES = ("sum", "deviation")
 # Validation
 
 
-def _shape(value) -> str:
-    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
-def _check_size(height: int, width: int) -> None:
-    for name, n in (("height", height), ("width", width)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
 
 
 def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int, int | None]:
@@ -138,7 +133,7 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
     for name, (value, ndim) in shapes.items():
         if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != ndim:
             want = "(B, N)" if ndim == 2 else "(B, N, C)"
-            raise ValueError(f"{name} must be a float tensor of shape {want}, got shape {_shape(value)}")
+            raise ValueError(f"{name} must be a float tensor of shape {want}, got shape {describe(value)}")
         if ref is None:
             ref, batch, count = value, value.shape[0], value.shape[1]
         elif value.dtype != ref.dtype or value.device != ref.device:
@@ -157,23 +152,10 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
     return batch, count, channels
 
 
-def _check_positive(name: str, value: torch.Tensor) -> None:
-    if not bool((value > 0).all()):
-        raise ValueError(f"{name} must be > 0 everywhere, got min {value.min().item()!r}")
 
 
-def _check_image(name: str, image: torch.Tensor) -> tuple[int, int, int, int]:
-    if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.dim() != 4:
-        raise ValueError(f"{name} must be a float (B, C, H, W) tensor, got shape {_shape(image)}")
-    if image.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(image.shape)}")
-    return tuple(image.shape)  # type: ignore[return-value]
 
 
-def _check_same(name: str, value: torch.Tensor, other_name: str, other: torch.Tensor) -> None:
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.shape != other.shape:
-        raise ValueError(f"{name} must be a float tensor of {other_name}'s shape {tuple(other.shape)}, "
-                         f"got shape {_shape(value)}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -186,7 +168,8 @@ def unit_grid(height: int, width: int, *, dtype: torch.dtype = torch.float32,
 
     ``x`` varies along the width (columns, rightwards), ``y`` along the height (rows, downwards).
     """
-    _check_size(height, width)
+    check_int(height, "height", minimum=1)
+    check_int(width, "width", minimum=1)
     y = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
     x = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
     return x.expand(height, width), y[:, None].expand(height, width)
@@ -207,7 +190,7 @@ def straight_through_bit(logit: torch.Tensor) -> torch.Tensor:
     the affine map to {0, 1}.
     """
     if not isinstance(logit, torch.Tensor) or not logit.is_floating_point():
-        raise ValueError(f"logit must be a float tensor, got {_shape(logit)} "
+        raise ValueError(f"logit must be a float tensor, got {describe(logit)} "
                          f"of dtype {getattr(logit, 'dtype', None)}")
     hard = (logit > 0).to(logit.dtype)
     soft = 0.5 * (logit.clamp(-1.0, 1.0) + 1.0)
@@ -245,11 +228,12 @@ def graduated_map(height: int, width: int, *, slope: torch.Tensor, intercept: to
     Without inversion the full effect is on the side of growing ``y`` (below the line in the image).
     Every value lies between 1 and ``s`` (inclusive), so in [0, 2] when ``s`` is.
     """
-    _check_size(height, width)
+    check_int(height, "height", minimum=1)
+    check_int(width, "width", minimum=1)
     _check_params({"slope": (slope, 2), "intercept": (intercept, 2), "offset1": (offset1, 2),
                    "offset2": (offset2, 2), "invert": (invert, 2), "scale": (scale, 3)})
-    _check_positive("offset1", offset1)
-    _check_positive("offset2", offset2)
+    check_positive(offset1, "offset1")
+    check_positive(offset2, "offset2")
     if not bool(((invert >= 0) & (invert <= 1)).all()):
         raise ValueError(f"invert must lie in [0, 1], got values in [{invert.min().item()}, {invert.max().item()}]")
     x, y = unit_grid(height, width, dtype=slope.dtype, device=slope.device)
@@ -293,11 +277,12 @@ def elliptical_map(height: int, width: int, *, centre_x: torch.Tensor, centre_y:
 
     Outside the ellipse the map is 1. Every value lies between 1 and ``s`` (inclusive).
     """
-    _check_size(height, width)
+    check_int(height, "height", minimum=1)
+    check_int(width, "width", minimum=1)
     _check_params({"centre_x": (centre_x, 2), "centre_y": (centre_y, 2), "semi_a": (semi_a, 2),
                    "semi_b": (semi_b, 2), "angle": (angle, 2), "scale": (scale, 3)})
-    _check_positive("semi_a", semi_a)
-    _check_positive("semi_b", semi_b)
+    check_positive(semi_a, "semi_a")
+    check_positive(semi_b, "semi_b")
     x, y = unit_grid(height, width, dtype=centre_x.dtype, device=centre_x.device)
 
     def per_instance(p: torch.Tensor) -> torch.Tensor:
@@ -326,12 +311,12 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     head's 60 outputs ordered R 0-19, G 20-39, B 40-59 are ``coeffs.view(B, 3, 20)``.
     ``x, y`` are the normalised pixel centres of the module docstring.
     """
-    b, c, h, w = _check_image("image", image)
+    b, c, h, w = check_image(image, "image", nonempty=True)
     if (not isinstance(coeffs, torch.Tensor) or not coeffs.is_floating_point()
             or coeffs.shape != (b, c, len(CUBIC_TERMS))):
         n = len(CUBIC_TERMS)
         raise ValueError(f"coeffs must be a float tensor of shape (B, C, {n}) = ({b}, {c}, {n}) for an image "
-                         f"of shape {tuple(image.shape)}, got shape {_shape(coeffs)}")
+                         f"of shape {tuple(image.shape)}, got shape {describe(coeffs)}")
     coeffs = coeffs.to(dtype=image.dtype)
     x, y = unit_grid(h, w, dtype=image.dtype, device=image.device)
     # Group the terms by the power of i: f = ((P3 i + P2) i + P1) i + P0, each P_r a polynomial in (x, y)
@@ -366,7 +351,7 @@ def combine_instances(maps: torch.Tensor) -> torch.Tensor:
     ``maps``: ``(B, N, C, H, W)`` float, as returned by :func:`graduated_map` or :func:`elliptical_map`.
     """
     if not isinstance(maps, torch.Tensor) or not maps.is_floating_point() or maps.dim() != 5:
-        raise ValueError(f"maps must be a float (B, N, C, H, W) tensor, got shape {_shape(maps)}")
+        raise ValueError(f"maps must be a float (B, N, C, H, W) tensor, got shape {describe(maps)}")
     return torch.clamp(torch.prod(maps, dim=1), 0.0, 2.0)
 
 
@@ -377,8 +362,8 @@ def fuse_scale_maps(graduated: torch.Tensor, elliptical: torch.Tensor, *, mode: 
     [0, 2], neutral at 1). ``mode='sum'`` (paper and released code): ``clamp(s_g + s_e, 0, 2)``, neutral at 2;
     ``mode='deviation'`` (the official v2 fix): ``clamp(1 + (s_g - 1) + (s_e - 1), 0, 2)``, neutral at 1.
     """
-    _check_image("graduated", graduated)
-    _check_same("elliptical", elliptical, "graduated", graduated)
+    check_image(graduated, "graduated", nonempty=True)
+    check_same_shape(elliptical, "elliptical", graduated, "graduated")
     if mode == "sum":
         fused = graduated + elliptical
     elif mode == "deviation":
@@ -394,8 +379,8 @@ def apply_scale_map(image: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     ``image``: ``(B, C, H, W)`` float, nominally in [0, 1] (the cubic filter's ``Y2``); ``scale``: the same
     shape, nominally in [0, 2] (:func:`fuse_scale_maps`).
     """
-    _check_image("image", image)
-    _check_same("scale", scale, "image", image)
+    check_image(image, "image", nonempty=True)
+    check_same_shape(scale, "scale", image, "image")
     return torch.clamp(image * scale, 0.0, 1.0)
 
 
@@ -405,6 +390,6 @@ def long_residual(filtered: torch.Tensor, backbone: torch.Tensor) -> torch.Tenso
     ``filtered``: ``Y3`` from :func:`apply_scale_map`, ``(B, C, H, W)`` in [0, 1]; ``backbone``: ``Y1``, the same
     shape, any real.
     """
-    _check_image("filtered", filtered)
-    _check_same("backbone", backbone, "filtered", filtered)
+    check_image(filtered, "filtered", nonempty=True)
+    check_same_shape(backbone, "backbone", filtered, "filtered")
     return torch.clamp(filtered + backbone, 0.0, 1.0)

@@ -78,6 +78,7 @@ from anyres.ops.color import quantize
 from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
 from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.ops.noise import gaussian_noise, poisson_noise
+from anyres.checks import check_image, check_unit_range
 
 __all__ = [
     "RECORD_FORMAT",
@@ -131,14 +132,6 @@ def _log_uniform(draw: Draw, rng: tuple[float, float]) -> float:
     return lo if lo == hi else math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
 
 
-def _check_images(name: str, x: Any) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a float (B, 3, H, W) tensor, got shape {shape}")
-    if x.numel():
-        lo, hi = x.min().item(), x.max().item()
-        if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
-            raise ValueError(f"{name} values must be in [0, 1], got min {lo} and max {hi}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -162,7 +155,8 @@ class EnhanceTask(Configured):
     def apply(self, clean: torch.Tensor, records: Sequence[dict]) -> torch.Tensor:
         """Damage ``clean`` ``(B, 3, H, W)`` in [0, 1] with ``B`` records; deterministic. Returns the degraded input
         ``(B, 3, H, W)`` in [0, 1] (``clean``'s device and dtype); the training target is ``clean`` itself."""
-        _check_images("clean", clean)
+        check_image(clean, "clean", channels=3)
+        check_unit_range(clean, "clean")
         if len(records) != clean.shape[0]:
             raise ValueError(f"got {len(records)} records for a batch of shape {tuple(clean.shape)}")
         for i, record in enumerate(records):
@@ -176,7 +170,8 @@ class EnhanceTask(Configured):
 
     def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
         """Sample for ``clean``'s batch, then apply: returns ``(degraded, records)``."""
-        _check_images("clean", clean)
+        check_image(clean, "clean", channels=3)
+        check_unit_range(clean, "clean")
         records = self.sample(clean.shape[0], generator)
         return self.apply(clean, records), records
 

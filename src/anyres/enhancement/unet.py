@@ -33,6 +33,7 @@ from torch import nn
 from anyres.registry import NETWORKS
 
 from anyres.nn.config import config_from_dict, resolve_config
+from anyres.checks import check_image
 
 __all__ = ["UNetEnhancer", "UNetEnhancerConfig", "parameter_count", "DEEPLPF_PARAMETERS"]
 
@@ -69,12 +70,6 @@ class _DoubleConv(nn.Sequential):
                          nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(_LEAK))
 
 
-def _check_input(x: Any) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or x.shape[1] != 3 \
-            or x.numel() == 0:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"unet-enhancer input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], "
-                         f"got shape {shape}")
 
 
 class UNetEnhancer(nn.Module):
@@ -108,7 +103,7 @@ class UNetEnhancer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` RGB in [0, 1] -> enhanced ``(B, 3, H, W)`` in [0, 1]."""
-        _check_input(x)
+        check_image(x, "unet-enhancer input", channels=3, nonempty=True)
         h, w = x.shape[-2:]
         feat = self._pad(x)
         skips = []

@@ -22,6 +22,7 @@ does not select never sees the cube root of 0 or a negative base; the gradient i
 from __future__ import annotations
 
 import torch
+from anyres.checks import check_image
 
 __all__ = [
     "SRGB_TO_XYZ",
@@ -50,11 +51,6 @@ _LINEAR_KNEE = 0.04045 / 12.92   # the same point in linear light (0.0031308...)
 _DELTA = 6.0 / 29.0              # CIE Lab: f is a cube root above DELTA^3, linear below
 
 
-def _check_rgb(name: str, x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        dtype = f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) else ""
-        raise ValueError(f"{name} must be a float (B, 3, H, W) tensor, got shape {shape}{dtype}")
 
 
 def _mix(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,14 +70,14 @@ def _white(like: torch.Tensor) -> torch.Tensor:
 
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     """Decode the sRGB transfer function: ``(B, 3, H, W)`` encoded values -> linear light, same shape."""
-    _check_rgb("rgb", rgb)
+    check_image(rgb, "rgb", channels=3)
     power = ((rgb.clamp_min(_SRGB_KNEE) + 0.055) / 1.055) ** 2.4
     return torch.where(rgb <= _SRGB_KNEE, rgb / 12.92, power)
 
 
 def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     """Encode linear light with the sRGB transfer function (inverse of :func:`srgb_to_linear`), same shape."""
-    _check_rgb("linear", linear)
+    check_image(linear, "linear", channels=3)
     power = 1.055 * linear.clamp_min(_LINEAR_KNEE) ** (1.0 / 2.4) - 0.055
     return torch.where(linear <= _LINEAR_KNEE, linear * 12.92, power)
 
@@ -93,13 +89,13 @@ def rgb_to_xyz(rgb: torch.Tensor) -> torch.Tensor:
 
 def xyz_to_rgb(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) -> sRGB, the inverse of :func:`rgb_to_xyz` (not clamped to the gamut)."""
-    _check_rgb("xyz", xyz)
+    check_image(xyz, "xyz", channels=3)
     return linear_to_srgb(_mix(_matrix(xyz, inverse=True), xyz))
 
 
 def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) ``(B, 3, H, W)`` -> ``(L, a, b)``, same shape; white ``WHITE_D65`` -> ``(100, 0, 0)``."""
-    _check_rgb("xyz", xyz)
+    check_image(xyz, "xyz", channels=3)
     t = xyz / _white(xyz)
     cube_root = t.clamp_min(_DELTA ** 3) ** (1.0 / 3.0)
     f = torch.where(t > _DELTA ** 3, cube_root, t / (3.0 * _DELTA ** 2) + 4.0 / 29.0)
@@ -109,7 +105,7 @@ def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
 
 def lab_to_xyz(lab: torch.Tensor) -> torch.Tensor:
     """``(L, a, b)`` -> CIE XYZ (D65), the inverse of :func:`xyz_to_lab`."""
-    _check_rgb("lab", lab)
+    check_image(lab, "lab", channels=3)
     light, a, b = lab.unbind(1)
     fy = (light + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=1)

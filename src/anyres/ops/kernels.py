@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+from anyres.checks import check_int, check_positive
 
 __all__ = [
     "gaussian_kernel",
@@ -51,10 +52,6 @@ _MIN_SIGMA = 1e-6
 # Validation and shared helpers
 
 
-def _check_size(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise ValueError(f"kernel size must be an odd int >= 1, got {size!r}")
-    return size
 
 
 def _batch_params(**params: torch.Tensor | None) -> tuple[int, torch.device, torch.dtype]:
@@ -82,14 +79,8 @@ def _float(value: torch.Tensor, device: torch.device, dtype: torch.dtype) -> tor
     return value.to(device=device, dtype=dtype)
 
 
-def _check_nonnegative(name: str, value: torch.Tensor) -> None:
-    if not torch.isfinite(value).all() or (value < 0).any():
-        raise ValueError(f"{name} must be finite and >= 0, got {value.tolist()}")
 
 
-def _check_positive(name: str, value: torch.Tensor) -> None:
-    if not torch.isfinite(value).all() or (value <= 0).any():
-        raise ValueError(f"{name} must be finite and > 0, got {value.tolist()}")
 
 
 def _grid(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,8 +138,8 @@ def _shape_params(sigma_x, sigma_y, theta, **extra):
     sigma_x = _float(sigma_x, device, dtype)
     sigma_y = sigma_x if sigma_y is None else _float(sigma_y, device, dtype)
     theta = torch.zeros_like(sigma_x) if theta is None else _float(theta, device, dtype)
-    _check_nonnegative("sigma_x", sigma_x)
-    _check_nonnegative("sigma_y", sigma_y)
+    check_positive(sigma_x, "sigma_x", strict=False)
+    check_positive(sigma_y, "sigma_y", strict=False)
     if not torch.isfinite(theta).all():
         raise ValueError(f"theta must be finite, got {theta.tolist()}")
     return batch, device, dtype, sigma_x, sigma_y, theta
@@ -191,7 +182,7 @@ def gaussian_kernel(
     Returns:
         ``(B, k, k)`` kernels, each summing to 1. Differentiable in the sigmas and the angle.
     """
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     batch, device, dtype, sx, sy, th = _shape_params(sigma_x, sigma_y, theta, support=support)
     q = _rotated_quadratic_form(size, sx, sy, th)
     return _normalise(torch.exp(-0.5 * q), _support_mask(size, support, batch, device, dtype))
@@ -209,7 +200,7 @@ def gaussian_kernel_from_covariance(
     Returns:
         ``(B, k, k)`` kernels summing to 1.
     """
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     if covariance.dim() != 3 or covariance.shape[1:] != (2, 2):
         raise ValueError(f"covariance must have shape (B, 2, 2), got shape {tuple(covariance.shape)}")
     dtype = covariance.dtype if covariance.is_floating_point() else torch.get_default_dtype()
@@ -250,11 +241,11 @@ def bsrgan_anisotropic_kernel(
     Returns:
         ``(B, k, k)`` kernels summing to 1.
     """
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     _, device, dtype = _batch_params(var_1=var_1, var_2=var_2, theta=theta, support=support)
     var_1, var_2, theta = (_float(t, device, dtype) for t in (var_1, var_2, theta))
-    _check_positive("var_1", var_1)
-    _check_positive("var_2", var_2)
+    check_positive(var_1, "var_1")
+    check_positive(var_2, "var_2")
     c, s = torch.cos(theta), torch.sin(theta)
     reflection = torch.stack([torch.stack([c, s], -1), torch.stack([s, -c], -1)], -2)  # its own inverse
     cov = reflection @ torch.diag_embed(torch.stack([var_1, var_2], -1)) @ reflection
@@ -312,10 +303,10 @@ def plateau_kernel(
 
 def _beta_kernel(size, sigma_x, sigma_y, theta, beta, support, profile) -> torch.Tensor:
     """Shared body of the beta-shaped families: ``profile(q ** beta)`` normalised over the support."""
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     batch, device, dtype, sx, sy, th = _shape_params(sigma_x, sigma_y, theta, beta=beta, support=support)
     beta = _float(beta, device, dtype)
-    _check_positive("beta", beta)
+    check_positive(beta, "beta")
     q = _rotated_quadratic_form(size, sx, sy, th)
     return _normalise(profile(_safe_pow(q, beta)), _support_mask(size, support, batch, device, dtype))
 
@@ -339,7 +330,7 @@ def sinc_kernel(size: int, cutoff: torch.Tensor, *, support: torch.Tensor | None
     Returns:
         ``(B, k, k)`` kernels summing to 1 (not differentiable in ``cutoff``: torch has no Bessel gradient).
     """
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     batch, device, dtype = _batch_params(cutoff=cutoff, support=support)
     omega = _float(cutoff, device, dtype)
     if not torch.isfinite(omega).all() or (omega <= 0).any() or (omega > math.pi + 1e-6).any():
@@ -405,7 +396,7 @@ def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
     The centre tap stays the centre, so filtering with the padded kernel gives the same result.
     """
     _check_kernel(kernel)
-    size = _check_size(size)
+    size = check_int(size, "kernel size", minimum=1, odd=True)
     kh, kw = kernel.shape[-2:]
     if kh > size or kw > size:
         raise ValueError(f"cannot pad kernel of shape {tuple(kernel.shape)} to size {size}")

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
-from anyres.sr.upscaler import Upscaler, check_image
+from anyres.checks import check_image
+from anyres.sr.upscaler import Upscaler
 from anyres.ops.coords import centres
 
 __all__ = ["render", "LIIFUpscaler", "DEFAULT_TILE", "DEFAULT_CHUNK"]
@@ -42,7 +43,7 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
     networks that take one (LIIFusion; e.g. the HR prior of a stage-1 model in an oracle evaluation).
     Returns ``(1, 3, H, W)`` float32, not clamped.
     """
-    check_image(lr, "lr")
+    check_image(lr, "lr", channels=(1, 3))
     if lr.shape[0] != 1 or lr.shape[1] != 3:
         raise ValueError(f"render expects one RGB image (1, 3, h, w), got {tuple(lr.shape)}")
     out_h, out_w = int(size[0]), int(size[1])

@@ -7,15 +7,11 @@ from typing import Sequence
 import torch
 
 from anyres.ops.resize import MODES, resize
+from anyres.checks import check_image
 
-__all__ = ["Upscaler", "InterpolationUpscaler", "check_image"]
+__all__ = ["Upscaler", "InterpolationUpscaler"]
 
 
-def check_image(x: torch.Tensor, name: str = "image") -> None:
-    """Raise a ValueError naming the actual shape unless ``x`` is ``(B, 1|3, H, W)`` floating point."""
-    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point():
-        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"{name} must be a float tensor of shape (B, 1|3, H, W), got {shape}")
 
 
 class Upscaler:
@@ -30,7 +26,7 @@ class Upscaler:
 
     def upscale(self, lr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         """``(B, C, h, w)`` in [0, 1], C in {1, 3} -> ``(B, C, H, W)`` with ``(H, W) = size`` (not clamped)."""
-        check_image(lr, "lr")
+        check_image(lr, "lr", channels=(1, 3))
         out_h, out_w = int(size[0]), int(size[1])
         if out_h < 1 or out_w < 1:
             raise ValueError(f"output size must be positive, got {tuple(size)}")
@@ -55,7 +51,7 @@ class InterpolationUpscaler(Upscaler):
         self.mode = mode
 
     def upscale(self, lr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        check_image(lr, "lr")
+        check_image(lr, "lr", channels=(1, 3))
         return resize(lr, size=(int(size[0]), int(size[1])), mode=self.mode)
 
     def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -35,6 +35,9 @@ def _imports(path: Path):
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("anyres."):
             yield node.module.split(".")[1], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module == "anyres":
+            for alias in node.names:
+                yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom) and node.level:
             raise AssertionError(f"{path.relative_to(SRC)}:{node.lineno}: relative import (use anyres.…)")
         elif isinstance(node, ast.Import):

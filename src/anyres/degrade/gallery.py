@@ -32,19 +32,18 @@ its pixels are ``round(255 * value)`` of the (upscaled) image, exactly.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Sequence, Union
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from anyres import pictures
 from anyres.ops.resize import imresize
 
 from anyres.degrade import get_pipeline
 from anyres.degrade.base import Pipeline
 
-__all__ = ["make_gallery", "summarise", "sample_row", "display_tile", "to_uint8", "LEGEND", "TEXT_LINES"]
+__all__ = ["make_gallery", "summarise", "sample_row", "display_tile", "LEGEND", "TEXT_LINES"]
 
 # At most this many summary lines under a tile (summarise never returns more).
 TEXT_LINES = 6
@@ -187,12 +186,6 @@ def summarise(record: dict) -> list[str]:
 # Tiles
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` (or ``(3, H, W)``) in [0, 1] -> ``(H, W, 3)`` uint8, ``round(255 * clamp(x))``."""
-    x = x.detach().to("cpu", torch.float32)
-    if x.dim() == 4:
-        x = x[0]
-    return x.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def display_tile(lr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -217,61 +210,18 @@ def sample_row(pipeline: Union[str, Pipeline], hr: torch.Tensor, n: int, scale: 
 # Layout
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable built-in font
-    except TypeError:  # older Pillow: the fixed bitmap font
-        return ImageFont.load_default()
 
 
-def _line_height(font) -> int:
-    if hasattr(font, "getmetrics"):
-        ascent, descent = font.getmetrics()
-        return ascent + descent - 1
-    return font.getbbox("Agjy|")[3] + 1
 
 
-def _space(font) -> float:
-    """The gap drawn for a space: the built-in font's own space is too narrow to separate fields clearly."""
-    size = getattr(font, "size", None)
-    own = font.getlength(" ") if hasattr(font, "getlength") else 3.0
-    return max(own, round(0.4 * size)) if size else own
 
 
-def _width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
-    words = text.split(" ")
-    return sum(draw.textlength(w, font=font) for w in words) + _space(font) * (len(words) - 1)
 
 
-def _put(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, fill) -> None:
-    """Draw ``text`` word by word, with :func:`_space` between words."""
-    x, y = xy
-    for word in text.split(" "):
-        if word:
-            draw.text((round(x), y), word, fill=fill, font=font)
-        x += draw.textlength(word, font=font) + _space(font)
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` cut (ending in "..") so that it fits in ``width`` pixels."""
-    if _width(draw, text, font) <= width:
-        return text
-    while text and _width(draw, text + "..", font) > width:
-        text = text[:-1]
-    return text + ".."
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and _width(draw, candidate, font) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    return lines + ([line] if line else [])
 
 
 def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = ("classical", "bsrgan", "realesrgan"),
@@ -305,8 +255,8 @@ def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = (
     hr = hr.detach().to("cpu", torch.float32)
     H, W = int(hr.shape[-2]), int(hr.shape[-1])
 
-    font, label_font = _font(font_size), _font(font_size + 3)
-    line_h = _line_height(font)
+    font, label_font = pictures.font(font_size), pictures.font(font_size + 3)
+    line_h = pictures.line_height(font) - 1
     text_h = text_height if text_height is not None else TEXT_LINES * line_h + 4
     col_w, row_h = max(W, text_width), H + text_h
     width = pad + label_width + (n + 1) * (col_w + pad)
@@ -316,12 +266,12 @@ def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = (
     legend_lines = []
     if legend:
         for paragraph in LEGEND:
-            legend_lines += _wrap(scratch, paragraph, font, width - 2 * pad)
+            legend_lines += pictures.wrap_words(scratch, paragraph, font, width - 2 * pad)
     legend_h = len(legend_lines) * line_h + pad if legend_lines else 0
 
     canvas = Image.new("RGB", (width, grid_h + legend_h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    hr_tile = to_uint8(hr)
+    hr_tile = pictures.to_uint8(hr)
     all_records: dict[str, list[dict]] = {}
 
     for r, spec in enumerate(pipelines):
@@ -338,12 +288,12 @@ def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = (
         label_lines = [(key, label_font), (f"x{_num(scale, 2)} seed {seed}", font)]
         ty = y
         for text, f in label_lines:
-            _put(draw, (pad, ty), _fit(draw, text, f, label_width - pad), f, (0, 0, 0))
-            ty += _line_height(f) + 2
+            pictures.put_words(draw, (pad, ty), pictures.fit_words(draw, text, f, label_width - pad), f, (0, 0, 0))
+            ty += pictures.line_height(f) - 1 + 2
 
         lr_h, lr_w = records[0]["lr_size"]
         tiles = [(hr_tile, [f"HR {H}x{W}", f"LR {lr_h}x{lr_w}", "LR tiles: nearest", f"upscaled to {H}x{W}"])]
-        tiles += [(to_uint8(display_tile(lr, (H, W))), summarise(record)) for lr, record in zip(lrs, records)]
+        tiles += [(pictures.to_uint8(display_tile(lr, (H, W))), summarise(record)) for lr, record in zip(lrs, records)]
         for c, (tile, lines) in enumerate(tiles):
             x_col = pad + label_width + c * (col_w + pad)
             canvas.paste(Image.fromarray(tile, "RGB"), (x_col + (col_w - W) // 2, y))
@@ -351,9 +301,9 @@ def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = (
                 ty = y + H + 1 + i * line_h
                 if ty + line_h > y + row_h:
                     break
-                _put(draw, (x_col, ty), _fit(draw, line, font, col_w), font, (0, 0, 0))
+                pictures.put_words(draw, (x_col, ty), pictures.fit_words(draw, line, font, col_w), font, (0, 0, 0))
 
     for i, line in enumerate(legend_lines):
-        _put(draw, (pad, grid_h + i * line_h), line, font, (60, 60, 60))
+        pictures.put_words(draw, (pad, grid_h + i * line_h), line, font, (60, 60, 60))
 
     return (canvas, all_records) if return_records else canvas

@@ -1,40 +1,12 @@
 """The shared contract of degradation pipelines: draw parameters first, then apply them deterministically.
 
-A pipeline turns HR images into LR images in two separate steps (STYLE.md, habit 3)::
-
-    records = pipeline.sample(batch, generator, scale=4, hr_size=(H, W))   # B plain dicts
+    records = pipeline.sample(batch, generator, scale=4, hr_size=(H, W))   # B plain JSON dicts
     lr = pipeline.apply(hr, records)                                        # no randomness left
 
-``sample`` makes every random decision of a sample, in order, from the explicit ``torch.Generator``: step
-order, kernel parameters (not the kernel taps), resize modes and sizes, noise levels, JPEG qualities and one
-integer seed per random noise field. The result is a list of plain, JSON-serialisable dicts (ints, floats,
-bools, strings, ``None``, lists, dicts; never tuples or tensors), so ``json.loads(json.dumps(records)) ==
-records`` holds and replaying a loaded record gives bit-identical output. ``apply`` reads only the records
-(never the config), so a record file replays without the config that produced it. Each sample is processed
-on its own, so the output of a sample never depends on the other samples of the batch.
-
-Image contract: ``hr`` is ``(B, 3, H, W)`` float RGB in [0, 1] (checked); the result is ``(B, 3, h, w)`` in
-[0, 1] on ``hr``'s device, in its dtype.
-
-Any scale, and how LR pixels line up with HR pixels
----------------------------------------------------
-Every pipeline accepts any scale factor ``s >= 1`` (not only 2 and 4). The LR size is
-
-    ``h = round(H / s)``, ``w = round(W / s)``   (halves round up; at least 1 pixel)
-
-and the last resize of every pipeline lands on exactly that size. Every resize maps the whole input extent
-onto the whole output extent (pixel-area convention), so the LR image covers exactly the HR field of view:
-LR pixel ``m`` covers HR rows ``[m H / h, (m + 1) H / h)`` and its centre sits at HR coordinate
-``(m + 0.5) H / h - 0.5``. The effective factor per axis is ``H / h``, which equals ``s`` when ``s``
-divides ``H``; to make training pairs with an exact factor, crop the HR to a multiple of ``s`` first (or to
-``round(h s)`` for a non-integer ``s``). The HR image is never cropped or changed by a pipeline.
-
-Ranges in configs
------------------
-Configs are frozen dataclasses with the papers' / reference configs' defaults; every range and probability
-is a field. A range is ``(low, high)``; a bound is either a number or a pair ``(c, k)`` meaning
-``c + k * s`` for the scale ``s`` in effect, which is how the references make ranges scale-dependent
-(BSRGAN's isotropic width ``[0.1, 2 + 0.2 s]`` is ``(0.1, (2.0, 0.2))``). ``(v, v)`` fixes a value.
+``hr`` is ``(B, 3, H, W)`` float RGB in [0, 1]; ``lr`` is ``(B, 3, h, w)`` in [0, 1] with ``h = round(H / s)``,
+``w = round(W / s)`` for any ``s >= 1``, LR pixel ``m`` covering HR rows ``[m H / h, (m + 1) H / h)``. Records
+replay bit-identically without the config. The contract, the alignment and the range syntax ``(c, k)`` =
+``c + k s``: docs/methods/classical.md.
 """
 
 from __future__ import annotations

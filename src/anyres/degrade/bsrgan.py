@@ -1,65 +1,9 @@
-"""BSRGAN's degradation model (Zhang, Liang, Van Gool, Timofte, "Designing a Practical Degradation Model for
-Deep Blind Image Super-Resolution", ICCV 2021), per sample, at any scale.
+"""BSRGAN's degradation model (Zhang, Liang, Van Gool & Timofte, ICCV 2021), drawn per sample, at any scale.
 
-Per sample (facts from the project's reference digest, ``blind_sr.md`` section 1.3):
-
-1. with probability ``halve_prob`` (only for ``s >= halve_min_scale``; the reference: only at x4) the image
-   is first halved (OpenCV-style bilinear / bicubic / area, or MATLAB's antialiased bicubic, 50/50) and the
-   scale in effect becomes ``s / 2`` for every later range;
-2. seven steps run in a uniformly random order, except that ``down1`` always precedes ``down2`` (2520
-   orders): two blurs, ``down1``, ``down2``, Gaussian noise, JPEG (probability ``jpeg_prob``) and processed
-   camera-sensor noise (probability ``camera_prob``);
-
-   - blurs: an isotropic Gaussian (width ``U[0.1, 2 + 0.2 s]``) and an anisotropic one (covariance
-     eigenvalues ``U[0.5, 4 + s]``, angle ``U[0, pi)``), odd sizes uniform in 7..21, reflect-101 borders;
-   - ``down1``: with probability ``1 - nearest_prob`` a resize by ``1 / a``, ``a ~ U[1, 2 s]``, with a random
-     mode; otherwise the "nearest" downsampling: a Gaussian of width ``U[0.1, 0.6 s]`` and one sample per LR
-     pixel at its block centre (see ``steps.apply_block_sample``: for an integer ``s`` this is exactly the
-     reference's kernel shifted by ``(s - 1) / 2`` followed by stride-``s`` decimation);
-   - ``down2``: a resize with a random mode to exactly the LR size. When ``a > s`` it upsamples: the paper's
-     "down-up" sampling;
-   - Gaussian noise, always: level ``2..25`` (whole numbers, 0..255 scale); colour / gray / channel-correlated
-     with probabilities 0.4 / 0.4 / 0.2;
-   - JPEG quality ``30..95``; camera noise through ``ops.noise.camera_sensor_noise``;
-3. a final JPEG (quality ``30..95``), always.
-
-Where this follows the paper rather than the reference code (``cszn/KAIR utils_blindsr.py``), on purpose:
-
-- **One isotropic and one anisotropic blur.** The paper names the two blurs by kind; the code lets each blur
-  flip its own coin, so 25% of samples get two isotropic and 25% two anisotropic blurs.
-  ``blur_coin=True`` restores the code's behaviour.
-- **Ranges from the paper**: kernel sizes 7..21 (code 7..25), isotropic width from 0.1 (code 0, i.e. a delta),
-  anisotropic eigenvalues from 0.5 (code 0), "nearest" kernel 21 taps (code 25; grown when needed to hold
-  +-3 sigma at large scales).
-- **Correlated noise uses the sample's own level** and a positive semi-definite covariance. The code always
-  scales this branch by the maximum level 25/255 and takes an elementwise ``abs`` that can make the matrix
-  indefinite (``ops.noise.random_channel_covariance``).
-- **Camera-sensor noise is applied** with the paper's probability 0.25 through anyres's own
-  unprocess -> RAW noise -> process simulation; the released code has no ISP model and never applies this
-  step. The HR image is not sent through the ISP (the simulation is the identity without noise).
-
-Other differences, for any-scale use and reproducibility:
-
-- any ``s >= 1``: the ranges above are written as functions of the scale in effect; ``down2`` always lands on
-  ``round(H / s) x round(W / s)`` of the original HR (see ``base``); no mod-crop and no random crop (cropping
-  belongs to the data pipeline, and the HR stays untouched);
-- resizing is ``ops.resize.imresize`` throughout: bilinear and bicubic without antialiasing (as OpenCV's
-  ``resize``), area as a box average, cubic with MATLAB's ``a = -0.5`` (OpenCV uses -0.75); the halving
-  step's "MATLAB" branch is antialiased bicubic;
-- JPEG uses Pillow's codec (the reference: OpenCV's); both are libjpeg-style baseline codecs;
-- every draw comes from an explicit ``torch.Generator`` per call, and every noise field from a recorded seed
-  (the reference draws from the global ``random`` and ``numpy`` states).
-
-Record (besides the common keys of ``base.Pipeline.sample``)::
-
-    {"halve": resize step or None,
-     "order": a permutation of ["blur1", "blur2", "down1", "down2", "noise", "jpeg", "camera"],
-     "blur1", "blur2": kernel steps ("iso" or "bsrgan_aniso"),
-     "down1": {"kind": "resize", "factor", "mode", "antialias", "size"}
-              or {"kind": "nearest", "sigma", "kernel_size", "size"},
-     "down2": resize step to lr_size,
-     "noise": Gaussian noise step ("color" | "gray" | "correlated"),
-     "jpeg": {"quality"} or None, "camera": camera step or None, "final_jpeg": {"quality"}}
+``(B, 3, H, W)`` HR in [0, 1] -> ``(B, 3, round(H / s), round(W / s))`` LR: an optional halving, then two blurs
+(isotropic and anisotropic), two resizes, Gaussian noise, JPEG and camera-sensor noise in a random order
+(``down1`` before ``down2``), then a final JPEG. Ranges, the record layout and where anyres follows the paper
+rather than the reference code: docs/methods/bsrgan.md.
 """
 
 from __future__ import annotations

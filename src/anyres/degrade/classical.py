@@ -1,27 +1,9 @@
 """The classical degradation model: ``y = (x * k) downscaled by s + n``, optionally JPEG-compressed.
 
-Per sample: a Gaussian blur kernel ``k`` (isotropic with probability ``iso_prob``, else anisotropic with its
-own two widths and an angle), a resize to the LR size (MATLAB-compatible antialiased bicubic by default),
-white Gaussian noise ``n``, an optional JPEG pass, and rounding to 8 bits. This is the model behind the
-non-blind and "classical blind" SR literature (SRMD, IKC, DAN); it is the mildest of the three pipelines.
-
-Record (besides the common keys of ``base.Pipeline.sample``)::
-
-    {"blur": kernel step ("iso" or "aniso"; see steps.py),
-     "resize": {"mode", "antialias", "size": lr_size},
-     "noise": {"kind": "color" | "gray", "level", "seed"} or None,
-     "jpeg": {"quality"} or None,
-     "quantize": bool}
-
-Defaults and their sources:
-
-- widths ``sigma ~ U[0.2, s]`` (pixels, standard deviation), for both the isotropic width and each
-  anisotropic axis: the isotropic SRMD/IKC setting ([0.2, 2], [0.2, 3], [0.2, 4] at x2, x3, x4) as recalled,
-  not re-checked against the papers, written as a scale-dependent bound so that it extends to any scale;
-- angle ``U[0, pi)``; kernel side ``2 ceil(3 sigma_max) + 1`` per sample (the kernel holds +-3 sigma),
-  unless ``kernel_size`` fixes it;
-- noise level ``U[0, 10]`` on the 0..255 scale, colour noise, always added; JPEG off. These are anyres's
-  own mild defaults (the classical model has no single reference setting for them).
+Per sample: a Gaussian kernel ``k`` (isotropic with probability ``iso_prob``, else anisotropic), a resize to
+the LR size (MATLAB-compatible antialiased bicubic by default), white Gaussian noise ``n``, optional JPEG,
+8-bit rounding. ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, round(H / s), round(W / s))``. Defaults, their sources
+and the record layout: docs/methods/classical.md.
 """
 
 from __future__ import annotations

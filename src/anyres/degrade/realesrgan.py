@@ -1,53 +1,9 @@
-"""Real-ESRGAN's high-order degradation (Wang, Xie, Dong, Shan, "Real-ESRGAN: Training Real-World Blind
-Super-Resolution with Pure Synthetic Data", ICCVW 2021), every choice drawn per sample, at any scale.
+"""Real-ESRGAN's high-order degradation (Wang, Xie, Dong & Shan, ICCVW 2021), every choice drawn per sample.
 
-Per sample (facts and defaults from the reference's option files, digest ``blind_sr.md`` sections 2.2-2.6):
-
-1. first order: blur with kernel 1; resize up / down / keep (probabilities 0.2 / 0.7 / 0.1, factor
-   ``U[1, 1.5]`` or ``U[0.15, 1]`` of the current size) with a random mode (area, bilinear, bicubic);
-   Gaussian noise (probability 0.5, ``sigma ~ U[1, 30]`` on the 0..255 scale) or Poisson noise (scale
-   ``U[0.05, 3]``), gray with probability 0.4; JPEG with quality 30..95;
-2. second order: blur with kernel 2 with probability 0.8; resize up / down / keep (0.3 / 0.4 / 0.3, factor
-   ``U[1, 1.2]`` or ``U[0.3, 1]`` of the *final LR size*); Gaussian (``U[1, 25]``) or Poisson
-   (``U[0.05, 2.5]``) noise, gray with probability 0.4;
-3. final stage, in one of two orders with probability 0.5 each: resize to exactly the LR size (random mode)
-   -> sinc filter -> JPEG (30..95), or JPEG -> resize -> sinc filter. The sinc filter (probability 0.8,
-   cutoff ``U[pi/3, pi]``) is otherwise the identity ("pulse");
-4. round to 8 bits.
-
-Kernels 1 and 2: odd size uniform in 7..21; with probability 0.1 a sinc kernel (cutoff ``U[pi/3, pi]`` below
-13 taps, else ``U[pi/5, pi]``); otherwise iso / aniso / generalized iso / generalized aniso / plateau iso /
-plateau aniso with probabilities 0.45 / 0.25 / 0.12 / 0.03 / 0.12 / 0.03, widths ``U[0.2, 3]`` (kernel 2:
-``U[0.2, 1.5]``), angle ``U[-pi, pi]``; the shape ``beta`` is ``U[lo, 1]`` or ``U[1, hi]`` with probability
-0.5 each, from ``[0.5, 4]`` (generalized) or ``[1, 2]`` (plateau).
-
-Differences from the reference code (``xinntao/Real-ESRGAN``, ``realesrgan_model.py: feed_data``):
-
-- **Every choice is per sample.** The reference draws the resize kind, factor and mode, the Gaussian-or-
-  Poisson choice, the second-blur decision and the final-stage order once per batch (and, in the torch
-  noise, one gray noise field shared by the whole batch); it then needs a 180-pair queue to mix batches.
-  Here each sample has its own draws and its own noise seeds, so no queue is needed.
-- **JPEG uses Pillow's real codec** with whole qualities drawn uniformly from 30..95; the reference uses a
-  differentiable re-implementation (DiffJPEG) with a continuous quality.
-- **Sizes round** (``round(H * factor)``) where the reference truncates (``int``); the final resize lands on
-  ``round(H / s) x round(W / s)`` for any ``s >= 1`` (the reference: ``H // s`` for s in {2, 4}).
-- **Kernels are built at their drawn size**; the reference zero-pads them to 21 taps only to stack a batch
-  (the same filter). Poisson noise uses the unrounded image as its rate (``ops.noise.poisson_noise``);
-  its photon count is content-dependent like the reference's unless ``poisson_peak`` fixes it.
-- Resizing is ``ops.resize.imresize``: bilinear and bicubic without antialiasing (as ``F.interpolate``),
-  area as a box average (the same as ``F.interpolate``'s area when downscaling, nearest when upscaling),
-  cubic with ``a = -0.5`` (torch uses -0.75).
-- The unsharp-masked GT and the training-pair queue belong to training, not to LR synthesis; the HR is
-  returned untouched by design.
-
-Record (besides the common keys of ``base.Pipeline.sample``)::
-
-    {"blur1": kernel step, "resize1": {"kind": "up" | "down" | "keep", "factor", "mode", "antialias", "size"},
-     "noise1": noise step ("color" | "gray" Gaussian, or "poisson"), "jpeg1": {"quality"},
-     "blur2": kernel step or None, "resize2": like resize1, "noise2": noise step,
-     "final_order": ["resize", "sinc", "jpeg"] or ["jpeg", "resize", "sinc"],
-     "final_resize": resize step to lr_size, "final_sinc": sinc kernel step or None,
-     "final_jpeg": {"quality"}, "quantize": bool}
+``(B, 3, H, W)`` HR in [0, 1] -> ``(B, 3, round(H / s), round(W / s))`` LR, any ``s >= 1``: two orders of
+blur / resize / Gaussian or Poisson noise / JPEG, then a final resize + sinc filter + JPEG in either order,
+rounded to 8 bits. Ranges, the record layout and the differences from the reference code:
+docs/methods/realesrgan.md.
 """
 
 from __future__ import annotations

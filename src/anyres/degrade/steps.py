@@ -1,24 +1,8 @@
 """Recorded degradation steps: build each step's parameter dict (sampling side) and apply it to one image.
 
-The pipelines share these step kinds; every ``apply_*`` function takes a ``(1, C, H, W)`` float image and a
-step dict from a record and is deterministic (noise fields come from the step's own ``seed``, through a
-fresh CPU ``torch.Generator``, so a replay does not depend on the batch, the device or earlier draws).
-
-Step dicts (all values plain JSON):
-
-- kernel: ``{"kind", "size", ...}`` with ``kind`` one of
-  ``iso`` (``sigma``), ``aniso`` (``sigma: [sx, sy]``, ``theta``), ``bsrgan_aniso`` (``var: [v1, v2]``,
-  ``theta``), ``generalized_iso`` / ``plateau_iso`` (``sigma``, ``beta``), ``generalized_aniso`` /
-  ``plateau_aniso`` (``sigma: [sx, sy]``, ``theta``, ``beta``), ``sinc`` (``cutoff``, radians per pixel).
-  Sigmas are standard deviations in pixels, variances pixels^2, angles radians (see ``ops.kernels``).
-- resize: ``{"mode", "antialias", "size": [h, w]}``; ``mode`` is a ``ops.resize.MODES`` name.
-- gaussian noise: ``{"kind": "color" | "gray", "level", "seed"}`` or ``{"kind": "correlated", "level",
-  "covariance", "seed"}``; ``level`` is a standard deviation on the 0..255 scale, ``covariance`` a 3x3
-  list in [0, 1]^2 units.
-- poisson noise: ``{"kind": "poisson", "scale", "gray", "peak", "seed"}`` (``peak`` ``None``: Real-ESRGAN's
-  content-dependent count, see ``ops.noise.poisson_peak``).
-- jpeg: ``{"quality"}`` (whole number in [1, 100], Pillow's codec).
-- camera: ``{"ccm", "red_gain", "blue_gain", "brightness", "shot", "read", "seed"}`` (``ops.noise``).
+Every ``apply_*`` function takes a ``(1, C, H, W)`` float image and a step dict (plain JSON) from a record and is
+deterministic: a noise field comes from the step's own ``seed`` through a fresh CPU ``torch.Generator``. The
+step dicts (kernel, resize, Gaussian and Poisson noise, JPEG, camera) are listed in docs/methods/classical.md.
 """
 
 from __future__ import annotations

@@ -1,86 +1,9 @@
 """DeepLPF's local parametric filters as pure functions (Moran et al., CVPR 2020, arXiv 2003.13985).
 
-The filters turn a handful of numbers per image into per-pixel, per-channel maps:
-
-- graduated filter (Sec. 3.2.2, Eqs. 1-3): :func:`graduated_map`, with the inversion bit from
-  :func:`straight_through_bit`;
-- elliptical filter (Sec. 3.2.3, Eq. 4): :func:`elliptical_map`;
-- cubic polynomial filter (Sec. 3.2.4, Eq. 6): :func:`cubic_polynomial` and :func:`cubic_filter`;
-- fusion: :func:`combine_instances` (product over a filter's instances, Eq. 7), :func:`fuse_scale_maps`
-  (graduated + elliptical), :func:`apply_scale_map` and :func:`long_residual` (the released pipeline).
-
-With ``Y1`` the backbone image, the model computes ``Y2 = cubic_filter(Y1, coeffs)``,
-``S = fuse_scale_maps(combine_instances(graduated_map(...)), combine_instances(elliptical_map(...)))``,
-``Y3 = apply_scale_map(Y2, S)`` and the output ``long_residual(Y3, Y1)``. Bounding the head's raw
-outputs into these functions' parameter ranges (tanh, sigmoid, ...) is the model's job, not done here.
-
-Coordinates
------------
-``x`` runs along the width and ``y`` along the height, both normalised to [0, 1] by the image size and
-taken at pixel centres: pixel ``(row i, column j)`` of an ``H x W`` map sits at ``x = (j + 0.5) / W``,
-``y = (i + 0.5) / H`` (the centres of :mod:`anyres.ops.coords` mapped from [-1, 1] to [0, 1]). ``y``
-grows downwards. Every length (intercepts, offsets, centres, semi-axes) is in these units, so on a
-non-square image a circle in (x, y) is an ellipse in pixels, as in the reference code; a slope is
-``dy / dx`` in these units.
-
-Parameters are batched twice: over ``B`` images and over ``N`` instances of a filter (DeepLPF uses 3
-graduated and 3 elliptical instances); scales are per instance and per channel, ``(B, N, C)``, with
-``C = 3`` for RGB. A head output laid out instance-major ``[inst0 R, G, B, inst1 R, G, B, ...]`` is
-``scale.view(B, N, C)``. Every map is float with the parameters' dtype and device.
-
-Differences from the released reference code (the bugs in the project digest) and what is done here
--------------------------------------------------------------------------------------------------------
-Graduated filter:
-
-1. Inversion gradient. The reference defines its straight-through ``backward`` on an ``nn.Module``,
-   which autograd never calls, so the inversion logits got zero gradient and were never trained; it
-   also picks the inverted or plain mask with ``torch.where``, which cuts the gradient to the bit.
-   Here :func:`straight_through_bit` is written with the detach identity so autograd really uses the
-   surrogate gradient, and :func:`graduated_map` is *linear* in the bit (``w = (1 - g) a + g (1 - a)``),
-   so ``dmap / dg = (1 - 2 a) (s - 1)`` reaches the logit. A soft bit in (0, 1) gives the blend of the
-   two masks (what the official v2 ``blend`` fix does).
-2. ``sign(0) = 0`` makes the reference's bit 0.5 at a zero logit. Here the bit is exactly 0 or 1.
-3. The reference's side map is a smooth ``tanh01(y - (m x + c + d1))`` (a sigmoid of the distance to
-   the top line) rather than the ramps of Eqs. 1-2. Here the piecewise-linear ramps are used: 100 %
-   beyond line 1, 100 -> 50 % between line 1 and the central line, 50 -> 0 % down to line 2, 0 % beyond.
-4. The reference squashes the band widths through ``d = tanh01(o cos(atan m))``, which puts them in
-   (0.5, 1) whatever ``o`` is. Here ``d = o cos(atan m)`` as in the paper, with ``l`` the perpendicular
-   signed distance to the central line, so ``l / d = (y - m x - c) / o``.
-5. In the reference the intercept doubles as the first offset (``o1 = c``), ``o2`` is clamped to at most
-   ``c`` and ``c`` to a detached lower bound. Here ``c``, ``o1`` and ``o2`` are independent inputs.
-6. The reference chooses among three mask formulas with ``.all()`` over the tensor (right only at batch 1)
-   and clamps to [1, 2] or [0, 1] by the sign of ``s - 1``. Here one formula, ``1 + (s - 1) w`` with
-   ``w`` in [0, 1], covers every sample, instance and channel at once; it lies between 1 and ``s`` by
-   construction, so no clamp (and no clamp-zeroed gradients) is needed.
-
-Elliptical filter:
-
-7. The reference's membership test is handed the per-pixel polar angle as its rotation instead of
-   ``theta``, so its region is not the rotated ellipse of Eq. 4. Here one quadratic form with ``theta``
-   gives both membership and decay.
-8. The reference measures the polar angle as ``acos((y_ref - k) / rho)`` (range [0, pi]), which drops the
-   sign of the row offset (its ``x`` is the row): two pixels mirrored about the centre's horizontal line
-   get the same angle, so the shape is mirror-symmetric about that line for any ``theta`` (this follows
-   from the digest's formula). Here the offsets are rotated by ``theta`` directly; no per-pixel angle.
-9. The reference's third instance uses the third instance's ``b`` for the blue channel of the second
-   (``b3`` for ``b2``). Here every channel of an instance uses that instance's semi-axes.
-10. The reference adds epsilons (1e-10 on the parameters, inside square roots, 1e-7 in the ``acos``
-    clamp) and clamps each map to [0, 2]. Here the formula is exact: the map lies between 1 and ``s``
-    without a clamp, and the square root at the centre has a defined (zero) gradient instead of an eps.
-    The decay is the same linear one: ``rho / r(phi)`` of the reference is the elliptical radius used here.
-
-Also different, by choice rather than bug:
-
-11. Coordinates. The reference uses ``x = row / H`` and ``y = col / W`` (pixel corners, x down the
-    height). Here ``x`` is along the width and ``y`` along the height, at pixel centres (above). A
-    reference checkpoint's slopes, intercepts and cubic coefficients therefore mean something else here.
-12. Fusion. The paper and the released code add the two scale maps, ``clamp(s_g + s_e, 0, 2)``, which is
-    neutral at 2, not 1 (two filters that do nothing double the image). That stays the default
-    (``mode='sum'``); ``mode='deviation'`` is the official v2 fix ``1 + (s_g - 1) + (s_e - 1)``.
-13. Cubic filter. The released code adds the polynomial to its input (``clamp(Y1 + f, 0, 1)``); the
-    paper's Eq. 6 may instead write ``i' = f``. Residual is the default; ``residual=False`` gives the other
-    reading. The clamps in the fusion helpers are the released code's; the paper only says "add" and
-    "multiply".
+Graduated (Eqs. 1-3) and elliptical (Eq. 4) filters give ``(B, N, C, H, W)`` gain maps between 1 and their
+scale; the cubic filter (Eq. 6) gives ``Y2 = clamp(Y1 + f(x, y, Y1), 0, 1)``; instances multiply (Eq. 7) and the
+two types fuse into ``S``; ``Y3 = clamp(Y2 S, 0, 1)``. Coordinates ``x`` (width) and ``y`` (height) in [0, 1] at
+pixel centres. The coordinate convention and the 13 differences from the released code: docs/methods/deeplpf.md.
 """
 
 from __future__ import annotations

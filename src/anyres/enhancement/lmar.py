@@ -1,60 +1,9 @@
-"""LMAR: learning model-aware resampling (Yu, Huang, Li, Zheng, Zhu, Zhou, Zhao; CVPR 2024).
+"""LMAR: learning model-aware resampling (Yu et al., CVPR 2024).
 
-A learned *downscaler* for the "downsample - enhance - upsample" route of UHD enhancement: it turns the
-HR input ``x`` ``(B, 3, H, W)`` into an ``(h, w)`` image ``x_c`` that a **frozen** enhancer ``F`` processes as
-if it had seen ``x`` itself (its encoder features on ``x_c`` match those on ``x``; the losses are in
-:mod:`anyres.train.lmar_losses`). The network is only the resampler; ``F`` is not part of it.
-
-Forward pass (digest Sec. 2.2-2.3, the released code's model, with ``D`` / ``U`` = resize to ``(h, w)`` /
-back to ``(H, W)``, by default Lanczos-3 without antialiasing as the reference)::
-
-    x_d     = D(x)                                            (B, 3, h, w)
-    d_bp    = x - U(x_d)                                      back-projection residual, (B, 3, H, W)
-    f(p)    = [rel(p) (2), cell (2), d_bp(p) (3)]             7 inputs at every HR pixel p
-    K(p)    = MLP(f(p))                                       (3 k^2, 3): per-pixel compensatory kernel
-    dx(p)   = K(p)^T unfold_k(x)(p)                           (B, 3, H, W), zero padding at the border
-    x_c     = Conv1x1([x_d ; D(dx)])                          (B, 3, h, w), 6 -> 3 with bias ("modulation")
-
-``rel``, ``cell`` and ``d_bp`` are those of :mod:`anyres.enhancement.lmar_coords` (``rel`` in half-LR-pixel units in
-[-1, 1): the HR pixel's place inside the LR pixel covering it; ``cell = (2 h / H, 2 w / W)``). ``unfold_k``
-orders its ``3 k^2`` entries channel-major, ``c * k^2 + ky * k + kx`` (``torch.nn.functional.unfold``), and
-the MLP's ``3 k^2 * 3`` outputs are read as a row-major ``(3 k^2, 3)`` matrix: the weight of input channel
-``c`` at tap ``(ky, kx)`` for output channel ``o`` is output ``(c * k^2 + ky * k + kx) * 3 + o``.
-
-The "steganography" is the last line: ``x_c`` is an ordinary-looking small image (a discriminator that sees
-plain ``D(x)`` as real keeps it so during training) into which the compensation ``D(dx)``, specific to the
-input and the scale, is mixed.
-
-Bounded memory. :meth:`LMAR.forward` never holds a full-resolution ``(B, C, H, W)`` tensor besides ``x``
-itself: it walks HR row chunks (``chunk_pixels`` HR pixels each); per chunk it upsamples only the rows of
-``U(x_d)`` it needs, runs the MLP, applies the kernels, and adds the chunk's share of ``D(dx)`` (a resize is
-two matrix products, ``D(dx) = M_h dx M_w^T = sum over chunks of M_h[:, rows] dx[rows] M_w^T``). All resize
-products use the matrices' band structure (:func:`~anyres.enhancement.lmar_coords.apply_axis_matrix`). The extra
-memory is ``O(chunk_pixels * width + 3 h W)``; this holds without autograd (inference). With autograd every
-chunk's activations are kept unless ``checkpoint=True`` recomputes them in the backward pass.
-:meth:`LMAR.forward_reference` writes the equations out on whole tensors: the oracle the chunked path is
-tested against.
-
-Differences from the released code, and why
-    - The MLP is plain PyTorch ``Linear`` layers with biases, LeakyReLU(0.01), in the module's dtype; the
-      reference uses a fused tiny-cuda-nn MLP (5 hidden layers of 128, no biases, fp16; 79,872 weights in
-      its padded layout). Same depth and width; the default here has 77,521 MLP parameters.
-    - Not :mod:`anyres.nn.blocks` ``MLP``: that block is fixed to ReLU and the reference uses LeakyReLU.
-    - Kernels are not normalised by default (``kernel_norm="none"``, as the code: ``dx`` is a compensation
-      signal, not a blurred image, so its taps need not sum to 1). ``"softmax"`` (over the ``3 k^2`` taps of
-      each output channel, so every channel's weights are positive and sum to 1) is an option the reference
-      does not have. A division by the sum is not offered: it is unbounded when the sum nears 0.
-    - Initialisation: the modulation conv starts at ``x_c = x_d + D(dx)`` (weights ``[I | I]``, bias 0)
-      instead of PyTorch's random init, and the MLP's last layer at a tenth of PyTorch's default, so an
-      untrained LMAR is close to the plain resize (the frozen enhancer sees sensible inputs from the first
-      step) while every parameter already receives a gradient.
-    - Resizes are MATLAB-compatible :func:`~anyres.ops.resize.imresize` (mirrored borders) instead of the
-      vendored resize_right (its own border handling), with the kernel and antialiasing configurable (the
-      paper claims compatibility with existing resamplers).
-    - The covering LR pixel of an HR centre on an LR edge is decided exactly (see
-      :mod:`anyres.enhancement.lmar_coords`), not by ``grid_sample``'s half-to-even rounding.
-    - Any kernel size ``k`` (odd; 3 as the reference), any scale ``>= 1`` per axis (the aspect ratio may
-      change, as in the reference's 2160x3840 -> 1200x1600 test size), any batch size.
+A learned downscaler ``(B, 3, H, W) -> (B, 3, h, w)`` for a frozen enhancer: per-HR-pixel kernels predicted by
+an MLP from ``[rel, cell, d_bp]`` compensate the plain resize, ``x_c = Conv1x1([D(x) ; D(K^T unfold_k(x))])``,
+computed in HR row chunks in bounded memory. The equations, the memory bound and the differences from the
+released code: docs/methods/lmar.md.
 """
 
 from __future__ import annotations

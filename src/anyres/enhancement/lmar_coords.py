@@ -1,43 +1,8 @@
-"""Geometry of a downscale ``(H, W) -> (h, w)`` as LMAR sees it (Yu et al., CVPR 2024; digest Sec. 2.2).
+"""Geometry of a downscale ``(H, W) -> (h, w)`` as LMAR sees it, plus banded resize products for row chunks.
 
-LMAR's kernel MLP runs at **every HR pixel** (not at every LR pixel): for HR pixel ``(i, j)`` it reads the
-position of that pixel inside the LR pixel that covers it, the resampling cell, and the back-projection
-residual. This module builds those inputs as pure functions, plus the banded matrix products the model
-uses to resize row chunks of an image in bounded memory.
-
-Convention (that of :mod:`anyres.ops.coords`): on an axis of ``n`` pixels, pixel ``i`` is the interval
-``[i, i + 1)`` in pixel units, its centre ``i + 1/2``, i.e. ``-1 + (2 i + 1) / n`` in [-1, 1]. An HR axis of
-``N`` pixels and an LR axis of ``n <= N`` pixels span the same interval, so HR centre ``i`` lies at
-``(i + 1/2) n / N`` LR pixels.
-
-*Covering LR pixel* of HR pixel ``i``::
-
-    k(i) = floor((i + 1/2) n / N) = ((2 i + 1) n) // (2 N)        (exact integer arithmetic)
-
-An HR centre lying exactly on an LR pixel edge belongs to the LR pixel on its right (below), as in the
-half-open intervals above.
-
-*Relative offset* (the MLP's ``rel`` input), in **half-LR-pixel units**::
-
-    rel(i) = ((i + 1/2) n / N - (k(i) + 1/2)) * 2 = ((2 i + 1) n - (2 k(i) + 1) N) / N  in [-1, 1)
-
-i.e. the coordinate difference ``centre_HR(i) - centre_LR(k(i))`` in [-1, 1] units multiplied by ``n``
-(the reference code multiplies by the LR height/width, as LIIF does). ``rel = 0`` at the LR centre and
-``-1`` / ``+1`` at its left / right edge. Computed from integers, then cast: no rounding decides the
-covering pixel.
-
-*Cell*: ``(2 h / H, 2 w / W)``, one HR pixel's size in [-1, 1] units (``2 / H``) times the LR size, i.e.
-``2 / scale`` per axis; ``2`` at scale 1.
-
-*Back-projection residual*: ``hr - U(D(hr))`` where ``D`` resizes to ``(h, w)`` and ``U`` back to
-``(H, W)``, both :func:`~anyres.ops.resize.imresize` with the same kernel (LMAR's code: Lanczos-3 without
-antialiasing); see :func:`back_projection_residual`.
-
-Departure from the reference code: it finds the covering LR pixel with ``grid_sample(mode='nearest')`` on
-float coordinates clamped to ``+-(1 - 1e-6)``, which rounds half to even, so an HR centre exactly on an LR
-edge goes left or right depending on the pixel's parity and float error. Here it always goes right. The
-two agree wherever no HR centre lies on an LR edge (tested), e.g. at every odd integer scale; at ties the
-two ``rel`` values are ``-1`` (here) and ``+1`` (reference).
+Covering LR pixel of HR pixel ``i``: ``k(i) = ((2 i + 1) n) // (2 N)`` (exact integers; ties go right);
+``rel(i) = ((2 i + 1) n - (2 k(i) + 1) N) / N`` in [-1, 1); ``cell = (2 h / H, 2 w / W)``; back-projection
+residual ``hr - U(D(hr))``. Conventions and the tie rule against the reference: docs/methods/lmar.md.
 """
 
 from __future__ import annotations

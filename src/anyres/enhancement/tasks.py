@@ -1,67 +1,12 @@
 """Synthetic enhancement pairs: damage a good photo the way a photographer would have to fix, learn to undo it.
 
-Two tasks, each a sample-then-apply pipeline in the manner of :mod:`anyres.degrade.base` (STYLE.md, habit 3)::
+Two sample-then-apply tasks on ``(B, 3, H, W)`` RGB in [0, 1]: ``retouch`` (exposure, white balance, local
+graduated and elliptical gains, tone) and ``lowlight`` (darkening plus Poisson-Gaussian noise)::
 
-    task = get_task("retouch", exposure=(-0.5, 0.5))
-    records = task.sample(8, torch.Generator().manual_seed(0))   # 8 plain JSON dicts
-    degraded = task.apply(clean, records)                          # deterministic; the target is ``clean``
+    records = get_task("retouch").sample(8, generator)    # plain JSON, no image size
+    degraded = task.apply(clean, records)                  # deterministic; the target is clean
 
-``sample`` makes every random decision from the explicit ``torch.Generator`` and returns one JSON-serialisable
-dict per sample (``json.loads(json.dumps(records)) == records``); ``apply`` reads only the records, so a loaded
-record file replays bit-identically without the config. Each sample is processed on its own: sample ``b`` of
-``apply(clean, records)`` equals ``apply(clean[b:b+1], records[b:b+1])``. Records hold no image size: the local
-filters are placed in normalised coordinates (x along the width, y down the height, both in [0, 1]; see
-:mod:`anyres.enhancement.filters`) and noise fields are drawn from a recorded seed for whatever size is given,
-so one record applies to any crop. Images are ``(B, 3, H, W)`` float RGB in [0, 1]; results have the input's
-shape, device and dtype, in [0, 1].
-
-``retouch``: global and local exposure, white balance and tone damage
-    In linear light (sRGB decoded with :func:`anyres.ops.color_lab.srgb_to_linear`), each pixel is multiplied
-    by the exposure gain ``2 ** exposure``, the white-balance gains ``cast = [r, 1, b]`` and the product of the
-    local maps: graduated filters (skies, foregrounds: a band whose gain ramps from 1 to its per-channel
-    ``scale``, :func:`~anyres.enhancement.filters.graduated_map`) and elliptical filters (spots, vignettes: a
-    gain decaying from ``scale`` at the centre to 1 at the border,
-    :func:`~anyres.enhancement.filters.elliptical_map`). The result is clipped to [0, 1] (blown highlights stay
-    blown, as in a real bad exposure) and re-encoded to sRGB; then a tone change: ``v ** gamma`` and a
-    contrast stretch about mid-grey ``0.5 + contrast (v - 0.5)``, clipped; then 8-bit rounding. A vignette is
-    the combination of a lower global exposure and a centred brightening ellipse.
-
-    Record: ``{"task": "retouch", "format": 1, "exposure": EV, "cast": [r, g, b], "graduated": [{"slope",
-    "intercept", "offset1", "offset2", "invert": bool, "scale": [r, g, b]}, ...], "elliptical": [{"centre_x",
-    "centre_y", "semi_a", "semi_b", "angle", "scale": [r, g, b]}, ...], "gamma", "contrast", "quantize"}``.
-    Steps that are neutral (exposure 0 with unit gains and no local filter; gamma 1; contrast 1) are skipped,
-    so a record of neutral values returns its input exactly (an 8-bit input stays bit-identical through the
-    rounding).
-
-``lowlight``: an under-exposed, noisy shot
-    ``dark = 2 ** exposure * v ** gamma`` (``gamma >= 1`` crushes the shadows, the exposure darkens everything),
-    then signal-dependent Poisson-Gaussian noise: shot noise with ``photons`` counts per unit intensity
-    (:func:`anyres.ops.noise.poisson_noise`, variance ``dark / photons``) plus Gaussian read noise of
-    standard deviation ``read`` (:func:`anyres.ops.noise.gaussian_noise`), both drawn from a CPU generator
-    seeded with the record's ``seed``; clipped and rounded to 8 bits. The noise is added to the
-    display-referred dark image, a simplification of sensor noise (which lives in RAW; see
-    :func:`anyres.ops.noise.camera_sensor_noise` for that model).
-
-    Record: ``{"task": "lowlight", "format": 1, "exposure": EV, "gamma", "noise": {"photons", "read",
-    "seed"} or None, "quantize"}``.
-
-Default ranges (anyres's own choices for moderate damage a photographer would correct; not from a paper)
-    retouch: exposure U[-1, 1] EV; red and blue white-balance gains ``2 ** U[-0.3, 0.3]`` each (green 1);
-    gamma log-uniform in [0.7, 1.4]; contrast U[0.75, 1.25]; 0-2 graduated filters whose central line has an
-    angle U[-0.6, 0.6] rad (about +-34 degrees) through a point at mid-width with height U[0.2, 0.8], band
-    offsets U[0.05, 0.4], inverted with probability 0.5; 0-2 elliptical filters with centres U[0.1, 0.9],
-    semi-axes U[0.15, 0.6] and angle U[0, pi); every local filter's per-channel gain is ``2 ** (e + t_c)``
-    with ``e ~ U[-1, 1]`` EV shared by the channels and a tint ``t_c ~ U[-0.2, 0.2]`` EV per channel.
-    lowlight: exposure U[-3, -1] EV; gamma log-uniform in [1, 1.6]; photons log-uniform in [100, 1000];
-    read U[0.002, 0.01] (0.5 to 2.5 levels of 255); noise always.
-
-    A range is ``(low, high)`` of plain numbers; ``(v, v)`` fixes a value. Log-uniform ranges need
-    ``low > 0``.
-
-:class:`EnhancePairSampler` turns a list of ``(3, H, W)`` uint8 photos into ``(degraded, target)`` training
-batches: a random crop, independent 50 % horizontal and vertical flips (DeepLPF's augmentation), then the
-task applied to the crop (so the local filters are placed in the crop's coordinates, the frame the model
-sees).
+Equations, record layouts and default ranges: docs/methods/enhancement-tasks.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """A plain U-Net enhancer: the baseline DeepLPF is compared against (same parameter count, same recipe).
 
-``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, 3, H, W)`` in [0, 1]: ``out = clamp(x + r(x), 0, 1)``, where ``r`` is a
-U-Net with no filters, heads or parameter prediction; whatever the enhancement is, it is a per-pixel residual.
-
-Architecture (``w = width``, ``L = levels``)
-    Encoder level ``i`` (``i = 0..L-1``): twice [Conv3x3 (zero padding 1), LeakyReLU(0.01)] to ``w 2^i``
-    channels, with MaxPool(2) before every level but the first (bottleneck at ``1 / 2^(L-1)``). Decoder, from
-    the deepest level up: ConvTranspose 2x2 stride 2 halving the channels, concatenation with the skip,
-    twice [Conv3x3, LeakyReLU] back to the skip's width. A final 1x1 conv ``w -> 3`` gives ``r``.
-
-    The 1x1 conv starts at zero, so an untrained network is the identity (``out == x`` exactly): training
-    starts from "change nothing", and the gradient reaches the inner layers from the first step on through
-    the 1x1 conv's own update.
-
-    Parameter count ``~1878 w^2`` for ``L = 4``; the default ``w = 30`` gives 1,692,633 parameters, 1.35 %
-    below DeepLPF's 1,715,779 (:func:`parameter_count`; ``w = 31`` would be 5.3 % above).
-
-Any size: the input is padded at the bottom and right to a multiple of ``2^(L-1)`` (reflected when the
-padding is smaller than the image, replicated otherwise), and the residual is cropped back to ``H x W``.
-Memory grows linearly with ``H W`` (the first level holds ``w`` channels at full resolution).
+``(B, 3, H, W)`` RGB in [0, 1] -> same shape: ``out = clamp(x + r(x), 0, 1)``, ``r`` a U-Net whose final 1x1 conv
+starts at zero (an untrained network is the identity); any size by pad-and-crop. Layers and parameter count:
+docs/methods/enhancement-tasks.md.
 """
 
 from __future__ import annotations

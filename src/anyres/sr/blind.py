@@ -1,20 +1,8 @@
 """Blind any-scale SR of one image: estimate its own kernel, then adapt the model to it (internal learning).
 
-The LR image is the only data (ZSSR-style, Shocher et al. 2018; pairing in ../shared/reference/blind_sr.md
-section 3.7):
-
-1. ``kernel = estimate_kernel(lr, 2)`` (KernelGAN) unless a kernel is given;
-2. training pairs from the image itself: a random ``2p x 2p`` crop of the LR image is the target and its
-   "son" ``p x p`` is that crop filtered with the kernel (reflect borders) and sampled at every second pixel
-   from 0 — the convention of KernelGAN's kernels, whose centre of mass sits half a pixel right of and below
-   the centre tap, so son pixel ``m`` is centred on crop coordinate ``2m + 0.5``, the centre of its 2x2
-   block (the alignment the LIIF coordinates assume);
-3. a short fine-tuning of a copy of the arbitrary-scale network (L1 on every target pixel, Adam), then
-4. rendering the LR image at the requested size with the adapted copy.
-
-The network is trained only at x2 on the image's own content; it is then asked for any scale, which is
-where the arbitrary-scale prior of the pretrained model does the rest. No flips or transposes are used:
-they would change the kernel relation (a flipped image needs the flipped kernel and a shifted sampling grid).
+KernelGAN's x2 kernel makes ``(son, crop)`` pairs from the LR image itself (``2p x 2p`` crop, filtered and
+sampled every second pixel), a copy of the network is fine-tuned on them (L1, Adam) and renders the LR at the
+requested size. The recipe and its alignment: docs/methods/liif.md ("Blind SR of one image").
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """Random-scale training samples for arbitrary-scale SR (the LIIF recipe, ``sr-implicit-downsampled``).
 
-Per sample: a scale ``s ~ U(scale_min, scale_max)``; a random HR crop of side ``round(patch * s)`` from an
-image large enough to hold it; independent 50 % horizontal flip, vertical flip and transpose; the LR patch
-``patch x patch`` made with the project's MATLAB bicubic (antialiased) and rounded to 8 bits, like the
-evaluation LR; and ``queries`` HR pixels sampled without replacement, returned as coordinates, cells and
-ground-truth colours. All randomness comes from the ``torch.Generator`` passed in.
-
-Blind training (``degradation``): instead of bicubic, the LR patch is made by a degradation pipeline
-(``anyres.degrade``: ``classical``, ``bsrgan``, ``realesrgan`` or a learned ``hllhgan``) applied to the
-augmented HR crop (to a fraction ``prob`` of the samples if given, the others keeping bicubic LR), with its
-parameters drawn per sample (from a generator seeded by the batch generator's seed, so that crops and
-queries are those of the bicubic run with the same seed) at the sample's own factor ``side / patch`` (so the
-pipeline's LR size is exactly ``patch x patch`` and LR pixel ``m`` covers HR pixels ``[m s, (m + 1) s)``,
-the alignment the coordinates assume). The GT stays the clean HR crop (no unsharp masking: this is a
-PSNR-oriented model).
+Per sample: ``s ~ U(scale_min, scale_max)``, an HR crop of side ``round(patch s)``, flips and transpose, a
+``patch x patch`` LR (MATLAB bicubic rounded to 8 bits, or a degradation pipeline for blind training) and
+``queries`` sampled HR pixels as coordinates, cells and colours; randomness from the given generator.
+Details: docs/methods/liif.md ("Training samples").
 """
 
 from __future__ import annotations

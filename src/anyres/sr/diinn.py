@@ -1,59 +1,13 @@
 """DIINN: dual interactive implicit neural network (Nguyen & Beksi, WACV 2023), final variant (f).
 
-An encoder turns the LR image into a latent grid ``feat`` ``(B, C, h, w)``. A query at a continuous
-coordinate ``x_q`` (in [-1, 1], LIIF's pixel-centre convention, see :mod:`anyres.ops.coords`) takes two
-inputs from its *nearest* LR pixel ``t`` (no local ensemble):
-
-* the content code ``z``: the 3x3 neighbourhood of ``feat`` around ``t``, concatenated (zero outside the
-  grid), ``C * 9`` values;
-* the positional ("synthesis") input ``p = [(x_q - v_t) * (h, w), a]``: the offset from ``t``'s centre
-  ``v_t`` in units of half an LR pixel (each component in [-1, 1]) and one scale channel ``a``
-  (``1/s^2`` or ``1/s``, see below).
-
-The decoder has a modulation branch (ReLU, driven by content) and a synthesis branch (sine, driven by
-position) that interact at every layer; with widths ``n_1 .. n_L`` (published: four layers of 256)::
+A query at ``x_q`` in [-1, 1] reads its nearest LR pixel's unfolded code ``z`` (``9 C``) and its position
+``p = [(x_q - v_t) * (h, w), a]``; a ReLU modulation branch and a sine synthesis branch interact per layer::
 
     m_1 = relu(A_1 z + a_1)                    s_1 = m_1 * sin(B_1 p + b_1)
-    m_i = relu(A_i [s_{i-1}; z] + a_i)         s_i = m_i * sin(B_i s_{i-1} + b_i)      i = 2 .. L
+    m_i = relu(A_i [s_{i-1}; z] + a_i)         s_i = m_i * sin(B_i s_{i-1} + b_i)
     rgb = W_o s_L + b_o
 
-so the modulation gates the synthesis multiplicatively and the synthesis state flows back into the next
-modulation layer beside a skip of ``z``. The sine has no frequency factor and all layers keep PyTorch's
-default initialisation, as in the reference code. With the EDSR-baseline encoder and published widths the
-decoder has 986,627 parameters.
-
-Where the paper and the reference code (robotic-vision-lab/Dual-Interactive-Implicit-Neural-Network)
-differ, this module follows the code and keeps the paper's form as an option:
-
-``scale_input``  the code feeds the pixel-area ratio ``(h * w) / (H * W) = 1 / (s_h * s_w)``, i.e. ``1/s^2``
-                 (``"inv_scale_sq"``, the default: it produced the only DIINN numbers available). The
-                 paper's figure labels it ``1/scale_factor``: ``"inv_scale"`` feeds its square root, which is
-                 ``1/s`` for an isotropic scale (the geometric mean of ``1/s_h`` and ``1/s_w`` otherwise).
-``feat_unfold``  the code decodes the 3x3-unfolded map (``C * 9`` channels, default); the figure shows the
-                 plain ``C``-channel map (``feat_unfold=False``).
-
-Other conventions, all from the code: *nearest* means the LR pixel whose cell contains ``x_q``, ties on a
-cell edge going to the higher index, which is what ``F.interpolate(mode="nearest-exact")`` selects on a
-dense HR grid (the code's comment rejects legacy ``"nearest"``, which is off by half a pixel; see
-:func:`nearest_index` for how ties survive float rounding); only local
-coordinates are fed (no global coordinate). The code evaluates the decoder on the dense HR grid with 1x1
-convolutions; every HR pixel is independent, so evaluating it per query gives the same values and lets
-the LIIF-style trainer sample queries. The paper's encoder is RDN (``{"name": "rdn"}``); the default here
-is EDSR-baseline, like LIIF's. The ablation variants (a)-(e) and ``init_q`` are not implemented.
-
-Three evaluations of the same function:
-
-``reference``  the equations written out: unfold, nearest pixel by brute-force distance to every centre,
-               concatenation. The test oracle.
-``exact``      every term that depends on ``z`` only (``A_1 z + a_1`` and the ``z`` columns of ``A_2 .. A_L``)
-               is linear in ``z``: it is computed once per LR pixel as one 3x3 convolution of ``feat``
-               (:meth:`DIINN.project`) and gathered per query. Per query only the ``s``-dependent layers run
-               (two ``n_i x n_{i-1}`` matmuls per layer), float32. Equal to the reference up to
-               float rounding.
-``fast``       as ``exact`` with the projection and the per-query layers (matmuls and sines) in bfloat16
-               (:func:`anyres.sr.render.render` projects in float32 once per tile, then rounds to bfloat16).
-
-Images are in [0, 1]; the network sees ``(x - 0.5) / 0.5`` and its output is mapped back, as in the code.
+Evaluation paths, the scale input and where the paper and the code differ: docs/methods/diinn.md.
 """
 
 from __future__ import annotations

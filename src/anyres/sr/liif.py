@@ -1,27 +1,11 @@
-"""LIIF: local implicit image function (Chen, Liu, Wang — CVPR 2021).
+"""LIIF: local implicit image function (Chen, Liu & Wang, CVPR 2021).
 
-An encoder turns the LR image into a latent grid ``feat`` ``(B, C, h, w)``. The RGB value at any
-continuous coordinate ``x_q`` (in [-1, 1], LIIF's pixel-centre convention, see :mod:`anyres.ops.coords`)
-is decoded by an MLP from the nearest latent codes (paper eq. 3-5)::
+``encode(lr) -> feat`` ``(B, C, h, w)``; ``query(feat, coord, cell) -> rgb`` for coordinates in [-1, 1]::
 
     I(x_q) = sum_t  S_t / S * f([z*_t, (x_q - v*_t) * (h, w), cell * (h, w)])
 
-over the four latents t around ``x_q`` (*local ensemble*), where ``z*_t`` is the 3x3 neighbourhood of
-latent t concatenated (*feature unfolding*, zero outside the grid), ``v*_t`` its centre and ``S_t`` the
-area of the rectangle between ``x_q`` and the latent *diagonally opposite* t (so that, in the interior,
-the weights are exactly bilinear). ``cell`` is the query pixel's size (*cell decoding*).
-
-Three evaluations of the same function are provided:
-
-``reference``  the equations written out (unfold, nearest ``grid_sample``, concatenation): the test oracle.
-``exact``      the fast formulation in float32. The MLP's first layer is linear in
-               ``[z, rel_coord, rel_cell]``; its feature part is a 3x3 convolution of ``feat`` computed once
-               per LR pixel (:meth:`LIIF.project`) and *gathered* per query instead of being recomputed for
-               every query and ensemble member; coordinates enter through a rank-4 update. Equal to the
-               reference up to float rounding.
-``fast``       as ``exact`` but the hidden 256x256 layers run in bfloat16 (about one 8-bit level of error).
-
-Images are in [0, 1]; the network sees ``(x - 0.5) / 0.5`` and its output is mapped back, as in the paper.
+over the four latents ``t`` around ``x_q`` (local ensemble, 3x3 feature unfolding, cell decoding). Three
+evaluations of the same function (``reference``, ``exact``, ``fast``) and the recipe: docs/methods/liif.md.
 """
 
 from __future__ import annotations

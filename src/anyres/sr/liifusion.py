@@ -1,32 +1,9 @@
-"""LIIFusion stage 1: LIIF conditioned on an HR prior vector injected by shifted-window cross-attention.
+"""LIIFusion (Hwang, Lee & Kim, JBE 2024): LIIF conditioned on an HR prior vector by window cross-attention.
 
-Hwang, Lee & Kim, JBE 2024 (digest: ``../shared/reference/arbitrary_scale_sr.md`` Sec. 3). Stage 1 learns,
-with the HR image available, a compact prior ``z`` (a ``4C = 256`` vector, not an image) and how to use it;
-stage 2 (``stage: 2``, item 5) replaces the HR-based prior encoder by a 4-step diffusion model sampling
-``z`` from the LR image alone. Pieces, in order:
-
-1. **Encoder** (EDSR-baseline by default) -> latent map ``M`` ``(B, C, h, w)``, exactly as in LIIF.
-2. **Prior encoder** (CPEN-like, DiffIR's x1 branch): ``[bicubic-up LR, HR]`` at HR size, both
-   pixel-unshuffled by 4 (``6 x 16 = 96`` channels at HR / 4), conv 3x3 -> 64 + LeakyReLU(0.1),
-   ``prior_blocks`` EDSR residual blocks, convs 64 -> 128 -> 128 -> 256 (each + LeakyReLU), global average
-   pool, 2 x (Linear 256 -> 256 + LeakyReLU) -> ``z``. HR sides that are not multiples of 4 are
-   edge-padded first. (DiffIR never upsamples the LR because its scale is fixed; for any scale, bicubic-up
-   to the HR size and unshuffling both is DiffIR's x1 branch. The novwaul/LIIFusion code feeds full-size
-   6-channel images instead, about 16x the convolution cost; its HEAD even feeds ``(LR-up, LR-up)`` in stage 1,
-   which the digest flags as a likely leftover: anyres uses ``(LR-up, HR)``, the paper's description.)
-3. **Prior injector** on ``M``: pad to a multiple of the window (8; reflect, only when needed, unlike the
-   reference code's full extra window), ``inject_depth`` :class:`~anyres.nn.windows.PriorWindowLayer`
-   (``M' = z_a * LN(M) + z_b`` as queries, ``LN(M)`` as keys/values; 4 heads; shift 4 on odd layers;
-   relative position bias; mask -100; MLP ratio 2), a 3x3 conv, the global residual, crop back.
-4. **Conditional LIIF**: the LIIF decoder (unfold, local ensemble, cell) queries the injected map.
-5. **Stage 2** (``stage: 2``): an LR-only condition encoder (the prior encoder's layout over the unshuffled
-   LR), a vector denoiser (:class:`PriorDenoiser`) and the 4-step schedule (:class:`DiffusionSchedule`);
-   :func:`sample_prior` runs the chain. Training starts from the stage-1 weights, keeps the stage-1 prior
-   encoder frozen as the target and adds ``mean |prior - z|`` to the losses (``prior_batch``).
-
-Stage 1 without an HR image (``encode(lr)`` with no prior): the prior encoder sees ``(lr, lr)``, i.e. the
-LR standing in for both inputs. A stage-1 model is meant to be evaluated with its HR prior (the paper's
-stage-1 numbers are an upper bound for stage 2); the LR-only fallback keeps every upscaler path working.
+Stage 1: a prior encoder maps ``[bicubic-up LR, HR]`` to ``z`` ``(B, 4C)``, injected into the latent map
+``(B, C, h, w)`` by shifted-window cross-attention before LIIF decoding. Stage 2 (``stage: 2``) samples ``z``
+from the LR alone with a 4-step diffusion model. Layers, the LR-only fallback and the differences from the
+reference code: docs/methods/liifusion.md.
 """
 
 from __future__ import annotations

@@ -1,50 +1,10 @@
-"""HLLHGAN: learn the degradation from unpaired HR and real LR images, then learn SR from the pairs it makes.
+"""HLLHGAN (Bulat, Yang & Tzimiropoulos, ECCV 2018): learn the x4 degradation from unpaired HR and real LR.
 
-Bulat, Yang & Tzimiropoulos, "To learn image super-resolution, use a GAN to learn how to do image
-degradation first", ECCV 2018 (digest: ``../shared/reference/blind_sr.md`` Sec. 4). Two GANs, x4:
-
-* **High-to-Low** ``G_h2l``: an HR crop (64 x 64 in training) plus noise -> a 16 x 16 LR crop. Its
-  discriminator ``D_low`` compares that output with crops of *real* LR images that have no HR partner;
-  a pixel loss against the HR average-pooled by 4 keeps content and colour.
-* **Low-to-High** ``G_l2h``: 16 x 16 LR -> 64 x 64 SR, trained on ``(HR, G_h2l(HR))`` pairs with a pixel
-  loss and its own discriminator ``D_high`` (real = HR, fake = SR).
-
-Losses (paper; the digest's re-implementation uses the same values): each generator minimises
-``alpha * L_pixel + beta * L_GAN`` with ``alpha = 1``, ``beta = 0.05``; MSE pixel losses; hinge GAN
-(``D``: ``mean relu(1 - D(real)) + mean relu(1 + D(fake))``; ``G``: ``-mean D(fake)``); Adam, lr 1e-4,
-betas (0, 0.9). Both GANs are updated in the same iteration, ``G_l2h`` fed the detached ``G_h2l`` output
-(the digest notes that whether the original trained them jointly is unverified). Images are mapped to
-[-1, 1] for the networks and the losses, as in the reference.
-
-What anyres chose, and why (written down as the issue asks)
------------------------------------------------------------
-* **Noise.** The paper concatenates a 64-d ``z`` mapped by a fully connected layer to a 64 x 64 plane
-  (``noise="fc"``, kept as an option; it only accepts 64 x 64 inputs). The default ``noise="map"``
-  concatenates one N(0, 1) value per HR pixel instead: same role (a 4th input channel of noise), but fully
-  convolutional, so the trained ``G_h2l`` degrades crops and whole images of any size, which is what the
-  training sampler and ``anyres degrade`` need.
-* **Skip.** The published ``G_h2l`` predicts the LR from a 4 x 4 bottleneck with no skip. The default here
-  adds the 4 x 4 average pool of the input to the output (``skip=True``; ``skip=False`` is the paper's),
-  so the network starts at the pixel-loss target and learns only the degradation on top of it. Faces in
-  the paper are aligned and simple; on general image crops and a CPU budget of a few thousand steps the
-  bottleneck alone does not reproduce content.
-* **Widths.** The digest marks the published widths of ``G_h2l`` and the discriminators as a
-  re-implementer's choices. Here ``G_h2l`` is (16, 32, 64, 128) channels over its four down stages (so a
-  192 x 192 training crop costs ~1.5 GMAC, cheap enough to run inside the SR sampler) and the
-  discriminators use (32, 32, 64, 64, 128, 128) instead of (128, 128, 256, 256, 512, 512): about 16x
-  less compute (measured on one core, batch 32 of 16 x 16: 0.15 s per forward + backward against 0.64 s
-  for (64, ..., 256) already), which makes a step ~1 s instead of several. ``G_l2h`` keeps the published 256/128 channels (configurable).
-* Everything else follows the digest: 12 residual blocks in 6 groups of 2 in ``G_h2l`` (down to 1/16,
-  pixel-shuffled back up to 1/4), tanh output when ``skip=False``; SNGAN-style residual discriminators with
-  spectral norm, average-pool downsampling and FC(16 C -> C) -> ReLU -> FC(-> 1); ``G_l2h`` with 12
-  pre-activation residual blocks at the LR size, two bilinear x2 stages and a tanh head.
-
-Use
----
-``anyres.train.hllhgan.train_hllhgan(hr_images, lr_images, out_dir, config)`` (or ``anyres hllhgan --hr
-DIR --lr DIR --out DIR``) trains, checkpoints every few minutes, resumes, and writes ``out_dir/h2l`` (and
-``out_dir/l2h``) weights folders. ``get_pipeline("hllhgan", weights="out_dir/h2l")`` is a degradation pipeline like the
-others (x4 only): records hold one noise seed per sample, so they replay exactly.
+``G_h2l``: HR ``(B, 3, 4h, 4w)`` in [-1, 1] plus noise -> LR ``(B, 3, h, w)``, judged by ``D_low`` against real LR
+crops and held to the 4x4 average pool by an MSE loss; ``G_l2h``: LR -> SR ``(B, 3, 4h, 4w)``, trained on
+``(HR, G_h2l(HR))`` pairs. Each generator minimises ``L_pixel + 0.05 L_GAN`` (hinge). The trained ``G_h2l``
+is the ``hllhgan`` degradation pipeline. Architecture, hyperparameters and anyres's choices (noise map, skip,
+widths): docs/methods/hllhgan.md.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ __all__ = ["LMAR", "LMARConfig", "KERNEL_NORMS", "MLP_INPUTS", "DEFAULT_CHUNK_PI
 KERNEL_NORMS = ("none", "softmax")
 MLP_INPUTS = 7  # rel (2) + cell (2) + back-projection residual (3)
 # Small enough that a chunk's temporaries (81 kernel weights per pixel) stay below glibc's mmap threshold
-# and are reused from the heap: with 2^17 pixels every chunk re-faulted fresh pages (3x slower on CPU).
+# and are reused from the heap: with 2^17 pixels every chunk re-faulted fresh pages (markedly slower on CPU).
 DEFAULT_CHUNK_PIXELS = 1 << 13
 _LEAK = 0.01
 _LAST_LAYER_GAIN = 0.1

@@ -35,7 +35,7 @@ from anyres.sr.pretrained import load_upscaler
 from anyres.sr.render import render
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
 from anyres.metrics import measure
-from anyres.sr.pretrained import WEIGHTS_DIR
+from anyres.hub import WEIGHTS_DIR
 
 HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")

@@ -165,15 +165,23 @@ def test_a_failed_write_removes_the_files_of_that_image(tmp_path, deeplpf_dir, m
 
 def test_registered_names_resolve_to_shipped_folders_and_report_missing_weights(tmp_path, deeplpf_dir,
                                                                                monkeypatch):
+    import shutil
+
     import anyres.hub
 
+    # Shipped names are the folders of the weights directory: a card without its weights is reported as such.
     monkeypatch.setattr(anyres.hub, "WEIGHTS_DIR", tmp_path / "weights")
+    card_only = tmp_path / "weights" / "deeplpf-lowlight"
+    card_only.mkdir(parents=True)
+    shutil.copy(deeplpf_dir / "config.json", card_only / "config.json")
     src = _rgb(tmp_path / "a.png")
     message = _one_line_error(_run("enhance", src, "--model", "deeplpf-lowlight"))
     assert "deeplpf-lowlight" in message and "not in this installation" in message
     with pytest.raises(RegistryError, match="not in this installation"):
+        load_enhancer("deeplpf-lowlight")
+    assert "(weights not in this installation)" in _run("models").output
+    with pytest.raises(RegistryError, match="unknown enhancement model 'deeplpf-retouch'"):
         load_enhancer("deeplpf-retouch")
-    (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "deeplpf-retouch").symlink_to(deeplpf_dir, target_is_directory=True)
     assert isinstance(load_enhancer("deeplpf-retouch"), DeepLPF)
     assert _run("enhance", src, "--model", "deeplpf-retouch").exit_code == 0
@@ -205,7 +213,7 @@ def test_shipped_enhancers_load_by_name_and_undo_their_damage(name, task, min_ga
     from anyres.enhancement.tasks import get_task
     from anyres.evaluation import make_damaged
     from anyres.metrics import RGB_PROTOCOL, measure
-    from anyres.sr.pretrained import WEIGHTS_DIR
+    from anyres.hub import WEIGHTS_DIR
 
     if not (WEIGHTS_DIR / name / "config.json").is_file():
         pytest.skip(f"{name} is not shipped in this checkout")

@@ -12,7 +12,8 @@ from PIL import Image
 
 import click
 
-from anyres.evaluation.compare import BACKGROUND, GAP, compare_command, make_comparison
+from anyres.cli.compare import compare_command
+from anyres.evaluation.compare import BACKGROUND, GAP, make_comparison
 from anyres.errors import AnyresError
 from anyres.evaluation import make_lr
 from anyres.io import read_image, write_image

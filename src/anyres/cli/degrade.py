@@ -1,10 +1,5 @@
-"""``anyres degrade``: synthesise LR images from HR images with a degradation pipeline, or replay a record file.
-
-Each image gets its own parameters, drawn from ``derive_seed(seed, file name)``: the same seed and name give
-bit-identical output whatever else is in the run. ``--params-out`` writes every image's record;
-``--replay`` re-applies recorded parameters (bit-identical output). One error line per bad input; the
-others still finish, and the exit status is 1 if any failed.
-"""
+"""``anyres degrade``: LR images from HR images with a degradation pipeline (a record per image, drawn from
+``derive_seed(seed, file name)``), or the replay of a ``--params-out`` record file, bit-identical."""
 
 from __future__ import annotations
 
@@ -16,12 +11,13 @@ from pathlib import Path
 import click
 import torch
 
-from anyres.errors import AnyresError, ConfigError
-from anyres.io import check_not_input, expand_inputs, read_image, to_rgb, write_bytes_atomic, write_image
-from anyres.ops.resize import imresize
-
-from anyres.degrade import LEARNED_PIPELINES, PIPELINES, get_pipeline
+from anyres.cli.batch import Batch, output_options
+from anyres.degrade import get_pipeline
 from anyres.degrade.base import check_scale, derive_seed
+from anyres.errors import AnyresError, ConfigError
+from anyres.io import read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.ops.resize import imresize
+from anyres.registry import DEGRADATIONS
 
 __all__ = ["degrade_command", "load_params_file"]
 
@@ -36,9 +32,9 @@ def load_params_file(path: Path) -> dict:
         raise ConfigError(f"cannot read parameter file {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
         raise ConfigError(f"{path} is not an anyres degrade parameter file (no \"images\" mapping)")
-    if data.get("pipeline") not in {**PIPELINES, **LEARNED_PIPELINES}:
+    if data.get("pipeline") not in DEGRADATIONS:
         raise ConfigError(f"{path}: unknown pipeline {data.get('pipeline')!r}; "
-                          f"expected one of {', '.join({**PIPELINES, **LEARNED_PIPELINES})}")
+                          f"expected one of {', '.join(DEGRADATIONS)}")
     try:
         check_scale(data.get("scale"))
     except ConfigError as err:
@@ -46,34 +42,23 @@ def load_params_file(path: Path) -> dict:
     return data
 
 
-def _target(path: Path, output: Path | None, out_dir: Path | None, pipeline: str, scale: float) -> Path:
-    if output is not None:
-        return output
-    # LR images are written losslessly unless -o names another format: a JPEG would add a compression
-    # pass that is not in the record.
-    if out_dir is not None:
-        return out_dir / f"{path.stem}.png"
-    return path.with_name(f"{path.stem}_{pipeline}_x{scale:g}.png")
-
-
 @click.command("degrade")
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("--pipeline", default=None, help=f"Degradation model: {', '.join(PIPELINES)} (not with --replay).")
+@output_options(out_dir_help="Folder for the LR images (written as NAME.png).",
+                overwrite_help="Replace existing outputs (inputs are never replaced).")
+@click.option("--pipeline", default=None,
+              help=f"Degradation model: {', '.join(DEGRADATIONS.names('synthetic'))}, or a learned one with "
+                   f"--weights: {', '.join(DEGRADATIONS.names('learned'))} (not with --replay).")
 @click.option("--scale", type=float, default=None, help="Scale factor >= 1, any value (e.g. 2, 3, 2.5); "
               "the LR size is round(H / s) x round(W / s).")
 @click.option("--seed", type=int, default=None, help="Run seed (default 0); each image draws from the seed and "
               "its file name.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output file (one input only).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the LR images (written as NAME.png).")
 @click.option("--params-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every image's parameters to this JSON file.")
 @click.option("--replay", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply the parameters recorded in this JSON file (from --params-out) instead of drawing new ones.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Weights folder of a learned pipeline (hllhgan: the h2l folder written by `anyres hllhgan`).")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
-def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, replay, weights, overwrite) -> None:
+def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, params_out, replay, weights) -> None:
     """Make LR images from HR images (files or folders) with a random degradation pipeline.
 
     Without -o/--out-dir each result is written beside its input as NAME_PIPELINE_xSCALE.png.
@@ -93,74 +78,64 @@ def degrade_command(inputs, pipeline, scale, seed, output, out_dir, params_out, 
         recorded, config = data["images"], data.get("config")
     else:
         if pipeline is None:
-            raise ConfigError(f"--pipeline is required ({', '.join(PIPELINES)}) unless --replay is given")
+            raise ConfigError(f"--pipeline is required ({', '.join(DEGRADATIONS.names('synthetic'))}) unless "
+                              f"--replay is given")
         if scale is None:
             raise ConfigError("--scale is required unless --replay is given")
         seed = 0 if seed is None else seed
     if not (isinstance(scale, float) and math.isfinite(scale) and scale >= 1):
         raise ConfigError(f"--scale must be a number >= 1, got {scale:g}")
+    learned = DEGRADATIONS.names("learned")
     if weights is not None:
-        if pipeline not in LEARNED_PIPELINES:
-            raise ConfigError(f"--weights is for learned pipelines ({', '.join(LEARNED_PIPELINES)}), not {pipeline}")
+        if pipeline not in learned:
+            raise ConfigError(f"--weights is for learned pipelines ({', '.join(learned)}), not {pipeline}")
         config = {**(config or {}), "weights": str(weights)}
-    pipe = get_pipeline(pipeline, config if pipeline in LEARNED_PIPELINES else None)
+    pipe = get_pipeline(pipeline, config if pipeline in learned else None)
     if config is None:
         config = dataclasses.asdict(pipe.config)
 
-    files, errors = expand_inputs(inputs)
-    if output is not None and (len(files) != 1 or out_dir is not None):
-        raise ConfigError("-o/--output takes exactly one input image and no --out-dir; use --out-dir for several")
+    # LR images are written losslessly unless -o names another format: a JPEG would add a compression
+    # pass that is not in the record.
+    batch = Batch(inputs, output, out_dir, overwrite, beside=f"{{stem}}_{pipeline}_x{scale:g}.png", in_dir="{stem}.png")
     if params_out is not None and params_out.exists() and not overwrite:
         raise ConfigError(f"{params_out} exists; pass --overwrite to replace it")
-
-    for message in errors:
-        click.echo(f"anyres: error: {message}", err=True)
-    failed = len(errors)
     records: dict[str, dict] = {}
-    written: set[Path] = set()
-    for path in files:
-        try:
-            name = path.name
-            if name in records:
-                raise AnyresError(f"{path}: another input is also named {name!r}; records are keyed by file name")
-            target = _target(path, output, out_dir, pipeline, scale)
-            check_not_input(target, files)
-            if target.resolve() in written:
-                raise AnyresError(f"{path}: its output {target} was already written by another input of this run")
-            if target.exists() and not overwrite:
-                raise AnyresError(f"{target}: already exists; pass --overwrite to replace it")
-            img, meta = read_image(path)
-            hr = to_rgb(img)
-            hr_size = tuple(hr.shape[-2:])
-            if recorded is not None:
-                record = recorded.get(name)
-                if record is None:
-                    raise AnyresError(f"{path}: no record for {name!r} in {replay}")
-                if not isinstance(record, dict) or list(record.get("hr_size", [])) != list(hr_size):
-                    got = record.get("hr_size") if isinstance(record, dict) else record
-                    raise AnyresError(f"{path}: the image is {hr_size[1]}x{hr_size[0]} (WxH) but its record in "
-                                      f"{replay} was drawn for HR size {got} (HxW)")
-            else:
-                generator = torch.Generator().manual_seed(derive_seed(seed, name))
-                record = pipe.sample(1, generator, scale=scale, hr_size=hr_size)[0]
-            try:
-                with torch.inference_mode():
-                    lr = pipe.apply(hr, [record])
-            except (KeyError, TypeError, ValueError, IndexError) as err:
-                if recorded is None:
-                    raise
-                raise AnyresError(f"{path}: invalid record in {replay}: {err!r}") from None
-            alpha = None
-            if meta.alpha is not None:
-                alpha = imresize(meta.alpha, size=tuple(lr.shape[-2:])).clamp(0.0, 1.0)
-            write_image(target, lr, meta, alpha=alpha, overwrite=overwrite)
-            written.add(target.resolve())
-            records[name] = record
-            click.echo(f"{path} -> {target} ({lr.shape[-1]}x{lr.shape[-2]})", err=True)
-        except AnyresError as err:
-            failed += 1
-            click.echo(f"anyres: error: {err}", err=True)
 
+    def check(path: Path) -> None:
+        if path.name in records:
+            raise AnyresError(f"{path}: another input is also named {path.name!r}; records are keyed by file name")
+
+    def process(path: Path, target: Path, _extras: list[Path]) -> str:
+        name = path.name
+        img, meta = read_image(path)
+        hr = to_rgb(img)
+        hr_size = tuple(hr.shape[-2:])
+        if recorded is not None:
+            record = recorded.get(name)
+            if record is None:
+                raise AnyresError(f"{path}: no record for {name!r} in {replay}")
+            if not isinstance(record, dict) or list(record.get("hr_size", [])) != list(hr_size):
+                got = record.get("hr_size") if isinstance(record, dict) else record
+                raise AnyresError(f"{path}: the image is {hr_size[1]}x{hr_size[0]} (WxH) but its record in "
+                                  f"{replay} was drawn for HR size {got} (HxW)")
+        else:
+            generator = torch.Generator().manual_seed(derive_seed(seed, name))
+            record = pipe.sample(1, generator, scale=scale, hr_size=hr_size)[0]
+        try:
+            with torch.inference_mode():
+                lr = pipe.apply(hr, [record])
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            if recorded is None:
+                raise
+            raise AnyresError(f"{path}: invalid record in {replay}: {err!r}") from None
+        alpha = None
+        if meta.alpha is not None:
+            alpha = imresize(meta.alpha, size=tuple(lr.shape[-2:])).clamp(0.0, 1.0)
+        write_image(target, lr, meta, alpha=alpha, overwrite=overwrite)
+        records[name] = record
+        return f" ({lr.shape[-1]}x{lr.shape[-2]})"
+
+    failed = batch.run(process, check=check)
     if params_out is not None:
         report = {"pipeline": pipeline, "scale": scale, "seed": seed, "images": records, "config": config}
         write_bytes_atomic(params_out, (json.dumps(report, indent=1) + "\n").encode("utf-8"), overwrite=True)

@@ -55,8 +55,8 @@ def _check_target(path: Path, image: Path, overwrite: bool) -> None:
 @click.option("--png", "png", type=click.Path(path_type=Path), default=None,
               help="Also write a picture of the kernel (taps scaled to the largest, 16 px per tap).")
 @click.option("--iters", type=int, default=DEFAULT_ITERS, show_default=True,
-              help="Training iterations (the paper's 3000: about a minute on one CPU core; the schedule is "
-                   "written for 3000, so far fewer give an unfinished kernel).")
+              help="Training iterations (the paper's 3000; the schedule is written for 3000, so far fewer give "
+                   "an unfinished kernel).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help='Write {"scale", "kernel", "seconds", "iters"} to this JSON file.')

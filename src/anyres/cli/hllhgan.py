@@ -27,8 +27,8 @@ __all__ = ["hllhgan_command"]
 @click.option("--iters", type=int, default=2000, show_default=True, help="Total training iterations.")
 @click.option("--batch", type=int, default=32, show_default=True, help="Crops per iteration (the paper's 32).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, crops and noise.")
-@click.option("--l2h", is_flag=True, help="Also train the Low-to-High GAN on the generated pairs (slow on CPU: "
-              "several seconds per iteration).")
+@click.option("--l2h", is_flag=True, help="Also train the Low-to-High GAN on the generated pairs (slow on a "
+              "CPU).")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in --out and start over.")
 def hllhgan_command(hr_dirs, lr_dirs, out_dir, iters, batch, seed, l2h, threads, restart) -> None:

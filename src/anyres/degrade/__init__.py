@@ -1,6 +1,6 @@
 """Degradation pipelines that synthesise LR images from HR images: sample parameters, then apply them.
 
-``PIPELINES`` maps a name to its pipeline class; :func:`get_pipeline` builds one with config overrides::
+:func:`get_pipeline` builds a registered pipeline (:data:`anyres.registry.DEGRADATIONS`) with config overrides::
 
     pipe = get_pipeline("realesrgan", noise_range=(1, 15))
     records = pipe.sample(8, torch.Generator().manual_seed(0), scale=3.5, hr_size=(128, 128))
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyres.errors import RegistryError
+from anyres.registry import DEGRADATIONS
 
 from anyres.degrade.base import Pipeline, derive_seed, lr_size
 from anyres.degrade.bsrgan import BSRGANConfig, BSRGANPipeline
@@ -36,17 +36,15 @@ __all__ = [
     "RealESRGANPipeline",
 ]
 
-PIPELINES: dict[str, type[Pipeline]] = {
-    ClassicalPipeline.name: ClassicalPipeline,
-    BSRGANPipeline.name: BSRGANPipeline,
-    RealESRGANPipeline.name: RealESRGANPipeline,
-}
+# "synthetic" pipelines build with their defaults; "learned" ones need trained weights (``weights=FOLDER``).
+DEGRADATIONS.add_class(ClassicalPipeline, role="synthetic")
+DEGRADATIONS.add_class(BSRGANPipeline, role="synthetic")
+DEGRADATIONS.add_class(RealESRGANPipeline, role="synthetic")
+DEGRADATIONS.add_class(HLLHGANPipeline, role="learned")
 
-# Pipelines that need trained weights (``weights=FOLDER``): not in PIPELINES, whose entries all build with
-# their defaults.
-LEARNED_PIPELINES: dict[str, type[Pipeline]] = {
-    HLLHGANPipeline.name: HLLHGANPipeline,
-}
+# Name -> class views of the registry, by role.
+PIPELINES: dict[str, type[Pipeline]] = {n: DEGRADATIONS[n].builder for n in DEGRADATIONS.names("synthetic")}
+LEARNED_PIPELINES: dict[str, type[Pipeline]] = {n: DEGRADATIONS[n].builder for n in DEGRADATIONS.names("learned")}
 
 
 def get_pipeline(name: str, config: Any = None, **overrides: Any) -> Pipeline:
@@ -55,7 +53,4 @@ def get_pipeline(name: str, config: Any = None, **overrides: Any) -> Pipeline:
     Raises :class:`~anyres.errors.RegistryError` for an unknown name and
     :class:`~anyres.errors.ConfigError` for an unknown or invalid option (both one-line user errors).
     """
-    known = {**PIPELINES, **LEARNED_PIPELINES}
-    if name not in known:
-        raise RegistryError(f"unknown degradation pipeline {name!r}; available: {', '.join(known)}")
-    return known[name](config, **overrides)
+    return DEGRADATIONS.get(name).builder(config, **overrides)

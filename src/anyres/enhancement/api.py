@@ -8,67 +8,73 @@ from typing import Any
 
 import torch
 
+from anyres import hub
 from anyres.errors import AnyresError
 from anyres.io import as_batch
+from anyres.registry import ENHANCERS, RESAMPLERS, load, weights_folders
 
-__all__ = ["enhance", "load_enhancer", "enhance_rgb", "explain_rgb", "FILTER_PANELS", "ENHANCEMENT_MODELS",
-           "ENHANCEMENT_ARCHS", "RESAMPLERS", "working_size", "load_resampler", "downsample_for", "upsample_from"]
+__all__ = ["enhance", "load_enhancer", "DEFAULT_ENHANCER", "enhance_rgb", "explain_rgb", "FILTER_PANELS", "working_size",
+           "load_resampler", "downsample_for", "upsample_from"]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Enhancement (same-size restoration: retouching, low light)
 
-# Names `--model` will accept once their weights folders ship in anyres/weights/<name>/ (trained with
-# configs/<name>.yaml); until then they fail with a message that says so.
-ENHANCEMENT_MODELS = {
-    "deeplpf-retouch": "DeepLPF trained to undo the synthetic retouch damage (exposure, white balance, "
-                       "tone, local filters)",
-    "deeplpf-lowlight": "DeepLPF trained to undo the synthetic lowlight damage (dark, noisy shots)",
-}
-# Architectures (config.json "arch") that map an RGB image to an enhanced one of the same size.
-ENHANCEMENT_ARCHS = ("deeplpf", "unet-enhancer")
 
-
-def load_enhancer(model: Any = "deeplpf-retouch", device: str | None = None) -> torch.nn.Module:
-    """An enhancement network in eval mode: ``net(x) -> out``, both ``(B, 3, H, W)`` RGB in [0, 1].
-
-    ``model``: a weights folder (``config.json`` + ``model.safetensors`` of an architecture in
-    :data:`ENHANCEMENT_ARCHS`), a name in :data:`ENHANCEMENT_MODELS` (its folder in ``anyres/weights/``), or an
-    ``nn.Module`` (used as it is). Unknown names, missing weights and non-enhancement folders raise
-    :class:`~anyres.errors.RegistryError` with a one-line message.
-    """
-    from anyres.errors import RegistryError
-    from anyres.hub import CONFIG, load_network
-    from anyres import hub
-    from anyres.registry import MODELS
-
-    if isinstance(model, torch.nn.Module):
-        return model.to(device) if device else model
-    if not isinstance(model, (str, Path)):
-        raise TypeError(f"model must be a name, a path or an nn.Module, got {type(model).__name__}")
-    text = str(model)
-    valid = f"{', '.join(ENHANCEMENT_MODELS)} or a weights folder path"
-    if text in ENHANCEMENT_MODELS:  # a name wins over a folder of the same name, as for upscalers
-        path = hub.WEIGHTS_DIR / text
-        if not (path / CONFIG).is_file():
-            raise RegistryError(f"model {text!r}: its weights are not in this installation ({path}); train them "
-                                f"with `anyres train configs/{text}.yaml` and pass the run's model folder")
-    else:
-        path = Path(text).expanduser()
-    if not path.exists():
-        if text in MODELS:
-            raise RegistryError(f"{text!r} is an upscaling model; enhancement needs one of {valid}")
-        raise RegistryError(f"unknown enhancement model {text!r}; available: {valid}")
-    if not (path.is_dir() and (path / CONFIG).is_file()):
-        raise RegistryError(f"{text}: not a model folder (expected config.json and model.safetensors inside)")
-    net, config = load_network(path, device=device)
-    if config.get("arch") not in ENHANCEMENT_ARCHS:
-        raise RegistryError(f"{text}: a {config.get('arch')!r} model is not an enhancement model "
-                            f"(expected one of {', '.join(ENHANCEMENT_ARCHS)})")
+def _load_folder_enhancer(folder: Path, device: str | None = None, options: Any = None,
+                          name: str | None = None) -> torch.nn.Module:
+    net, _config = hub.load_network(folder, device=device)
     return net
 
 
-RESAMPLERS = ("bicubic", "lmar")
+# What `anyres enhance` and :func:`enhance` use without a model.
+DEFAULT_ENHANCER = "deeplpf-retouch"
+ENHANCERS.from_folder = _load_folder_enhancer
+ENHANCERS.instance = (torch.nn.Module,)
+# Read at every lookup, so that a folder dropped into the weights folder (or a test's) is found.
+ENHANCERS.discover(lambda: weights_folders(hub.WEIGHTS_DIR, ENHANCERS))
+
+
+def load_enhancer(model: Any = DEFAULT_ENHANCER, device: str | None = None) -> torch.nn.Module:
+    """An enhancement network in eval mode: ``net(x) -> out``, both ``(B, 3, H, W)`` RGB in [0, 1].
+
+    ``model``: a weights folder (``config.json`` + ``model.safetensors`` of an enhancer architecture), the
+    name of one shipped in ``anyres/weights/`` (``anyres models``), or an ``nn.Module`` (used as it is).
+    Unknown names, missing weights and folders of another kind raise
+    :class:`~anyres.errors.RegistryError` with a one-line message.
+    """
+    return load(model, ENHANCERS, device=device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The large-image path: resamplers
+
+
+@RESAMPLERS.register("bicubic", "MATLAB bicubic down (antialiased) and bicubic up; no weights")
+def _bicubic_resampler(model: Any = None, device: str | None = None) -> None:
+    if model is not None:
+        raise AnyresError("a resampler model only applies to --resampler lmar")
+    return None
+
+
+@RESAMPLERS.register("lmar", "LMAR (Yu et al., CVPR 2024): learned model-aware down, Lanczos-3 up; needs "
+                             "its weights folder")
+def _lmar_resampler(model: Any = None, device: str | None = None) -> torch.nn.Module:
+    from anyres.errors import RegistryError
+    from anyres.hub import CONFIG, load_network
+
+    if isinstance(model, torch.nn.Module):
+        return model.eval()
+    if model is None:
+        raise AnyresError("--resampler lmar needs its weights: --resampler-model FOLDER (an LMAR trained for "
+                          "this enhancer; none is shipped yet)")
+    path = Path(model).expanduser()
+    if not (path / CONFIG).is_file():
+        raise RegistryError(f"{model}: not a model folder (expected config.json and model.safetensors inside)")
+    net, config = load_network(path, device=device)
+    if config.get("arch") != "lmar":
+        raise RegistryError(f"{model}: a {config.get('arch')!r} model is not an LMAR resampler")
+    return net.eval()
 
 
 def working_size(height: int, width: int, *, long_side: int | None = None,
@@ -92,28 +98,7 @@ def working_size(height: int, width: int, *, long_side: int | None = None,
 
 def load_resampler(resampler: str = "bicubic", model: Any = None, device: str | None = None) -> Any:
     """``None`` for ``bicubic``; for ``lmar`` the LMAR network of a weights folder (eval mode)."""
-    from anyres.errors import RegistryError
-
-    if resampler not in RESAMPLERS:
-        raise AnyresError(f"unknown resampler {resampler!r}; expected one of {', '.join(RESAMPLERS)}")
-    if resampler == "bicubic":
-        if model is not None:
-            raise AnyresError("a resampler model only applies to --resampler lmar")
-        return None
-    if isinstance(model, torch.nn.Module):
-        return model.eval()
-    if model is None:
-        raise AnyresError("--resampler lmar needs its weights: --resampler-model FOLDER (an LMAR trained for "
-                          "this enhancer; none is shipped yet)")
-    from anyres.hub import CONFIG, load_network
-
-    path = Path(model).expanduser()
-    if not (path / CONFIG).is_file():
-        raise RegistryError(f"{model}: not a model folder (expected config.json and model.safetensors inside)")
-    net, config = load_network(path, device=device)
-    if config.get("arch") != "lmar":
-        raise RegistryError(f"{model}: a {config.get('arch')!r} model is not an LMAR resampler")
-    return net.eval()
+    return RESAMPLERS.build(resampler, model=model, device=device)
 
 
 def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, int] | None = None,
@@ -197,7 +182,7 @@ def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, 
     return info["images"]["output"].clamp(0.0, 1.0), filters, picture.clamp(0.0, 1.0)
 
 
-def enhance(image: Any, model: Any = "deeplpf-retouch", *, device: str | None = None) -> torch.Tensor:
+def enhance(image: Any, model: Any = DEFAULT_ENHANCER, *, device: str | None = None) -> torch.Tensor:
     """Enhance an image file path or a ``(1, C, H, W)`` / ``(C, H, W)`` tensor in [0, 1], C = 1 or 3.
 
     ``model``: see :func:`load_enhancer`. Returns ``(1, C, H, W)`` in [0, 1] with the input's channel count: a

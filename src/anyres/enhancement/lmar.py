@@ -241,7 +241,8 @@ class LMAR(nn.Module):
         return self.modulation(torch.cat([x_d, imresize(dx, size=(h, w), **opts)], dim=1))
 
 
-@NETWORKS.register("lmar", "LMAR learned model-aware downscaler (compensatory kernels + steganographic mix)")
+@NETWORKS.register("lmar", "LMAR learned model-aware downscaler (compensatory kernels + steganographic mix)",
+                   role="resampler")
 def build_lmar(**kwargs: Any) -> LMAR:
     return LMAR(LMARConfig.from_dict(kwargs))
 

@@ -18,11 +18,12 @@ from typing import Any, Sequence
 import torch
 
 from anyres.degrade.base import Configured, Draw, check_prob
-from anyres.errors import ConfigError, RegistryError
+from anyres.errors import ConfigError
 from anyres.ops.color import quantize
 from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
 from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.ops.noise import gaussian_noise, poisson_noise
+from anyres.registry import TASKS
 from anyres.checks import check_image, check_unit_range
 
 __all__ = [
@@ -314,7 +315,8 @@ class LowLightTask(EnhanceTask):
 # Registry of tasks
 
 
-TASKS: dict[str, type[EnhanceTask]] = {RetouchTask.name: RetouchTask, LowLightTask.name: LowLightTask}
+TASKS.add_class(RetouchTask)
+TASKS.add_class(LowLightTask)
 
 
 def get_task(name: str, config: Any = None, **overrides: Any) -> EnhanceTask:
@@ -323,9 +325,7 @@ def get_task(name: str, config: Any = None, **overrides: Any) -> EnhanceTask:
     Raises :class:`~anyres.errors.RegistryError` for an unknown name and :class:`~anyres.errors.ConfigError`
     for an unknown or invalid option.
     """
-    if name not in TASKS:
-        raise RegistryError(f"unknown enhancement task {name!r}; available: {', '.join(TASKS)}")
-    return TASKS[name](config, **overrides)
+    return TASKS.get(name).builder(config, **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------------

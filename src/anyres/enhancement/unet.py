@@ -115,7 +115,8 @@ def parameter_count(width: int = 30, levels: int = 4) -> int:
     return n + widths[0] * 3 + 3
 
 
-@NETWORKS.register("unet-enhancer", "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)")
+@NETWORKS.register("unet-enhancer", "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)",
+                   role="enhancer")
 def build_unet_enhancer(**kwargs: Any) -> UNetEnhancer:
     return UNetEnhancer(UNetEnhancerConfig.from_dict(kwargs))
 

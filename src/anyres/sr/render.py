@@ -10,19 +10,55 @@ float rounding. Memory is then bounded by the tile and chunk sizes, not by the i
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
+
+from anyres.errors import ConfigError
+from anyres.registry import options_from
 
 from anyres.checks import check_image
 from anyres.sr.upscaler import Upscaler
 from anyres.ops.coords import centres
 
-__all__ = ["render", "LIIFUpscaler", "DEFAULT_TILE", "DEFAULT_CHUNK"]
+__all__ = ["render", "LIIFUpscaler", "RenderOptions", "RENDER_MODES", "DEFAULT_TILE", "DEFAULT_CHUNK"]
 
 DEFAULT_TILE = 192      # LR pixels per tile side when tiling is on
 DEFAULT_CHUNK = 4096    # queries per MLP call: per-chunk temporaries of ~8 MB stay in reused heap memory
+# fast: bf16 hidden layers; exact: float32; reference: the paper's plain path (slow; never tiled).
+RENDER_MODES = ("fast", "exact", "reference")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a LIIF-style upscaler renders: ``mode`` (:data:`RENDER_MODES`), ``tile`` (LR tile side in pixels,
+    or None for one pass), ``chunk`` (queries per MLP call), ``seed`` (of a sampled prior, LIIFusion stage 2)
+    and ``progress`` (a pixel progress bar per image, on a terminal). The tiled result equals the untiled one."""
+
+    mode: str = "fast"
+    tile: int | None = DEFAULT_TILE
+    chunk: int = DEFAULT_CHUNK
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in RENDER_MODES:
+            raise ConfigError(f"unknown render mode {self.mode!r}; expected one of {', '.join(RENDER_MODES)}")
+        if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 1):
+            raise ConfigError(f"tile must be a positive number of LR pixels or None, got {self.tile!r}")
+        if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
+            raise ConfigError(f"chunk must be a positive number of queries, got {self.chunk!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_kwargs(cls, base: "RenderOptions | None" = None, **fields: Any) -> "RenderOptions":
+        """``base`` (or the defaults) with ``fields`` replaced; an unknown field raises ConfigError."""
+        values = dataclasses.asdict(base) if base is not None else {}
+        return options_from(cls, {**values, **fields}, what="upscaler option")
 
 
 def _row_ranges(n_out: int, n_in: int, a: int, b: int) -> tuple[int, int]:
@@ -90,20 +126,18 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
 
 
 class LIIFUpscaler(Upscaler):
-    """A LIIF-style network as an :class:`Upscaler`: exact any-size rendering with optional tiling."""
+    """A LIIF-style network as an :class:`Upscaler`: exact any-size rendering with optional tiling.
 
-    def __init__(self, net: Any, *, name: str = "liif", mode: str = "fast", tile: int | None = DEFAULT_TILE,
-                 chunk: int = DEFAULT_CHUNK, description: str = "", device: str | torch.device | None = None,
-                 progress: bool = False, seed: int = 0):
+    ``options``: a :class:`RenderOptions`, or its fields as keywords (``mode="exact", tile=None``).
+    """
+
+    def __init__(self, net: Any, *, name: str = "liif", description: str = "",
+                 device: str | torch.device | None = None, options: RenderOptions | None = None, **fields: Any):
         # Channels-last weights and inputs: mkldnn convolutions then run without layout conversions.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.name = name
-        self.mode = mode
-        self.tile = tile
-        self.chunk = chunk
         self.description = description
-        self.progress = progress  # a pixel progress bar per image (on a terminal), for long renders
-        self.seed = seed  # of the prior sampler of networks that sample one (LIIFusion stage 2)
+        self.options = RenderOptions.from_kwargs(options, **fields) if fields else (options or RenderOptions())
         if device is not None:
             self.to(device)
 
@@ -115,14 +149,15 @@ class LIIFUpscaler(Upscaler):
         from tqdm import tqdm
 
         device = next(self.net.parameters()).device
+        opts = self.options
         outs = []
         for x in lr:
             bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None) \
-                if self.progress else None
+                if opts.progress else None
             x = x[None].to(device)
             # A sampled prior is drawn once from the whole LR image, so the seed alone fixes the result.
-            prior = self.net.lr_prior(x, self.seed) if hasattr(self.net, "lr_prior") else None
-            outs.append(render(self.net, x, size, mode=self.mode, tile=self.tile, chunk=self.chunk, progress=bar,
+            prior = self.net.lr_prior(x, opts.seed) if hasattr(self.net, "lr_prior") else None
+            outs.append(render(self.net, x, size, mode=opts.mode, tile=opts.tile, chunk=opts.chunk, progress=bar,
                                prior=prior))
             if bar is not None:
                 bar.close()

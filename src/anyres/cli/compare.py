@@ -1,0 +1,54 @@
+"""``anyres compare``: the same crop of nearest, bicubic and each model side by side in one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anyres.cli.batch import device_option, resolve_device
+from anyres.errors import AnyresError
+
+__all__ = ["compare_command"]
+
+
+@click.command("compare")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scale", "scale", required=True, type=float, help="Scale factor (> 0; >= 1 with --as-hr).")
+@click.option("--models", "models", default="liif", show_default=True,
+              help="Comma-separated models (names or folders) shown after the nearest and bicubic panels.")
+@click.option("--as-hr", is_flag=True,
+              help="IMAGE is ground truth: downscale it (benchmark protocol), show PSNRs and an HR panel.")
+@click.option("--crop", "crop", default=None, metavar="X,Y,W,H",
+              help="Crop in output pixels (default: centred, at most 256x256).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output PNG file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@device_option
+def compare_command(image: Path, scale: float, models: str, as_hr: bool, crop: str | None, output: Path,
+                    overwrite: bool, device: str | None) -> None:
+    """Compose the same crop of nearest, bicubic and each model side by side into one PNG."""
+    import numpy as np
+    import torch
+
+    from anyres.evaluation.compare import check_scale, make_comparison, parse_crop
+    from anyres.io import check_not_input, write_image
+
+    s = check_scale(scale)
+    if as_hr and s < 1:
+        raise AnyresError(f"--as-hr needs --scale >= 1, got {s:g}")
+    if output.suffix.lower() != ".png":
+        raise AnyresError(f"-o/--output must be a .png file, got {output}")
+    check_not_input(output, [image])
+    if output.exists() and not overwrite:
+        raise AnyresError(f"{output} exists; pass --overwrite to replace it")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    box = parse_crop(crop) if crop is not None else None
+    composed, records = make_comparison(image, s, names, as_hr=as_hr, crop=box, device=resolve_device(device))
+    pixels = torch.from_numpy(np.asarray(composed, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0)
+    write_image(output, pixels[None], overwrite=overwrite)
+    width = max(len(r["label"]) for r in records)
+    for r in records:
+        value = f"{r['psnr']:.2f} dB" if r["psnr"] is not None else "-"
+        click.echo(f"{r['label']:<{width}}  {value}")
+    click.echo(f"wrote {output} ({composed.width}x{composed.height})", err=True)

@@ -1,0 +1,50 @@
+"""``anyres train``: a model from a YAML config, resumed from its run folder (also under ``torchrun``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anyres.errors import AnyresError
+
+__all__ = ["train"]
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder and start over.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).")
+def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
+    """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
+
+    A config with `task: enhance` at its top level trains an enhancement network (anyres.train.enhance),
+    one with `task: lmar` an LMAR resampler for a frozen enhancer (anyres.train.lmar); any other config
+    trains arbitrary-scale SR.
+    """
+    import yaml
+
+    from anyres.train.config import config_task, load_config
+
+    parsed = {}
+    for item in overrides:
+        if "=" not in item:
+            raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        parsed[key] = yaml.safe_load(value)
+    task = config_task(config, parsed)
+    if task == "lmar":
+        from anyres.train.lmar import load_lmar_config, train as run_lmar_training
+
+        run_lmar_training(load_lmar_config(config, parsed), resume=not restart)
+        return
+    if task is not None:
+        from anyres.train.enhance import load_enhance_config, train as run_enhance_training
+
+        run_enhance_training(load_enhance_config(config, parsed), resume=not restart)
+        return
+    from anyres.train.trainer import train as run_training
+
+    cfg = load_config(config, parsed)
+    run_training(cfg, resume=not restart)

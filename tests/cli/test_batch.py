@@ -1,0 +1,92 @@
+"""The batch loop shared by upscale, enhance and degrade: the same overwrite and error rules for each."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from anyres.cli import main
+from anyres.enhancement.unet import UNetEnhancer
+from anyres.hub import save_network
+
+
+@pytest.fixture
+def commands(tmp_path):
+    unet = save_network(UNetEnhancer(width=2, levels=2), tmp_path / "unet", extra={"name": "tiny-unet"})
+    return {
+        "upscale": (["upscale", "--scale", "2", "--model", "bicubic"], "{stem}_anyres.png"),
+        "enhance": (["enhance", "--model", str(unet)], "{stem}_enhanced.png"),
+        "degrade": (["degrade", "--pipeline", "classical", "--scale", "2"], "{stem}_classical_x2.png"),
+    }
+
+
+NAMES = ("upscale", "enhance", "degrade")
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _rgb(path, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (14, 20, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _errors(res):
+    return [line for line in res.stderr.splitlines() if line.startswith("anyres: error:")]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_default_output_name_beside_the_input_and_overwrite_rule(tmp_path, commands, name):
+    args, beside = commands[name]
+    src = _rgb(tmp_path / "a.png")
+    target = tmp_path / beside.format(stem="a")
+    assert _run(*args, src).exit_code == 0 and target.is_file()
+    first = target.read_bytes()
+    target.write_bytes(b"keep")
+    res = _run(*args, src)
+    assert res.exit_code == 1 and _errors(res) == [f"anyres: error: {target}: already exists; pass --overwrite to "
+                                                   f"replace it"]
+    assert target.read_bytes() == b"keep"
+    assert _run(*args, src, "--overwrite").exit_code == 0 and target.read_bytes() == first
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_input_is_never_overwritten(tmp_path, commands, name):
+    args, _ = commands[name]
+    src = _rgb(tmp_path / "a.png")
+    before = src.read_bytes()
+    res = _run(*args, src, "-o", src, "--overwrite")
+    assert res.exit_code == 1 and len(_errors(res)) == 1 and src.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_error_line_per_bad_input_while_the_others_finish(tmp_path, commands, name):
+    args, _ = commands[name]
+    good = [_rgb(tmp_path / "in" / "a.png"), _rgb(tmp_path / "in" / "b.png", 1)]
+    (tmp_path / "in" / "bad.png").write_text("not an image")
+    res = _run(*args, tmp_path / "in", tmp_path / "missing.png", "--out-dir", tmp_path / "out")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = _errors(res)
+    assert len(errors) == 2 and any("bad.png" in e for e in errors) and any("missing.png" in e for e in errors)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in good]
+    assert all(f"{p} -> {tmp_path / 'out' / p.name}" in res.stderr for p in good)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_output_is_never_written_twice_in_a_run(tmp_path, commands, name):
+    args, _ = commands[name]
+    first, second = _rgb(tmp_path / "x" / "a.png"), _rgb(tmp_path / "y" / "a.png", 1)
+    res = _run(*args, first, second, "--out-dir", tmp_path / "out", "--overwrite")
+    assert res.exit_code == 1 and len(_errors(res)) == 1
+    assert str(second) in _errors(res)[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dash_o_takes_one_input(tmp_path, commands, name):
+    args, _ = commands[name]
+    a, b = _rgb(tmp_path / "a.png"), _rgb(tmp_path / "b.png", 1)
+    res = _run(*args, a, b, "-o", tmp_path / "o.png")
+    assert res.exit_code == 1 and "exactly one input" in res.stderr and not (tmp_path / "o.png").exists()

@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/enhance_quality.py --task lowlight
-      --models deeplpf=checkpoints/deeplpf-lowlight,unet=checkpoints/unet-lowlight
+      --models deeplpf=src/anyres/weights/deeplpf-lowlight,unet=checkpoints/unet-lowlight
       [--sets ../shared/data/benchmark/Set5,../shared/data/benchmark/Set14] [--seed 0]
       [--json benchmarks/results/enhance_lowlight.json] [--threads N]
 

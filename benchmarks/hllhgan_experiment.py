@@ -86,7 +86,7 @@ def stage_data(root: Path, hidden_seed: int) -> dict:
 
 def stage_gan(root: Path, iters: int, threads: int) -> dict:
     from anyres.sr.data import load_hr_folders
-    from anyres.train.hllhgan import HLLHGANConfig, train_hllhgan
+    from anyres.train.recipes.hllhgan import HLLHGANConfig, train_hllhgan
 
     hr = load_hr_folders([root / "hr_half"])
     lr = load_hr_folders([root / "real_lr"])
@@ -117,7 +117,7 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, thre
 
 def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
     from anyres.train.config import load_config
-    from anyres.train.trainer import train
+    from anyres.train.engine import train
 
     out = {}
     runs = {"liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}},
@@ -162,7 +162,7 @@ def stage_eval(root: Path) -> dict:
 def stage_gallery(root: Path, count: int = 8) -> Path:
     from anyres.sr.data import load_hr_folders
     from anyres.degrade.learned.hllhgan import load_generator
-    from anyres.train.hllhgan import random_crops
+    from anyres.train.recipes.hllhgan import random_crops
     from anyres.ops.resize import imresize
 
     g = torch.Generator().manual_seed(123)
@@ -190,7 +190,7 @@ def patch_statistics(root: Path, count: int = 256) -> dict:
     from anyres.sr.data import load_hr_folders
     from anyres.degrade.learned.hllhgan import load_generator
     from anyres.ops.resize import imresize
-    from anyres.train.hllhgan import random_crops
+    from anyres.train.recipes.hllhgan import random_crops
 
     g = torch.Generator().manual_seed(7)
     real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)

@@ -144,8 +144,8 @@ def test_upscaler_sizes(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_trains_and_checkpoints_with_the_trainer(arch, tmp_path):
-    from anyres.train.config import DataConfig, OptimConfig, TrainConfig
-    from anyres.train.trainer import Trainer
+    from anyres.train.engine import build
+    from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
 
     g = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
@@ -153,11 +153,11 @@ def test_trains_and_checkpoints_with_the_trainer(arch, tmp_path):
                       data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
                       iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
                       out_dir=str(tmp_path / "run"))
-    trainer = Trainer(cfg, images=images, log=lambda msg: None)
-    before = {k: v.clone() for k, v in trainer.net.named_parameters() if v.requires_grad}
+    trainer = build(cfg, images=images, log=lambda msg: None)
+    before = {k: v.clone() for k, v in trainer.recipe.net.named_parameters() if v.requires_grad}
     trainer.run()
-    after = dict(trainer.net.named_parameters())
+    after = dict(trainer.recipe.net.named_parameters())
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, unchanged  # every parameter (a stage-1 prior encoder included) was trained
     loaded, _ = load_network(tmp_path / "run" / "model")
-    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in trainer.net.state_dict().items())
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in trainer.recipe.net.state_dict().items())

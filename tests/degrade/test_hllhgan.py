@@ -13,7 +13,7 @@ from anyres.degrade import get_pipeline
 from anyres.degrade.learned.hllhgan import (H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target, hinge_d_loss,
                                     hinge_g_loss, load_generator)
 from anyres.errors import ConfigError
-from anyres.train.hllhgan import HLLHGANConfig, random_crops, train_hllhgan
+from anyres.train.recipes.hllhgan import HLLHGANConfig, random_crops, train_hllhgan
 from anyres.cli.hllhgan import hllhgan_command
 
 pytestmark = pytest.mark.usefixtures("one_thread")

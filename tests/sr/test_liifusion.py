@@ -101,8 +101,8 @@ def test_the_hr_prior_changes_the_result_and_batches_mixed_sizes():
 
 
 def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
-    from anyres.train.config import DataConfig, OptimConfig, TrainConfig
-    from anyres.train.trainer import Trainer
+    from anyres.train.engine import build
+    from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
 
     s1 = LIIFusion(tiny())
     save_network(s1, tmp_path / "s1")
@@ -112,21 +112,21 @@ def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
                       data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
                       iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
                       out_dir=str(tmp_path / "run"))
-    trainer = Trainer(cfg, images=images, log=lambda msg: None)
+    trainer = build(cfg, images=images, log=lambda msg: None)
     for k, v in s1.state_dict().items():
-        assert torch.equal(trainer.net.state_dict()[k], v), k
-    denoiser0 = {k: v.clone() for k, v in trainer.net.denoiser.state_dict().items()}
+        assert torch.equal(trainer.recipe.net.state_dict()[k], v), k
+    denoiser0 = {k: v.clone() for k, v in trainer.recipe.net.denoiser.state_dict().items()}
     trainer.run()
     for k, v in s1.prior_encoder.state_dict().items():  # frozen: stage 2's target does not move
-        assert torch.equal(trainer.net.prior_encoder.state_dict()[k], v), k
-    assert any(not torch.equal(v, trainer.net.denoiser.state_dict()[k]) for k, v in denoiser0.items())
+        assert torch.equal(trainer.recipe.net.prior_encoder.state_dict()[k], v), k
+    assert any(not torch.equal(v, trainer.recipe.net.denoiser.state_dict()[k]) for k, v in denoiser0.items())
     # a stage-1 model started from a file lacking its weights is refused
     bad = TrainConfig(model={"name": "liifusion", "args": tiny(inject_depth=3)}, init=str(tmp_path / "s1"),
                       data=cfg.data, out_dir=str(tmp_path / "run2"))
     from anyres.errors import ConfigError
 
     with pytest.raises(ConfigError, match="does not match"):
-        Trainer(bad, images=images, log=lambda msg: None)
+        build(bad, images=images, log=lambda msg: None)
 
 
 def test_stage2_without_its_hr_prior_encoder_renders_the_same_and_round_trips(tmp_path):

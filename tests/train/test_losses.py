@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from anyres.sr.data import RandomScaleSampler
 from anyres.errors import ConfigError
-from anyres.train.config import DataConfig, OptimConfig, TrainConfig
 from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss
-from anyres.train.trainer import Trainer
+from anyres.train.engine import build
+from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
 
 from conftest import tiny_liif_config
 
@@ -105,12 +105,12 @@ def _gan_config(tmp_path, perceptual):
 
 def test_gan_training_resumes_exactly(tmp_path):
     perceptual = _has_vgg()
-    full = Trainer(_gan_config(tmp_path / "a", perceptual), images=_images(), log=lambda m: None)
+    full = build(_gan_config(tmp_path / "a", perceptual), images=_images(), log=lambda m: None)
     full.run()
-    part = Trainer(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
+    part = build(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
     part.run(stop_after=2)
     part.save_checkpoint()
-    resumed = Trainer(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
+    resumed = build(_gan_config(tmp_path / "b", perceptual), images=_images(), log=lambda m: None)
     resumed.load_checkpoint(tmp_path / "b" / "run" / "checkpoint.safetensors")
     assert resumed.iteration == 2
     resumed.run()
@@ -124,4 +124,4 @@ def test_image_losses_need_patch_queries(tmp_path):
     cfg = _gan_config(tmp_path, False)
     cfg.data.query_layout = "random"
     with pytest.raises(ConfigError, match="query_layout: patch"):
-        Trainer(cfg, images=_images(), log=lambda m: None)
+        build(cfg, images=_images(), log=lambda m: None)

@@ -6,8 +6,9 @@ import torch
 import torch.multiprocessing as mp
 
 from anyres.errors import ConfigError
-from anyres.train.config import DataConfig, OptimConfig, TrainConfig, load_config
-from anyres.train.trainer import CHECKPOINT, Trainer
+from anyres.train.config import load_config
+from anyres.train.engine import CHECKPOINT, build
+from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
 
 from conftest import tiny_liif_config
 
@@ -31,7 +32,7 @@ def _config(tmp_path, **kw):
 
 
 def _weights(trainer):
-    return {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    return {k: v.clone() for k, v in trainer.recipe.net.state_dict().items()}
 
 
 def test_sampler_shapes_scales_and_values():
@@ -53,25 +54,25 @@ def test_sampler_shapes_scales_and_values():
 
 def test_tiny_training_lowers_the_loss(tmp_path):
     cfg = _config(tmp_path, iterations=60, optim=OptimConfig(lr=2e-3))
-    t = Trainer(cfg, images=_images(), log=lambda m: None)
-    losses = [t.step() for _ in range(60)]
+    t = build(cfg, images=_images(), log=lambda m: None)
+    losses = [t.step()["loss"] for _ in range(60)]
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
 
 
 def test_learning_rate_follows_milestones(tmp_path):
-    t = Trainer(_config(tmp_path, optim=OptimConfig(lr=1.0, milestones=[2, 5], gamma=0.1)), images=_images())
-    assert [t.lr_at(i) for i in (0, 1, 2, 4, 5)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
+    t = build(_config(tmp_path, optim=OptimConfig(lr=1.0, milestones=[2, 5], gamma=0.1)), images=_images())
+    assert [t.recipe.lr_at(i) for i in (0, 1, 2, 4, 5)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_gives_the_same_weights(tmp_path, precision):
     images = _images()
-    full = Trainer(_config(tmp_path / "a", precision=precision), images=images, log=lambda m: None)
+    full = build(_config(tmp_path / "a", precision=precision), images=images, log=lambda m: None)
     full.run()
-    first = Trainer(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
+    first = build(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
     first.run(stop_after=4)  # past the lr milestone at 3
     first.save_checkpoint()
-    resumed = Trainer(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
+    resumed = build(_config(tmp_path / "b", precision=precision), images=images, log=lambda m: None)
     resumed.load_checkpoint(tmp_path / "b" / "run" / CHECKPOINT)
     assert resumed.iteration == 4
     resumed.run()
@@ -92,9 +93,9 @@ def _ddp_worker(rank, world, port, tmp, images):
 
     from pathlib import Path
 
-    t = Trainer(_config(Path(tmp), iterations=3), images=images, log=lambda m: None)
+    t = build(_config(Path(tmp), iterations=3), images=images, log=lambda m: None)
     t.run()
-    save_file({k: v.contiguous() for k, v in t.net.state_dict().items()}, os.path.join(tmp, f"rank{rank}.safetensors"))
+    save_file({k: v.contiguous() for k, v in t.recipe.net.state_dict().items()}, os.path.join(tmp, f"rank{rank}.safetensors"))
     dist.destroy_process_group()
 
 
@@ -110,7 +111,7 @@ def test_ddp_two_processes_keep_replicas_equal(tmp_path):
     images = _images()
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), images), nprocs=2, join=True)
     w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
-    init = Trainer(_config(tmp_path / "x"), images=images).net.state_dict()
+    init = build(_config(tmp_path / "x"), images=images).recipe.net.state_dict()
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert any(not torch.equal(w0[k], init[k]) for k in w0)  # they did train
 
@@ -121,13 +122,13 @@ def test_config_rejects_unknown_keys_and_coerces_numbers(tmp_path):
     cfg = load_config(p)
     assert cfg.optim.lr == 2e-4 and isinstance(cfg.optim.lr, float)
     p.write_text("optimizer: {lr: 1}\n")
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="optimizer: unknown key"):
         load_config(p)
 
 
 def test_stop_request_checkpoints_and_resume_continues(tmp_path):
     images = _images()
-    t = Trainer(_config(tmp_path), images=images, log=lambda m: None)
+    t = build(_config(tmp_path), images=images, log=lambda m: None)
     original_step = t.step
 
     def step_then_stop():
@@ -139,13 +140,13 @@ def test_stop_request_checkpoints_and_resume_continues(tmp_path):
     t.step = step_then_stop
     t.run()
     assert t.iteration == 2
-    resumed = Trainer(_config(tmp_path), images=images, log=lambda m: None)
+    resumed = build(_config(tmp_path), images=images, log=lambda m: None)
     resumed.load_checkpoint(tmp_path / "run" / CHECKPOINT)
     assert resumed.iteration == 2
     resumed.run()
-    full = Trainer(_config(tmp_path / "full"), images=images, log=lambda m: None)
+    full = build(_config(tmp_path / "full"), images=images, log=lambda m: None)
     full.run()
-    assert all(torch.equal(v, resumed.net.state_dict()[k]) for k, v in full.net.state_dict().items())
+    assert all(torch.equal(v, resumed.recipe.net.state_dict()[k]) for k, v in full.recipe.net.state_dict().items())
 
 
 def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
@@ -195,23 +196,23 @@ def test_degradation_prob_keeps_a_fraction_of_samples_clean():
 
 def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
     cfg = _config(tmp_path, optim=OptimConfig(lr=1e-3, milestones=[8], warmup=4))
-    t = Trainer(cfg, images=_images(), log=lambda m: None)
-    assert [t.lr_at(i) for i in (0, 1, 3, 4, 7, 8)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3, 5e-4])
+    t = build(cfg, images=_images(), log=lambda m: None)
+    assert [t.recipe.lr_at(i) for i in (0, 1, 3, 4, 7, 8)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3, 5e-4])
 
 
 def test_init_loads_weights_and_refuses_mismatched_ones(tmp_path):
     from anyres.hub import save_network
 
-    donor = Trainer(_config(tmp_path, seed=5), images=_images(), log=lambda m: None)
-    save_network(donor.net, tmp_path / "donor")
-    fresh = Trainer(_config(tmp_path, seed=6), images=_images(), log=lambda m: None)
+    donor = build(_config(tmp_path, seed=5), images=_images(), log=lambda m: None)
+    save_network(donor.recipe.net, tmp_path / "donor")
+    fresh = build(_config(tmp_path, seed=6), images=_images(), log=lambda m: None)
     assert not all(torch.equal(a, b) for a, b in zip(_weights(donor).values(), _weights(fresh).values()))
-    init = Trainer(_config(tmp_path, seed=6, init=str(tmp_path / "donor")), images=_images(), log=lambda m: None)
+    init = build(_config(tmp_path, seed=6, init=str(tmp_path / "donor")), images=_images(), log=lambda m: None)
     for k, v in _weights(donor).items():
-        assert torch.equal(v, init.net.state_dict()[k]), k
+        assert torch.equal(v, init.recipe.net.state_dict()[k]), k
     with pytest.raises(ConfigError, match="not found"):
-        Trainer(_config(tmp_path, init=str(tmp_path / "nowhere")), images=_images(), log=lambda m: None)
+        build(_config(tmp_path, init=str(tmp_path / "nowhere")), images=_images(), log=lambda m: None)
     other = _config(tmp_path, init=str(tmp_path / "donor"))
     other.model = {"name": "liif", "args": {**tiny_liif_config(), "hidden": [8]}}
     with pytest.raises(ConfigError, match="does not match"):
-        Trainer(other, images=_images(), log=lambda m: None)
+        build(other, images=_images(), log=lambda m: None)

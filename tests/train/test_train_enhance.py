@@ -15,14 +15,9 @@ from anyres.hub import load_network, save_network
 from anyres.io import write_image
 from anyres.enhancement.unet import DEEPLPF_PARAMETERS, UNetEnhancer, parameter_count
 from anyres.registry import NETWORKS
-from anyres.train.enhance import (
-    CHECKPOINT,
-    EnhanceDataConfig,
-    EnhanceOptimConfig,
-    EnhanceTrainConfig,
-    EnhanceTrainer,
-    load_enhance_config,
-)
+from anyres.train.config import load_config
+from anyres.train.engine import CHECKPOINT, build
+from anyres.train.recipes.enhance import EnhanceDataConfig, EnhanceOptimConfig, EnhanceTrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,12 +59,12 @@ def _state(trainer):
 def test_resume_equals_an_uninterrupted_run_exactly(tmp_path):
     # The tiny DeepLPF keeps head dropout at 0.5, so this also checks that dropout masks are replayed.
     images = _images()
-    full = EnhanceTrainer(_config(tmp_path / "a"), images=images, log=_quiet)
+    full = build(_config(tmp_path / "a"), images=images, log=_quiet)
     full.run()
-    first = EnhanceTrainer(_config(tmp_path / "b"), images=images, log=_quiet)
+    first = build(_config(tmp_path / "b"), images=images, log=_quiet)
     first.run(stop_after=4)  # past the lr milestone at 3
     first.save_checkpoint()
-    resumed = EnhanceTrainer(_config(tmp_path / "b"), images=images, log=_quiet)
+    resumed = build(_config(tmp_path / "b"), images=images, log=_quiet)
     resumed.load_checkpoint(tmp_path / "b" / "run" / CHECKPOINT)
     assert resumed.iteration == 4
     resumed.run()
@@ -77,26 +72,26 @@ def test_resume_equals_an_uninterrupted_run_exactly(tmp_path):
     assert set(a) == set(b) and any(k.startswith("optim.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)  # weights and Adam moments, bit for bit
     # Training did change the weights, so the equality above is not trivial.
-    fresh = EnhanceTrainer(_config(tmp_path / "c"), images=images, log=_quiet).net.state_dict()
-    assert any(not torch.equal(v, full.net.state_dict()[k]) for k, v in fresh.items())
+    fresh = build(_config(tmp_path / "c"), images=images, log=_quiet).recipe.net.state_dict()
+    assert any(not torch.equal(v, full.recipe.net.state_dict()[k]) for k, v in fresh.items())
     # The weights folder rebuilds the network alone, with its card.
     net, config = load_network(tmp_path / "b" / "run" / "model")
     assert config["arch"] == "deeplpf" and config["iterations"] == 6 and config["name"] == "tiny"
     assert config["training"]["task"] == {"name": "retouch", "args": {}}
-    assert all(torch.equal(v, resumed.net.state_dict()[k]) for k, v in net.state_dict().items())
+    assert all(torch.equal(v, resumed.recipe.net.state_dict()[k]) for k, v in net.state_dict().items())
     assert "retouch" in (tmp_path / "b" / "run" / "model" / "README.md").read_text()
 
 
 def test_batches_depend_only_on_seed_and_iteration_and_the_caller_rng_is_untouched(tmp_path):
     images = _images()
-    one = EnhanceTrainer(_config(tmp_path / "a"), images=images, log=_quiet)
-    two = EnhanceTrainer(_config(tmp_path / "b"), images=images, log=_quiet)
-    d5, t5 = one.batch_at(5)
+    one = build(_config(tmp_path / "a"), images=images, log=_quiet)
+    two = build(_config(tmp_path / "b"), images=images, log=_quiet)
+    d5, t5 = one.recipe.batch_at(5)
     assert d5.shape == t5.shape == (2, 3, 16, 16)
-    assert all(torch.equal(x, y) for x, y in zip((d5, t5), two.batch_at(5)))
-    assert not torch.equal(one.batch_at(4)[0], d5)
-    other_seed = EnhanceTrainer(_config(tmp_path / "c", seed=1), images=images, log=_quiet)
-    assert not torch.equal(other_seed.batch_at(5)[0], d5)
+    assert all(torch.equal(x, y) for x, y in zip((d5, t5), two.recipe.batch_at(5)))
+    assert not torch.equal(one.recipe.batch_at(4)[0], d5)
+    other_seed = build(_config(tmp_path / "c", seed=1), images=images, log=_quiet)
+    assert not torch.equal(other_seed.recipe.batch_at(5)[0], d5)
     before = torch.get_rng_state()
     one.step()
     assert torch.equal(torch.get_rng_state(), before)
@@ -106,15 +101,15 @@ def test_batches_depend_only_on_seed_and_iteration_and_the_caller_rng_is_untouch
 def test_tiny_training_lowers_the_loss(tmp_path, model, loss, task):
     cfg = _config(tmp_path, model=model, loss=loss, task=task, iterations=40, batch_size=4,
                   optim=EnhanceOptimConfig(lr=3e-3))
-    t = EnhanceTrainer(cfg, images=_images(), log=_quiet)
-    losses = [t.step() for _ in range(40)]
+    t = build(cfg, images=_images(), log=_quiet)
+    losses = [t.step()["loss"] for _ in range(40)]
     assert all(np.isfinite(losses))
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
 
 
 def test_stop_request_checkpoints_and_init_must_match(tmp_path):
     images = _images()
-    t = EnhanceTrainer(_config(tmp_path), images=images, log=_quiet)
+    t = build(_config(tmp_path), images=images, log=_quiet)
     original = t.step
 
     def step_then_stop():
@@ -127,11 +122,11 @@ def test_stop_request_checkpoints_and_init_must_match(tmp_path):
     t.run()
     assert t.iteration == 2 and (tmp_path / "run" / CHECKPOINT).is_file()
     # init: a matching folder loads, a mismatched one is a one-line config error.
-    start = EnhanceTrainer(_config(tmp_path / "x", init=str(tmp_path / "run" / "model")), images=images, log=_quiet)
-    assert all(torch.equal(v, t.net.state_dict()[k]) for k, v in start.net.state_dict().items())
+    start = build(_config(tmp_path / "x", init=str(tmp_path / "run" / "model")), images=images, log=_quiet)
+    assert all(torch.equal(v, t.recipe.net.state_dict()[k]) for k, v in start.recipe.net.state_dict().items())
     save_network(UNetEnhancer(width=2, levels=2), tmp_path / "unet")
     with pytest.raises(ConfigError, match="does not match"):
-        EnhanceTrainer(_config(tmp_path / "y", init=str(tmp_path / "unet")), images=images, log=_quiet)
+        build(_config(tmp_path / "y", init=str(tmp_path / "unet")), images=images, log=_quiet)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,29 +140,28 @@ def _write(path, text):
 
 def test_yaml_is_typed_and_unknown_keys_are_errors(tmp_path):
     base = "task: enhance\nmodel: {name: unet-enhancer, args: {width: 4}}\n"
-    cfg = load_enhance_config(_write(tmp_path / "a.yaml", base + "optim: {lr: 2e-4}\ndata: {task: lowlight}\n"))
+    cfg = load_config(_write(tmp_path / "a.yaml", base + "optim: {lr: 2e-4}\ndata: {task: lowlight}\n"))
     assert cfg.optim.lr == 2e-4 and isinstance(cfg.optim.lr, float)  # PyYAML reads 2e-4 as a string
     assert cfg.data.task == {"name": "lowlight", "args": {}} and cfg.data.patch == 256 and cfg.loss == "deeplpf"
-    over = load_enhance_config(tmp_path / "a.yaml", {"data.task": {"name": "retouch", "args": {"gamma": [1, 1]}},
+    over = load_config(tmp_path / "a.yaml", {"data.task": {"name": "retouch", "args": {"gamma": [1, 1]}},
                                                     "iterations": 7})
     assert over.iterations == 7 and over.data.task["args"] == {"gamma": [1, 1]}
     bad = {
-        "optimizer: {lr: 1}\n": "unknown keys",
-        "data: {patchsize: 3}\n": "unknown keys",
-        "loss: mse\n": "loss must be one of",
+        "optimizer: {lr: 1}\n": r"b.yaml: optimizer: unknown key; valid keys here: batch_size, ",
+        "data: {patchsize: 3}\n": "data.patchsize: unknown key; valid keys here: augment, patch, task, train$",
+        "loss: mse\n": "loss: input should be 'deeplpf' or 'l1'",
         "data: {task: sharpen}\n": "sharpen",
         "data: {task: {name: retouch, args: {gama: [1, 1]}}}\n": "gama",
         "data: {patch: 4}\n": "patch",
         "batch_size: two\n": "batch_size",
-        "data: {augment: 1}\n": "true or false",
+        "data: {augment: 2}\n": "data.augment: input should be a valid boolean",
     }
     for extra, message in bad.items():
         with pytest.raises(ConfigError, match=message):
-            load_enhance_config(_write(tmp_path / "b.yaml", base + extra))
+            load_config(_write(tmp_path / "b.yaml", base + extra))
     with pytest.raises(RegistryError, match="no-such-net"):
-        load_enhance_config(_write(tmp_path / "c.yaml", "task: enhance\nmodel: {name: no-such-net}\n"))
-    with pytest.raises(ConfigError, match="task: enhance"):
-        load_enhance_config(_write(tmp_path / "d.yaml", "name: x\n"))
+        load_config(_write(tmp_path / "c.yaml", "task: enhance\nmodel: {name: no-such-net}\n"))
+    assert not isinstance(load_config(_write(tmp_path / "d.yaml", "name: x\n")), EnhanceTrainConfig)  # no task: SR
 
 
 def test_shipped_configs_load_and_each_pair_differs_only_in_the_network():
@@ -176,7 +170,7 @@ def test_shipped_configs_load_and_each_pair_differs_only_in_the_network():
         b = yaml.safe_load((CONFIGS / f"unet-{task}.yaml").read_text())
         assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"name", "model", "out_dir"}
         for name in (f"deeplpf-{task}", f"unet-{task}"):
-            cfg = load_enhance_config(CONFIGS / f"{name}.yaml")
+            cfg = load_config(CONFIGS / f"{name}.yaml")
             assert cfg.name == name and cfg.data.task["name"] == task and cfg.data.patch <= 256
 
 

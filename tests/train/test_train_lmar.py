@@ -18,16 +18,9 @@ from anyres.io import write_image
 from anyres.enhancement.lmar import LMAR
 from anyres.enhancement.unet import UNetEnhancer
 from anyres.train.config import config_task
-from anyres.train.lmar import (
-    CHECKPOINT,
-    LMARDataConfig,
-    LMAROptimConfig,
-    LMARTrainConfig,
-    LMARTrainer,
-    load_lmar_config,
-    target_sides,
-)
-from anyres.train.lmar_losses import LMARLossWeights
+from anyres.train.config import load_config
+from anyres.train.engine import CHECKPOINT, build
+from anyres.train.recipes.lmar import LMARDataConfig, LMARLossConfig, LMAROptimConfig, LMARTrainConfig, target_sides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,26 +78,26 @@ def test_target_sides_are_the_reference_randrange():
 
 
 def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhancer):
-    trainer = LMARTrainer(_config(tmp_path, enhancer, batch_size=2), images=_images(), log=_quiet)
-    assert trainer.draw_at(5) == trainer.draw_at(5) and trainer.draw_at(5) != trainer.draw_at(6)
-    drawn = trainer.draw_at(3)
-    x, side = trainer.batch_at(3)
+    trainer = build(_config(tmp_path, enhancer, batch_size=2), images=_images(), log=_quiet)
+    assert trainer.recipe.draw_at(5) == trainer.recipe.draw_at(5) and trainer.recipe.draw_at(5) != trainer.recipe.draw_at(6)
+    drawn = trainer.recipe.draw_at(3)
+    x, side = trainer.recipe.batch_at(3)
     assert x.shape == (2, 3, 32, 32) and side == drawn["side"] and side in (16, 24)
     lowlight = get_task("lowlight")
     for b, s in enumerate(drawn["samples"]):
-        clean = trainer.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32].float() / 255
+        clean = trainer.recipe.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32].float() / 255
         clean = clean.flip(-1) if s["hflip"] else clean
         clean = clean.flip(-2) if s["vflip"] else clean
         assert torch.equal(x[b:b + 1], lowlight.apply(clean[None].contiguous(), [s["record"]]))
         assert x[b].mean() < clean.mean()  # lowlight darkens
-    sides = {trainer.draw_at(i)["side"] for i in range(40)}
+    sides = {trainer.recipe.draw_at(i)["side"] for i in range(40)}
     assert sides == {16, 24}
-    clean_run = LMARTrainer(_config(tmp_path, enhancer, data=LMARDataConfig(crop=32, scale_max=2.0, task=None)),
+    clean_run = build(_config(tmp_path, enhancer, data=LMARDataConfig(crop=32, scale_max=2.0, task=None)),
                             images=_images(), log=_quiet)
-    x, _ = clean_run.batch_at(0)
-    s = clean_run.draw_at(0)["samples"][0]
+    x, _ = clean_run.recipe.batch_at(0)
+    s = clean_run.recipe.draw_at(0)["samples"][0]
     assert s["record"] is None
-    assert torch.equal(x[0], clean_run.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32] / 255)
+    assert torch.equal(x[0], clean_run.recipe.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32] / 255)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -113,15 +106,15 @@ def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhance
 
 def test_resume_equals_an_uninterrupted_run_exactly(tmp_path, enhancer):
     images = _images()
-    initial = _state(LMARTrainer(_config(tmp_path / "a", enhancer), images=images, log=_quiet))
-    full = LMARTrainer(_config(tmp_path / "a", enhancer), images=images, log=_quiet)
+    initial = _state(build(_config(tmp_path / "a", enhancer), images=images, log=_quiet))
+    full = build(_config(tmp_path / "a", enhancer), images=images, log=_quiet)
     full.run()
-    first = LMARTrainer(_config(tmp_path / "b", enhancer), images=images, log=_quiet)
+    first = build(_config(tmp_path / "b", enhancer), images=images, log=_quiet)
     first.run(stop_after=4)  # past the lr step at 3
     first.save_checkpoint()
-    resumed = LMARTrainer(_config(tmp_path / "b", enhancer), images=images, log=_quiet)
+    resumed = build(_config(tmp_path / "b", enhancer), images=images, log=_quiet)
     resumed.load_checkpoint(tmp_path / "b" / "run" / CHECKPOINT)
-    assert resumed.iteration == 4 and resumed.lr_at(4) == pytest.approx(4e-4 * 0.75)
+    assert resumed.iteration == 4 and resumed.recipe.lr_at(4) == pytest.approx(4e-4 * 0.75)
     resumed.run()
     a, b = _state(full), _state(resumed)
     assert set(a) == set(b)
@@ -133,34 +126,34 @@ def test_resume_equals_an_uninterrupted_run_exactly(tmp_path, enhancer):
 def test_enhancer_stays_frozen_while_lmar_and_the_discriminator_learn(tmp_path, enhancer):
     from safetensors.torch import load_file
 
-    trainer = LMARTrainer(_config(tmp_path, enhancer, iterations=3), images=_images(), log=_quiet)
-    lmar0 = {k: v.clone() for k, v in trainer.net.state_dict().items()}
-    disc0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    trainer = build(_config(tmp_path, enhancer, iterations=3), images=_images(), log=_quiet)
+    lmar0 = {k: v.clone() for k, v in trainer.recipe.net.state_dict().items()}
+    disc0 = {k: v.clone() for k, v in trainer.recipe.disc.state_dict().items()}
     trainer.run()
-    assert not trainer.enhancer.training and not any(p.requires_grad for p in trainer.enhancer.parameters())
-    assert all(p.grad is None for p in trainer.enhancer.parameters())
+    assert not trainer.recipe.enhancer.training and not any(p.requires_grad for p in trainer.recipe.enhancer.parameters())
+    assert all(p.grad is None for p in trainer.recipe.enhancer.parameters())
     saved = load_file(str(Path(enhancer) / "model.safetensors"))
-    assert all(torch.equal(saved[k], v) for k, v in trainer.enhancer.state_dict().items())
+    assert all(torch.equal(saved[k], v) for k, v in trainer.recipe.enhancer.state_dict().items())
     # Every LMAR and every discriminator tensor moved.
-    assert all(not torch.equal(lmar0[k], v) for k, v in trainer.net.state_dict().items())
-    assert all(not torch.equal(disc0[k], v) for k, v in trainer.disc.state_dict().items())
-    assert len(trainer.optim_d.state) == len(list(trainer.disc.parameters()))
+    assert all(not torch.equal(lmar0[k], v) for k, v in trainer.recipe.net.state_dict().items())
+    assert all(not torch.equal(disc0[k], v) for k, v in trainer.recipe.disc.state_dict().items())
+    assert len(trainer.recipe.optim_d.state) == len(list(trainer.recipe.disc.parameters()))
     assert {"total", "consistency", "attention", "edge", "adversarial", "disc"} <= set(trainer.history[-1])
 
 
 def test_the_feature_loss_goes_down_on_a_fixed_batch(tmp_path, enhancer):
     from anyres.train.lmar_losses import encoder_features, resampling_consistency_loss
 
-    cfg = _config(tmp_path, enhancer, iterations=25, loss=LMARLossWeights(adversarial=0.0, attention=0.0, edge=0.0))
+    cfg = _config(tmp_path, enhancer, iterations=25, loss=LMARLossConfig(adversarial=0.0, attention=0.0, edge=0.0))
     cfg.optim = LMAROptimConfig(lr=2e-3, step_every=1000)
-    trainer = LMARTrainer(cfg, images=_images(n=1, size=(32, 32)), log=_quiet)
-    trainer.draw_at = lambda i, draw=trainer.draw_at: draw(0)  # the same batch every iteration
-    hr, side = trainer.batch_at(0)
-    encoder = encoder_features(trainer.enhancer)
+    trainer = build(cfg, images=_images(n=1, size=(32, 32)), log=_quiet)
+    trainer.recipe.draw_at = lambda i, draw=trainer.recipe.draw_at: draw(0)  # the same batch every iteration
+    hr, side = trainer.recipe.batch_at(0)
+    encoder = encoder_features(trainer.recipe.enhancer)
 
     def loss():
         with torch.no_grad():
-            return float(resampling_consistency_loss(encoder(trainer.net(hr, (side, side))), encoder(hr)))
+            return float(resampling_consistency_loss(encoder(trainer.recipe.net(hr, (side, side))), encoder(hr)))
 
     before = loss()
     trainer.run()
@@ -169,19 +162,19 @@ def test_the_feature_loss_goes_down_on_a_fixed_batch(tmp_path, enhancer):
 
 
 def test_weights_folder_loads_as_a_resampler_with_its_card(tmp_path, enhancer):
-    trainer = LMARTrainer(_config(tmp_path, enhancer, iterations=2), images=_images(), log=_quiet)
+    trainer = build(_config(tmp_path, enhancer, iterations=2), images=_images(), log=_quiet)
     trainer.run()
     folder = tmp_path / "run" / "model"
     net = load_resampler("lmar", folder)
     assert isinstance(net, LMAR) and not net.training
     x = torch.rand(1, 3, 40, 36)
     with torch.no_grad():
-        assert torch.equal(net(x, (20, 18)), trainer.net.eval()(x, (20, 18)))
+        assert torch.equal(net(x, (20, 18)), trainer.recipe.net.eval()(x, (20, 18)))
     import json
 
     config = json.loads((folder / "config.json").read_text())
     assert config["arch"] == "lmar" and config["iterations"] == 2
-    assert config["training"]["enhancer"]["sha256"] == trainer.enhancer_info["sha256"]
+    assert config["training"]["enhancer"]["sha256"] == trainer.recipe.enhancer_info["sha256"]
     assert config["training"]["enhancer"]["folder"] == str(enhancer)
     card = (folder / "README.md").read_text()
     assert str(enhancer) in card and "Not measured by the trainer" in card and "5000 L_fa" in card
@@ -206,32 +199,33 @@ def _yaml(tmp_path, enhancer, **kw):
 
 def test_config_errors_are_one_line(tmp_path, enhancer):
     path = _yaml(tmp_path, enhancer)
-    assert load_lmar_config(path).data.task == {"name": "lowlight", "args": {}}
-    cases = [({"cropp": 3}, "unknown keys"), ({"data.cropp": 3}, r"data: unknown keys \['cropp'\]"),
-             ({"enhancer": None}, "enhancer is required"), ({"model.name": "liif"}, "model must be"),
+    assert load_config(path).data.task == {"name": "lowlight", "args": {}}
+    cases = [({"cropp": 3}, "cropp: unknown key"), ({"data.cropp": 3}, r"data.cropp: unknown key; valid keys here: "
+                                                                        "augment, crop, exclude"),
+             ({"enhancer": None}, "enhancer: .*is required"), ({"model.name": "liif"}, "model: expected"),
              ({"data.scale_max": 4.0}, "discriminator needs"), ({"loss.attention": -1}, "attention"),
              ({"optim.betas": [0.9]}, "betas"), ({"data.task": "denoise"}, "denoise")]
     for overrides, match in cases:
         with pytest.raises(ConfigError, match=match) as err:
-            load_lmar_config(path, overrides)
+            load_config(path, overrides)
         assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="not a weights folder") as err:
-        LMARTrainer(load_lmar_config(path, {"enhancer": str(tmp_path / "missing")}), images=_images(), log=_quiet)
+        build(load_config(path, {"enhancer": str(tmp_path / "missing")}), images=_images(), log=_quiet)
     assert "\n" not in str(err.value)
     for i, img in enumerate(_images()):
         write_image(tmp_path / "photos" / f"p{i}.png", img.float()[None] / 255)
     with pytest.raises(ConfigError, match="p9.png"):
-        LMARTrainer(load_lmar_config(path, {"data.exclude": ["p9.png"]}), log=_quiet)
-    held_out = LMARTrainer(load_lmar_config(path, {"data.exclude": ["p0.png"]}), log=_quiet)
-    assert len(held_out.images) == 2
+        build(load_config(path, {"data.exclude": ["p9.png"]}), log=_quiet)
+    held_out = build(load_config(path, {"data.exclude": ["p0.png"]}), log=_quiet)
+    assert len(held_out.recipe.images) == 2
 
 
 def test_resume_against_other_enhancer_weights_is_refused(tmp_path, enhancer):
     other = _save_enhancer(tmp_path / "other", seed=1)
-    trainer = LMARTrainer(_config(tmp_path, other, iterations=1), images=_images(), log=_quiet)
+    trainer = build(_config(tmp_path, other, iterations=1), images=_images(), log=_quiet)
     trainer.run()
     _save_enhancer(other, seed=2)  # the enhancer was retrained in place
-    again = LMARTrainer(_config(tmp_path, other, iterations=1), images=_images(), log=_quiet)
+    again = build(_config(tmp_path, other, iterations=1), images=_images(), log=_quiet)
     with pytest.raises(ConfigError, match="another enhancer"):
         again.load_checkpoint(tmp_path / "run" / CHECKPOINT)
 
@@ -268,11 +262,11 @@ def test_cli_train_dispatches_lmar_configs_and_resumes(tmp_path, enhancer):
 
 
 def test_shipped_config_loads_and_keeps_the_reference_schedule():
-    cfg = load_lmar_config(CONFIGS / "lmar-lowlight.yaml")
+    cfg = load_config(CONFIGS / "lmar-lowlight.yaml")
     assert cfg.enhancer == "checkpoints/unet-lowlight" and cfg.data.task == {"name": "lowlight", "args": {}}
     assert (cfg.optim.lr, cfg.optim.betas, cfg.optim.gamma) == (4e-4, [0.9, 0.999], 0.75)
     assert cfg.iterations == 3 * cfg.optim.step_every  # 12 epochs, a step every 4
-    assert cfg.loss == LMARLossWeights() and cfg.batch_size == 1 and cfg.discriminator_channels == 4
+    assert cfg.loss == LMARLossConfig() and cfg.batch_size == 1 and cfg.discriminator_channels == 4
     assert target_sides(cfg.data.crop, cfg.data.scale_min, cfg.data.scale_max, cfg.data.size_step)[0] \
         == cfg.data.crop // 4
     # The enhancer named there is the committed model folder of configs/unet-lowlight.yaml's run.

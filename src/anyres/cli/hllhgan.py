@@ -35,7 +35,7 @@ def hllhgan_command(hr_dirs, lr_dirs, out_dir, iters, batch, seed, l2h, threads,
     """Learn a degradation from unpaired HR and real LR images (HLLHGAN, Bulat et al. 2018; x4)."""
     from anyres.sr.data import load_hr_folders
 
-    from anyres.train.hllhgan import HLLHGANConfig, train_hllhgan
+    from anyres.train.recipes.hllhgan import HLLHGANConfig, train_hllhgan
 
     cfg = HLLHGANConfig(iterations=iters, batch=batch, seed=seed, l2h=l2h, threads=threads)
     for paths, what in ((hr_dirs, "--hr"), (lr_dirs, "--lr")):

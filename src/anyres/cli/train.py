@@ -19,13 +19,13 @@ __all__ = ["train"]
 def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
     """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
 
-    A config with `task: enhance` at its top level trains an enhancement network (anyres.train.enhance),
-    one with `task: lmar` an LMAR resampler for a frozen enhancer (anyres.train.lmar); any other config
-    trains arbitrary-scale SR.
+    A config with `task: enhance` at its top level trains an enhancement network, one with `task: lmar` an
+    LMAR resampler for a frozen enhancer; any other config trains arbitrary-scale SR (anyres.train.recipes).
     """
     import yaml
 
-    from anyres.train.config import config_task, load_config
+    from anyres.train.config import load_config
+    from anyres.train.engine import train as run_training
 
     parsed = {}
     for item in overrides:
@@ -33,18 +33,4 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
             raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         parsed[key] = yaml.safe_load(value)
-    task = config_task(config, parsed)
-    if task == "lmar":
-        from anyres.train.lmar import load_lmar_config, train as run_lmar_training
-
-        run_lmar_training(load_lmar_config(config, parsed), resume=not restart)
-        return
-    if task is not None:
-        from anyres.train.enhance import load_enhance_config, train as run_enhance_training
-
-        run_enhance_training(load_enhance_config(config, parsed), resume=not restart)
-        return
-    from anyres.train.trainer import train as run_training
-
-    cfg = load_config(config, parsed)
-    run_training(cfg, resume=not restart)
+    run_training(load_config(config, parsed), resume=not restart)

@@ -1,114 +1,127 @@
-"""Typed training configuration, loaded from YAML; unknown keys are an error."""
+"""One loader for every YAML training recipe: read, apply ``--set`` overrides, validate with pydantic.
+
+A recipe module (:mod:`anyres.train.recipes`) registers its config model under the top-level ``task:`` value
+it answers to (``None``: arbitrary-scale SR, ``"enhance"``, ``"lmar"``). :func:`load_config` picks the model
+by that value and validates the whole file at once: an unknown key, a wrong type, a list given a string or a
+negative count is one :class:`~anyres.errors.ConfigError` whose single line names the dotted key.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, fields
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anyres.errors import ConfigError
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "load_config", "config_task", "TRAIN_TASKS"]
+__all__ = ["ConfigModel", "Count", "PositiveInt", "PositiveFloat", "Milestones", "load_config", "config_task",
+           "register_task", "TASKS", "apply_overrides", "model_spec", "validation_message"]
+
+# Shared field types (the constraint is part of the error message pydantic writes).
+Count = Annotated[int, Field(ge=0)]                 # iterations, seeds
+PositiveInt = Annotated[int, Field(ge=1)]           # batch sizes, log intervals, thread counts
+PositiveFloat = Annotated[float, Field(gt=0)]       # learning rates, gammas, minutes
+Milestones = list[Annotated[int, Field(ge=0)]]     # iterations at which lr *= gamma
 
 
-@dataclass
-class DataConfig:
-    train: list[str] = field(default_factory=list)  # folders of HR images
-    patch: int = 48                                  # LR patch side
-    scale_min: float = 1.0
-    scale_max: float = 4.0
-    queries: int = 2304                              # sampled HR pixels per patch
-    augment: bool = True
-    degradation: Any = None                          # None: bicubic LR; else a pipeline name or {name, args}
-    query_layout: str = "random"                     # "patch": a contiguous sqrt(queries)^2 window (GAN/VGG)
+_DEPTH: ContextVar[int] = ContextVar("config_depth", default=0)
 
 
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4
-    milestones: list[int] = field(default_factory=list)  # iterations at which lr *= gamma
-    gamma: float = 0.5
-    warmup: int = 0                                      # iterations of linear lr warm-up (fine-tuning)
+class ConfigModel(BaseModel):
+    """A config section: unknown keys are an error, assignments are validated too, booleans are strict."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
 
-@dataclass
-class ValConfig:
-    data: str | None = None          # folder of HR images (benchmark protocol)
-    scales: list[float] = field(default_factory=lambda: [2.0, 3.0, 4.0])
-    every: int = 1000                # iterations
+    def __init__(self, **values: Any):
+        depth = _DEPTH.get()  # sections built inside a config let the outer one report the full key path
+        token = _DEPTH.set(depth + 1)
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            if depth:
+                raise
+            raise ConfigError(validation_message(err, type(self), "config")) from None
+        finally:
+            _DEPTH.reset(token)
 
+    def __setattr__(self, key: str, value: Any) -> None:
+        try:
+            super().__setattr__(key, value)
+        except ValidationError as err:
+            raise ConfigError(validation_message(err, type(self), "config")) from None
 
-@dataclass
-class TrainConfig:
-    name: str = "liif"
-    model: dict[str, Any] = field(default_factory=lambda: {"name": "liif", "args": {}})
-    data: DataConfig = field(default_factory=DataConfig)
-    batch_size: int = 16
-    iterations: int = 1000
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    precision: str = "bf16"          # bf16: bf16 encoder autocast + bf16 MLP hidden layers; fp32: exact
-    val: ValConfig = field(default_factory=ValConfig)
-    checkpoint_minutes: float = 5.0
-    log_every: int = 50
-    seed: int = 0
-    threads: int | None = None
-    out_dir: str = "runs/liif"
-    init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
-    prior_weight: float = 0.05       # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
-    pixel_loss: str = "l1"           # "mse" for LIIFusion stage 2 (the paper's eq. 9)
-    perceptual_weight: float = 0.0   # VGG16 relu5_3 MSE (needs data.query_layout: patch)
-    gan_weight: float = 0.0          # relativistic GAN loss with a U-Net discriminator (needs patch queries)
-    discriminator: dict[str, Any] = field(default_factory=lambda: {"channels": 64})
+    def checked(self) -> "ConfigModel":
+        """A validated copy: nested assignments (``cfg.data.patch = 3``) skip the checks that span sections."""
+        return build(type(self), self.model_dump(), "config")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain dict in declaration order (what ``config.yaml`` and the checkpoint metadata hold)."""
+        return self.model_dump()
 
 
-def _coerce(value: Any, annotation: str, where: str) -> Any:
-    # PyYAML reads 1e-4 (no dot) as a string; numbers are coerced by the annotated type.
-    kinds = [k.strip() for k in annotation.split("|")]
-    if value is None and "None" in kinds:
-        return None
+# task value -> (config model, recipe factory); filled by anyres.train.recipes
+TASKS: dict[str | None, tuple[type[ConfigModel], Callable[..., Any]]] = {}
+
+
+def register_task(task: str | None, config: type[ConfigModel], recipe: Callable[..., Any]) -> None:
+    if task in TASKS:
+        raise ValueError(f"training task {task!r} is registered twice")
+    TASKS[task] = (config, recipe)
+
+
+def _tasks() -> dict[str | None, tuple[type[ConfigModel], Callable[..., Any]]]:
+    import anyres.train.recipes  # noqa: F401  (registers every recipe)
+
+    return TASKS
+
+
+def model_spec(value: Any, what: str = "a {name, args} spec", name: str | None = None) -> dict[str, Any]:
+    """``{name, args}`` with ``args`` a dict (a bare name is accepted and stored in this form); else ValueError."""
+    if isinstance(value, str):
+        value = {"name": value, "args": {}}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or set(value) - {"name", "args"} \
+            or not isinstance(value.get("args", {}) or {}, dict) or (name and value["name"] != name):
+        raise ValueError(f"expected {what}, got {value!r}")
+    return {"name": value["name"], "args": dict(value.get("args") or {})}
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        sub = getattr(field, "annotation", None)
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            break
+        cls = sub
+    return sorted(cls.model_fields)
+
+
+def validation_message(err: ValidationError, cls: type[BaseModel], where: str) -> str:
+    """One line per config: ``where: key.path: what is wrong (got value)``, issues joined by ``; ``."""
+    parts = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not str(p).startswith(("function-", "list[", "int", "float")))
+        key = ".".join(str(p) for p in loc)
+        if e["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown key; valid keys here: {', '.join(_fields_at(cls, loc[:-1]))}")
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        got = "" if e["type"].startswith("value_error") else f" (got {e['input']!r})"
+        parts.append(f"{key}: {msg[0].lower() + msg[1:]}{got}" if key else msg + got)
+    return f"{where}: " + "; ".join(parts)
+
+
+def build(cls: type[ConfigModel], raw: dict[str, Any], where: str) -> ConfigModel:
+    """``cls(**raw)`` with pydantic's errors turned into one :class:`ConfigError` line."""
+    token = _DEPTH.set(_DEPTH.get() + 1)
     try:
-        if kinds[0] == "float":
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-        if kinds[0] == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {annotation}, got {value!r}") from None
-    if kinds[0] == "bool" and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _build(cls: type, raw: Any, where: str, sections: dict[str, type] | None = None) -> Any:
-    """``cls`` from a YAML mapping: unknown keys and ill-typed scalars raise :class:`ConfigError` naming
-    ``where``; keys in ``sections`` (top level only) are nested dataclasses built the same way. Shared by the SR,
-    enhancement and LMAR configs."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
-    values = {}
-    for key, value in raw.items():
-        sub = (sections or {}).get(key)
-        if sub is not None:
-            values[key] = _build(sub, value, f"{where}.{key}")
-        else:
-            values[key] = _coerce(value, str(known[key].type), f"{where}.{key}")
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:  # dataclasses that check their values with ValueError
-        raise ConfigError(f"{where}: {err}") from None
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(validation_message(err, cls, where)) from None
+    finally:
+        _DEPTH.reset(token)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -123,7 +136,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None, where: str) -> None:
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None, where: str) -> None:
+    """Set dotted keys (``"optim.lr"``) of a raw YAML mapping in place, creating missing sections."""
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, last = dotted.split(".")
@@ -134,31 +148,32 @@ def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None, wher
         node[last] = value
 
 
-TRAIN_TASKS = ("enhance", "lmar")   # top-level ``task:`` values; absent means arbitrary-scale SR
-
-
-def config_task(path: str | Path, overrides: dict[str, Any] | None = None) -> str | None:
-    """The top-level ``task`` of a YAML training config (after overrides): ``"enhance"`` (an enhancement
-    network), ``"lmar"`` (an LMAR resampler) or ``None`` (arbitrary-scale SR); any other value is a
-    :class:`~anyres.errors.ConfigError`."""
+def _raw(path: str | Path, overrides: dict[str, Any] | None) -> tuple[Path, dict[str, Any]]:
     path = Path(path)
     raw = _read_yaml(path)
-    _apply_overrides(raw, overrides, str(path))
+    apply_overrides(raw, overrides, str(path))
+    return path, raw
+
+
+def _task_of(raw: dict[str, Any], where: str) -> str | None:
     task = raw.get("task")
-    if task is not None and task not in TRAIN_TASKS:
-        raise ConfigError(f"{path}: task must be 'enhance' (enhancement training), 'lmar' (LMAR resampler "
-                          f"training) or absent (SR training), got {task!r}")
+    tasks = _tasks()
+    if task not in tasks:
+        named = ", ".join(repr(t) for t in tasks if t is not None)
+        raise ConfigError(f"{where}: task must be one of {named} or absent (SR training), got {task!r}")
     return task
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML training config; ``overrides`` maps dotted keys (``"optim.lr"``) to values."""
-    path = Path(path)
-    raw = _read_yaml(path)
-    _apply_overrides(raw, overrides, str(path))
-    cfg = _build(TrainConfig, raw, str(path), {"data": DataConfig, "optim": OptimConfig, "val": ValConfig})
-    if cfg.precision not in ("bf16", "fp32"):
-        raise ConfigError(f"{path}: precision must be 'bf16' or 'fp32', got {cfg.precision!r}")
-    if (cfg.perceptual_weight or cfg.gan_weight) and cfg.data.query_layout != "patch":
-        raise ConfigError(f"{path}: perceptual and GAN losses need data.query_layout: patch (image-shaped queries)")
-    return cfg
+def config_task(path: str | Path, overrides: dict[str, Any] | None = None) -> str | None:
+    """The top-level ``task`` of a YAML training config (after overrides): ``None`` for arbitrary-scale SR."""
+    path, raw = _raw(path, overrides)
+    return _task_of(raw, str(path))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ConfigModel:
+    """Read and validate a YAML training config of any task; ``overrides`` maps dotted keys to values.
+
+    Returns the task's config model (:func:`anyres.train.engine.train` runs it)."""
+    path, raw = _raw(path, overrides)
+    cls, _ = _tasks()[_task_of(raw, str(path))]
+    return build(cls, raw, str(path))

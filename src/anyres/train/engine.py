@@ -1,0 +1,398 @@
+"""The one training engine: step loop, checkpoints and exact resume, stop signals, DDP, progress, validation.
+
+A :class:`Recipe` (one per task, :mod:`anyres.train.recipes`) owns the networks, their Adams, the batches
+and the loss of one step; the :class:`Engine` runs it. Iteration ``i`` of a recipe must be a pure function of
+``(seed, i)`` and the weights: batches come from generators seeded per iteration, the learning rate is
+``recipe.lr_at(i)``, and with ``recipe.rng_key`` set the global RNG (dropout) is re-seeded with
+``derive_seed(seed, f"{rng_key}/{i}")`` inside a forked RNG state. A checkpoint is one safetensors file
+(``{module}.{param}`` weights, ``{optimiser}.{k}.exp_avg|exp_avg_sq|step`` Adam moments; iteration, elapsed
+seconds, config and history as JSON metadata; nothing unpickled), so a resumed run ends bit-identical to an
+uninterrupted one. Data-parallel with ``torchrun --nproc_per_node=N`` (gloo): rank 0 logs and checkpoints,
+stop and checkpoint decisions are broadcast so that ranks stay in lock step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from anyres.degrade.base import derive_seed
+from anyres.errors import ConfigError
+from anyres.io import write_bytes_atomic
+
+__all__ = ["Recipe", "Engine", "CHECKPOINT", "train", "build", "distributed", "update", "milestone_lr",
+           "load_init_weights", "adam_state_tensors", "load_adam_state", "make_grads_contiguous", "format_eta",
+           "stderr_log"]
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pieces a recipe uses
+
+
+def distributed() -> tuple[int, int]:
+    """``(world_size, rank)`` from torchrun's environment; joins the gloo process group when ``world > 1``."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return world, rank
+
+
+def make_grads_contiguous(params: Iterable[nn.Parameter]) -> None:
+    """Replace non-contiguous gradients by contiguous copies before ``optim.step()``: torch 2.13's CPU Adam
+    mishandles them (seen with transposed weight views, whose parameters then never learnt)."""
+    for p in params:
+        if p.grad is not None and not p.grad.is_contiguous():
+            p.grad = p.grad.contiguous()
+
+
+def update(optim: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor) -> None:
+    """One optimiser step of ``module`` on ``loss``: zero grads, backward, contiguous grads, step."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    make_grads_contiguous(module.parameters())
+    optim.step()
+
+
+def milestone_lr(lr: float, iteration: int, milestones: Iterable[int], gamma: float, warmup: int = 0) -> float:
+    """``lr * min(1, (i + 1) / warmup) * gamma ** #{m <= i}``: step decay with an optional linear warm-up."""
+    ramp = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
+    return lr * ramp * gamma ** sum(iteration >= m for m in milestones)
+
+
+def load_init_weights(net: nn.Module, folder: str, fresh: tuple[str, ...] = ()) -> None:
+    """Start ``net`` from a weights folder; parameters under the prefixes ``fresh`` (modules a network adds on
+    top of the one it starts from) keep their own initialisation, every other one must be in the file."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise ConfigError(f"init: {path} not found (expected a weights folder with model.safetensors)")
+    try:
+        missing, unexpected = net.load_state_dict(load_file(str(path)), strict=False)
+    except RuntimeError as err:
+        raise ConfigError(f"init: {path} does not match the model spec ({str(err).splitlines()[0]})") from None
+    missing = [k for k in missing if not (fresh and k.startswith(fresh))]
+    if missing or unexpected:
+        raise ConfigError(f"init: {path} does not match the model spec "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def adam_state_tensors(optim: torch.optim.Optimizer, params: Iterable[nn.Parameter],
+                       prefix: str = "optim") -> dict[str, torch.Tensor]:
+    """``{prefix.i.exp_avg, prefix.i.exp_avg_sq, prefix.i.step}`` for every parameter that has a state."""
+    tensors = {}
+    for i, p in enumerate(params):
+        st = optim.state.get(p)
+        if st:
+            tensors[f"{prefix}.{i}.exp_avg"] = st["exp_avg"].contiguous()
+            tensors[f"{prefix}.{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+            tensors[f"{prefix}.{i}.step"] = st["step"].reshape(1).float().clone()
+    return tensors
+
+
+def load_adam_state(optim: torch.optim.Optimizer, params: Iterable[nn.Parameter],
+                    tensors: dict[str, torch.Tensor], prefix: str = "optim") -> None:
+    """Inverse of :func:`adam_state_tensors` (parameters in the same order)."""
+    for i, p in enumerate(params):
+        if f"{prefix}.{i}.exp_avg" in tensors:
+            optim.state[p] = {
+                "step": torch.tensor(float(tensors[f"{prefix}.{i}.step"][0])),
+                "exp_avg": tensors[f"{prefix}.{i}.exp_avg"].clone(),
+                "exp_avg_sq": tensors[f"{prefix}.{i}.exp_avg_sq"].clone(),
+            }
+
+
+def format_eta(seconds: float) -> str:
+    """``1h05m`` / ``4m07s`` (``?`` when unknown)."""
+    if not math.isfinite(seconds):
+        return "?"
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The recipe contract
+
+
+class Recipe:
+    """What a task supplies to the engine. Subclasses set, in ``__init__``:
+
+    ``config`` (``iterations``, ``seed``, ``checkpoint_minutes``, ``log_every``, ``name``, ``out_dir``),
+    ``modules`` (checkpoint prefix -> trained module), ``optimizers`` (checkpoint prefix -> ``(Adam, module)``)
+    and define :meth:`step`, :meth:`lr_at` and :meth:`save_outputs`.
+    """
+
+    config: Any
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, tuple[torch.optim.Optimizer, nn.Module]]
+    rng_key: str | None = None      # re-seed the global RNG per iteration under this key (dropout)
+    progress_bar: str | None = None  # a tqdm description instead of log lines
+    validate_every: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    @property
+    def log_every(self) -> int:
+        return self.config.log_every
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def lr_at(self, iteration: int) -> float:
+        raise NotImplementedError
+
+    def step(self, iteration: int) -> dict[str, float]:
+        """One update at ``iteration`` (learning rates already set); returns its loss terms."""
+        raise NotImplementedError
+
+    def history_entry(self, iteration: int, window: list[dict[str, float]],
+                      mean: dict[str, float]) -> dict[str, Any] | None:
+        """What a log point adds to the history (``None``: nothing); by default the window means."""
+        return {"iteration": iteration, **{k: round(v, 6) for k, v in mean.items()}}
+
+    def describe(self, mean: dict[str, float]) -> str:
+        return " ".join(f"{k} {v:.4f}" for k, v in mean.items())
+
+    def postfix(self, losses: dict[str, float]) -> dict[str, str]:
+        return {k: f"{v:.3f}" for k, v in losses.items()}
+
+    def validate(self, iteration: int) -> dict[str, Any] | None:
+        return None
+
+    def metadata(self) -> dict[str, Any]:
+        """Extra checkpoint metadata (e.g. what a resume must match)."""
+        return {}
+
+    def check_resume(self, meta: dict[str, Any], path: Path) -> None:
+        """Raise :class:`ConfigError` when the checkpoint ``meta`` cannot be resumed by this recipe."""
+
+    def save_outputs(self, engine: "Engine") -> None:
+        """Write the weights folder(s) beside the checkpoint."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The engine
+
+
+class Engine:
+    """Runs a :class:`Recipe` to ``config.iterations``; counts iterations, step time and the history."""
+
+    def __init__(self, recipe: Recipe, log: Callable[[str], None] | None = None, progress: bool = True):
+        self.recipe = recipe
+        self.config = recipe.config
+        self.log = log or stderr_log
+        self.progress = progress
+        self.world, self.rank = distributed()
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.last_losses: dict[str, float] = {}
+        self.stop_requested = False  # set by SIGINT/SIGTERM: finish the step, checkpoint, return
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.recipe.out_dir / CHECKPOINT
+
+    # -- one step ------------------------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        r, i = self.recipe, self.iteration
+        lr = r.lr_at(i)
+        for optim, _ in r.optimizers.values():
+            for group in optim.param_groups:
+                group["lr"] = lr
+        rng = torch.random.fork_rng(devices=[]) if r.rng_key else nullcontext()
+        with rng:
+            if r.rng_key:
+                torch.manual_seed(derive_seed(self.config.seed, f"{r.rng_key}/{i}"))
+            self.last_losses = r.step(i)
+        self.iteration += 1
+        return self.last_losses
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for prefix, module in self.recipe.modules.items():
+            tensors.update({f"{prefix}.{k}": v.detach().contiguous() for k, v in module.state_dict().items()})
+        for prefix, (optim, module) in self.recipe.optimizers.items():
+            tensors.update(adam_state_tensors(optim, module.parameters(), prefix))
+        return tensors
+
+    def save_checkpoint(self, path: Path | None = None) -> Path:
+        from safetensors.torch import save
+
+        path = path or self.checkpoint_path
+        meta = {"iteration": self.iteration, "elapsed": self.elapsed, "config": self.recipe.config_dict(),
+                "history": self.history, **self.recipe.metadata()}
+        write_bytes_atomic(path, save(self.state_tensors(), metadata={"anyres": json.dumps(meta)}))
+        self.recipe.save_outputs(self)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["anyres"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        self.recipe.check_resume(meta, path)
+        for prefix, module in self.recipe.modules.items():
+            n = len(prefix) + 1
+            module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        for prefix, (optim, module) in self.recipe.optimizers.items():
+            load_adam_state(optim, module.parameters(), tensors, prefix)
+        self.iteration = int(meta["iteration"])
+        self.elapsed = float(meta["elapsed"])
+        self.history = list(meta.get("history", []))
+
+    def resume(self) -> bool:
+        """Load ``out_dir/checkpoint.safetensors`` if it exists; returns whether it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        self.load_checkpoint(self.checkpoint_path)
+        self.log(f"[{self.recipe.name}] resumed from {self.checkpoint_path} at iteration {self.iteration}")
+        return True
+
+    # -- loop ----------------------------------------------------------------------------------------
+    def _decide(self, due: bool, stop: bool) -> tuple[bool, bool]:
+        if self.world > 1:  # every rank takes part so that DDP ranks stay in lock step
+            flags = torch.tensor([int(due), int(stop)])
+            dist.broadcast(flags, 0)
+            due, stop = bool(flags[0]), bool(flags[1])
+        return due, stop
+
+    def _report(self, window: list[dict[str, float]], started: float, bar: Any) -> None:
+        r, cfg = self.recipe, self.config
+        mean = {k: sum(t[k] for t in window) / len(window) for k in window[0]}
+        entry = r.history_entry(self.iteration, window, mean)
+        if entry is not None:
+            self.history.append(entry)
+        if bar is None:
+            rate = len(window) / max(time.monotonic() - started, 1e-9)
+            eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
+            self.log(f"[{r.name}] it {self.iteration}/{cfg.iterations} {r.describe(mean)} "
+                     f"lr {r.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {format_eta(eta)}")
+
+    def run(self, stop_after: int | None = None) -> None:
+        """Train until ``config.iterations`` (or ``stop_after`` more iterations, for tests)."""
+        r, cfg = self.recipe, self.config
+        main = self.rank == 0
+        target = cfg.iterations if stop_after is None else min(cfg.iterations, self.iteration + stop_after)
+        for module in r.modules.values():
+            module.train()
+        bar = None
+        if r.progress_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(total=target, initial=self.iteration, desc=r.progress_bar, unit="it",
+                       disable=not (self.progress and main))
+        last_ckpt = time.monotonic()
+        started, window = time.monotonic(), []
+        while self.iteration < target:
+            t0 = time.monotonic()
+            window.append(self.step())
+            self.elapsed += time.monotonic() - t0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(r.postfix(self.last_losses))
+            if main and (self.iteration % r.log_every == 0 or self.iteration == target):
+                self._report(window, started, bar)
+                started, window = time.monotonic(), []
+            if main and r.validate_every and self.iteration % r.validate_every == 0:
+                entry = r.validate(self.iteration)
+                if entry is not None:
+                    self.history.append(entry)
+                    self.log(f"[{r.name}] validation at it {self.iteration}: {entry.get('psnr', entry)}")
+            due, stop = self._decide(time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60,
+                                     self.stop_requested)
+            if stop:
+                if main:
+                    self.save_checkpoint()
+                    self.log(f"[{r.name}] stopped at it {self.iteration}; checkpoint saved, run the same command "
+                             "to resume")
+                return
+            if due:
+                if main:
+                    self.save_checkpoint()
+                    self.log(f"[{r.name}] checkpoint at it {self.iteration} -> {self.checkpoint_path}")
+                last_ckpt = time.monotonic()
+        if bar is not None:
+            bar.close()
+        if main:
+            self.save_checkpoint()
+
+    def run_until_stopped(self, stop_after: int | None = None) -> None:
+        """:meth:`run` with SIGINT/SIGTERM turned into a graceful stop: the first signal sets
+        ``stop_requested`` (the loop finishes its step, checkpoints and returns), a second one aborts.
+        The previous handlers are restored afterwards."""
+
+        def request_stop(signum, frame):
+            if self.stop_requested:  # a second signal stops at once
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.log(f"[{self.recipe.name}] stopping after this step (signal {signum}); send again to abort")
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.run(stop_after)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def build(config: Any, images: list[torch.Tensor] | None = None,
+          log: Callable[[str], None] | None = None) -> Engine:
+    """The engine for a validated config of any registered task (:func:`anyres.train.config.load_config`)."""
+    from anyres.train.config import _tasks
+
+    recipes = {cls: factory for cls, factory in _tasks().values()}
+    factory = recipes.get(type(config))
+    if factory is None:
+        raise ConfigError(f"no training recipe for a {type(config).__name__}")
+    config = config.checked()
+    if getattr(config, "threads", None):
+        torch.set_num_threads(config.threads)
+    log = log or stderr_log
+    return Engine(factory(config, images=images, log=log), log=log)
+
+
+def train(config: Any, resume: bool = True, log: Callable[[str], None] | None = None,
+          images: list[torch.Tensor] | None = None) -> Engine:
+    """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists; the
+    resolved config is written to ``out_dir/config.yaml``."""
+    import yaml
+
+    engine = build(config, images=images, log=log)
+    if resume:
+        engine.resume()
+    if engine.rank == 0:
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+        write_bytes_atomic(engine.recipe.out_dir / "config.yaml", text.encode())
+    engine.run_until_stopped()
+    return engine

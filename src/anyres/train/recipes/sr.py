@@ -1,0 +1,202 @@
+"""Arbitrary-scale SR recipe (LIIF, DIINN, LIIFusion; blind SR with ``data.degradation``): config and step.
+
+Each iteration draws ``batch_size / world`` random-scale crops with sampled query pixels from a generator
+seeded by ``(seed, rank, iteration)`` (:class:`~anyres.sr.data.RandomScaleSampler`): ``lr`` ``(B, 3, p, p)``
+in [0, 1], ``coord`` ``(B, Q, 2)`` in [-1, 1], ``gt`` ``(B, Q, 3)`` in [-1, 1]. The loss is the pixel loss in
+the network's [-1, 1] space, ``2 |pred - gt|`` (L1) or ``4 (pred - gt)^2`` (MSE), plus, when set, the
+LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its own discriminator step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from anyres.degrade.base import derive_seed
+# Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
+from anyres.evaluation import evaluate
+from anyres.errors import ConfigError
+from anyres.hub import save_network
+from anyres.registry import NETWORKS
+from anyres.sr.data import RandomScaleSampler, load_hr_folders
+from anyres.sr.render import LIIFUpscaler
+from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, register_task
+from anyres.train.engine import Recipe, distributed, load_init_weights, milestone_lr, update
+
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "SRRecipe"]
+
+
+class DataConfig(ConfigModel):
+    train: list[str] = Field(default_factory=list)  # folders of HR images
+    patch: PositiveInt = 48                          # LR patch side
+    scale_min: PositiveFloat = 1.0
+    scale_max: PositiveFloat = 4.0
+    queries: PositiveInt = 2304                      # sampled HR pixels per patch
+    augment: bool = True
+    degradation: Any = None                          # None: bicubic LR; else a pipeline name or {name, args}
+    query_layout: Literal["random", "patch"] = "random"  # "patch": a contiguous sqrt(queries)^2 window (GAN/VGG)
+
+
+class OptimConfig(ConfigModel):
+    lr: PositiveFloat = 1e-4
+    milestones: Milestones = Field(default_factory=list)  # iterations at which lr *= gamma
+    gamma: PositiveFloat = 0.5
+    warmup: Count = 0                                    # iterations of linear lr warm-up (fine-tuning)
+
+
+class ValConfig(ConfigModel):
+    data: str | None = None          # folder of HR images (benchmark protocol)
+    scales: list[PositiveFloat | PositiveInt] = Field(default_factory=lambda: [2.0, 3.0, 4.0])
+    every: Count = 1000              # iterations
+
+
+class TrainConfig(ConfigModel):
+    name: str = "liif"
+    model: dict[str, Any] = Field(default_factory=lambda: {"name": "liif", "args": {}})
+    data: DataConfig = Field(default_factory=DataConfig)
+    batch_size: PositiveInt = 16
+    iterations: Count = 1000
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16: bf16 encoder autocast + bf16 MLP hidden layers; fp32: exact
+    val: ValConfig = Field(default_factory=ValConfig)
+    checkpoint_minutes: PositiveFloat = 5.0
+    log_every: PositiveInt = 50
+    seed: Count = 0
+    threads: PositiveInt | None = None
+    out_dir: str = "runs/liif"
+    init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
+    prior_weight: float = 0.05       # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
+    pixel_loss: Literal["l1", "mse"] = "l1"  # "mse" for LIIFusion stage 2 (the paper's eq. 9)
+    perceptual_weight: float = 0.0   # VGG16 relu5_3 MSE (needs data.query_layout: patch)
+    gan_weight: float = 0.0          # relativistic GAN loss with a U-Net discriminator (needs patch queries)
+    discriminator: dict[str, Any] = Field(default_factory=lambda: {"channels": 64})
+
+    @model_validator(mode="after")
+    def _image_losses_need_patches(self) -> "TrainConfig":
+        if (self.perceptual_weight or self.gan_weight) and self.data.query_layout != "patch":
+            raise ValueError("perceptual and GAN losses need data.query_layout: patch (image-shaped queries)")
+        return self
+
+
+def _batch_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
+    # Python's hash of a tuple of ints is deterministic across runs (no hash randomisation for ints).
+    return torch.Generator().manual_seed(hash((seed, rank, iteration)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+class SRRecipe(Recipe):
+    """The network (channels-last, DDP-wrapped under torchrun), Adam, the sampler and the optional
+    discriminator and VGG loss of one SR run. ``images``: ``(3, H, W)`` uint8 instead of ``data.train``."""
+
+
+    def __init__(self, config: TrainConfig, images: list[torch.Tensor] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.config = config
+        self.world, self.rank = distributed()
+        if config.batch_size % self.world:
+            raise ConfigError(f"batch_size {config.batch_size} is not divisible by {self.world} processes")
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        spec = config.model
+        self.net = NETWORKS.build(spec["name"], **spec.get("args", {}))
+        if config.init:
+            load_init_weights(self.net, config.init, tuple(getattr(self.net, "init_new_modules", ())))
+        self.net = self.net.to(memory_format=torch.channels_last)
+        self.model = self.net
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
+        self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}
+        self.disc, self.perceptual = None, None
+        if config.gan_weight:
+            from anyres.train.losses import UNetDiscriminator
+
+            self.disc = UNetDiscriminator(**config.discriminator).to(memory_format=torch.channels_last)
+            self.modules["disc"] = self.disc
+            self.optimizers["optim_disc"] = (torch.optim.Adam(self.disc.parameters(), lr=config.optim.lr), self.disc)
+        if config.perceptual_weight:
+            from anyres.train.losses import PerceptualLoss
+
+            self.perceptual = PerceptualLoss()
+        d = config.data
+        if images is None:
+            images = load_hr_folders(d.train)
+        self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment,
+                                          degradation=d.degradation,
+                                          return_hr=getattr(self.net, "uses_hr_prior", False),
+                                          query_layout=d.query_layout)
+        self.validate_every = config.val.every if config.val.data else 0
+
+    def history_entry(self, iteration: int, window: list, mean: dict[str, float]) -> None:
+        return None  # the history holds validation scores (scripts/ship_model.py reads them)
+
+    def lr_at(self, iteration: int) -> float:
+        o = self.config.optim
+        # A fresh Adam state takes full-size steps at once; a warm-up keeps fine-tuning from wrecking the
+        # initial weights in its first iterations.
+        return milestone_lr(o.lr, iteration, o.milestones, o.gamma, o.warmup)
+
+    def step(self, iteration: int) -> dict[str, float]:
+        cfg = self.config
+        batch = self.sampler.sample(cfg.batch_size // self.world, _batch_generator(cfg.seed, self.rank, iteration))
+        lr = batch.lr.contiguous(memory_format=torch.channels_last)
+        bf16 = cfg.precision == "bf16"
+        extra, aux = {}, None
+        if batch.hr is not None:  # networks conditioned on a prior made from the HR crop (LIIFusion)
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, f"prior/{self.rank}/{iteration}"))
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
+                prior, aux = self.net.prior_batch(batch.lr, batch.hr, g)
+            extra["prior"] = prior.float()
+        pred = self.model(lr, batch.coord, batch.cell, mode="fast" if bf16 else "exact", encoder_bf16=bf16, **extra)
+        pred = pred.float()
+        if cfg.pixel_loss == "l1":
+            # L1 in the network's [-1, 1] space, as in the paper (twice the L1 in [0, 1]).
+            loss = 2.0 * (pred - batch.gt).abs().mean()
+        else:  # MSE in the same space
+            loss = 4.0 * (pred - batch.gt).square().mean()
+        if aux is not None:  # LIIFusion stage 2: L1 of the sampled prior against the stage-1 prior
+            loss = loss + cfg.prior_weight * aux.float()
+        pred_img = gt_img = None
+        if self.disc is not None or self.perceptual is not None:
+            qs = self.sampler.query_side
+            pred_img = pred.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
+            gt_img = batch.gt.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
+        if self.perceptual is not None:
+            loss = loss + cfg.perceptual_weight * self.perceptual(pred_img, gt_img)
+        if self.disc is not None:
+            from anyres.train.losses import ragan_g_loss
+
+            self.disc.requires_grad_(False)
+            with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
+                adv = ragan_g_loss(self.disc(gt_img), self.disc(pred_img))
+            loss = loss + cfg.gan_weight * adv.float()
+        update(self.optim, self.net, loss)
+        if self.disc is not None:
+            self._discriminator_step(gt_img, pred_img.detach(), bf16)
+        return {"loss": float(loss.detach())}
+
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, bf16: bool) -> None:
+        from anyres.train.losses import ragan_d_loss
+
+        self.disc.requires_grad_(True)
+        with torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=bf16):
+            d_loss = ragan_d_loss(self.disc(real), self.disc(fake))
+        update(self.optimizers["optim_disc"][0], self.disc, d_loss.float())
+
+    def validate(self, iteration: int) -> dict[str, Any] | None:
+        v = self.config.val
+        if not v.data:
+            return None
+        self.net.eval()
+        try:
+            report = evaluate(LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales,
+                              progress=False)
+        finally:
+            self.net.train()
+        return {"iteration": iteration, "psnr": {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}}
+
+    def save_outputs(self, engine: Any) -> None:
+        save_network(self.net, self.out_dir / "model", extra={"name": self.config.name, "iterations": engine.iteration})
+
+
+register_task(None, TrainConfig, SRRecipe)

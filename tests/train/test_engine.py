@@ -1,0 +1,163 @@
+"""The training engine (anyres.train.engine) over every recipe: a run stopped and resumed ends bit-identical to
+an uninterrupted one, SIGINT checkpoints and returns, old run folders resume, the log line keeps its form."""
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from anyres.hub import save_network
+from anyres.enhancement.unet import UNetEnhancer
+from anyres.train.engine import CHECKPOINT, Engine, build, milestone_lr, train
+from anyres.train.recipes.enhance import EnhanceDataConfig, EnhanceOptimConfig, EnhanceTrainConfig
+from anyres.train.recipes.hllhgan import HLLHGANConfig, HLLHGANRecipe
+from anyres.train.recipes.lmar import LMARDataConfig, LMAROptimConfig, LMARTrainConfig
+from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
+
+from conftest import tiny_liif_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _images(n=3, size=40):
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(n, 3, size // 8, size // 8, generator=g)
+    imgs = torch.nn.functional.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    return [torch.round(x * 255).to(torch.uint8) for x in imgs]
+
+
+def _quiet(msg):
+    pass
+
+
+@pytest.fixture(scope="module")
+def enhancer(tmp_path_factory):
+    torch.manual_seed(0)
+    net = UNetEnhancer(width=2, levels=2)
+    with torch.no_grad():
+        net.to_residual.weight.normal_(0, 0.1)
+    return save_network(net, tmp_path_factory.mktemp("enhancer") / "model")
+
+
+def _sr(out, enhancer):
+    return TrainConfig(model={"name": "liif", "args": tiny_liif_config()}, precision="fp32",
+                       data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
+                       iterations=4, optim=OptimConfig(lr=1e-3, milestones=[2]), checkpoint_minutes=1e9,
+                       log_every=1000, out_dir=str(out))
+
+
+def _enhance(out, enhancer):
+    return EnhanceTrainConfig(name="tiny", model={"name": "deeplpf", "args": {"width": 2, "features": 4,
+                                                                             "head_size": 8, "head_dropout": 0.5}},
+                              data=EnhanceDataConfig(task="retouch", patch=16), batch_size=2, iterations=4,
+                              optim=EnhanceOptimConfig(lr=1e-3, milestones=[2]), checkpoint_minutes=1e9,
+                              log_every=1000, out_dir=str(out))
+
+
+def _lmar(out, enhancer):
+    return LMARTrainConfig(name="tiny", enhancer=str(enhancer), model={"name": "lmar", "args": {"hidden": [8]}},
+                           data=LMARDataConfig(crop=32, scale_max=2.0, augment=True), iterations=4,
+                           optim=LMAROptimConfig(step_every=2), checkpoint_minutes=1e9, log_every=1000,
+                           out_dir=str(out))
+
+
+class _HLLHGAN:
+    """Builds HLLHGAN engines the way train_hllhgan does (the recipe takes two image sets, not a YAML config)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def engine(self):
+        cfg = HLLHGANConfig(h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2,
+                        iterations=4)
+        return Engine(HLLHGANRecipe(cfg, _images(2, 24), _images(2, 8), self.out), log=_quiet, progress=False)
+
+
+def _engine(kind, out, enhancer):
+    if kind == "hllhgan":
+        return _HLLHGAN(out).engine()
+    return build({"sr": _sr, "enhance": _enhance, "lmar": _lmar}[kind](out, enhancer), images=_images(), log=_quiet)
+
+
+def _state(engine):
+    return {k: v.clone() for k, v in engine.state_tensors().items()}
+
+
+@pytest.mark.parametrize("kind", ["sr", "enhance", "lmar", "hllhgan"])
+def test_resume_is_bit_identical_for_every_recipe(tmp_path, kind, enhancer):
+    full = _engine(kind, tmp_path / "a", enhancer)
+    initial = _state(full)
+    full.run()
+    first = _engine(kind, tmp_path / "b", enhancer)
+    first.run(stop_after=3)  # past the learning-rate step at 2
+    resumed = _engine(kind, tmp_path / "b", enhancer)
+    assert resumed.resume() and resumed.iteration == 3
+    resumed.run()
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys() and any(".exp_avg" in k for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    assert any(not torch.equal(initial[k], a[k]) for k in initial)  # it did train
+
+
+def test_sigint_checkpoints_after_the_step_and_the_run_resumes_exactly(tmp_path, enhancer):
+    engine = _engine("enhance", tmp_path, enhancer)
+    step = engine.step
+
+    def step_then_signal():
+        losses = step()
+        if engine.iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C (SIGTERM takes the same path)
+        return losses
+
+    engine.step = step_then_signal
+    before = signal.getsignal(signal.SIGINT)
+    engine.run_until_stopped()
+    assert engine.stop_requested and engine.iteration == 2 and signal.getsignal(signal.SIGINT) is before
+    resumed = _engine("enhance", tmp_path, enhancer)
+    assert resumed.resume() and resumed.iteration == 2
+    resumed.run()
+    full = _engine("enhance", tmp_path / "full", enhancer)
+    full.run()
+    a, b = _state(full), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_log_lines_and_history(tmp_path, enhancer):
+    lines = []
+    cfg = _enhance(tmp_path, enhancer)
+    cfg.log_every = 2
+    engine = build(cfg, images=_images(), log=lines.append)
+    engine.run()
+    assert [ln.split(" lr ")[0].rsplit(" loss ", 1)[0] for ln in lines] == ["[tiny] it 2/4", "[tiny] it 4/4"]
+    assert all(" it/s ETA " in ln for ln in lines)
+    assert [h["iteration"] for h in engine.history] == [2, 4] and set(engine.history[0]) == {"iteration", "loss"}
+
+
+def test_milestone_schedule_with_warmup():
+    assert [milestone_lr(1.0, i, [3], 0.5, warmup=2) for i in (0, 1, 2, 3)] == [0.5, 1.0, 1.0, 0.5]
+
+
+def test_the_shipped_sr_checkpoint_resumes_in_a_run_folder(tmp_path):
+    from safetensors.torch import load_file
+
+    ckpt = ROOT / "checkpoints" / "liif-edsr-baseline.safetensors"
+    if not ckpt.is_file():
+        pytest.skip("checkpoints/liif-edsr-baseline.safetensors is not in this checkout")
+    run = tmp_path / "runs" / "liif-edsr-baseline"
+    run.mkdir(parents=True)
+    shutil.copy(ckpt, run / CHECKPOINT)
+    from anyres.train.config import load_config
+
+    cfg = load_config(ROOT / "configs" / "liif-edsr-baseline.yaml",
+                      {"out_dir": str(run), "iterations": 6131, "batch_size": 2, "data.patch": 8,
+                       "data.queries": 16, "val.data": None, "threads": 1})
+    engine = train(cfg, images=_images(), log=_quiet)
+    assert engine.iteration == 6131
+    saved = load_file(str(ckpt))
+    after = engine.state_tensors()
+    assert after.keys() == saved.keys()
+    assert after["optim.0.step"].item() == saved["optim.0.step"].item() + 1  # Adam continued, not restarted

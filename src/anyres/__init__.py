@@ -22,12 +22,11 @@ _LOCATIONS = {
     "upscale": "anyres.sr.api",
     "enhance": "anyres.enhancement.api",
     "degrade_image": "anyres.degrade.api",
-    "load": "anyres.sr.pretrained",
+    "load": "anyres.registry",
     "estimate_kernel": "anyres.degrade.learned.kernelgan",
     "read_image": "anyres.io",
     "write_image": "anyres.io",
 }
-_RENAMED = {"load": "load_upscaler"}
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +34,4 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'anyres' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_LOCATIONS[name]), _RENAMED.get(name, name))
+    return getattr(importlib.import_module(_LOCATIONS[name]), name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -222,14 +222,19 @@ def _convert(path: Path) -> Path:
     raise RegistryError(f"{path}: not a model folder (expected config.json and model.safetensors inside)")
 
 
-def load(model: Any, kind: ModelRegistry | None = None, *, device: str | None = None, options: Any = None) -> Any:
+def load(model: Any = "bicubic", device: str | None = None, *, kind: ModelRegistry | None = None,
+         options: Any = None, **fields: Any) -> Any:
     """A ready model from a name, a weights folder, a foreign checkpoint file or a model instance.
 
     ``kind``: :data:`UPSCALERS` or :data:`ENHANCERS`, or None for whichever kind the name or folder is
     (a folder's kind is its ``config.json`` ``"arch"``'s network role). ``options``: the kind's options
-    dataclass, a mapping of its fields, or None for its defaults. Unknown names, folders of another kind and
-    missing weights raise :class:`~anyres.errors.RegistryError` with one line.
+    dataclass (:class:`~anyres.sr.render.RenderOptions` for upscalers), a mapping of its fields, or None for
+    its defaults; ``fields`` replace single fields (``mode="exact"``). Unknown names, unknown options,
+    folders of another kind and missing weights raise a one-line :class:`~anyres.errors.AnyresError`.
     """
+    if fields:
+        options = {**(asdict(options) if options is not None and not isinstance(options, Mapping)
+                      else dict(options or {})), **fields}
     kinds = (kind,) if kind is not None else MODEL_KINDS
     for k in kinds:
         k.ensure()

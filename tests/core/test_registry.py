@@ -63,7 +63,7 @@ def test_a_folder_of_another_kind_is_refused_by_kind(tmp_path):
     with pytest.raises(RegistryError, match="'unet-enhancer' model is not an upscaling model"):
         load_upscaler(folder)
     with pytest.raises(RegistryError, match="'bicubic' is an upscaling model; enhancement needs"):
-        load("bicubic", ENHANCERS)
+        load("bicubic", kind=ENHANCERS)
 
 
 def test_render_options_are_typed_and_unknown_options_fail_clearly():
@@ -76,7 +76,7 @@ def test_render_options_are_typed_and_unknown_options_fail_clearly():
     with pytest.raises(ConfigError, match="unknown render mode 'fastest'"):
         RenderOptions(mode="fastest")
     with pytest.raises(ConfigError, match="enhancement models take no options"):
-        load("tiny-or-not", ENHANCERS, options={"mode": "exact"})
+        load("tiny-or-not", kind=ENHANCERS, mode="exact")
     net = LIIF(tiny_liif_config())
     assert LIIFUpscaler(net, mode="exact", tile=4).options == RenderOptions(mode="exact", tile=4)
     with pytest.raises(ConfigError, match="unknown upscaler option 'tile_size'"):

@@ -43,7 +43,7 @@ def load_enhancer(model: Any = DEFAULT_ENHANCER, device: str | None = None) -> t
     Unknown names, missing weights and folders of another kind raise
     :class:`~anyres.errors.RegistryError` with a one-line message.
     """
-    return load(model, ENHANCERS, device=device)
+    return load(model, device, kind=ENHANCERS)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -144,6 +144,17 @@ def _scale_label(scale: float) -> str:
     return str(int(round(scale))) if _is_integer(scale) else f"{scale:g}"
 
 
+def _hr_files(data: str | Path) -> tuple[Path, list[Path]]:
+    """The folder of HR images and its images; one-line errors for a missing or empty folder."""
+    data = Path(data)
+    if not data.is_dir():
+        raise ImageReadError(f"{data}: not a directory of HR images")
+    files = list_images(data)
+    if not files:
+        raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
+    return data, files
+
+
 def _cell(metric: str, value: float) -> str:
     return f"{value:.{METRICS[metric].builder.digits}f}"
 
@@ -235,12 +246,7 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         pipeline = get_pipeline(degradation)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise AnyresError(f"seed must be an integer, got {seed!r}")
-    data = Path(data)
-    if not data.is_dir():
-        raise ImageReadError(f"{data}: not a directory of HR images")
-    files = list_images(data)
-    if not files:
-        raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
+    data, files = _hr_files(data)
     upscaler = load_upscaler(model, device=device, **model_options)
     dev = torch.device(device) if device else torch.device("cpu")
     model_name = model if isinstance(model, str) else getattr(upscaler, "name", type(upscaler).__name__)
@@ -342,12 +348,7 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
         load_lpips("alex")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise AnyresError(f"seed must be an integer, got {seed!r}")
-    data = Path(data)
-    if not data.is_dir():
-        raise ImageReadError(f"{data}: not a directory of HR images")
-    files = list_images(data)
-    if not files:
-        raise ImageReadError(f"{data}: no images found (looked for .png, .jpg, .bmp, .tif, .webp)")
+    data, files = _hr_files(data)
     net = load_enhancer(model, device=device)
     dev = next(net.parameters()).device
     if working_scale is None and (resampler != "bicubic" or resampler_model is not None):

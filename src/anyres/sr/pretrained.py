@@ -39,4 +39,4 @@ def load_upscaler(model: Any = "bicubic", device: str | None = None, options: Re
     """
     if fields:
         options = RenderOptions.from_kwargs(options, **fields)
-    return load(model, UPSCALERS, device=device, options=options)
+    return load(model, device, kind=UPSCALERS, options=options)

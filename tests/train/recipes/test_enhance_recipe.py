@@ -1,4 +1,4 @@
-"""Enhancement training (anyres.train.enhance) and the U-Net baseline (anyres.enhancement.unet):
+"""Enhancement recipe (anyres.train.recipes.enhance) and the U-Net baseline (anyres.enhancement.unet):
 config loading, exact resume, per-iteration batches, learning, the CLI dispatch and the shipped configs."""
 
 from pathlib import Path
@@ -21,7 +21,7 @@ from anyres.train.recipes.enhance import EnhanceDataConfig, EnhanceOptimConfig, 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 TINY_DEEPLPF = {"name": "deeplpf", "args": {"width": 2, "features": 4, "head_size": 8, "head_dropout": 0.5}}
 TINY_UNET = {"name": "unet-enhancer", "args": {"width": 4, "levels": 2}}
 

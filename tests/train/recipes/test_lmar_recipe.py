@@ -1,4 +1,4 @@
-"""LMAR resampler training (anyres.train.lmar): per-iteration batches, exact resume, a frozen enhancer, the
+"""LMAR resampler training (anyres.train.recipes.lmar): per-iteration batches, exact resume, a frozen enhancer, the
 discriminator, the weights folder, config errors and the `anyres train` dispatch. Tiny networks and generated
 photos only."""
 
@@ -24,7 +24,7 @@ from anyres.train.recipes.lmar import LMARDataConfig, LMARLossConfig, LMAROptimC
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 TINY_LMAR = {"name": "lmar", "args": {"hidden": [8]}}
 
 

@@ -1,3 +1,6 @@
+"""SR recipe (anyres.train.recipes.sr): the sampler, learning, milestones and warm-up, exact resume, DDP replicas,
+init weights and the stop request."""
+
 import os
 import socket
 

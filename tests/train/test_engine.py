@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from anyres.hub import save_network
 from anyres.enhancement.unet import UNetEnhancer
+from anyres.hub import save_network
 from anyres.train.engine import CHECKPOINT, Engine, build, milestone_lr, train
 from anyres.train.recipes.enhance import EnhanceDataConfig, EnhanceOptimConfig, EnhanceTrainConfig
 from anyres.train.recipes.hllhgan import HLLHGANConfig, HLLHGANRecipe
 from anyres.train.recipes.lmar import LMARDataConfig, LMAROptimConfig, LMARTrainConfig
 from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
-
 from conftest import tiny_liif_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,12 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyres.sr.data import RandomScaleSampler
 from anyres.errors import ConfigError
-from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss
+from anyres.sr.data import RandomScaleSampler
 from anyres.train.engine import build
+from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss
 from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
-
 from conftest import tiny_liif_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,9 +8,10 @@ negative count is one :class:`~anyres.errors.ConfigError` whose single line name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,7 +54,7 @@ class ConfigModel(BaseModel):
         except ValidationError as err:
             raise ConfigError(validation_message(err, type(self), "config")) from None
 
-    def checked(self) -> "ConfigModel":
+    def checked(self) -> ConfigModel:
         """A validated copy: nested assignments (``cfg.data.patch = 3``) skip the checks that span sections."""
         return build(type(self), self.model_dump(), "config")
 

@@ -19,9 +19,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -189,7 +190,7 @@ class Recipe:
     def check_resume(self, meta: dict[str, Any], path: Path) -> None:
         """Raise :class:`ConfigError` when the checkpoint ``meta`` cannot be resumed by this recipe."""
 
-    def save_outputs(self, engine: "Engine") -> None:
+    def save_outputs(self, engine: Engine) -> None:
         """Write the weights folder(s) beside the checkpoint."""
         raise NotImplementedError
 

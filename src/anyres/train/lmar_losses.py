@@ -44,8 +44,8 @@ Unverified details (the digest does not say): the Scharr kernel's scale (here th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -10,10 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from anyres.cli import main
+from anyres.enhancement.unet import DEEPLPF_PARAMETERS, UNetEnhancer, parameter_count
 from anyres.errors import ConfigError, RegistryError
 from anyres.hub import load_network, save_network
 from anyres.io import write_image
-from anyres.enhancement.unet import DEEPLPF_PARAMETERS, UNetEnhancer, parameter_count
 from anyres.registry import NETWORKS
 from anyres.train.config import load_config
 from anyres.train.engine import CHECKPOINT, build

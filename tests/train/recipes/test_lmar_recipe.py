@@ -9,16 +9,15 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from anyres.enhancement.api import load_resampler
 from anyres.cli import main
+from anyres.enhancement.api import load_resampler
+from anyres.enhancement.lmar import LMAR
 from anyres.enhancement.tasks import get_task
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.errors import ConfigError
 from anyres.hub import save_network
 from anyres.io import write_image
-from anyres.enhancement.lmar import LMAR
-from anyres.enhancement.unet import UNetEnhancer
-from anyres.train.config import config_task
-from anyres.train.config import load_config
+from anyres.train.config import config_task, load_config
 from anyres.train.engine import CHECKPOINT, build
 from anyres.train.recipes.lmar import LMARDataConfig, LMARLossConfig, LMAROptimConfig, LMARTrainConfig, target_sides
 
@@ -79,7 +78,8 @@ def test_target_sides_are_the_reference_randrange():
 
 def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhancer):
     trainer = build(_config(tmp_path, enhancer, batch_size=2), images=_images(), log=_quiet)
-    assert trainer.recipe.draw_at(5) == trainer.recipe.draw_at(5) and trainer.recipe.draw_at(5) != trainer.recipe.draw_at(6)
+    draw_at = trainer.recipe.draw_at
+    assert draw_at(5) == draw_at(5) and draw_at(5) != draw_at(6)
     drawn = trainer.recipe.draw_at(3)
     x, side = trainer.recipe.batch_at(3)
     assert x.shape == (2, 3, 32, 32) and side == drawn["side"] and side in (16, 24)
@@ -97,7 +97,8 @@ def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhance
     x, _ = clean_run.recipe.batch_at(0)
     s = clean_run.recipe.draw_at(0)["samples"][0]
     assert s["record"] is None
-    assert torch.equal(x[0], clean_run.recipe.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32] / 255)
+    image = clean_run.recipe.images[s["image"]]
+    assert torch.equal(x[0], image[:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32] / 255)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,7 +131,8 @@ def test_enhancer_stays_frozen_while_lmar_and_the_discriminator_learn(tmp_path, 
     lmar0 = {k: v.clone() for k, v in trainer.recipe.net.state_dict().items()}
     disc0 = {k: v.clone() for k, v in trainer.recipe.disc.state_dict().items()}
     trainer.run()
-    assert not trainer.recipe.enhancer.training and not any(p.requires_grad for p in trainer.recipe.enhancer.parameters())
+    frozen = trainer.recipe.enhancer
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
     assert all(p.grad is None for p in trainer.recipe.enhancer.parameters())
     saved = load_file(str(Path(enhancer) / "model.safetensors"))
     assert all(torch.equal(saved[k], v) for k, v in trainer.recipe.enhancer.state_dict().items())

@@ -12,7 +12,6 @@ from anyres.errors import ConfigError
 from anyres.train.config import load_config
 from anyres.train.engine import CHECKPOINT, build
 from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
-
 from conftest import tiny_liif_config
 
 
@@ -91,14 +90,15 @@ def test_resume_gives_the_same_weights(tmp_path, precision):
 
 def _ddp_worker(rank, world, port, tmp, images):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    from pathlib import Path
+
     import torch.distributed as dist
     from safetensors.torch import save_file
 
-    from pathlib import Path
-
     t = build(_config(Path(tmp), iterations=3), images=images, log=lambda m: None)
     t.run()
-    save_file({k: v.contiguous() for k, v in t.recipe.net.state_dict().items()}, os.path.join(tmp, f"rank{rank}.safetensors"))
+    weights = {k: v.contiguous() for k, v in t.recipe.net.state_dict().items()}
+    save_file(weights, os.path.join(tmp, f"rank{rank}.safetensors"))
     dist.destroy_process_group()
 
 
@@ -153,8 +153,8 @@ def test_stop_request_checkpoints_and_resume_continues(tmp_path):
 
 
 def test_degraded_sampler_makes_pipeline_lr_replayable_per_sample():
-    from anyres.sr.data import RandomScaleSampler
     from anyres.degrade import get_pipeline
+    from anyres.sr.data import RandomScaleSampler
 
     imgs = _images(n=3, size=48)
     clean = RandomScaleSampler(imgs, patch=8, scale_min=2, scale_max=4, queries=16)

@@ -10,7 +10,8 @@ which the engine re-seeds per iteration, so resume is exact. Outputs: ``model/``
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Callable, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -22,8 +23,7 @@ from anyres.hub import CARD, save_network
 from anyres.io import write_bytes_atomic
 from anyres.registry import NETWORKS
 from anyres.sr.data import load_hr_folders
-from anyres.train.config import (ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, model_spec,
-                                 register_task)
+from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, model_spec, register_task
 from anyres.train.engine import Recipe, load_init_weights, milestone_lr, update
 
 __all__ = ["EnhanceTrainConfig", "EnhanceDataConfig", "EnhanceOptimConfig", "EnhanceRecipe", "TASK_KEY",

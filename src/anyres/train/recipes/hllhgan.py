@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from anyres.degrade.base import derive_seed
-from anyres.degrade.learned.hllhgan import (SCALE, H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target,
-                                            hinge_d_loss, hinge_g_loss)
+from anyres.degrade.learned.hllhgan import (
+    SCALE,
+    H2LGenerator,
+    L2HGenerator,
+    ResDiscriminator,
+    h2l_pixel_target,
+    hinge_d_loss,
+    hinge_g_loss,
+)
 from anyres.errors import ConfigError
 from anyres.hub import save_network
 from anyres.train.crops import random_crops

@@ -16,8 +16,9 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -30,11 +31,17 @@ from anyres.hub import CARD, CONFIG, WEIGHTS, save_network
 from anyres.io import list_images, read_image, write_bytes_atomic
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
-from anyres.train.crops import flip
 from anyres.train.config import ConfigModel, Count, PositiveFloat, PositiveInt, model_spec, register_task
+from anyres.train.crops import flip
 from anyres.train.engine import Recipe, stderr_log, update
-from anyres.train.lmar_losses import (LMARLossWeights, PatchDiscriminator, encoder_features, freeze,
-                                      lmar_discriminator_loss, lmar_generator_loss)
+from anyres.train.lmar_losses import (
+    LMARLossWeights,
+    PatchDiscriminator,
+    encoder_features,
+    freeze,
+    lmar_discriminator_loss,
+    lmar_generator_loss,
+)
 from anyres.train.recipes.enhance import task_spec
 
 __all__ = ["LMARTrainConfig", "LMARDataConfig", "LMAROptimConfig", "LMARLossConfig", "LMARRecipe", "TASK_KEY",
@@ -73,7 +80,7 @@ class LMARDataConfig(ConfigModel):
         return None if value is None else task_spec(value)
 
     @model_validator(mode="after")
-    def _sides(self) -> "LMARDataConfig":
+    def _sides(self) -> LMARDataConfig:
         if not (math.isfinite(self.scale_min) and math.isfinite(self.scale_max)
                 and 1.0 <= self.scale_min < self.scale_max):
             raise ValueError(f"need 1 <= scale_min < scale_max, got {self.scale_min}, {self.scale_max}")

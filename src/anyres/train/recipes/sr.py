@@ -9,15 +9,17 @@ LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its ow
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from anyres.degrade.base import derive_seed
+from anyres.errors import ConfigError
+
 # Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
 from anyres.evaluation import evaluate
-from anyres.errors import ConfigError
 from anyres.hub import save_network
 from anyres.registry import NETWORKS
 from anyres.sr.data import RandomScaleSampler, load_hr_folders
@@ -74,7 +76,7 @@ class TrainConfig(ConfigModel):
     discriminator: dict[str, Any] = Field(default_factory=lambda: {"channels": 64})
 
     @model_validator(mode="after")
-    def _image_losses_need_patches(self) -> "TrainConfig":
+    def _image_losses_need_patches(self) -> TrainConfig:
         if (self.perceptual_weight or self.gan_weight) and self.data.query_layout != "patch":
             raise ValueError("perceptual and GAN losses need data.query_layout: patch (image-shaped queries)")
         return self

@@ -4,7 +4,7 @@ A weight folder holds ``model.safetensors`` (never a pickle), ``config.json`` (e
 network alone) and ``README.md`` (the model card).
 
 Precision: training runs save float32; shipped folders store their floating tensors as float16
-(``save_network(..., float16=True)``, about half the bytes). :func:`load_network` upcasts float16 and bfloat16
+(``save_network(..., float16=True)``, about half the bytes), but for those named by ``keep_float32``. :func:`load_network` upcasts float16 and bfloat16
 tensors to float32, so every folder loads to the same float32 network whatever it stores (the float16 copy
 of a float32 folder loads to that network's weights rounded to float16: benchmarks/fp16_weights.py measures
 what that costs).
@@ -34,12 +34,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None, *,
-                 float16: bool = False) -> Path:
+                 float16: bool = False, keep_float32: tuple[str, ...] = ()) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (``net.config_dict()`` plus ``extra``) into ``folder``.
 
     Each file is replaced atomically; the config alone rebuilds the network (:func:`load_network`).
-    ``float16=True`` stores every floating tensor as float16 (shipping; :func:`load_network` upcasts them);
-    integer tensors are kept as they are. Training runs keep the default, float32 as trained.
+    ``float16=True`` stores every floating tensor as float16 (shipping; :func:`load_network` upcasts them)
+    except those whose key starts with one of ``keep_float32``; integer tensors are kept as they are.
+    Training runs keep the default, float32 as trained.
     """
     import json
 
@@ -50,7 +51,8 @@ def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = No
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if float16:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: v.half() if v.is_floating_point() and not k.startswith(keep_float32) else v
+                 for k, v in state.items()}
     _write_atomic(folder / WEIGHTS, save(state))
     config = {**net.config_dict(), **(extra or {})}
     _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())

@@ -88,6 +88,13 @@ def test_float16_folder_loads_to_the_rounded_float32_network(arch, tmp_path):
     rounded.load_state_dict({k: v.half().float() for k, v in net.state_dict().items()})
     lr = torch.rand(1, 3, 8, 8)
     assert torch.equal(render(loaded, lr, (20, 20), mode="exact"), render(rounded, lr, (20, 20), mode="exact"))
+    save_network(net, tmp_path / "mixed", float16=True, keep_float32=("encoder.",))
+    with safe_open(str(tmp_path / "mixed" / "model.safetensors"), framework="pt") as f:
+        assert {k: f.get_slice(k).get_dtype() for k in f.keys()} == {
+            k: "F32" if k.startswith("encoder.") else "F16" for k in net.state_dict()}
+    mixed, _ = load_network(tmp_path / "mixed")
+    for k, v in net.state_dict().items():
+        assert torch.equal(mixed.state_dict()[k], v if k.startswith("encoder.") else v.half().float()), k
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -28,6 +28,7 @@ class Entry:
     role: str = ""               # a finer kind inside a registry: a network's model role, a learned pipeline
     folder: Path | None = None   # the weights folder of a discovered model
     available: bool = True       # False: the folder has its card (config.json) but not its weights
+    example: Mapping[str, Any] | None = None  # a tiny config of a network: its contract tests build it
 
 
 class Registry(Mapping[str, Entry]):
@@ -51,9 +52,10 @@ class Registry(Mapping[str, Entry]):
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def register(self, name: str, description: str, *, role: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str, description: str, *, role: str = "",
+                 example: Mapping[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(Entry(name, builder, description, role))
+            self.add(Entry(name, builder, description, role, example=example))
             return builder
 
         return deco

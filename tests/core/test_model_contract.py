@@ -13,17 +13,12 @@ from anyres.sr.render import LIIFUpscaler, render
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
 
-from conftest import tiny_liif_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY_ENCODER = {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}
-ARCHS = {
-    "liif": tiny_liif_config(),
-    "diinn": {"encoder": TINY_ENCODER, "hidden": [16, 16, 16]},
-    "liifusion": {**tiny_liif_config(), "prior_dim": 16, "prior_blocks": 1, "inject_depth": 2, "window": 4,
-                  "heads": 2},
-}
+# Generated from the registry: every upscaler network with its registered tiny example, plus LIIFusion's
+# stage 2 (the same network with its diffusion prior).
+ARCHS = {name: dict(NETWORKS[name].example) for name in NETWORKS.names(role="upscaler")}
 ARCHS["liifusion-s2"] = {**ARCHS["liifusion"], "stage": 2, "denoise_blocks": 1}
 
 

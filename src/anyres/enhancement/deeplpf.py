@@ -304,7 +304,7 @@ class DeepLPF(nn.Module):
 
 
 @NETWORKS.register("deeplpf", "DeepLPF enhancement network: U-Net backbone + graduated, elliptical and cubic filters",
-                   role="enhancer")
+                   role="enhancer", example={"width": 4, "features": 8, "head_size": 16})
 def build_deeplpf(**kwargs: Any) -> DeepLPF:
     return DeepLPF(DeepLPFConfig.from_dict(kwargs))
 

@@ -242,7 +242,7 @@ class LMAR(nn.Module):
 
 
 @NETWORKS.register("lmar", "LMAR learned model-aware downscaler (compensatory kernels + steganographic mix)",
-                   role="resampler")
+                   role="resampler", example={"hidden": [8, 8]})
 def build_lmar(**kwargs: Any) -> LMAR:
     return LMAR(LMARConfig.from_dict(kwargs))
 

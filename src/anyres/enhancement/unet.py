@@ -116,7 +116,7 @@ def parameter_count(width: int = 30, levels: int = 4) -> int:
 
 
 @NETWORKS.register("unet-enhancer", "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)",
-                   role="enhancer")
+                   role="enhancer", example={"width": 4, "levels": 3})
 def build_unet_enhancer(**kwargs: Any) -> UNetEnhancer:
     return UNetEnhancer(UNetEnhancerConfig.from_dict(kwargs))
 

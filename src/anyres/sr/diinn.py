@@ -296,7 +296,7 @@ def _check_block(rows: torch.Tensor, block_h: int, cols: torch.Tensor, block_w: 
 
 
 @NETWORKS.register("diinn", "DIINN dual-branch (ReLU modulation x sine synthesis) decoder over a configurable encoder",
-                   role="upscaler")
+                   role="upscaler", example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16, 16]})
 def build_diinn(**kwargs: Any) -> DIINN:
     return DIINN(DIINNConfig.from_dict(kwargs))
 

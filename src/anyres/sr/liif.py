@@ -259,7 +259,7 @@ def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bo
 
 
 @NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)",
-                   role="upscaler")
+                   role="upscaler", example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16]})
 def build_liif(**kwargs: Any) -> LIIF:
     return LIIF(LIIFConfig.from_dict(kwargs))
 

@@ -231,7 +231,9 @@ class LIIFusion(LIIF):
 
 
 @NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention",
-                   role="upscaler")
+                   role="upscaler",
+                   example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16], "prior_dim": 16, "prior_blocks": 1,
+                            "inject_depth": 2, "window": 4, "heads": 2})
 def build_liifusion(**kwargs: Any) -> LIIFusion:
     return LIIFusion(LIIFusionConfig.from_dict(kwargs))
 

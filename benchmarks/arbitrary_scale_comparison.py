@@ -33,7 +33,8 @@ import torch
 from anyres.evaluation import lpips_score, make_lr
 from anyres.sr.pretrained import load_upscaler
 from anyres.sr.render import render
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
+from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.ops.color import to_rgb
 from anyres.metrics import measure
 from anyres.hub import WEIGHTS_DIR
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from anyres.sr.pretrained import load_upscaler
-from anyres.io import list_images, read_image, to_rgb
+from anyres.io import list_images, read_image
+from anyres.ops.color import to_rgb
 from anyres.metrics import measure
 from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
 

@@ -20,7 +20,8 @@ import torch
 
 from anyres.degrade import get_pipeline
 from anyres.degrade.gallery import make_gallery
-from anyres.io import list_images, read_image, to_rgb, write_image
+from anyres.io import list_images, read_image, write_image
+from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
 
 PREFERRED = ("baboon", "comic")

@@ -25,7 +25,8 @@ from pathlib import Path
 from anyres.enhancement.tasks import get_task
 from anyres.evaluation import evaluate, make_damaged
 from anyres.hub import load_network
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
+from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.ops.color import to_rgb
 from anyres.metrics import RGB_PROTOCOL, measure
 from anyres.ops.color import quantize
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from anyres.enhancement.api import enhance_rgb, load_enhancer
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import list_images, read_image, write_bytes_atomic, write_image
+from anyres.ops.color import to_rgb
 from anyres.metrics import RGB_PROTOCOL, measure
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from anyres.degrade import get_pipeline
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import list_images, read_image, write_bytes_atomic, write_image
+from anyres.ops.color import to_rgb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

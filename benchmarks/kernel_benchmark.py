@@ -57,7 +57,8 @@ import torch
 
 from anyres.degrade.base import derive_seed
 from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, analytic_x4_kernel, estimate_kernel, shift_kernel
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import list_images, read_image, write_bytes_atomic, write_image
+from anyres.ops.color import to_rgb
 from anyres.ops.filtering import filter2d
 from anyres.ops.kernels import pad_kernel
 from anyres.ops.resize import resize_matrix

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from anyres.evaluation import make_lr
 from anyres.hub import load_network
 from anyres.sr.render import render
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic
+from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.ops.color import to_rgb
 from anyres.metrics import measure
 
 HERE = Path(__file__).resolve().parent

@@ -26,18 +26,18 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from anyres.ops.color import from_rgb_gray
 from anyres.errors import ConfigError, ImageReadError, ImageWriteError
 
 __all__ = [
     "as_batch",
     "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image", "write_image",
-    "check_not_input", "list_images", "to_rgb", "from_rgb_gray", "write_bytes_atomic", "expand_inputs",
+    "check_not_input", "list_images", "write_bytes_atomic", "expand_inputs",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 DEFAULT_MAX_PIXELS = 178_956_970  # twice Pillow's DecompressionBombWarning threshold
 MAX_PIXELS_ENV = "ANYRES_MAX_PIXELS"
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
             ".bmp": "BMP"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -480,25 +480,6 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
         else:
             files.append(path)
     return files, errors
-
-
-def to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) -> (B, 3, H, W) by repeating the gray channel; (B, 3, H, W) is returned unchanged."""
-    if x.shape[1] == 3:
-        return x
-    if x.shape[1] != 1:
-        raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
-    return x.repeat(1, 3, 1, 1)
-
-
-def from_rgb_gray(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 1, H, W) ITU-R BT.601 luma (same range as the input); 1 channel is returned unchanged."""
-    if x.shape[1] == 1:
-        return x
-    if x.shape[1] != 3:
-        raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
-    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
 
 
 def as_batch(image: Any) -> torch.Tensor:

@@ -13,7 +13,8 @@ from anyres.enhancement.api import FILTER_PANELS, load_enhancer
 from anyres.cli import main
 from anyres.errors import ImageWriteError, RegistryError
 from anyres.hub import save_network
-from anyres.io import read_image, to_rgb
+from anyres.io import read_image
+from anyres.ops.color import to_rgb
 from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
 from anyres.enhancement.unet import UNetEnhancer
 

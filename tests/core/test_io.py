@@ -20,8 +20,8 @@ except ImportError:  # running from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from anyres.errors import AnyresError, ImageReadError, ImageWriteError
-from anyres.io import (IMAGE_EXTENSIONS, ImageMeta, check_not_input, from_rgb_gray, list_images, read_image,
-                       to_rgb, write_image)
+from anyres.io import IMAGE_EXTENSIONS, ImageMeta, check_not_input, list_images, read_image, write_image
+from anyres.ops.color import from_rgb_gray, to_rgb
 
 H, W = 17, 23
 

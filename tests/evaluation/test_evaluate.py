@@ -282,7 +282,7 @@ def test_cli_models_lists_baselines():
 def test_degraded_evaluation_records_replayable_per_image_draws(hr_dir, tmp_path):
     from anyres.degrade import get_pipeline
     from anyres.evaluation import crop_for_scale, make_degraded_lr
-    from anyres.io import from_rgb_gray, to_rgb
+    from anyres.ops.color import from_rgb_gray, to_rgb
     from anyres.ops.color import quantize
 
     report = evaluate("bicubic", hr_dir, [2, 3], degradation="realesrgan", seed=7, progress=False,

@@ -14,7 +14,8 @@ from anyres.degrade import derive_seed
 from anyres.errors import AnyresError
 from anyres.evaluation import evaluate
 from anyres.hub import load_network, save_network
-from anyres.io import read_image, to_rgb, write_image
+from anyres.io import read_image, write_image
+from anyres.ops.color import to_rgb
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, measure, prepare, shave_for, ssim
 from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
 from anyres.enhancement.unet import UNetEnhancer

@@ -15,7 +15,8 @@ from anyres.cli.batch import Batch, output_options
 from anyres.degrade import get_pipeline
 from anyres.degrade.base import check_scale, derive_seed
 from anyres.errors import AnyresError, ConfigError
-from anyres.io import read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import read_image, write_bytes_atomic, write_image
+from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
 from anyres.registry import DEGRADATIONS
 

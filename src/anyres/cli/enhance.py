@@ -46,7 +46,8 @@ def enhance(inputs, output, out_dir, overwrite, model, explain, device, quality,
     """
     from anyres.enhancement.api import (downsample_for, enhance_rgb, explain_rgb, load_enhancer, load_resampler,
                                         upsample_from, working_size as working_for)
-    from anyres.io import read_image, to_rgb, write_bytes_atomic, write_image
+    from anyres.io import read_image, write_bytes_atomic, write_image
+    from anyres.ops.color import to_rgb
 
     batch = Batch(inputs, output, out_dir, overwrite, beside="{stem}_enhanced{suffix}")
     dev = resolve_device(device)

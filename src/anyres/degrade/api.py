@@ -21,7 +21,7 @@ def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, 
     Grayscale input is repeated to RGB.
     """
     from anyres.degrade import get_pipeline
-    from anyres.io import to_rgb
+    from anyres.ops.color import to_rgb
 
     image = as_batch(image)
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):

@@ -189,7 +189,7 @@ def enhance(image: Any, model: Any = DEFAULT_ENHANCER, *, device: str | None = N
     gray image is repeated to RGB, enhanced, and turned back to gray (BT.601 luma). Alpha and file metadata
     are handled by ``anyres enhance``; use :mod:`anyres.io` for files.
     """
-    from anyres.io import from_rgb_gray, to_rgb
+    from anyres.ops.color import from_rgb_gray, to_rgb
 
     image = as_batch(image)
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):

@@ -18,7 +18,8 @@ import torch
 
 from anyres.errors import AnyresError, ImageReadError
 from anyres.sr.pretrained import load_upscaler
-from anyres.io import list_images, read_image, to_rgb, write_bytes_atomic, write_image
+from anyres.io import list_images, read_image, write_bytes_atomic, write_image
+from anyres.ops.color import to_rgb
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, prepare, psnr, shave_for, ssim
 from anyres.ops.color import quantize
 from anyres.ops.resize import imresize
@@ -84,7 +85,7 @@ def make_degraded_lr(hr: torch.Tensor, scale: float, pipeline: Any, seed: int,
                      key: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """``(1, C, H, W)`` HR -> (cropped HR, LR, record): the LR made by a degradation pipeline (module doc)."""
     from anyres.degrade import derive_seed
-    from anyres.io import from_rgb_gray, to_rgb
+    from anyres.ops.color import from_rgb_gray, to_rgb
 
     hr, (h, w) = crop_for_scale(hr, scale)
     generator = torch.Generator().manual_seed(derive_seed(seed, key))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from anyres.ops.color import LUMA
+
 __all__ = [
     "gaussian_noise",
     "correlated_gaussian_noise",
@@ -24,7 +26,6 @@ __all__ = [
 ]
 
 # Luma weights of Real-ESRGAN's gray Poisson noise (ITU-R BT.601, as torchvision's rgb_to_grayscale).
-_LUMA = (0.299, 0.587, 0.114)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def poisson_noise(
     with torch.no_grad():
         v = x.detach().clamp(0.0, 1.0)
         if flags is not None and c == 3:
-            luma = (v * v.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+            luma = (v * v.new_tensor(LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
             v = torch.where(flags, luma.expand(b, c, h, w), v)
         if flags is not None and c == 3 and bool(flags.all()):
             v = v[:, :1]  # every sample is gray: one field each is all that is used (a third of the draws)

@@ -88,7 +88,7 @@ def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, 
 
     from anyres.degrade.learned.kernelgan import estimate_kernel
     from anyres.sr.render import LIIFUpscaler
-    from anyres.io import to_rgb
+    from anyres.ops.color import to_rgb
 
     net = getattr(upscaler, "net", None)
     if net is None:

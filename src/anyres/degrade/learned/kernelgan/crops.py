@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from anyres.io import from_rgb_gray
+from anyres.ops.color import from_rgb_gray
 
 __all__ = ["gradient_map", "crop_probability", "sample_crop_corners"]
 

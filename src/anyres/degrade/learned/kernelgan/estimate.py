@@ -36,7 +36,8 @@ from anyres.degrade.learned.kernelgan.losses import (
 )
 from anyres.degrade.learned.kernelgan.networks import KernelGenerator, PatchDiscriminator, downscale_with_kernel
 from anyres.degrade.learned.kernelgan.postprocess import analytic_x4_kernel, postprocess_kernel
-from anyres.io import read_image, to_rgb
+from anyres.io import read_image
+from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
 
 __all__ = ["estimate_kernel"]

@@ -1,32 +1,8 @@
 """A contact sheet of sampled degradations, to check by eye that a pipeline's ranges are sane.
 
-:func:`make_gallery` takes one HR crop and, for each pipeline, draws ``n`` records from one generator seeded
-with ``seed`` (the same records whatever the other rows are), applies them, upscales every LR result with
-nearest neighbour back to the crop's size (so LR pixels stay visible as blocks) and lays the tiles out in a
-grid::
-
-    +-----------+--------+--------+-----+--------+
-    | classical |   HR   |  LR 1  | ... |  LR n  |      one row per pipeline
-    | x4 seed 0 | 128x128| text   |     | text   |      text: summarise(record) under each LR tile
-    +-----------+--------+--------+-----+--------+
-    | bsrgan    |  ...                             |
-    +----------------------------------------------+
-    | legend (abbreviations)                       |      only with legend=True
-    +----------------------------------------------+
-
-:func:`summarise` turns one record of any of the three pipelines into a few short lines (see
-:data:`LEGEND` for the abbreviations). The gallery is for people; the records it returns are the exact
-parameters, for a JSON file beside the picture.
-
-Geometry (all in pixels), for an HR crop of ``H x W``, ``n`` samples and ``R`` pipelines::
-
-    col_w = max(W, text_width)                 row_h = H + text_height
-    width = pad + label_width + (n + 1) * (col_w + pad)
-    height = pad + R * (row_h + pad) + legend height (0 without the legend)
-
-The tile of row ``r`` and column ``c`` (``c = 0`` the HR crop, ``c = k + 1`` sample ``k``) has its top-left
-corner at ``x = pad + label_width + c * (col_w + pad) + (col_w - W) // 2``, ``y = pad + r * (row_h + pad)``;
-its pixels are ``round(255 * value)`` of the (upscaled) image, exactly.
+:func:`make_gallery` draws ``n`` records per pipeline for one HR crop ``(1, 3, H, W)`` in [0, 1] and lays out
+one row per pipeline: the HR, then each LR (nearest-upscaled to ``H x W``) with :func:`summarise` of its
+record below; it can also return the exact records. Layout, geometry and legend: docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -239,7 +215,7 @@ def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = (
             ``#2``, ``#3``... appended when a name repeats).
         text_width: minimum column width, so that the summaries fit under small crops.
         text_height: height of the text band under each tile; default :data:`TEXT_LINES` lines of the font.
-        label_width, pad: the label column's width and the gap around cells (see the module docstring).
+        label_width, pad: the label column's width and the gap around cells (docs/evaluation.md).
         legend: append the abbreviations (:data:`LEGEND`) below the grid.
         font_size: size of Pillow's built-in font for the summaries (labels are 3 px larger).
     Returns:

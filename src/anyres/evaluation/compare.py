@@ -1,17 +1,8 @@
 """Side-by-side visual comparison of upscalers on one crop of the output.
 
-:func:`make_comparison` upscales one image with the nearest and bicubic baselines and any number of models,
-cuts the same output-pixel crop out of every result, and composes the crops into one RGB image, each with a
-label strip (white text on a dark background) underneath naming the model. Panels sit in one row, or in
-two rows when there are more than four.
-
-Two modes:
-
-* default: the input is the low-resolution image; the output size is ``round(h * s) x round(w * s)``.
-* ``as_hr=True``: the input is the ground truth. The LR is built with the benchmark protocol of
-  :func:`anyres.evaluation.make_lr` (crop to a multiple of the scale, MATLAB bicubic, 8-bit rounding), each
-  panel's label also shows its benchmark PSNR (Y channel, shave ``ceil(s)``, measured on the whole image,
-  not just the crop), and a last "HR" panel shows the ground truth.
+:func:`make_comparison` upscales one image (the LR, or with ``as_hr=True`` the ground truth, degraded by the
+benchmark protocol) with the nearest and bicubic baselines and the given models, and composes the same
+output-pixel crop of each into one labelled RGB sheet. Layout and the two modes: docs/evaluation.md.
 """
 
 from __future__ import annotations

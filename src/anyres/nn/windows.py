@@ -1,22 +1,10 @@
 """Shifted-window attention pieces (Swin / SwinIR conventions) and a prior-conditioned cross-attention layer.
 
-Conventions (digest ``../shared/reference/arbitrary_scale_sr.md`` Sec. 3.5-3.6):
-
-* Maps are channels-last ``(B, H, W, C)`` with ``H`` and ``W`` multiples of the window ``ws``.
-  :func:`window_partition` gives ``(B * nW, ws * ws, C)`` with windows in row-major order over the map and
-  tokens in row-major order inside a window; :func:`window_reverse` is its exact inverse.
-* Shifted layers roll the map by ``(-shift, -shift)`` before partitioning and by ``(+shift, +shift)``
-  after merging. Tokens that the roll brought together from opposite borders must not attend to each other:
-  :func:`shift_mask` labels the 9 regions cut by the slices ``[0, -ws)``, ``[-ws, -shift)``, ``[-shift, end)``
-  per axis and gives ``0`` for token pairs with the same label and ``-100`` otherwise (SwinIR's value, not
-  ``-inf``: a row of a window is never fully masked, and ``exp(-100)`` underflows to 0 in float32).
-* Relative position bias: a ``((2 ws - 1)^2, heads)`` table; tokens ``i = (hi, wi)`` and ``j = (hj, wj)`` of
-  a window read entry ``(hi - hj + ws - 1) (2 ws - 1) + (wi - wj + ws - 1)``.
-
-:class:`PriorWindowLayer` is LIIFusion's injection layer: the prior vector ``z`` gives a per-channel scale
-and shift, ``P = z_a * LN(F) + z_b`` (DiffIR's affine form, no ``+1`` on the scale); queries come from ``P``
-and keys/values from ``LN(F)`` (aligned maps, so one shift, partition, bias table and mask serve both); the
-attention output is a residual onto ``F``, followed by ``LN -> MLP -> residual``.
+Maps are channels-last ``(B, H, W, C)`` with ``H, W`` multiples of the window ``ws``; :func:`window_partition`
+gives ``(B * nW, ws * ws, C)`` and :func:`window_reverse` inverts it. :func:`shift_mask` adds ``-100`` across
+rolled-together regions. :class:`PriorWindowLayer` modulates with the prior, ``P = z_a * LN(F) + z_b``, takes
+queries from ``P`` and keys/values from ``LN(F)``. Window order, mask, bias table and layer layout:
+docs/methods/liifusion.md, "Window attention".
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """sRGB <-> CIE 1976 L*a*b* (D65) as pure, batched, differentiable functions.
 
-The chain is the standard one (IEC 61966-2-1 sRGB, CIE 15 Lab):
-
-1. sRGB transfer function decoded to linear light: ``c / 12.92`` for ``c <= 0.04045``, else
-   ``((c + 0.055) / 1.055) ** 2.4`` (:func:`srgb_to_linear`; :func:`linear_to_srgb` is its inverse);
-2. linear RGB -> XYZ with the sRGB primaries' matrix :data:`SRGB_TO_XYZ` (D65 white, Y of white = 1);
-3. XYZ divided by the white point :data:`WHITE_D65`, taken as the matrix's row sums so that sRGB white
-   maps to ``(100, 0, 0)`` exactly (up to float rounding) rather than to a hair off it;
-4. ``f(t) = t ** (1/3)`` for ``t > (6/29) ** 3``, else ``t / (3 (6/29) ** 2) + 4/29``;
-   ``L = 116 f(Y) - 16``, ``a = 500 (f(X) - f(Y))``, ``b = 200 (f(Y) - f(Z))``.
-
-Units: RGB in [0, 1] (values outside are allowed and follow the two segments' extensions: the linear
-segment below 0, the power law above 1); ``L`` in [0, 100] for RGB in [0, 1], ``a`` and ``b`` roughly in
-[-128, 128]. Every function takes and returns ``(B, 3, H, W)`` float tensors in the input's dtype and
-device.
-
-Gradients: each power is taken of a value clamped into its own segment, so the branch ``torch.where``
-does not select never sees the cube root of 0 or a negative base; the gradient is finite everywhere.
+sRGB decoded to linear light, :data:`SRGB_TO_XYZ`, division by :data:`WHITE_D65` (the matrix's row sums),
+then ``L = 116 f(Y) - 16``, ``a = 500 (f(X) - f(Y))``, ``b = 200 (f(Y) - f(Z))``. Every function maps
+``(B, 3, H, W)`` float to ``(B, 3, H, W)`` in the input's dtype and device; RGB nominally in [0, 1], ``L`` in
+[0, 100]; gradients finite everywhere. The chain, ranges and clamping: docs/methods/deeplpf.md, "sRGB <-> CIELab".
 """
 
 from __future__ import annotations

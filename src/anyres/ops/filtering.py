@@ -1,21 +1,9 @@
 """Apply blur kernels to image batches, one kernel per sample (the kernels are built in ``kernels.py``).
 
-Conventions, and how they line up with the reference implementations:
-
-- ``filter2d`` *correlates*, like ``torch.nn.functional.conv2d``, kornia's ``filter2d`` and BasicSR's
-  ``filter2D``: ``out[i, j] = sum_{u, v} kernel[u, v] * x[i + u - kh // 2, j + v - kw // 2]``. BSRGAN
-  uses ``scipy.ndimage.convolve``, which flips the kernel first. Every kernel in ``kernels.py`` is
-  point-symmetric, so the two agree on them; for an off-centre kernel the mass at offset ``+d`` here
-  averages the input at ``+d`` (BSRGAN shifts its nearest-downsampling kernel by ``-(s - 1) / 2`` for its
-  convolution; the same effect needs ``+(s - 1) / 2`` here).
-- Kernel sides must be odd and the centre tap is the origin, so the output has the input's size and no
-  half-pixel shift. An even side has no centre tap (padding ``k // 2`` on both sides would return one
-  pixel more than the input), so it is refused, as BasicSR refuses it; kernels may be rectangular here.
-- ``border='reflect'`` mirrors about the edge pixel without repeating it (``d c b | a b c d | c b a``):
-  torch's ``reflect`` padding, OpenCV's ``BORDER_REFLECT_101`` and scipy's ``'mirror'`` mode, so it matches
-  both references. Unlike ``torch.nn.functional.pad`` (BasicSR's path), it also works when the kernel
-  is larger than the image (the reflection repeats, as scipy's does), so a 21-tap kernel on an image
-  under 11 pixels does not fail.
+``filter2d`` correlates, like ``conv2d``: ``out[i, j] = sum_{u, v} kernel[u, v] x[i + u - kh // 2, j + v - kw // 2]``
+for ``(B, C, H, W)`` images and ``(B or 1, kh, kw)`` kernels with odd sides (same-size output, no shift);
+the default ``border='reflect'`` does not repeat the edge pixel and also works for kernels larger than the
+image. How this lines up with BSRGAN and BasicSR: docs/methods/classical.md, "Applying kernels".
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """JPEG compression artefacts, one quality per sample: Pillow's real codec, or a differentiable model of it.
 
-:func:`jpeg` rounds each sample to 8 bits, encodes it to JPEG bytes in memory and decodes it again, so the
-artefacts are exactly those of a saved JPEG file. The references differ here: BSRGAN uses OpenCV's codec on
-the CPU, Real-ESRGAN a differentiable torch re-implementation (DiffJPEG, which its authors say differs
-slightly from a real codec). The two real codecs do not agree bit for bit (mean absolute difference about
-2 levels at quality 50), so anyres picks one, Pillow, for reproducibility.
-
-:func:`jpeg_differentiable` models the same baseline codec in batched torch (for use inside a training
-graph or on a GPU): JFIF YCbCr, 4:2:0 chroma averaging, 8x8 DCT, the standard tables of the JPEG
-specification (Annex K) scaled by libjpeg's quality rule, rounding with a straight-through gradient, and
-libjpeg's "fancy" (triangle) chroma upsampling on decode. It stays close to Pillow but is not bit-exact
-(libjpeg uses integer DCTs and rounds the chroma average differently).
+:func:`jpeg` rounds each sample of ``(B, C, H, W)`` in [0, 1] to 8 bits and round-trips it through Pillow's
+encoder; :func:`jpeg_differentiable` models the same baseline codec in batched torch (YCbCr, 4:2:0, 8x8 DCT,
+Annex K tables, straight-through rounding), close to Pillow but not bit-exact. Why Pillow, and what the
+model leaves out: docs/methods/classical.md, "JPEG".
 """
 
 from __future__ import annotations

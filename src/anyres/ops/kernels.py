@@ -1,26 +1,10 @@
 """Blur kernels for degradation models, built in batches with one set of parameters per sample.
 
-Every builder returns a ``(B, k, k)`` float tensor whose taps sum to 1, with ``k`` odd and the kernel's
-origin on the centre tap ``(k // 2, k // 2)``. Parameters are tensors of shape ``(B,)``; the kernel follows
-their device and dtype (integer parameters give the default float dtype).
-
-Coordinates: tap ``kernel[b, i, j]`` sits at offset ``x = j - k // 2`` (columns, rightwards) and
-``y = i - k // 2`` (rows, downwards). An angle ``theta`` (radians) is the direction of the ``sigma_x`` axis,
-measured from +x towards +y. This is the convention of both reference implementations (the first grid
-coordinate is the column), so their sampled angles mean the same here.
-
-Shape of the Gaussian family (Real-ESRGAN paper, Eq. 2-4): with the rotated, scaled offset
-``q = u^2 / sigma_x^2 + v^2 / sigma_y^2`` where ``(u, v)`` is ``(x, y)`` rotated by ``-theta``,
-
-- Gaussian:             ``exp(-q / 2)``
-- generalized Gaussian: ``exp(-(q ** beta) / 2)``   (``beta = 1`` is the Gaussian, ``beta -> inf`` a flat disc)
-- plateau:              ``1 / (1 + q ** beta)``      (heavy-tailed, flat-topped)
-
-A standard deviation of 0 is allowed and gives a delta kernel (sigmas are floored at ``_MIN_SIGMA``).
-
-Sizes per sample: ``support`` (``(B,)`` odd integers ``<= size``) zeroes every tap outside the central
-``support x support`` square before normalising, which equals building a ``support``-sized kernel and
-zero-padding it to ``size`` (Real-ESRGAN draws the size per sample and pads every kernel to 21).
+Every builder returns ``(B, k, k)`` taps summing to 1, ``k`` odd, origin on the centre tap; parameters are
+``(B,)`` tensors. Tap ``[b, i, j]`` is offset ``x = j - k // 2``, ``y = i - k // 2``; ``theta`` turns the
+``sigma_x`` axis from +x towards +y. With ``q = u^2 / sigma_x^2 + v^2 / sigma_y^2`` (offset rotated by
+``-theta``): Gaussian ``exp(-q / 2)``, generalized ``exp(-q^beta / 2)``, plateau ``1 / (1 + q^beta)``.
+Conventions, zero sigmas and per-sample ``support``: docs/methods/classical.md, "Blur kernels".
 """
 
 from __future__ import annotations
@@ -178,7 +162,7 @@ def gaussian_kernel(
         sigma_x: ``(B,)`` standard deviation (pixels, >= 0) along the kernel's first axis.
         sigma_y: ``(B,)`` standard deviation along the second axis; ``None`` means ``sigma_x`` (isotropic).
         theta: ``(B,)`` angle of the first axis in radians (from +x towards +y); ``None`` means 0.
-        support: optional ``(B,)`` odd per-sample sizes ``<= size`` (see the module docstring).
+        support: optional ``(B,)`` odd per-sample sizes ``<= size`` (docs/methods/classical.md).
     Returns:
         ``(B, k, k)`` kernels, each summing to 1. Differentiable in the sigmas and the angle.
     """

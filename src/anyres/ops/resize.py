@@ -1,14 +1,9 @@
 """MATLAB-compatible image resizing (``imresize``) as batched, differentiable tensor functions.
 
-Each axis is resized by a dense ``(out, in)`` weight matrix built exactly as MATLAB's ``imresize`` builds
-its contributions: output pixel ``i`` (1-based) sits at input position ``u = i / s + (1 - 1 / s) / 2``; the
-kernel is stretched by ``1 / s`` and scaled by ``s`` when downscaling with antialiasing; each row is
-normalised to sum to 1; out-of-range taps are mirrored (``1, 2, ..., n, n, n - 1, ...``, the edge pixel
-repeated). Applying two matrices (rows, then columns) is exact and fast on CPU, and autograd
-differentiates through it for free.
-
-Kernels: ``cubic`` (Keys, a = -0.5), ``linear`` (triangle), ``box`` (area when downscaling),
-``lanczos3`` and ``nearest`` (box of width 1, never antialiased, as in MATLAB).
+Each axis is resized by a dense ``(out, in)`` weight matrix built as MATLAB's ``imresize`` builds it (rows,
+then columns), so the result is exact and autograd differentiates through it. Kernels: ``cubic``
+(a = -0.5), ``linear``, ``box``, ``lanczos3``, ``nearest``. Sample positions, antialiasing and borders:
+docs/methods/classical.md, "MATLAB-compatible resizing".
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """The one training engine: step loop, checkpoints and exact resume, stop signals, DDP, progress, validation.
 
 A :class:`Recipe` (one per task, :mod:`anyres.train.recipes`) owns the networks, their Adams, the batches
-and the loss of one step; the :class:`Engine` runs it. Iteration ``i`` of a recipe must be a pure function of
-``(seed, i)`` and the weights: batches come from generators seeded per iteration, the learning rate is
-``recipe.lr_at(i)``, and with ``recipe.rng_key`` set the global RNG (dropout) is re-seeded with
-``derive_seed(seed, f"{rng_key}/{i}")`` inside a forked RNG state. A checkpoint is one safetensors file
-(``{module}.{param}`` weights, ``{optimiser}.{k}.exp_avg|exp_avg_sq|step`` Adam moments; iteration, elapsed
-seconds, config and history as JSON metadata; nothing unpickled), so a resumed run ends bit-identical to an
-uninterrupted one. Data-parallel with ``torchrun --nproc_per_node=N`` (gloo): rank 0 logs and checkpoints,
-stop and checkpoint decisions are broadcast so that ranks stay in lock step.
+and the loss of one step; the :class:`Engine` runs it. Iteration ``i`` must be a pure function of
+``(seed, i)`` and the weights, and a checkpoint is one safetensors file (weights, Adam moments, JSON
+metadata), so a resumed run ends bit-identical to an uninterrupted one. Determinism rules, the checkpoint
+layout and DDP (``torchrun``, gloo): docs/training.md.
 """
 
 from __future__ import annotations

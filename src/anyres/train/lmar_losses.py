@@ -1,44 +1,10 @@
-"""LMAR's training objective (Yu et al., CVPR 2024; digest Sec. 2.5): a frozen enhancer supervises a resampler.
+"""LMAR's training losses (Yu et al., CVPR 2024): a frozen enhancer's encoder ``E`` supervises the resampler.
 
-No ground truth is used. With ``x`` the HR crop, ``x_c = LMAR(x, size)`` and ``E`` the frozen enhancer's
-encoder (a list of feature maps), every feature term compares ``E(x_c)``, resized to ``E(x)``'s spatial size
-with Lanczos-3 (:func:`~anyres.ops.resize.imresize`, ``kernel="lanczos3"``, no antialiasing, as the
-reference), against ``E(x)``; over a list of maps the terms are averaged.
-
-``L_rc``, resampling consistency (the reference code's ``L_fc``)
-    ``SmoothL1(E(x_c)^, E(x))`` with PyTorch's ``beta = 1`` and mean reduction:
-    ``mean(0.5 d^2 if |d| < 1 else |d| - 0.5)``, ``d = E(x_c)^ - E(x)``. :func:`resampling_consistency_loss`.
-``L_fa``, feature attention (the code's ``L_at``; attention transfer)
-    ``at(f) = normalise_L2(mean_c f^2 flattened over pixels)`` per sample, ``(B, h w)``, and
-    ``L_fa = mean((at(E(x_c)^) - at(E(x)))^2)`` over batch and pixels. :func:`feature_attention_loss`.
-``L_edge``, edge-weighted L1
-    ``mean(|E(x_c)^ - E(x)| * M)`` where ``M`` is the Scharr gradient magnitude of the channel-mean HR
-    input resized (MATLAB bicubic) to the feature size. :func:`edge_weight`, :func:`edge_loss`.
-``L_adv``, least-squares GAN with the steganographic constraint
-    Generator ``MSE(Disc(x_c), 1)``; discriminator ``0.5 [MSE(Disc(D(x)), 1) + MSE(Disc(x_c), 0)]``: the
-    *plain* resize ``D(x)`` is the real example, so ``x_c`` must keep looking like an ordinary small image.
-    :func:`lsgan_g_loss`, :func:`lsgan_d_loss`, and the digest's tiny :class:`PatchDiscriminator`. Any
-    discriminator returning logits works (e.g. :class:`anyres.train.losses.UNetDiscriminator` with
-    :func:`~anyres.train.losses.ragan_g_loss` for a relativistic variant the reference does not use).
-
-Generator total (reference weights, :class:`LMARLossWeights`): ``1 L_adv + 1 L_rc + 5000 L_fa + 1 L_edge``.
-The paper's alpha and beta are not mapped to code in the digest, so every weight is configurable.
-
-The enhancer interface is one callable, ``encoder(x) -> list of (B, C, h, w) tensors``, given by
-:func:`encoder_features`: a network's own ``encoder_features`` method if it has one, otherwise an adapter
-for the registered enhancers that stops their forward pass at a 1/4-resolution encoder level, the level
-the reference taps (``hr_backbone.skip2``, 1/4 resolution):
-
-* ``unet-enhancer``: the output of encoder level ``min(2, levels - 1)`` (``4 w`` channels at 1/4).
-* ``deeplpf``: the output of backbone encoder level 2 (``4 w`` channels at 1/4; 64 at the published width).
-
-Both enhancers pad the input at the bottom and right before their U-Net; the adapters crop the features
-back to ``ceil(H / 2^level) x ceil(W / 2^level)`` so that padding is not compared. The enhancer must be
-frozen (:func:`freeze`): gradients then flow through it to ``x_c`` but never into its parameters.
-
-Unverified details (the digest does not say): the Scharr kernel's scale (here the plain integer kernel
-``[[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]]``, replicated borders) and the input range of the discriminator
-(here the [0, 1] image as it is).
+No ground truth: with ``x`` the HR crop ``(B, 3, H, W)`` in [0, 1] and ``x_c = LMAR(x, size)``, each feature
+term compares ``E(x_c)`` (Lanczos-3 resized to the size of ``E(x)``, maps ``(B, C, h, w)``) with ``E(x)``.
+Generator total (:class:`LMARLossWeights`): ``1 L_adv + 1 L_rc + 5000 L_fa + 1 L_edge``; ``L_adv`` is a
+least-squares GAN whose real examples are plain resizes ``D(x)``. The terms, the encoder adapters
+(:func:`encoder_features`) and the unverified details: docs/methods/lmar.md.
 """
 
 from __future__ import annotations
@@ -134,7 +100,7 @@ def deeplpf_features(net: nn.Module, x: torch.Tensor, level: int = _FEATURE_LEVE
 
 
 def encoder_features(enhancer: nn.Module) -> EncoderFn:
-    """The callable ``encoder(x) -> list of feature maps`` of an enhancer (see the module docstring)."""
+    """The callable ``encoder(x) -> list of feature maps`` of an enhancer (docs/methods/lmar.md)."""
     own = getattr(enhancer, "encoder_features", None)
     if callable(own):
         return own

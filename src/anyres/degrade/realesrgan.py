@@ -113,7 +113,7 @@ class RealESRGANConfig:
 
 
 class RealESRGANPipeline(Pipeline):
-    """Real-ESRGAN's second-order degradation with per-sample draws (see the module docstring)."""
+    """Real-ESRGAN's second-order degradation with per-sample draws (docs/methods/realesrgan.md)."""
 
     name = "realesrgan"
     Config = RealESRGANConfig

@@ -154,7 +154,7 @@ def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, 
     * ``output``: ``(1, 3, H, W)`` in [0, 1], equal to ``net(rgb)`` in eval mode;
     * ``filters``: plain JSON, ``{"fusion", "cubic_terms", "parameters", "picture"}`` where ``parameters`` is
       the image's entry of ``net.explain(rgb)["parameters"]`` (graduated and elliptical filters in normalised
-      coordinates, cubic coefficients; see :meth:`anyres.models.deeplpf.DeepLPF.explain`) and ``picture``
+      coordinates, cubic coefficients; see :meth:`anyres.enhancement.deeplpf.DeepLPF.explain`) and ``picture``
       describes the encoding below;
     * ``picture``: ``(1, 3, H, 3 W)`` in [0, 1], the panels :data:`FILTER_PANELS` side by side: the graduated
       map ``s_g``, the elliptical map ``s_e`` and the fused scale map ``S`` that multiplies the image. Each

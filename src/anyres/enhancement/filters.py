@@ -130,7 +130,7 @@ def graduated_map(height: int, width: int, *, slope: torch.Tensor, intercept: to
                   scale: torch.Tensor) -> torch.Tensor:
     """Per-instance scale maps of ``N`` graduated filters (Eqs. 1-3), ``(B, N, C, H, W)``.
 
-    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of the module docstring):
+    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
 
     - ``slope`` ``m``: any real, ``dy / dx`` of the central line ``y = m x + c``;
     - ``intercept`` ``c``: any real (the image spans [0, 1]);
@@ -184,7 +184,7 @@ def elliptical_map(height: int, width: int, *, centre_x: torch.Tensor, centre_y:
                    scale: torch.Tensor) -> torch.Tensor:
     """Per-instance scale maps of ``N`` elliptical filters (Eq. 4), ``(B, N, C, H, W)``.
 
-    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of the module docstring):
+    Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
 
     - ``centre_x`` ``h``, ``centre_y`` ``k``: any real, the centre (the image spans [0, 1]);
     - ``semi_a`` ``a > 0``, ``semi_b`` ``b > 0``: semi-axes; ``a`` lies along the direction ``angle``;
@@ -232,7 +232,7 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     ``i_c`` is channel ``c``'s own intensity, so no channel sees another (there are no cross-channel terms).
     ``coeffs``: ``(B, C, 20)``, any real, the coefficients ``A..T`` of :data:`CUBIC_TERMS` per channel; a
     head's 60 outputs ordered R 0-19, G 20-39, B 40-59 are ``coeffs.view(B, 3, 20)``.
-    ``x, y`` are the normalised pixel centres of the module docstring.
+    ``x, y`` are the normalised pixel centres of docs/methods/deeplpf.md.
     """
     b, c, h, w = check_image(image, "image", nonempty=True)
     if (not isinstance(coeffs, torch.Tensor) or not coeffs.is_floating_point()

@@ -224,7 +224,7 @@ class LMAR(nn.Module):
         return self.modulation(torch.cat([x_d, d_dx], dim=1))
 
     def forward_reference(self, hr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        """The module docstring's equations on whole tensors (memory ``O(H W k^2)``): the test oracle."""
+        """The equations of docs/methods/lmar.md on whole tensors (memory ``O(H W k^2)``): the test oracle."""
         h, w = _check_call(hr, size)
         b, _, big_h, big_w = hr.shape
         k = self.config.kernel_size

@@ -52,7 +52,7 @@ def covering_index(n_hr: int, n_lr: int, device: torch.device | str | None = Non
 def axis_offsets(n_hr: int, n_lr: int, dtype: torch.dtype = torch.float32,
                  device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One axis: ``(index, rel)``, both ``(n_hr,)``; ``index`` as :func:`covering_index`, ``rel`` in [-1, 1)
-    half-LR-pixel units (module docstring)."""
+    half-LR-pixel units (docs/methods/lmar.md, "Geometry")."""
     index = covering_index(n_hr, n_lr, device)
     i = torch.arange(n_hr, dtype=torch.int64, device=device)
     numer = (2 * i + 1) * n_lr - (2 * index + 1) * n_hr  # exact integers

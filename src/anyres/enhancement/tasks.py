@@ -139,7 +139,7 @@ def _finish(x: torch.Tensor, record: dict) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RetouchConfig:
-    """Ranges of the ``retouch`` task (units and defaults in the module docstring)."""
+    """Ranges of the ``retouch`` task (units and defaults: docs/methods/enhancement-tasks.md)."""
 
     exposure: Sequence[float] = (-1.0, 1.0)          # EV, uniform
     cast: Sequence[float] = (-0.3, 0.3)              # EV of the red and the blue gain, each uniform
@@ -262,7 +262,7 @@ def _elliptical_args(step: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class LowLightConfig:
-    """Ranges of the ``lowlight`` task (units and defaults in the module docstring)."""
+    """Ranges of the ``lowlight`` task (units and defaults: docs/methods/enhancement-tasks.md)."""
 
     exposure: Sequence[float] = (-3.0, -1.0)      # EV, uniform
     gamma: Sequence[float] = (1.0, 1.6)           # log-uniform

@@ -39,7 +39,7 @@ __all__ = ["HLLHGANConfig", "HLLHGANRecipe", "random_crops", "train_hllhgan"]
 
 @dataclass(frozen=True)
 class HLLHGANConfig:
-    """Training options; the defaults are the paper's where it gives them (see the module docstring)."""
+    """Training options; the defaults are the paper's where it gives them (docs/methods/hllhgan.md)."""
 
     h2l_channels: tuple = (16, 32, 64, 128)
     noise: str = "map"

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anyres.nn.blocks import unet_down
+
 __all__ = ["ParameterHead", "UNetBackbone"]
 
 _LEVELS = 5                      # U-Net levels; 4 poolings, bottleneck at 1/16
@@ -63,13 +65,7 @@ class UNetBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = _pad_for_backbone(x)
-        skips = []
-        feat = padded
-        for level, block in enumerate(self.down):
-            if level:
-                feat = F.max_pool2d(feat, 2)
-            feat = block(feat)
-            skips.append(feat)
+        skips = unet_down(padded, self.down)
         feat = skips.pop()
         for up_conv, block in zip(self.up_convs, self.up):
             feat = up_conv(F.interpolate(feat, scale_factor=2.0, mode="nearest"))

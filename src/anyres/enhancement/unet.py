@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anyres.nn.blocks import unet_down
 from anyres.registry import NETWORKS
 
 from anyres.nn.config import config_from_dict, resolve_config
@@ -89,13 +90,7 @@ class UNetEnhancer(nn.Module):
         """``(B, 3, H, W)`` RGB in [0, 1] -> enhanced ``(B, 3, H, W)`` in [0, 1]."""
         check_image(x, "unet-enhancer input", channels=3, nonempty=True)
         h, w = x.shape[-2:]
-        feat = self._pad(x)
-        skips = []
-        for level, block in enumerate(self.down):
-            if level:
-                feat = F.max_pool2d(feat, 2)
-            feat = block(feat)
-            skips.append(feat)
+        skips = unet_down(self._pad(x), self.down)
         feat = skips.pop()
         for up_conv, block in zip(self.up_convs, self.up):
             feat = block(torch.cat([up_conv(feat), skips.pop()], dim=1))

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ResBlock", "MLP", "conv3x3"]
+__all__ = ["ResBlock", "MLP", "conv3x3", "unet_down"]
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -41,3 +41,17 @@ class MLP(nn.Module):
         for layer in self.hidden:
             x = torch.relu(layer(x))
         return self.out(x)
+
+
+def unet_down(feat: torch.Tensor, blocks: Sequence[nn.Module]) -> list[torch.Tensor]:
+    """The contracting path of a U-Net: each block after a 2x2 max pool (none before the first).
+
+    Returns every level's output, shallowest first; the last is the bottleneck.
+    """
+    levels = []
+    for level, block in enumerate(blocks):
+        if level:
+            feat = nn.functional.max_pool2d(feat, 2)
+        feat = block(feat)
+        levels.append(feat)
+    return levels

@@ -200,19 +200,12 @@ class DIINN(ImplicitNetwork):
         pos = torch.stack((rr, cr, _scale_channel(cell, (h, w), self.config.scale_input).to(rr.dtype)), dim=-1)
         return self._decode(proj, idx, pos, mode)
 
-    def query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None = None,
-                   mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-        """RGB ``(1, R * C, 3)`` on the grid ``rows (R,) x cols (C,)`` of coordinates, raster order.
-
-        Same values as :meth:`query_projected` on the flattened grid, with the coordinate work done per
-        axis (O(R + C) instead of O(R * C)). ``cell``: ``(2,)``, one cell for all queries.
-        """
-        b, block_h, block_w, _ = proj.shape
-        if b != 1:
-            raise ValueError(f"query_grid renders one image, got a batch of {b}")
+    def _query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None,
+                    mode: str, grid: tuple[int, int, int, int]) -> torch.Tensor:
+        block_h, block_w = proj.shape[1:3]
         if cell is None or cell.shape != (2,):
             raise ValueError("DIINN needs the cell for its scale channel: pass cell of shape (2,)")
-        h, w, row0, col0 = grid or (block_h, block_w, 0, 0)
+        h, w, row0, col0 = grid
         ri, rr = _local(rows, h)
         ci, cr = _local(cols, w)
         _check_block(ri - row0, block_h, ci - col0, block_w)

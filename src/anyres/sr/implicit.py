@@ -48,3 +48,15 @@ class ImplicitNetwork(nn.Module):
         else:
             feat = self.encode(lr, **encode_options)
         return self.query(feat, coord, cell, mode=mode)
+
+    def query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None = None,
+                   mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """RGB ``(1, R * C, 3)`` on the grid ``rows (R,) x cols (C,)`` of coordinates, raster order.
+
+        Same values as :meth:`query_projected` on the flattened grid, with the coordinate work done per
+        axis (O(R + C) instead of O(R * C)). ``cell``: ``(2,)``, one cell for all queries.
+        """
+        b, block_h, block_w, _ = proj.shape
+        if b != 1:
+            raise ValueError(f"query_grid renders one image, got a batch of {b}")
+        return self._query_grid(proj, rows, cols, cell, mode, grid or (block_h, block_w, 0, 0))

@@ -156,17 +156,9 @@ class LIIF(ImplicitNetwork):
             rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device))[:, None]
         return self._decode(proj, idx, rel, rel_cell, mode)
 
-    def query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None = None,
-                   mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-        """RGB ``(1, R * C, 3)`` on the grid ``rows (R,) x cols (C,)`` of coordinates, raster order.
-
-        Same values as :meth:`query_projected` on the flattened grid, with the coordinate work done per
-        axis (O(R + C) instead of O(R * C)). ``cell``: ``(2,)``, one cell for all queries.
-        """
-        b, block_h, block_w, _ = proj.shape
-        if b != 1:
-            raise ValueError(f"query_grid renders one image, got a batch of {b}")
-        grid = grid or (block_h, block_w, 0, 0)
+    def _query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None,
+                    mode: str, grid: tuple[int, int, int, int]) -> torch.Tensor:
+        block_w = proj.shape[2]
         idx, rel = self._grid_members(grid, block_w, rows, cols)
         rel_cell = None
         if self.config.cell_decode:

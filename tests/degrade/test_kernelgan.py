@@ -282,6 +282,7 @@ def test_analytic_x4_of_an_aligned_x2_kernel_is_aligned_for_x4():
 # ------------------------------------------------------------------------------------------ estimation
 
 
+@pytest.mark.slow
 def test_same_seed_same_kernel_and_input_checks(tmp_path):
     img = quantise(imresize(dead_leaves(200, seed=5), 0.5))  # 100 x 100
     a = kg.estimate_kernel(img, iters=25, seed=3)
@@ -303,6 +304,7 @@ def test_same_seed_same_kernel_and_input_checks(tmp_path):
         kg.estimate_kernel(img[..., :80], iters=1)
 
 
+@pytest.mark.slow
 def test_recovers_a_known_anisotropic_gaussian():
     """A dead-leaves HR (256 px) blurred by a known kernel and sampled by 2 gives a 128 px LR image.
 

@@ -214,6 +214,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_downscaling_a_4000x3000_image_stays_under_3_gb():
     """Peak RSS of a fresh process (import, the 144 MB input, both calls) measured with ru_maxrss (KiB on Linux)."""
     run = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT], check=False, capture_output=True, text=True, timeout=120)

@@ -106,6 +106,7 @@ def test_evaluate_working_scale_records_the_path(tmp_path):
         evaluate("bicubic", data, scales=[2], working_scale=2.0, progress=False)
 
 
+@pytest.mark.slow
 def test_large_image_path_stays_under_3_gb():
     # A fresh process, so that the peak RSS is this call's: 4000 x 3000 enhanced at a 512 working size.
     code = textwrap.dedent("""

@@ -49,6 +49,7 @@ def test_internal_pairs_are_the_kernel_filtered_crop_at_even_pixels():
         make_internal_pair(img[..., :10, :10], k, 8, torch.Generator(), 1)
 
 
+@pytest.mark.slow
 def test_adaptation_lowers_the_internal_loss_leaves_the_original_and_is_seeded():
     net, img, k = _net(), _image(), _kernel()
     before = {n: p.clone() for n, p in net.state_dict().items()}

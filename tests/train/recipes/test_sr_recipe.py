@@ -108,6 +108,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_keep_replicas_equal(tmp_path):
     from safetensors.torch import load_file
 

@@ -86,7 +86,7 @@ def load_network(folder: str | Path, device: str | None = None):
     if config_class is None:
         raise RegistryError(f"{folder / CONFIG}: unknown architecture {arch!r}")
     fields = {k: v for k, v in config.items() if k in config_class.__dataclass_fields__}
-    net = NETWORKS.build(arch, **fields)
+    net = NETWORKS.build(str(arch), **fields)
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except (OSError, SafetensorError) as err:

@@ -55,7 +55,8 @@ def words_width(draw: ImageDraw.ImageDraw, text: str, face: Any) -> float:
 
 def put_words(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, face: Any, fill: Any) -> None:
     """Draw ``text`` word by word from ``xy``, with a widened space between words."""
-    x, y = xy
+    x: float = xy[0]
+    y = xy[1]
     for word in text.split(" "):
         if word:
             draw.text((round(x), y), word, fill=fill, font=face)

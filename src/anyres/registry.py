@@ -60,7 +60,7 @@ class Registry(Mapping[str, Entry]):
 
         return deco
 
-    def add_class(self, cls: type, *, role: str = "") -> type:
+    def add_class(self, cls: Any, *, role: str = "") -> Any:
         """Register a class under its ``name`` attribute, described by its docstring's first line."""
         self.add(Entry(cls.name, cls, (cls.__doc__ or "").strip().splitlines()[0], role))
         return cls
@@ -131,6 +131,12 @@ class ModelRegistry(Registry):
         self.options: type | None = None
         self.instance: tuple[type, ...] = ()
 
+    def load_folder(self, folder: Path, **kwargs: Any) -> Any:
+        """The model in a weights folder, built by :attr:`from_folder` (set by the package that owns the kind)."""
+        if self.from_folder is None:
+            raise RegistryError(f"no loader is set for {self.kind} folders")
+        return self.from_folder(folder, **kwargs)
+
     def check_options(self, options: Any) -> Any:
         if self.options is None:
             if options is not None:
@@ -178,14 +184,14 @@ def weights_folders(root: Path, kind: ModelRegistry) -> list[Entry]:
     for folder in sorted(Path(root).glob(f"*/{CONFIG_FILE}")):
         folder = folder.parent
         arch = read_arch(folder)
-        if arch not in NETWORKS or NETWORKS[arch].role != kind.role:
+        if arch is None or arch not in NETWORKS or NETWORKS[arch].role != kind.role:
             continue
         config = json.loads((folder / CONFIG_FILE).read_text())
 
         def build(device: str | None = None, options: Any = None, _folder: Path = folder) -> Any:
             if not (_folder / WEIGHTS_FILE).is_file():
                 raise RegistryError(f"model {_folder.name!r}: its weights are not in this installation ({_folder})")
-            return kind.from_folder(_folder, device=device, options=options, name=_folder.name)
+            return kind.load_folder(_folder, device=device, options=options, name=_folder.name)
 
         entries.append(Entry(folder.name, build, config.get("description", ""), kind.role, folder,
                              (folder / WEIGHTS_FILE).is_file()))
@@ -204,6 +210,10 @@ RESAMPLERS = Registry("resampler", populate=("anyres.enhancement",), ordered=Tru
 # Foreign checkpoint formats (a file that is not a weights folder): an entry's builder takes the file's path
 # and returns ``(net, config)`` as :func:`anyres.hub.load_network` does. None is registered yet.
 CHECKPOINTS = Registry("checkpoint format")
+
+
+def _task(kind: ModelRegistry | None) -> str:
+    return kind.task if kind is not None else "any"
 
 
 def _kind_of(folder: Path, text: str) -> ModelRegistry:
@@ -243,7 +253,8 @@ def load(model: Any = "bicubic", device: str | None = None, *, kind: ModelRegist
     if kind is not None:
         options = kind.check_options(options)  # a bad option fails before anything loads
         if isinstance(model, k.instance):
-            return model.to(device) if device else model
+            ready: Any = model
+            return ready.to(device) if device else ready
     if not isinstance(model, (str, Path)):
         wanted = " or ".join(t.__name__ for k in kinds for t in k.instance)
         raise TypeError(f"model must be a name, a path or an {wanted}, got {type(model).__name__}")
@@ -257,12 +268,12 @@ def load(model: Any = "bicubic", device: str | None = None, *, kind: ModelRegist
     if path.is_dir() and (path / CONFIG_FILE).is_file():
         found = _kind_of(path, text)
         if all(found is not k for k in kinds):
-            raise RegistryError(f"{text}: a {read_arch(path)!r} model is not an {kind.task} model")
-        return found.from_folder(path, device=device, options=found.check_options(options), name=None)
+            raise RegistryError(f"{text}: a {read_arch(path)!r} model is not an {_task(kind)} model")
+        return found.load_folder(path, device=device, options=found.check_options(options), name=None)
     if path.exists():
         raise RegistryError(f"{text}: not a model folder (expected config.json and model.safetensors inside)")
     valid = f"{', '.join(n for k in kinds for n in k)} or a model folder path"
     for other in MODEL_KINDS:
         if all(other is not k for k in kinds) and text in other:
-            raise RegistryError(f"{text!r} is an {other.task} model; {kind.task} needs one of {valid}")
+            raise RegistryError(f"{text!r} is an {other.task} model; {_task(kind)} needs one of {valid}")
     raise RegistryError(f"unknown {kind.kind if kind is not None else 'model'} {text!r}; available: {valid}")

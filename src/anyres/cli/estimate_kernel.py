@@ -17,25 +17,19 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
 from anyres.errors import AnyresError, ConfigError
+from anyres.pictures import kernel_picture
 from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
 
 from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
 
-__all__ = ["estimate_kernel_command", "kernel_picture"]
+__all__ = ["estimate_kernel_command"]
 
 # Each tap of the --png picture is drawn as a block of this many pixels per side.
 PICTURE_BLOCK = 16
 
 
-def kernel_picture(kernel: torch.Tensor, block: int = PICTURE_BLOCK) -> torch.Tensor:
-    """``(k, k)`` kernel -> ``(1, 1, k * block, k * block)`` gray image in [0, 1]: taps divided by the
-    largest one (negative taps, if any, show as black), each tap a ``block`` x ``block`` square."""
-    peak = kernel.max()
-    img = (kernel / peak if peak > 0 else kernel).clamp(0.0, 1.0)
-    return img.repeat_interleave(block, 0).repeat_interleave(block, 1)[None, None].float()
 
 
 def _check_target(path: Path, image: Path, overwrite: bool) -> None:
@@ -110,7 +104,7 @@ def _run(image: Path, scale: int, output: Path | None, png: Path | None, iters: 
     np.save(buf, kernel.numpy().astype(np.float32))
     write_bytes_atomic(output, buf.getvalue(), overwrite=overwrite)
     if png is not None:
-        write_image(png, kernel_picture(kernel), overwrite=overwrite)
+        write_image(png, kernel_picture(kernel, PICTURE_BLOCK), overwrite=overwrite)
     if json_path is not None:
         record = {"scale": scale, "kernel": kernel.double().tolist(), "seconds": round(seconds, 3), "iters": iters}
         write_bytes_atomic(json_path, (json.dumps(record) + "\n").encode("utf-8"), overwrite=overwrite)

@@ -11,6 +11,7 @@ import torch
 from anyres import hub
 from anyres.errors import AnyresError
 from anyres.io import as_batch
+from anyres.pictures import gain_picture
 from anyres.registry import ENHANCERS, RESAMPLERS, load, weights_folders
 
 __all__ = ["enhance", "load_enhancer", "DEFAULT_ENHANCER", "enhance_rgb", "explain_rgb", "FILTER_PANELS", "working_size",
@@ -114,7 +115,7 @@ def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, 
     """
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
-    size = tuple(rgb.shape[-2:])
+    size = (rgb.shape[-2], rgb.shape[-1])
     with torch.inference_mode():
         small = downsample_for(rgb.float(), working, resampler)
         out = net(small).clamp(0.0, 1.0)
@@ -169,9 +170,10 @@ def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, 
                           f"{type(net).__name__}, which predicts no filters")
     if rgb.dim() != 4 or rgb.shape[0] != 1 or rgb.shape[1] != 3:
         raise ValueError(f"expected a (1, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
+    explain = getattr(net, "explain")
     with torch.inference_mode():
-        info = net.explain(rgb.float())
-    picture = torch.cat([info["maps"][name] for name in FILTER_PANELS], dim=-1) / 2.0
+        info = explain(rgb.float())
+    picture = gain_picture([info["maps"][name] for name in FILTER_PANELS])
     filters = {
         "fusion": info["fusion"],
         "cubic_terms": info["cubic_terms"],

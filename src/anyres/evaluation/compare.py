@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from anyres import pictures
 from anyres.errors import AnyresError
 
 __all__ = ["make_comparison", "parse_crop", "check_scale", "GAP", "BACKGROUND", "MAX_DEFAULT_CROP"]
@@ -29,23 +30,10 @@ TEXT = (255, 255, 255)
 BASELINES = ("nearest", "bicubic")
 
 
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=FONT_SIZE)  # Pillow's built-in Aileron (needs FreeType)
-    except Exception:  # Pillow without FreeType: the built-in bitmap font
-        return ImageFont.load_default()
 
 
-def _text_width(font: Any, text: str) -> int:
-    left, _top, right, _bottom = font.getbbox(text)
-    return int(math.ceil(right - min(left, 0)))
 
 
-def _line_height(font: Any) -> int:
-    if hasattr(font, "getmetrics"):
-        ascent, descent = font.getmetrics()
-        return int(ascent + descent)
-    return int(font.getbbox("Ag|")[3]) + 2
 
 
 def _as_image(image: Any) -> torch.Tensor:
@@ -111,20 +99,16 @@ def _benchmark_psnr(sr: torch.Tensor, hr: torch.Tensor, scale: float) -> float:
     return float(psnr(prepare(sr, scale, "benchmark"), prepare(hr, scale, "benchmark"))[0])
 
 
-def _to_rgb_uint8(x: torch.Tensor) -> np.ndarray:
-    """``(1, C, h, w)`` float -> ``(h, w, 3)`` uint8, rounding as an 8-bit save does."""
-    a = x[0].clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a)
 
 
 def _compose(panels: list[tuple[np.ndarray, list[str]]]) -> Image.Image:
     """Lay out equally sized ``(h, w, 3)`` crops with label lines under each, in one or two rows."""
-    font = _font()
+    font = pictures.font(FONT_SIZE)
     crop_h, crop_w = panels[0][0].shape[:2]
     n_lines = max(len(lines) for _, lines in panels)
-    line_h = _line_height(font)
+    line_h = pictures.line_height(font)
     label_h = n_lines * line_h + 2 * PAD
-    text_w = max(_text_width(font, line) for _, lines in panels for line in lines)
+    text_w = max(pictures.text_width(font, line) for _, lines in panels for line in lines)
     col_w = max(crop_w, text_w + 2 * PAD)  # tiny crops get wider columns so the labels stay readable
     cell_h = crop_h + label_h
     n = len(panels)
@@ -212,9 +196,9 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         sr = quantize(sr)  # what a saved result holds; PSNR quantizes the same way
         value = _benchmark_psnr(sr, hr, s) if hr is not None else None
         lines = [label] + ([f"{value:.2f} dB"] if value is not None else [])
-        panels.append((_to_rgb_uint8(sr[..., cy:cy + ch, cx:cx + cw]), lines))
+        panels.append((pictures.to_uint8(sr[..., cy:cy + ch, cx:cx + cw]), lines))
         records.append({"label": label, "psnr": value})
     if hr is not None:
-        panels.append((_to_rgb_uint8(hr[..., cy:cy + ch, cx:cx + cw]), ["HR"]))
+        panels.append((pictures.to_uint8(hr[..., cy:cy + ch, cx:cx + cw]), ["HR"]))
         records.append({"label": "HR", "psnr": None})
     return _compose(panels), records

@@ -32,6 +32,7 @@ def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None =
     elif width is not None:
         out = (max(1, round(in_h * width / in_w)), int(width))
     else:
+        assert height is not None  # exactly one of the four was given
         out = (int(height), max(1, round(in_w * height / in_h)))
     if out[0] < 1 or out[1] < 1:
         raise AnyresError(f"output size must be positive, got {out[1]}x{out[0]}")

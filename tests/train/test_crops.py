@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from anyres.errors import ConfigError
-from anyres.train.crops import flip, random_crops
+from anyres.ops.augment import flip
+from anyres.train.crops import random_crops
 
 
 def test_flip_and_transpose_move_pixels_where_they_should():

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from anyres.ops.color import quantize
 from anyres.ops.camera import camera_sensor_noise
 from anyres.ops.filtering import filter2d
 from anyres.ops.jpeg import jpeg
@@ -190,11 +191,6 @@ def apply_camera(x: torch.Tensor, step: dict) -> torch.Tensor:
     return camera_sensor_noise(x, ccm=ccm, red_gain=t("red_gain"), blue_gain=t("blue_gain"),
                                brightness=t("brightness"), shot=t("shot"), read=t("read"),
                                generator=_seeded(step["seed"]))
-
-
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the 8-bit grid (what a saved PNG holds)."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
 def kernel_size_for(sigma_max: float, minimum: int = 3) -> int:

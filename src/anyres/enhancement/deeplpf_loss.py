@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from anyres.metrics import gaussian_taps, ssim_statistics
 from anyres.ops.color_lab import rgb_to_lab
 
 __all__ = ["MS_SSIM_WEIGHTS", "deeplpf_loss", "ms_ssim", "ssim_components"]
@@ -18,12 +19,6 @@ __all__ = ["MS_SSIM_WEIGHTS", "deeplpf_loss", "ms_ssim", "ssim_components"]
 # Wang, Simoncelli & Bovik (2003): exponents of the five scales, finest first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _POSITIVE = 1e-12  # floor before the fractional powers when not shifting (0 ** w has an infinite slope)
-
-
-def _gaussian_taps(window: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
-    r = torch.arange(window, dtype=torch.float64) - (window - 1) / 2.0
-    g = torch.exp(-(r ** 2) / (2.0 * sigma ** 2))
-    return (g / g.sum()).to(device=like.device, dtype=like.dtype)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -50,7 +45,7 @@ def ssim_components(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0
         raise ValueError(f"SSIM with a {window}x{window} window needs images at least that large, "
                          f"got shape {tuple(a.shape)}")
     c = a.shape[1]
-    g = _gaussian_taps(window, sigma, a)
+    g = gaussian_taps(window, sigma).to(device=a.device, dtype=a.dtype)
     rows = g.view(1, 1, window, 1).expand(c, 1, window, 1)
     cols = g.view(1, 1, 1, window).expand(c, 1, 1, window)
 
@@ -58,10 +53,7 @@ def ssim_components(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0
         return F.conv2d(F.conv2d(x, rows, groups=c), cols, groups=c)
 
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a ** 2
-    var_b = filt(b * b) - mu_b ** 2
-    cov = filt(a * b) - mu_a * mu_b
+    mu_a, mu_b, var_a, var_b, cov = ssim_statistics(a, b, filt)
     cs = (2.0 * cov + c2) / (var_a + var_b + c2)
     luminance = (2.0 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
     return (luminance * cs).flatten(1).mean(dim=1), cs.flatten(1).mean(dim=1)

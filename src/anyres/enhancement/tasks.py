@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
+from anyres.ops.augment import flip
 from anyres.degrade.base import Configured, Draw, check_prob
 from anyres.errors import ConfigError
 from anyres.ops.color import quantize
@@ -399,11 +400,7 @@ class EnhancePairSampler:
             if self.patch is not None:
                 top, left = int(s["top"]), int(s["left"])
                 img = img[:, top:top + self.patch, left:left + self.patch]
-            target = img.to(torch.float32) / 255.0
-            if s["hflip"]:
-                target = target.flip(-1)
-            if s["vflip"]:
-                target = target.flip(-2)
+            target = flip(img.to(torch.float32) / 255.0, bool(s["hflip"]), bool(s["vflip"]))
             target = target.unsqueeze(0).contiguous()
             degraded.append(self.task.apply(target, [s["record"]]))
             targets.append(target)

@@ -9,6 +9,7 @@ use. The protocols in full: docs/methods/classical.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -73,11 +74,19 @@ def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
     return 10.0 * torch.log10(peak**2 / mse)
 
 
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device) -> torch.Tensor:
-    r = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
+def gaussian_taps(size: int, sigma: float) -> torch.Tensor:
+    """``(size,)`` float64 Gaussian taps summing to 1, centred: one axis of SSIM's window."""
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
     g = torch.exp(-(r**2) / (2.0 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
+    return g / g.sum()
+
+
+def ssim_statistics(a: torch.Tensor, b: torch.Tensor, filt: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local means, variances and covariance of SSIM under the window filter ``filt``:
+    ``(mu_a, mu_b, var_a, var_b, cov)``, each ``filt``'s output shape."""
+    mu_a, mu_b = filt(a), filt(b)
+    return mu_a, mu_b, filt(a * a) - mu_a**2, filt(b * b) - mu_b**2, filt(a * b) - mu_a * mu_b
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -89,16 +98,14 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0, window: int = 11
     a = a.to(torch.float64)
     b = b.to(torch.float64)
     c = a.shape[1]
-    w = _gaussian_window(window, sigma, a.dtype, a.device).expand(c, 1, window, window)
+    g = gaussian_taps(window, sigma).to(a.device)
+    w = (g[:, None] * g[None, :]).expand(c, 1, window, window)
 
     def filt(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, w, groups=c)
 
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a**2
-    var_b = filt(b * b) - mu_b**2
-    cov = filt(a * b) - mu_a * mu_b
+    mu_a, mu_b, var_a, var_b, cov = ssim_statistics(a, b, filt)
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return (num / den).flatten(1).mean(dim=1)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from anyres.ops.augment import flip
 from anyres.errors import ConfigError
 from anyres.ops.color import quantize
 from anyres.ops.coords import make_coord
@@ -117,12 +118,7 @@ class RandomScaleSampler:
         hr = img[:, y0:y0 + side, x0:x0 + side].float() / 255.0
         if self.augment:
             flips = torch.rand(3, generator=g) < 0.5
-            if flips[0]:
-                hr = hr.flip(-1)
-            if flips[1]:
-                hr = hr.flip(-2)
-            if flips[2]:
-                hr = hr.transpose(-1, -2)
+            hr = flip(hr, bool(flips[0]), bool(flips[1]), bool(flips[2]))
         n = side * side
         if self.query_layout == "patch":
             # A contiguous query_side^2 window of the HR crop, row-major, so gt reshapes to an image

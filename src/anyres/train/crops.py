@@ -7,19 +7,9 @@ from collections.abc import Sequence
 import torch
 
 from anyres.errors import ConfigError
+from anyres.ops.augment import flip
 
-__all__ = ["flip", "random_crops"]
-
-
-def flip(x: torch.Tensor, hflip: bool, vflip: bool, transpose: bool = False) -> torch.Tensor:
-    """``x`` ``(..., H, W)`` mirrored left-right, then up-down, then transposed (``(..., W, H)``), as asked."""
-    if hflip:
-        x = x.flip(-1)
-    if vflip:
-        x = x.flip(-2)
-    if transpose:
-        x = x.transpose(-1, -2)
-    return x
+__all__ = ["random_crops"]
 
 
 def random_crops(images: Sequence[torch.Tensor], size: int, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -32,7 +32,7 @@ from anyres.io import list_images, read_image, write_bytes_atomic
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.config import ConfigModel, Count, PositiveFloat, PositiveInt, model_spec, register_task
-from anyres.train.crops import flip
+from anyres.ops.augment import flip
 from anyres.train.engine import Recipe, stderr_log, update
 from anyres.train.lmar_losses import (
     LMARLossWeights,

@@ -23,11 +23,10 @@ from anyres.ops.coords import centres
 from anyres.registry import NETWORKS
 
 from anyres.nn.config import config_from_dict
-from anyres.sr.implicit import ImplicitNetwork
+from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
 
 __all__ = ["DIINN", "DIINNConfig", "QUERY_MODES", "SCALE_INPUTS", "nearest_index", "synthesis_input"]
 
-QUERY_MODES = ("fast", "exact", "reference")
 SCALE_INPUTS = ("inv_scale_sq", "inv_scale")
 _TIE = 1e-4  # LR pixels: a query this close below a cell edge counts as on it (see nearest_index)
 
@@ -169,16 +168,9 @@ class DIINN(ImplicitNetwork):
             proj = F.conv2d(feat, weight[:, :, None, None], bias)
         return proj.permute(0, 2, 3, 1)
 
-    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-              mode: str = "fast") -> torch.Tensor:
-        """RGB at ``coord`` decoded from ``feat`` (see class doc for shapes); ``mode`` in :data:`QUERY_MODES`."""
-        if mode == "reference":
-            return self.query_reference(feat, coord, cell)
-        if mode not in QUERY_MODES:
-            raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
+    def project_for(self, feat: torch.Tensor, mode: str) -> torch.Tensor:
         # The projection convolution is the decoder's largest single cost in training: bfloat16 too in fast mode.
-        proj = self.project(feat, torch.bfloat16 if mode == "fast" else None)
-        return self.query_projected(proj, coord, cell, mode=mode)
+        return self.project(feat, torch.bfloat16 if mode == "fast" else None)
 
 
     # -- fast path -----------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ from torch import nn
 from anyres.nn.config import resolve_config
 from anyres.registry import NETWORKS
 
-__all__ = ["ImplicitNetwork"]
+__all__ = ["ImplicitNetwork", "QUERY_MODES"]
+
+# fast: bf16 hidden layers; exact: float32; reference: the paper's plain path (slow; never tiled).
+QUERY_MODES = ("fast", "exact", "reference")
 
 
 class ImplicitNetwork(nn.Module):
@@ -60,3 +63,12 @@ class ImplicitNetwork(nn.Module):
         if b != 1:
             raise ValueError(f"query_grid renders one image, got a batch of {b}")
         return self._query_grid(proj, rows, cols, cell, mode, grid or (block_h, block_w, 0, 0))
+
+    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
+              mode: str = "fast") -> torch.Tensor:
+        """RGB at ``coord`` decoded from ``feat`` (see class doc for shapes); ``mode`` in :data:`QUERY_MODES`."""
+        if mode == "reference":
+            return self.query_reference(feat, coord, cell)
+        if mode not in QUERY_MODES:
+            raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
+        return self.query_projected(self.project_for(feat, mode), coord, cell, mode=mode)

@@ -21,11 +21,10 @@ from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
 
 from anyres.nn.config import config_from_dict
-from anyres.sr.implicit import ImplicitNetwork
+from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
 
-QUERY_MODES = ("fast", "exact", "reference")
 _SHIFTS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 _EPS_SHIFT = 1e-6
 
@@ -88,14 +87,8 @@ class LIIF(ImplicitNetwork):
             proj = F.conv2d(feat, w_feat[:, :, None, None], first.bias)
         return proj.permute(0, 2, 3, 1)
 
-    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-              mode: str = "fast") -> torch.Tensor:
-        """RGB at ``coord`` decoded from ``feat`` (see class doc for shapes); ``mode`` in :data:`QUERY_MODES`."""
-        if mode == "reference":
-            return self.query_reference(feat, coord, cell)
-        if mode not in QUERY_MODES:
-            raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
-        return self.query_projected(self.project(feat), coord, cell, mode=mode)
+    def project_for(self, feat: torch.Tensor, mode: str) -> torch.Tensor:
+        return self.project(feat)
 
 
     # -- fast path -----------------------------------------------------------------------------------

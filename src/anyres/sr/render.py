@@ -21,6 +21,7 @@ from anyres.errors import ConfigError
 from anyres.registry import options_from
 
 from anyres.checks import check_image
+from anyres.sr.implicit import QUERY_MODES
 from anyres.sr.upscaler import Upscaler
 from anyres.ops.coords import centres
 
@@ -28,8 +29,7 @@ __all__ = ["render", "LIIFUpscaler", "RenderOptions", "RENDER_MODES", "DEFAULT_T
 
 DEFAULT_TILE = 192      # LR pixels per tile side when tiling is on
 DEFAULT_CHUNK = 4096    # queries per MLP call: per-chunk temporaries of ~8 MB stay in reused heap memory
-# fast: bf16 hidden layers; exact: float32; reference: the paper's plain path (slow; never tiled).
-RENDER_MODES = ("fast", "exact", "reference")
+RENDER_MODES = QUERY_MODES
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Which files a command reads, and the rule that it never writes over one of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from anyres.errors import ImageReadError, ImageWriteError
+from anyres.io.reading import IMAGE_EXTENSIONS, read_image
+
+__all__ = ["check_not_input", "list_images", "expand_inputs", "as_batch"]
+
+# ----------------------------------------------------------------------------------------------- paths
+
+
+def check_not_input(out_path: str | os.PathLike, input_paths: str | os.PathLike | Iterable) -> None:
+    """Raise :class:`ImageWriteError` if ``out_path`` is one of ``input_paths``: an input is never overwritten.
+
+    Paths are compared after resolving symlinks and ``..``, and with ``os.path.samefile`` (hard links,
+    case-insensitive file systems) when both exist.
+    """
+    if isinstance(input_paths, (str, os.PathLike)):
+        input_paths = [input_paths]
+    out = Path(out_path)
+    for inp in input_paths:
+        same = out.resolve() == Path(inp).resolve()
+        if not same and out.exists() and Path(inp).exists():
+            same = os.path.samefile(out, inp)
+        if same:
+            raise ImageWriteError(f"refusing to write {out}: it is the input {inp}, and an input is never overwritten")
+
+
+def list_images(path_or_dir: str | os.PathLike) -> list[Path]:
+    """A file gives [file]; a directory gives its image files (by extension, any case, not recursive), sorted.
+
+    Hidden files are skipped: they are editor/OS clutter (e.g. macOS "._x.png") or our own temp files.
+    """
+    p = Path(path_or_dir)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise ImageReadError(f"cannot read images from {p}: no such file or directory")
+    return sorted(
+        q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and not q.name.startswith(".") and q.is_file()
+    )
+
+
+# ----------------------------------------------------------------------------------------------- channels
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """Command-line inputs to image files: files stay (a missing one fails when read), folders become
+    their images. Returns ``(files, error lines)``; an empty folder is an error line, not an exception."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                errors.append(f"{path}: no images in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files, errors
+
+
+def as_batch(image: Any) -> torch.Tensor:
+    """A path (read with :func:`anyres.io.read_image`) or a ``(C, H, W)`` / ``(B, C, H, W)`` tensor -> 4-D tensor."""
+    if isinstance(image, (str, Path)):
+        image, _ = read_image(image)
+    if not torch.is_tensor(image):
+        raise TypeError(f"image must be a path or a tensor, got {type(image).__name__}")
+    return image[None] if image.dim() == 3 else image

@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 
 from anyres.evaluation import lpips_score, make_lr
+from anyres.hub import WEIGHTS_DIR
+from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.metrics import measure
+from anyres.ops.color import to_rgb
 from anyres.sr.pretrained import load_upscaler
 from anyres.sr.render import render
-from anyres.io import list_images, read_image, write_bytes_atomic
-from anyres.ops.color import to_rgb
-from anyres.metrics import measure
-from anyres.hub import WEIGHTS_DIR
 
 HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")
@@ -84,8 +84,9 @@ def score(up, prior_mode, sets, scales, seed):
                     sr = _upscale(up, lr, tuple(hr.shape[-2:]), prior_mode, hr, seed).clamp(0, 1)
                 m = measure(sr, hr, s, "benchmark")
                 rows.append((m.psnr, m.ssim, lpips_score(sr, hr, s, "benchmark")))
-            out[f"{name}/x{s:g}"] = {k: round(statistics.fmean(r[i] for r in rows), 4)
-                                     for i, k in enumerate(("psnr", "ssim", "lpips"))}
+            out[f"{name}/x{s:g}"] = {
+                k: round(statistics.fmean(r[i] for r in rows), 4) for i, k in enumerate(("psnr", "ssim", "lpips"))
+            }
     return out
 
 
@@ -95,8 +96,14 @@ def timing(up, prior_mode, repeats, seed):
     for i in range(repeats + 1):
         t0 = time.perf_counter()
         with torch.inference_mode():
-            _upscale(up, img, (1024, 1024), prior_mode, None if prior_mode != "hr" else
-                     torch.nn.functional.interpolate(img, size=(1024, 1024)), seed)
+            _upscale(
+                up,
+                img,
+                (1024, 1024),
+                prior_mode,
+                None if prior_mode != "hr" else torch.nn.functional.interpolate(img, size=(1024, 1024)),
+                seed,
+            )
         if i:
             times.append(time.perf_counter() - t0)
     return round(statistics.median(times), 3)
@@ -121,15 +128,19 @@ def main() -> None:
     report = {"commands": [], "models": {}}
     if parts != {"scores", "timing"} and args.out.exists():
         report = json.loads(args.out.read_text())
-    report.setdefault("commands", []).append({"parts": sorted(parts), "threads": args.threads,
-                               "command": " ".join(["python", *sys.argv])})
+    report.setdefault("commands", []).append(
+        {"parts": sorted(parts), "threads": args.threads, "command": " ".join(["python", *sys.argv])}
+    )
     for item in args.models.split(","):
         label, spec = item.split("=", 1)
         for name, up, prior_mode in _variants(label, spec):
             net = getattr(up, "net", None)
             entry = report["models"].setdefault(name, {})
-            entry.update(spec=spec, params=sum(p.numel() for p in net.parameters()) if net is not None else 0,
-                         iterations=_iterations(spec))
+            entry.update(
+                spec=spec,
+                params=sum(p.numel() for p in net.parameters()) if net is not None else 0,
+                iterations=_iterations(spec),
+            )
             if "timing" in parts:
                 entry["seconds_256_to_x4"] = timing(up, prior_mode, args.repeats, args.seed)
             if "scores" in parts:
@@ -147,11 +158,18 @@ def main() -> None:
         print("|---" * (1 + len(scales)) + "|")
         for name, e in report["models"].items():
             scores = e.get("scores", {})
-            cells = [f"{v['psnr']:.2f} / {v['ssim']:.4f} / {v['lpips']:.3f}" if (v := scores.get(f"{set_name}/x{s:g}"))
-                     else "-" for s in scales]
+            cells = [
+                f"{v['psnr']:.2f} / {v['ssim']:.4f} / {v['lpips']:.3f}"
+                if (v := scores.get(f"{set_name}/x{s:g}"))
+                else "-"
+                for s in scales
+            ]
             print(f"| {name} | " + " | ".join(cells) + " |")
-    print(json.dumps({m: {"params": e["params"], "seconds": e.get("seconds_256_to_x4")}
-                      for m, e in report["models"].items()}))
+    print(
+        json.dumps(
+            {m: {"params": e["params"], "seconds": e.get("seconds_256_to_x4")} for m, e in report["models"].items()}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,19 @@ def main() -> None:
             p, s = table[int(r["scale"])]
             dp, ds = r["psnr"] - p, r["ssim"] - s
             ok &= abs(dp) <= 0.03 and abs(ds) <= 0.001
-            rows.append({"set": name, "scale": r["scale"], "psnr": round(r["psnr"], 3), "ssim": round(r["ssim"], 4),
-                         "published_psnr": p, "published_ssim": s})
-            print(f"| {name} | x{int(r['scale'])} | {r['psnr']:.3f} | {p:.2f} | {dp:+.3f} | {r['ssim']:.4f} | {s:.4f} | {ds:+.4f} |")
+            rows.append(
+                {
+                    "set": name,
+                    "scale": r["scale"],
+                    "psnr": round(r["psnr"], 3),
+                    "ssim": round(r["ssim"], 4),
+                    "published_psnr": p,
+                    "published_ssim": s,
+                }
+            )
+            print(
+                f"| {name} | x{int(r['scale'])} | {r['psnr']:.3f} | {p:.2f} | {dp:+.3f} | {r['ssim']:.4f} | {s:.4f} | {ds:+.4f} |"
+            )
     print(json.dumps({"rows": rows, "pass": bool(ok)}))
 
 

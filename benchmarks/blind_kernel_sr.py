@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anyres.sr.pretrained import load_upscaler
 from anyres.io import list_images, read_image
-from anyres.ops.color import to_rgb
 from anyres.metrics import measure
+from anyres.ops.color import to_rgb
 from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
+from anyres.sr.pretrained import load_upscaler
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +53,10 @@ def main() -> None:
             sr = upscaler.upscale(lr, size).clamp(0, 1)
         score = measure(sr, hr, 2, "benchmark")
         row["a_bicubic_assumed"] = {"psnr": score.psnr, "ssim": score.ssim}
-        for key, file in (("b_estimated_kernel", f"{name}_estimate_x2.npy"), ("c_true_kernel", f"{name}_kernel_x2.npy")):
+        for key, file in (
+            ("b_estimated_kernel", f"{name}_estimate_x2.npy"),
+            ("c_true_kernel", f"{name}_kernel_x2.npy"),
+        ):
             kernel = torch.from_numpy(np.load(args.set_dir / file)).float()
             t0 = time.perf_counter()
             sr, info = blind_upscale(upscaler, lr, size, kernel=kernel, iters=args.iters, seed=0)

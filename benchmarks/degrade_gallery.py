@@ -45,7 +45,7 @@ def centre_crop(x: torch.Tensor, size: int) -> tuple[torch.Tensor, list[int]]:
     h, w = x.shape[-2:]
     ch, cw = min(size, h), min(size, w)
     top, left = (h - ch) // 2, (w - cw) // 2
-    return x[..., top:top + ch, left:left + cw].contiguous(), [top, left, ch, cw]
+    return x[..., top : top + ch, left : left + cw].contiguous(), [top, left, ch, cw]
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -63,9 +63,15 @@ def tile_stats(hr: torch.Tensor, records: dict[str, list[dict]]) -> dict[str, li
         for rec in recs:
             lr = pipe.apply(hr, [rec])
             clipped = ((lr <= 0.0) | (lr >= 1.0)).float().mean().item()
-            rows.append({"mean": round(lr.mean().item(), 4), "clean_mean": round(clean.mean().item(), 4),
-                         "std": round(lr.std().item(), 4), "clipped": round(clipped, 4),
-                         "psnr_vs_clean": round(psnr(lr, clean), 2)})
+            rows.append(
+                {
+                    "mean": round(lr.mean().item(), 4),
+                    "clean_mean": round(clean.mean().item(), 4),
+                    "std": round(lr.std().item(), 4),
+                    "clipped": round(clipped, 4),
+                    "psnr_vs_clean": round(psnr(lr, clean), 2),
+                }
+            )
         out[name] = rows
     return out
 
@@ -92,8 +98,11 @@ def warnings_for(stats: dict[str, list[dict]], hr_std: float) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image", default="../shared/data/benchmark/Set14/",
-                    help="an image, or a folder (a 'baboon' or 'comic' image if present, else the first)")
+    ap.add_argument(
+        "--image",
+        default="../shared/data/benchmark/Set14/",
+        help="an image, or a folder (a 'baboon' or 'comic' image if present, else the first)",
+    )
     ap.add_argument("--crop", type=int, default=128, help="side of the centre crop (HR tile size)")
     ap.add_argument("--n", type=int, default=12, help="samples per pipeline")
     ap.add_argument("--scale", type=float, default=4.0)
@@ -111,16 +120,25 @@ def main() -> None:
     pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
     write_image(out, pixels, overwrite=True)
     stats = tile_stats(hr, records)
-    payload = {"image": str(path), "crop": {"top": box[0], "left": box[1], "height": box[2], "width": box[3]},
-               "scale": args.scale, "seed": args.seed, "n": args.n, "records": records, "tile_stats": stats}
+    payload = {
+        "image": str(path),
+        "crop": {"top": box[0], "left": box[1], "height": box[2], "width": box[3]},
+        "scale": args.scale,
+        "seed": args.seed,
+        "n": args.n,
+        "records": records,
+        "tile_stats": stats,
+    }
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(payload, indent=1) + "\n")
 
     print(f"{path.name}: crop {box[2]}x{box[3]} at ({box[0]}, {box[1]}), x{args.scale:g}, seed {args.seed}")
     for name, rows in stats.items():
         ps = [r["psnr_vs_clean"] for r in rows]
-        print(f"  {name:<11} PSNR vs clean bicubic LR: min {min(ps):.1f} median {sorted(ps)[len(ps) // 2]:.1f} "
-              f"max {max(ps):.1f} dB; mean shift {max(abs(r['mean'] - r['clean_mean']) for r in rows):.3f} max")
+        print(
+            f"  {name:<11} PSNR vs clean bicubic LR: min {min(ps):.1f} median {sorted(ps)[len(ps) // 2]:.1f} "
+            f"max {max(ps):.1f} dB; mean shift {max(abs(r['mean'] - r['clean_mean']) for r in rows):.3f} max"
+        )
     for note in warnings_for(stats, hr.std().item()):
         print("  check:", note)
     print(f"wrote {out} ({image.width}x{image.height}) and {json_path}")

@@ -69,11 +69,11 @@ def hr_patches(batch: int, folder: Path | None, seed: int = 0) -> torch.Tensor:
 
         images = [im for im in load_hr_folders([folder]) if min(im.shape[-2:]) >= PATCH]
         crops = []
-        for i in range(batch):
+        for _ in range(batch):
             im = images[int(torch.randint(len(images), (), generator=g))]
             y = int(torch.randint(im.shape[-2] - PATCH + 1, (), generator=g))
             x = int(torch.randint(im.shape[-1] - PATCH + 1, (), generator=g))
-            crops.append(im[:, y:y + PATCH, x:x + PATCH].float() / 255.0)
+            crops.append(im[:, y : y + PATCH, x : x + PATCH].float() / 255.0)
         return torch.stack(crops)
     base = torch.rand(batch, 3, PATCH // 16, PATCH // 16, generator=g)
     return F.interpolate(base, size=(PATCH, PATCH), mode="bilinear", align_corners=False)
@@ -95,8 +95,13 @@ def _np_resize(img: np.ndarray, size, mode: str) -> np.ndarray:
     h, w = int(size[0]), int(size[1])
     if img.shape[:2] == (h, w):
         return img
-    method = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "area": Image.BOX, "nearest": Image.NEAREST,
-              "lanczos": Image.LANCZOS}[mode]
+    method = {
+        "bilinear": Image.BILINEAR,
+        "bicubic": Image.BICUBIC,
+        "area": Image.BOX,
+        "nearest": Image.NEAREST,
+        "lanczos": Image.LANCZOS,
+    }[mode]
     planes = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), method)) for c in range(img.shape[2])]
     return np.stack(planes, axis=2)
 
@@ -138,8 +143,9 @@ def per_tap_anisotropic_kernel(step: dict) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def kair_style_bsrgan(img: np.ndarray, record: dict, rng: np.random.Generator,
-                      per_tap_kernels: bool = False) -> np.ndarray:
+def kair_style_bsrgan(
+    img: np.ndarray, record: dict, rng: np.random.Generator, per_tap_kernels: bool = False
+) -> np.ndarray:
     if record["halve"] is not None:
         img = _np_resize(img, record["halve"]["size"], record["halve"]["mode"])
     for step in record["order"]:
@@ -216,7 +222,7 @@ def _batch_noise(x: torch.Tensor, step: dict, records: list[dict], key: str, g: 
 
 def _usm(gt: torch.Tensor) -> torch.Tensor:
     """BasicSR's USMSharp (radius 50, weight 0.5, threshold 10/255) as a 51x51 grouped filter2D."""
-    g1 = torch.exp(-0.5 * (torch.arange(51, dtype=torch.float64) - 25) ** 2 / 8.0 ** 2)
+    g1 = torch.exp(-0.5 * (torch.arange(51, dtype=torch.float64) - 25) ** 2 / 8.0**2)
     g1 = g1 / g1.sum()
     kernel = (g1[:, None] * g1[None, :]).unsqueeze(0)
 
@@ -272,13 +278,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per path (the best is reported)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-                        / "train" / "T91")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train" / "T91"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hr = hr_patches(args.batch, args.data)
-    print(f"{args.batch} HR patches {PATCH}x{PATCH}, scale x{SCALE:g}, {torch.get_num_threads()} threads, "
-          f"best of {args.rounds} rounds")
+    print(
+        f"{args.batch} HR patches {PATCH}x{PATCH}, scale x{SCALE:g}, {torch.get_num_threads()} threads, "
+        f"best of {args.rounds} rounds"
+    )
     results = {}
     for name in ("classical", "bsrgan", "realesrgan"):
         pipe = get_pipeline(name)
@@ -294,9 +303,10 @@ def main() -> None:
 
         def one_at_a_time():
             for b, r in enumerate(records()):
-                pipe.apply(hr[b:b + 1], [r])
+                pipe.apply(hr[b : b + 1], [r])
 
         if name == "realesrgan":
+
             def reference():
                 basicsr_style_realesrgan(hr, recs)
 
@@ -328,9 +338,11 @@ def main() -> None:
             "speedup_vs_reference_style_full": round(t_full / t_batch, 2),
         }
         r = results[name]
-        print(f"{name:>10}: batched {r['patches_per_s']:7.1f}/s  one at a time {r['batch1_patches_per_s']:7.1f}/s  "
-              f"reference-style {r['reference_style_patches_per_s']:7.1f}/s (x{r['speedup_vs_reference_style']}), "
-              f"full {r['reference_style_full_patches_per_s']:7.1f}/s (x{r['speedup_vs_reference_style_full']})")
+        print(
+            f"{name:>10}: batched {r['patches_per_s']:7.1f}/s  one at a time {r['batch1_patches_per_s']:7.1f}/s  "
+            f"reference-style {r['reference_style_patches_per_s']:7.1f}/s (x{r['speedup_vs_reference_style']}), "
+            f"full {r['reference_style_full_patches_per_s']:7.1f}/s (x{r['speedup_vs_reference_style_full']})"
+        )
     training_batch_cost(args.data)
     print(json.dumps(results))
 
@@ -349,8 +361,10 @@ def training_batch_cost(folder: Path) -> None:
         t0 = time.perf_counter()
         for i in range(10):
             sampler.sample(16, torch.Generator().manual_seed(i + 1))
-        print(f"training batch (16 x 48x48 LR, x1-x4) with {name or 'bicubic'} LR: "
-              f"{(time.perf_counter() - t0) / 10:.3f} s")
+        print(
+            f"training batch (16 x 48x48 LR, x1-x4) with {name or 'bicubic'} LR: "
+            f"{(time.perf_counter() - t0) / 10:.3f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,8 @@ from anyres.enhancement.tasks import get_task
 from anyres.evaluation import evaluate, make_damaged
 from anyres.hub import load_network
 from anyres.io import list_images, read_image, write_bytes_atomic
-from anyres.ops.color import to_rgb
 from anyres.metrics import RGB_PROTOCOL, measure
-from anyres.ops.color import quantize
+from anyres.ops.color import quantize, to_rgb
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,8 +52,10 @@ def lowlight_oracle(folder: Path, seed: int) -> dict:
         damaged, record = make_damaged(clean, task, seed, path.name)
         undone = (damaged / 2.0 ** record["exposure"]).clamp(0.0, 1.0) ** (1.0 / record["gamma"])
         scores.append(measure(quantize(undone), clean, 1, RGB_PROTOCOL))
-    return {"psnr": round(sum(s.psnr for s in scores) / len(scores), 4),
-            "ssim": round(sum(s.ssim for s in scores) / len(scores), 4)}
+    return {
+        "psnr": round(sum(s.psnr for s in scores) / len(scores), 4),
+        "ssim": round(sum(s.ssim for s in scores) / len(scores), 4),
+    }
 
 
 def main() -> None:
@@ -72,28 +73,46 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     models = dict(item.split("=", 1) for item in args.models.split(",") if item)
     sets = [Path(s) for s in args.sets.split(",") if s]
-    reports = {label: {s.name: evaluate(folder, s, task=args.task, seed=args.seed, progress=False)
-                       for s in sets} for label, folder in models.items()}
+    reports = {
+        label: {s.name: evaluate(folder, s, task=args.task, seed=args.seed, progress=False) for s in sets}
+        for label, folder in models.items()
+    }
     means = {label: {name: _means(r["results"][0]) for name, r in by_set.items()} for label, by_set in reports.items()}
     first = next(iter(means.values()))
-    lines = [f"`{args.task}` damage, seed {args.seed}; PSNR (dB) / SSIM on RGB, no shave, full resolution.", "",
-             "| | parameters | " + " | ".join(s.name for s in sets) + " |",
-             "|---|---:|" + "---|" * len(sets),
-             "| damaged input | – | " + " | ".join(f"{first[s.name]['input_psnr']:.2f} / {first[s.name]['input_ssim']:.4f}"
-                                                  for s in sets) + " |"]
+    lines = [
+        f"`{args.task}` damage, seed {args.seed}; PSNR (dB) / SSIM on RGB, no shave, full resolution.",
+        "",
+        "| | parameters | " + " | ".join(s.name for s in sets) + " |",
+        "|---|---:|" + "---|" * len(sets),
+        "| damaged input | – | "
+        + " | ".join(f"{first[s.name]['input_psnr']:.2f} / {first[s.name]['input_ssim']:.4f}" for s in sets)
+        + " |",
+    ]
     oracle = {s.name: lowlight_oracle(s, args.seed) for s in sets} if args.task == "lowlight" else None
     if oracle:
-        lines.append("| oracle: own exposure and gamma undone, noise kept | – | " + " | ".join(
-            f"{oracle[s.name]['psnr']:.2f} / {oracle[s.name]['ssim']:.4f}" for s in sets) + " |")
+        lines.append(
+            "| oracle: own exposure and gamma undone, noise kept | – | "
+            + " | ".join(f"{oracle[s.name]['psnr']:.2f} / {oracle[s.name]['ssim']:.4f}" for s in sets)
+            + " |"
+        )
     params = {label: _parameters(folder) for label, folder in models.items()}
     for label in models:
-        lines.append(f"| {label} (`{models[label]}`) | {params[label]:,} | " + " | ".join(
-            f"{means[label][s.name]['psnr']:.2f} / {means[label][s.name]['ssim']:.4f}" for s in sets) + " |")
+        lines.append(
+            f"| {label} (`{models[label]}`) | {params[label]:,} | "
+            + " | ".join(f"{means[label][s.name]['psnr']:.2f} / {means[label][s.name]['ssim']:.4f}" for s in sets)
+            + " |"
+        )
     print("\n".join(lines))
-    result = {"task": args.task, "seed": args.seed, "models": models, "parameters": params, "means": means,
-              "oracle": oracle, "command": "python benchmarks/enhance_quality.py " + " ".join(sys.argv[1:]),
-              "reports": {label: {name: r["results"][0] for name, r in by_set.items()}
-                          for label, by_set in reports.items()}}
+    result = {
+        "task": args.task,
+        "seed": args.seed,
+        "models": models,
+        "parameters": params,
+        "means": means,
+        "oracle": oracle,
+        "command": "python benchmarks/enhance_quality.py " + " ".join(sys.argv[1:]),
+        "reports": {label: {name: r["results"][0] for name, r in by_set.items()} for label, by_set in reports.items()},
+    }
     out = args.json or HERE / "results" / f"enhance_{args.task}.json"
     write_bytes_atomic(out, (json.dumps(result, indent=2) + "\n").encode())
     print(json.dumps({k: result[k] for k in ("task", "seed", "models", "parameters", "means", "oracle")}))

@@ -42,12 +42,14 @@ DATA = Path("../shared/data")
 TRAIN = [DATA / "train" / n for n in ("T91", "BSD200", "General100")]
 SCALE = 4
 
+
 def hidden_records(hr: torch.Tensor, seed: int) -> list[dict]:
     """The hidden draw for one image: Real-ESRGAN records drawn from a generator seeded with ``seed`` for
     *every* image, so every image gets the same kernels, resize factors, noise levels and JPEG qualities
     (sizes follow each image's own size; noise fields repeat their seeds)."""
-    return get_pipeline("realesrgan").sample(1, torch.Generator().manual_seed(seed), scale=SCALE,
-                                              hr_size=list(hr.shape[-2:]))
+    return get_pipeline("realesrgan").sample(
+        1, torch.Generator().manual_seed(seed), scale=SCALE, hr_size=list(hr.shape[-2:])
+    )
 
 
 def _crop4(img: torch.Tensor) -> torch.Tensor:
@@ -78,9 +80,13 @@ def stage_data(root: Path, hidden_seed: int) -> dict:
     t0 = time.perf_counter()
     _degrade_folder(real_half, root / "real_lr", hidden_seed)
     _degrade_folder(list_images(DATA / "benchmark" / "Set14"), root / "set14_lr", hidden_seed)
-    info = {"hr_images": len(hr_half), "real_lr_images": len(real_half), "hidden_seed": hidden_seed,
-            "hidden_record_256": hidden_records(torch.zeros(1, 3, 256, 256), hidden_seed)[0],
-            "seconds": round(time.perf_counter() - t0, 1)}
+    info = {
+        "hr_images": len(hr_half),
+        "real_lr_images": len(real_half),
+        "hidden_seed": hidden_seed,
+        "hidden_record_256": hidden_records(torch.zeros(1, 3, 256, 256), hidden_seed)[0],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     write_bytes_atomic(root / "data.json", (json.dumps(info, indent=1) + "\n").encode())
     return info
 
@@ -99,15 +105,32 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, thre
 
     cfg = {
         "name": name,
-        "model": {"name": "liif", "args": {"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
-                                           "hidden": [256, 256]}},
+        "model": {
+            "name": "liif",
+            "args": {
+                "encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 16, "n_feats": 64}},
+                "hidden": [256, 256],
+            },
+        },
         "init": str(ROOT / "src" / "anyres" / "weights" / "liif"),
-        "data": {"train": [str(root / "hr_half")], "patch": 48, "scale_min": 4.0, "scale_max": 4.0,
-                 "queries": 2304, "augment": True},
-        "batch_size": 16, "iterations": iters,
+        "data": {
+            "train": [str(root / "hr_half")],
+            "patch": 48,
+            "scale_min": 4.0,
+            "scale_max": 4.0,
+            "queries": 2304,
+            "augment": True,
+        },
+        "batch_size": 16,
+        "iterations": iters,
         "optim": {"lr": 1.0e-4, "milestones": [int(iters * 0.75)], "gamma": 0.5, "warmup": min(200, iters // 5)},
-        "precision": "bf16", "val": {"data": None}, "checkpoint_minutes": 5, "log_every": 50, "seed": 1,
-        "threads": threads, "out_dir": str(root / "runs" / name),
+        "precision": "bf16",
+        "val": {"data": None},
+        "checkpoint_minutes": 5,
+        "log_every": 50,
+        "seed": 1,
+        "threads": threads,
+        "out_dir": str(root / "runs" / name),
     }
     if degradation:
         cfg["data"]["degradation"] = degradation
@@ -121,23 +144,29 @@ def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
     from anyres.train.engine import train
 
     out = {}
-    runs = {"liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}},
-            "liif-bicubic": None}
+    runs = {"liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}}, "liif-bicubic": None}
     for name in which:
         t0 = time.perf_counter()
         trainer = train(load_config(_sr_config(root, name, runs[name], iters, threads)))
-        out[name] = {"iterations": trainer.iteration, "seconds": round(trainer.elapsed, 1),
-                     "wall": round(time.perf_counter() - t0, 1)}
+        out[name] = {
+            "iterations": trainer.iteration,
+            "seconds": round(trainer.elapsed, 1),
+            "wall": round(time.perf_counter() - t0, 1),
+        }
     return out
 
 
 def stage_eval(root: Path) -> dict:
-    from anyres.sr.pretrained import load_upscaler
     from anyres.metrics import measure
     from anyres.metrics.lpips import lpips
+    from anyres.sr.pretrained import load_upscaler
 
-    models = {"bicubic": "bicubic", "liif": "liif", "liif-bicubic": str(root / "runs" / "liif-bicubic" / "model"),
-              "liif-hllhgan": str(root / "runs" / "liif-hllhgan" / "model")}
+    models = {
+        "bicubic": "bicubic",
+        "liif": "liif",
+        "liif-bicubic": str(root / "runs" / "liif-bicubic" / "model"),
+        "liif-hllhgan": str(root / "runs" / "liif-hllhgan" / "model"),
+    }
     rows: dict[str, dict] = {}
     for label, spec in models.items():
         if spec.startswith("/") and not Path(spec).exists():
@@ -151,20 +180,26 @@ def stage_eval(root: Path) -> dict:
             with torch.inference_mode():
                 sr = up.upscale(lr, tuple(hr.shape[-2:])).clamp(0, 1)
             score = measure(sr, hr, SCALE, "benchmark")
-            per[path.name] = {"psnr": round(score.psnr, 3), "ssim": round(score.ssim, 4),
-                              "lpips": round(float(lpips(sr, hr, "alex")), 4)}
+            per[path.name] = {
+                "psnr": round(score.psnr, 3),
+                "ssim": round(score.ssim, 4),
+                "lpips": round(float(lpips(sr, hr, "alex")), 4),
+            }
         n = len(per)
-        rows[label] = {"psnr": round(sum(r["psnr"] for r in per.values()) / n, 3),
-                       "ssim": round(sum(r["ssim"] for r in per.values()) / n, 4),
-                       "lpips": round(sum(r["lpips"] for r in per.values()) / n, 4), "per_image": per}
+        rows[label] = {
+            "psnr": round(sum(r["psnr"] for r in per.values()) / n, 3),
+            "ssim": round(sum(r["ssim"] for r in per.values()) / n, 4),
+            "lpips": round(sum(r["lpips"] for r in per.values()) / n, 4),
+            "per_image": per,
+        }
     return rows
 
 
 def stage_gallery(root: Path, count: int = 8) -> Path:
-    from anyres.sr.data import load_hr_folders
     from anyres.degrade.learned.hllhgan import load_generator
-    from anyres.train.recipes.hllhgan import random_crops
     from anyres.ops.resize import imresize
+    from anyres.sr.data import load_hr_folders
+    from anyres.train.recipes.hllhgan import random_crops
 
     g = torch.Generator().manual_seed(123)
     real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
@@ -176,8 +211,10 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
     pad = 4
     rows = []
     for row in (real, fake, bic):
-        tiles = [torch.nn.functional.pad(t.repeat_interleave(4, -1).repeat_interleave(4, -2), (pad,) * 4, value=1.0)
-                 for t in row]
+        tiles = [
+            torch.nn.functional.pad(t.repeat_interleave(4, -1).repeat_interleave(4, -2), (pad,) * 4, value=1.0)
+            for t in row
+        ]
         rows.append(torch.cat(tiles, -1))
     grid = torch.cat(rows, -2)[None]
     path = root / "gallery.png"
@@ -188,9 +225,9 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
 def patch_statistics(root: Path, count: int = 256) -> dict:
     """Sharpness of real LR, H2L-generated LR, bicubic LR and 4x4 average-pool LR over ``count`` random 16x16
     crops: mean absolute gradient, and the standard deviation of (x - 3x3 box blur of x)."""
-    from anyres.sr.data import load_hr_folders
     from anyres.degrade.learned.hllhgan import load_generator
     from anyres.ops.resize import imresize
+    from anyres.sr.data import load_hr_folders
     from anyres.train.recipes.hllhgan import random_crops
 
     g = torch.Generator().manual_seed(7)
@@ -203,13 +240,17 @@ def patch_statistics(root: Path, count: int = 256) -> dict:
     sets = {"real": real, "h2l": fake, "bicubic": imresize(hr, size=(16, 16)).clamp(0, 1), "avgpool": avg}
 
     def grad(x):
-        return float(((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()) / 2)
+        return float(
+            ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()) / 2
+        )
 
     def high_freq(x):
         blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
         return float((x - blur).std())
 
-    out = {k: {"mean_abs_gradient": round(grad(v), 4), "high_freq_std": round(high_freq(v), 4)} for k, v in sets.items()}
+    out = {
+        k: {"mean_abs_gradient": round(grad(v), 4), "high_freq_std": round(high_freq(v), 4)} for k, v in sets.items()
+    }
     out["h2l_vs_avgpool_rmse"] = round(float(((fake - avg) ** 2).mean().sqrt()), 4)
     return out
 

@@ -67,10 +67,12 @@ KERNEL_SIZE = 11
 NOISE = 0.25
 VAR_RANGE = (0.175 * 2, 2.5 * 2)  # px^2, eigenvalues of the covariance of the x2 kernel
 
-ERROR_DEFINITION = ("ssd = sum of squared tap differences between the estimated and the true kernel, both "
-                    "with centre of mass (s-1)/2 px from the centre tap, zero-padded to a common odd side about "
-                    "their centre taps; relative = ssd / sum(k_true^2); ssd_bicubic = the same for MATLAB's "
-                    "bicubic kernel")
+ERROR_DEFINITION = (
+    "ssd = sum of squared tap differences between the estimated and the true kernel, both "
+    "with centre of mass (s-1)/2 px from the centre tap, zero-padded to a common odd side about "
+    "their centre taps; relative = ssd / sum(k_true^2); ssd_bicubic = the same for MATLAB's "
+    "bicubic kernel"
+)
 
 
 def true_x2_kernel(generator: torch.Generator) -> torch.Tensor:
@@ -98,11 +100,11 @@ def bicubic_kernel(scale: int, size: int) -> torch.Tensor:
     m = n // (2 * scale)  # an interior LR pixel; it averages HR pixels around m * scale + (scale - 1) / 2
     row = resize_matrix(n, n // scale, 1.0 / scale)[m]
     first = int(torch.nonzero(row)[0])
-    taps = row[first:first + 4 * scale]
+    taps = row[first : first + 4 * scale]
     # LR pixel m = sum_u k[u] hr[m * scale + u - size // 2], so HR column j sits at tap u = j - m s + size // 2.
     start = size // 2 + first - m * scale
     k1 = torch.zeros(size, dtype=torch.float64)
-    k1[start:start + taps.numel()] = taps
+    k1[start : start + taps.numel()] = taps
     return torch.outer(k1, k1)
 
 
@@ -160,9 +162,14 @@ def main(argv: list[str] | None = None) -> dict:
         estimate = estimate_kernel(lr, scale=args.scale, iters=args.iters, seed=args.seed)
         seconds = time.perf_counter() - start
         save_npy(set_dir / f"{name}_estimate_x{args.scale}.npy", estimate)
-        row = {"name": path.name, "hr_size": list(hr.shape[-2:]), "lr_size": list(lr.shape[-2:]),
-               "kernel_size": [true.shape[-1], estimate.shape[-1]], **kernel_errors(estimate, true, args.scale),
-               "seconds": round(seconds, 2)}
+        row = {
+            "name": path.name,
+            "hr_size": list(hr.shape[-2:]),
+            "lr_size": list(lr.shape[-2:]),
+            "kernel_size": [true.shape[-1], estimate.shape[-1]],
+            **kernel_errors(estimate, true, args.scale),
+            "seconds": round(seconds, 2),
+        }
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
@@ -170,10 +177,19 @@ def main(argv: list[str] | None = None) -> dict:
         return sum(r[key] for r in rows) / len(rows)
 
     report = {
-        "benchmark": "kernelgan", "scale": args.scale, "iters": args.iters, "seed": args.seed,
-        "data": str(args.data), "images": rows, "mean_ssd": mean("ssd"), "mean_ssd_bicubic": mean("ssd_bicubic"),
-        "mean_relative": mean("relative"), "seconds_per_image": round(mean("seconds"), 2),
-        "threads": 1, "error": ERROR_DEFINITION, "command": " ".join(["python", *sys.argv]),
+        "benchmark": "kernelgan",
+        "scale": args.scale,
+        "iters": args.iters,
+        "seed": args.seed,
+        "data": str(args.data),
+        "images": rows,
+        "mean_ssd": mean("ssd"),
+        "mean_ssd_bicubic": mean("ssd_bicubic"),
+        "mean_relative": mean("relative"),
+        "seconds_per_image": round(mean("seconds"), 2),
+        "threads": 1,
+        "error": ERROR_DEFINITION,
+        "command": " ".join(["python", *sys.argv]),
     }
     write_bytes_atomic(out, (json.dumps(report, indent=1) + "\n").encode("utf-8"))
     print(json.dumps(report))

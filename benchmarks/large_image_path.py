@@ -29,7 +29,8 @@ HEIGHT, WIDTH = 3000, 4000
 
 def measure(arch: str, working_size: int, threads: int) -> dict:
     torch.set_num_threads(threads)
-    from anyres.enhancement.api import enhance_rgb, working_size as size_for
+    from anyres.enhancement.api import enhance_rgb
+    from anyres.enhancement.api import working_size as size_for
     from anyres.registry import NETWORKS
 
     net = NETWORKS.build(arch).eval()
@@ -42,9 +43,16 @@ def measure(arch: str, working_size: int, threads: int) -> dict:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out.shape == x.shape
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"arch": arch, "parameters": params, "input": [HEIGHT, WIDTH],
-            "working": list(work) if work else [HEIGHT, WIDTH], "threads": threads,
-            "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(peak)}
+    return {
+        "arch": arch,
+        "parameters": params,
+        "input": [HEIGHT, WIDTH],
+        "working": list(work) if work else [HEIGHT, WIDTH],
+        "threads": threads,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(peak),
+    }
 
 
 def run_all(threads: int) -> None:
@@ -59,8 +67,10 @@ def run_all(threads: int) -> None:
     print("|---|---:|---|---:|---:|---:|")
     for r in rows:
         at = "full size" if r["working"] == r["input"] else f"{r['working'][0]} x {r['working'][1]} (bicubic down/up)"
-        print(f"| {r['arch']} | {r['parameters']:,} | {at} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
-              f"{r['peak_rss_mb']:,} |")
+        print(
+            f"| {r['arch']} | {r['parameters']:,} | {at} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+            f"{r['peak_rss_mb']:,} |"
+        )
     print(json.dumps(rows))
 
 

@@ -41,8 +41,9 @@ def inference(model: str, runs: int) -> dict:
     net = load_upscaler(model).net
     g = torch.Generator().manual_seed(0)
     # A smooth-ish test image: upsampled noise, so the network sees image-like statistics.
-    lr = torch.nn.functional.interpolate(torch.rand(1, 3, 64, 64, generator=g), size=(256, 256), mode="bicubic",
-                                         align_corners=False).clamp(0, 1)
+    lr = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 64, 64, generator=g), size=(256, 256), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     size = (1024, 1024)
     outs = {}
     times = {"reference": [], "exact": [], "fast": []}
@@ -107,8 +108,11 @@ def training(model: str, runs: int) -> dict:
 
         step()
         rates[name] = statistics.median([_time(step) for _ in range(runs)])
-    return {"train_fast_it_s": round(1 / rates["train_fast"], 3), "train_reference_it_s": round(1 / rates["train_reference"], 3),
-            "train_ratio": round(rates["train_reference"] / rates["train_fast"], 2)}
+    return {
+        "train_fast_it_s": round(1 / rates["train_fast"], 3),
+        "train_reference_it_s": round(1 / rates["train_reference"], 3),
+        "train_ratio": round(rates["train_reference"] / rates["train_fast"], 2),
+    }
 
 
 def main() -> None:

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 
 from anyres.evaluation import make_lr
 from anyres.hub import load_network
-from anyres.sr.render import render
 from anyres.io import list_images, read_image, write_bytes_atomic
-from anyres.ops.color import to_rgb
 from anyres.metrics import measure
+from anyres.ops.color import to_rgb
+from anyres.sr.render import render
 
 HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")
@@ -61,9 +61,14 @@ def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict
     with torch.inference_mode():
         hr_priors = torch.cat([encoder.prior_from(lr, hr) for hr, lr in pairs])
         lr_priors = torch.cat([net.lr_prior(lr, 0) for _, lr in pairs])
-        out = {"model": str(folder), "stage": stage, "iterations": config.get("iterations"), "images": len(pairs),
-               "cos_hr_between_images": round(_mean_offdiag_cos(hr_priors), 4),
-               "hr_prior_norm": round(float(hr_priors.norm(dim=1).mean()), 4)}
+        out = {
+            "model": str(folder),
+            "stage": stage,
+            "iterations": config.get("iterations"),
+            "images": len(pairs),
+            "cos_hr_between_images": round(_mean_offdiag_cos(hr_priors), 4),
+            "hr_prior_norm": round(float(hr_priors.norm(dim=1).mean()), 4),
+        }
         key = "sampled" if stage == 2 else "lr"
         cos = F.cosine_similarity(lr_priors, hr_priors, dim=1)
         out[f"cos_{key}_vs_hr"] = round(float(cos.mean()), 4)
@@ -71,10 +76,10 @@ def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict
         out[f"l1_{key}_vs_hr"] = round(float((lr_priors - hr_priors).abs().mean()), 4)
         psnr = {"hr": [], key: [], "other_image_hr": []}
         for i, (hr, lr) in enumerate(pairs):
-            psnr["hr"].append(_psnr(net, lr, hr, hr_priors[i:i + 1], scale))
-            psnr[key].append(_psnr(net, lr, hr, lr_priors[i:i + 1], scale))
+            psnr["hr"].append(_psnr(net, lr, hr, hr_priors[i : i + 1], scale))
+            psnr[key].append(_psnr(net, lr, hr, lr_priors[i : i + 1], scale))
             j = (i + 1) % len(pairs)
-            psnr["other_image_hr"].append(_psnr(net, lr, hr, hr_priors[j:j + 1], scale))
+            psnr["other_image_hr"].append(_psnr(net, lr, hr, hr_priors[j : j + 1], scale))
     for k, v in psnr.items():
         out[f"psnr_{k}"] = round(statistics.fmean(v), 4)
     return out
@@ -88,8 +93,10 @@ def init_priors(folder: Path, pairs) -> dict:
     net = NETWORKS.build("liifusion", **{**trained.config.__dict__, "stage": 1}).eval()
     with torch.inference_mode():
         z = torch.cat([net.prior_from(lr, hr) for hr, lr in pairs])
-    return {"cos_hr_between_images": round(_mean_offdiag_cos(z), 4),
-            "hr_prior_norm": round(float(z.norm(dim=1).mean()), 4)}
+    return {
+        "cos_hr_between_images": round(_mean_offdiag_cos(z), 4),
+        "hr_prior_norm": round(float(z.norm(dim=1).mean()), 4),
+    }
 
 
 def main() -> None:
@@ -106,8 +113,12 @@ def main() -> None:
     for name in args.sets.split(","):
         for path in list_images(BENCH / name):
             pairs.append(make_lr(to_rgb(read_image(path)[0]), args.scale))
-    report = {"command": " ".join(["python", *sys.argv]), "scale": args.scale, "sets": args.sets,
-              "stage1": probe(args.stage1, pairs, args.scale)}
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "scale": args.scale,
+        "sets": args.sets,
+        "stage1": probe(args.stage1, pairs, args.scale),
+    }
     report["init"] = init_priors(args.stage1, pairs)
     if args.stage2 is not None:
         report["stage2"] = probe(args.stage2, pairs, args.scale, stage1=args.stage1)

@@ -43,6 +43,7 @@ RESULTS = HERE / "results"
 
 def largest_photos(folder: Path, count: int) -> list[Path]:
     """The ``count`` largest images of ``folder`` by pixel count (ties broken by file name)."""
+
     def area(path: Path) -> int:
         with Image.open(path) as im:
             return im.size[0] * im.size[1]
@@ -72,15 +73,26 @@ def overlap_warnings(sets: dict[str, list[Path]], enhancer: Path, lmar: Path) ->
     lmar_rec, enh_rec = _training_record(lmar), _training_record(enhancer)
     excluded = set(lmar_rec.get("exclude", []))
     for name, files in sets.items():
-        for who, rec, skip in (("LMAR", lmar_rec, excluded), ("the enhancer", enh_rec, set(enh_rec.get("exclude", [])))):
+        for who, rec, skip in (
+            ("LMAR", lmar_rec, excluded),
+            ("the enhancer", enh_rec, set(enh_rec.get("exclude", []))),
+        ):
             folders = rec.get("data", [])
-            seen = [p.name for p in files if any(_same_folder(f, p.resolve().parent) for f in folders)
-                    and p.name not in skip]
+            seen = [
+                p.name
+                for p in files
+                if any(_same_folder(f, p.resolve().parent) for f in folders) and p.name not in skip
+            ]
             if seen:
-                notes.append(f"{name}: {len(seen)} of {len(files)} photos are in {who}'s training data "
-                             f"({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''})")
-    if lmar_rec and lmar_rec.get("enhancer", {}).get("folder") and \
-            not _same_folder(lmar_rec["enhancer"]["folder"], enhancer):
+                notes.append(
+                    f"{name}: {len(seen)} of {len(files)} photos are in {who}'s training data "
+                    f"({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''})"
+                )
+    if (
+        lmar_rec
+        and lmar_rec.get("enhancer", {}).get("folder")
+        and not _same_folder(lmar_rec["enhancer"]["folder"], enhancer)
+    ):
         notes.append(f"the LMAR was trained for the enhancer {lmar_rec['enhancer']['folder']}, not {enhancer}")
     return notes
 
@@ -145,44 +157,75 @@ def main() -> None:
             for s in scales:
                 paths = {}
                 for resampler, model in (("bicubic", None), ("lmar", str(args.lmar))):
-                    report = evaluate(str(args.enhancer), folder, working_scale=s, resampler=resampler,
-                                      resampler_model=model, **common)
+                    report = evaluate(
+                        str(args.enhancer),
+                        folder,
+                        working_scale=s,
+                        resampler=resampler,
+                        resampler_model=model,
+                        **common,
+                    )
                     paths[resampler] = report["results"][0]
                 b, m = paths["bicubic"], paths["lmar"]
-                rows.append({
-                    "set": name, "scale": s, "n": b["n"], "input_psnr": round(b["input_psnr"], 3),
-                    "full_psnr": round(full["psnr"], 3) if full else None,
-                    "bicubic_psnr": round(b["psnr"], 3), "lmar_psnr": round(m["psnr"], 3),
-                    "delta_db": round(m["psnr"] - b["psnr"], 3),
-                    "bicubic_seconds_per_image": round(b["seconds"] / b["n"], 4),
-                    "lmar_seconds_per_image": round(m["seconds"] / m["n"], 4),
-                    "per_image": {k: {"bicubic": round(b["per_image"][k]["psnr"], 3),
-                                      "lmar": round(m["per_image"][k]["psnr"], 3)} for k in b["per_image"]},
-                })
+                rows.append(
+                    {
+                        "set": name,
+                        "scale": s,
+                        "n": b["n"],
+                        "input_psnr": round(b["input_psnr"], 3),
+                        "full_psnr": round(full["psnr"], 3) if full else None,
+                        "bicubic_psnr": round(b["psnr"], 3),
+                        "lmar_psnr": round(m["psnr"], 3),
+                        "delta_db": round(m["psnr"] - b["psnr"], 3),
+                        "bicubic_seconds_per_image": round(b["seconds"] / b["n"], 4),
+                        "lmar_seconds_per_image": round(m["seconds"] / m["n"], 4),
+                        "per_image": {
+                            k: {
+                                "bicubic": round(b["per_image"][k]["psnr"], 3),
+                                "lmar": round(m["per_image"][k]["psnr"], 3),
+                            }
+                            for k in b["per_image"]
+                        },
+                    }
+                )
     result = {
-        "enhancer": str(args.enhancer), "lmar": str(args.lmar), "task": args.task, "seed": args.seed,
-        "scales": scales, "sets": {k: [p.name for p in v] for k, v in members.items()},
-        "lmar_parameters": lmar_parameters, "notes": warnings, "rows": rows,
+        "enhancer": str(args.enhancer),
+        "lmar": str(args.lmar),
+        "task": args.task,
+        "seed": args.seed,
+        "scales": scales,
+        "sets": {k: [p.name for p in v] for k, v in members.items()},
+        "lmar_parameters": lmar_parameters,
+        "notes": warnings,
+        "rows": rows,
         "command": "python benchmarks/lmar_quality.py " + " ".join(sys.argv[1:]),
     }
     print(_table(rows, lmar_parameters, args))
     write_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
-    print(json.dumps({k: v for k, v in result.items() if k != "rows"}
-                     | {"rows": [{k: v for k, v in r.items() if k != "per_image"} for r in rows]}))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k != "rows"}
+            | {"rows": [{k: v for k, v in r.items() if k != "per_image"} for r in rows]}
+        )
+    )
 
 
 def _table(rows: list[dict], parameters: int, args: argparse.Namespace) -> str:
-    lines = [f"Enhancer `{args.enhancer}` on `{args.task}` damage (seed {args.seed}), PSNR (dB, RGB) of the "
-             f"full-resolution output; LMAR `{args.lmar}` adds {parameters:,} parameters.",
-             "",
-             "| set | images | working scale | damaged input | full-res enhancer | bicubic path | LMAR path | "
-             "LMAR - bicubic | s/img bicubic | s/img LMAR |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Enhancer `{args.enhancer}` on `{args.task}` damage (seed {args.seed}), PSNR (dB, RGB) of the "
+        f"full-resolution output; LMAR `{args.lmar}` adds {parameters:,} parameters.",
+        "",
+        "| set | images | working scale | damaged input | full-res enhancer | bicubic path | LMAR path | "
+        "LMAR - bicubic | s/img bicubic | s/img LMAR |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         full = f"{r['full_psnr']:.2f}" if r["full_psnr"] is not None else "–"
-        lines.append(f"| {r['set']} | {r['n']} | x{r['scale']:g} | {r['input_psnr']:.2f} | {full} | "
-                     f"{r['bicubic_psnr']:.2f} | {r['lmar_psnr']:.2f} | {r['delta_db']:+.2f} | "
-                     f"{r['bicubic_seconds_per_image']:.3f} | {r['lmar_seconds_per_image']:.3f} |")
+        lines.append(
+            f"| {r['set']} | {r['n']} | x{r['scale']:g} | {r['input_psnr']:.2f} | {full} | "
+            f"{r['bicubic_psnr']:.2f} | {r['lmar_psnr']:.2f} | {r['delta_db']:+.2f} | "
+            f"{r['bicubic_seconds_per_image']:.3f} | {r['lmar_seconds_per_image']:.3f} |"
+        )
     return "\n".join(lines)
 
 

@@ -38,8 +38,9 @@ def _round_weights_through_fp16() -> None:
     import torch
 
     def rounded(state):
-        return {k: (v.half().float() if v.is_floating_point() and v.dtype != torch.float16 else v)
-                for k, v in state.items()}
+        return {
+            k: (v.half().float() if v.is_floating_point() and v.dtype != torch.float16 else v) for k, v in state.items()
+        }
 
     load_file, load = st.load_file, st.load
     st.load_file = lambda *a, **k: rounded(load_file(*a, **k))
@@ -72,13 +73,13 @@ def _images(work: Path) -> dict[str, Path]:
     folder = work / "hr"
     folder.mkdir(exist_ok=True)
     for i in range(3):
-        crop = rgb[i * 8:i * 8 + 76, i * 5:i * 5 + 72]
+        crop = rgb[i * 8 : i * 8 + 76, i * 5 : i * 5 + 72]
         Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"im{i}.png")
     paths["hr"] = folder
     lrdir = work / "lr"
     lrdir.mkdir(exist_ok=True)
     for i in range(3):
-        crop = rgb[i * 4:i * 4 + 72, i * 3:i * 3 + 70]
+        crop = rgb[i * 4 : i * 4 + 72, i * 3 : i * 3 + 70]
         Image.fromarray((crop * 255).round().astype(np.uint8)).save(lrdir / f"lr{i}.png")
     paths["lr"] = lrdir
     return paths
@@ -91,9 +92,9 @@ def record(out: Path, tree: Path) -> None:
     _round_weights_through_fp16()
     torch.set_num_threads(1)
     root = tree
-    import anyres
     from click.testing import CliRunner
 
+    import anyres
     from anyres.cli import main
 
     out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +107,11 @@ def record(out: Path, tree: Path) -> None:
 
     def cli(name: str, *args: str) -> None:
         result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-        text = result.output if not result.exception or isinstance(result.exception, SystemExit) \
+        text = (
+            result.output
+            if not result.exception or isinstance(result.exception, SystemExit)
             else f"{result.output}\nEXCEPTION {type(result.exception).__name__}: {result.exception}"
+        )
         log[name] = f"rc={result.exit_code}\n{text}"
 
     def attempt(name: str, fn) -> None:
@@ -120,25 +124,38 @@ def record(out: Path, tree: Path) -> None:
     sr_models = ["bicubic", "liif", "liif-real", "diinn", "liifusion-s1", "liifusion"]
     for model in sr_models:
         for mode in ("fast", "exact"):
-            attempt(f"upscale_{model}_{mode}",
-                    lambda: save(f"upscale_{model}_{mode}", anyres.upscale(lr, 2.5, model=model, mode=mode)))
-        attempt(f"upscale_{model}_size",
-                lambda: save(f"upscale_{model}_size", anyres.upscale(lr, size=(37, 50), model=model, tile=8)))
-    attempt("upscale_liifusion_seed3",
-            lambda: save("upscale_liifusion_seed3", anyres.upscale(lr, 3, model="liifusion", seed=3)))
+            attempt(
+                f"upscale_{model}_{mode}",
+                lambda: save(f"upscale_{model}_{mode}", anyres.upscale(lr, 2.5, model=model, mode=mode)),
+            )
+        attempt(
+            f"upscale_{model}_size",
+            lambda: save(f"upscale_{model}_size", anyres.upscale(lr, size=(37, 50), model=model, tile=8)),
+        )
+    attempt(
+        "upscale_liifusion_seed3",
+        lambda: save("upscale_liifusion_seed3", anyres.upscale(lr, 3, model="liifusion", seed=3)),
+    )
 
     img, _ = anyres.read_image(paths["rgb"])
-    enhancers = ["deeplpf-retouch", "deeplpf-lowlight", str(root / "checkpoints/unet-lowlight"),
-                 str(root / "checkpoints/unet-retouch"), str(root / "checkpoints/deeplpf-retouch-default-init")]
+    enhancers = [
+        "deeplpf-retouch",
+        "deeplpf-lowlight",
+        str(root / "checkpoints/unet-lowlight"),
+        str(root / "checkpoints/unet-retouch"),
+        str(root / "checkpoints/deeplpf-retouch-default-init"),
+    ]
     for i, model in enumerate(enhancers):
         attempt(f"enhance_{i}", lambda: save(f"enhance_{i}", anyres.enhance(img, model)))
 
     for pipeline in ("classical", "bsrgan", "realesrgan"):
         for scale in (2.0, 3.5):
+
             def run_pipe():
                 lr_img, rec = anyres.degrade_image(img, pipeline, scale, seed=7)
                 save(f"degrade_{pipeline}_{scale}", lr_img)
                 (out / f"degrade_{pipeline}_{scale}.json").write_text(json.dumps(rec, sort_keys=True))
+
             attempt(f"degrade_{pipeline}_{scale}", run_pipe)
 
         def batched():
@@ -148,6 +165,7 @@ def record(out: Path, tree: Path) -> None:
             hr = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(1))
             records = pipe.sample(4, torch.Generator().manual_seed(0), scale=2.5, hr_size=(40, 40))
             save(f"pipe_{pipeline}", pipe.apply(hr, records))
+
         attempt(f"pipe_{pipeline}", batched)
 
     attempt("kernel_x2", lambda: save("kernel_x2", anyres.estimate_kernel(paths["rgb"], 2, iters=30, seed=1)))
@@ -156,6 +174,7 @@ def record(out: Path, tree: Path) -> None:
     def api_eval():
         report = anyres.evaluate("liif", paths["hr"], [2, 3.3])
         (out / "api_evaluate.json").write_text(json.dumps(report, sort_keys=True))
+
     attempt("api_evaluate", api_eval)
 
     c = out / "cli"
@@ -165,58 +184,235 @@ def record(out: Path, tree: Path) -> None:
     cli("up_gray16", "upscale", paths["gray16"], "--width", "40", "--model", "diinn", "-o", c / "up_gray16.png")
     cli("up_tiff", "upscale", paths["small"], "--size", "30x41", "--mode", "exact", "-o", c / "up.tif")
     cli("up_dir", "upscale", paths["hr"], "--scale", "1.5", "--model", "bicubic", "--out-dir", c / "updir")
-    cli("up_blind", "upscale", paths["rgb"], "--scale", "2", "--blind", "--blind-iters", "20",
-        "-o", c / "up_blind.png")
+    cli("up_blind", "upscale", paths["rgb"], "--scale", "2", "--blind", "--blind-iters", "20", "-o", c / "up_blind.png")
     cli("en_explain", "enhance", paths["rgb"], "--explain", "-o", c / "en.png")
-    cli("en_working", "enhance", paths["rgb"], "--working-size", "48", "--model", root / "checkpoints/unet-lowlight",
-        "--resampler", "lmar", "--resampler-model", root / "checkpoints/lmar-lowlight", "-o", c / "en_lmar.png")
+    cli(
+        "en_working",
+        "enhance",
+        paths["rgb"],
+        "--working-size",
+        "48",
+        "--model",
+        root / "checkpoints/unet-lowlight",
+        "--resampler",
+        "lmar",
+        "--resampler-model",
+        root / "checkpoints/lmar-lowlight",
+        "-o",
+        c / "en_lmar.png",
+    )
     cli("en_bicubic", "enhance", paths["rgba"], "--working-size", "12", "-o", c / "en_rgba.png")
-    cli("degrade", "degrade", paths["hr"], "--pipeline", "realesrgan", "--scale", "3", "--seed", "4",
-        "--out-dir", c / "deg", "--params-out", c / "deg_params.json")
+    cli(
+        "degrade",
+        "degrade",
+        paths["hr"],
+        "--pipeline",
+        "realesrgan",
+        "--scale",
+        "3",
+        "--seed",
+        "4",
+        "--out-dir",
+        c / "deg",
+        "--params-out",
+        c / "deg_params.json",
+    )
     cli("degrade_replay", "degrade", paths["hr"], "--replay", c / "deg_params.json", "--out-dir", c / "deg_again")
     cli("degrade_bsrgan", "degrade", paths["rgb"], "--pipeline", "bsrgan", "--scale", "2.5", "-o", c / "deg_b.png")
     cli("eval_bicubic", "evaluate", "--data", paths["hr"], "--scales", "2,3", "--json", c / "eval_bicubic.json")
-    cli("eval_liif", "evaluate", "--model", "liif", "--data", paths["hr"], "--scales", "2,2.5", "--protocol", "div2k",
-        "--metrics", "psnr,ssim,lpips", "--json", c / "eval_liif.json")
-    cli("eval_degr", "evaluate", "--model", "liif-real", "--data", paths["hr"], "--scales", "2",
-        "--degradation", "bsrgan", "--seed", "3", "--json", c / "eval_degr.json")
-    cli("eval_task", "evaluate", "--task", "retouch", "--model", "deeplpf-retouch", "--data", paths["hr"],
-        "--json", c / "eval_task.json")
-    cli("eval_task_lmar", "evaluate", "--task", "lowlight", "--model", root / "checkpoints/unet-lowlight",
-        "--data", paths["hr"], "--working-scale", "2", "--resampler", "lmar", "--resampler-model",
-        root / "checkpoints/lmar-lowlight", "--json", c / "eval_task_lmar.json")
-    cli("compare", "compare", paths["rgb"], "--as-hr", "--scale", "4", "--models", "bicubic,liif",
-        "-o", c / "compare.png")
-    cli("kernel", "estimate-kernel", paths["rgb"], "--scale", "2", "--iters", "25", "-o", c / "kernel.npy",
-        "--png", c / "kernel.png", "--json", c / "kernel.json")
-    cli("hllhgan", "hllhgan", "--hr", paths["hr"], "--lr", paths["lr"], "--out", c / "hllhgan", "--iters", "2",
-        "--batch", "2", "--threads", "1")
-    cli("degrade_hllhgan", "degrade", paths["rgb"], "--pipeline", "hllhgan", "--scale", "4", "--weights", c / "hllhgan" / "h2l",
-        "-o", c / "deg_hllhgan.png")
+    cli(
+        "eval_liif",
+        "evaluate",
+        "--model",
+        "liif",
+        "--data",
+        paths["hr"],
+        "--scales",
+        "2,2.5",
+        "--protocol",
+        "div2k",
+        "--metrics",
+        "psnr,ssim,lpips",
+        "--json",
+        c / "eval_liif.json",
+    )
+    cli(
+        "eval_degr",
+        "evaluate",
+        "--model",
+        "liif-real",
+        "--data",
+        paths["hr"],
+        "--scales",
+        "2",
+        "--degradation",
+        "bsrgan",
+        "--seed",
+        "3",
+        "--json",
+        c / "eval_degr.json",
+    )
+    cli(
+        "eval_task",
+        "evaluate",
+        "--task",
+        "retouch",
+        "--model",
+        "deeplpf-retouch",
+        "--data",
+        paths["hr"],
+        "--json",
+        c / "eval_task.json",
+    )
+    cli(
+        "eval_task_lmar",
+        "evaluate",
+        "--task",
+        "lowlight",
+        "--model",
+        root / "checkpoints/unet-lowlight",
+        "--data",
+        paths["hr"],
+        "--working-scale",
+        "2",
+        "--resampler",
+        "lmar",
+        "--resampler-model",
+        root / "checkpoints/lmar-lowlight",
+        "--json",
+        c / "eval_task_lmar.json",
+    )
+    cli(
+        "compare",
+        "compare",
+        paths["rgb"],
+        "--as-hr",
+        "--scale",
+        "4",
+        "--models",
+        "bicubic,liif",
+        "-o",
+        c / "compare.png",
+    )
+    cli(
+        "kernel",
+        "estimate-kernel",
+        paths["rgb"],
+        "--scale",
+        "2",
+        "--iters",
+        "25",
+        "-o",
+        c / "kernel.npy",
+        "--png",
+        c / "kernel.png",
+        "--json",
+        c / "kernel.json",
+    )
+    cli(
+        "hllhgan",
+        "hllhgan",
+        "--hr",
+        paths["hr"],
+        "--lr",
+        paths["lr"],
+        "--out",
+        c / "hllhgan",
+        "--iters",
+        "2",
+        "--batch",
+        "2",
+        "--threads",
+        "1",
+    )
+    cli(
+        "degrade_hllhgan",
+        "degrade",
+        paths["rgb"],
+        "--pipeline",
+        "hllhgan",
+        "--scale",
+        "4",
+        "--weights",
+        c / "hllhgan" / "h2l",
+        "-o",
+        c / "deg_hllhgan.png",
+    )
 
     runs = work / "runs"
-    tiny_sr = ["--set", "iterations=2", "--set", "batch_size=2", "--set", "data.patch=16", "--set",
-               "data.queries=64", "--set", f"data.train=[{paths['hr']}]", "--set", "val.data=null",
-               "--set", "threads=1", "--set", "log_every=1"]
+    tiny_sr = [
+        "--set",
+        "iterations=2",
+        "--set",
+        "batch_size=2",
+        "--set",
+        "data.patch=16",
+        "--set",
+        "data.queries=64",
+        "--set",
+        f"data.train=[{paths['hr']}]",
+        "--set",
+        "val.data=null",
+        "--set",
+        "threads=1",
+        "--set",
+        "log_every=1",
+    ]
     for cfg in ("liif-edsr-baseline", "diinn-edsr-baseline", "liifusion-s1-edsr-baseline", "liif-real"):
-        cli(f"train_{cfg}", "train", root / "configs" / f"{cfg}.yaml", *tiny_sr,
-            "--set", f"out_dir={runs / cfg}", "--set", "init=null")
+        cli(
+            f"train_{cfg}",
+            "train",
+            root / "configs" / f"{cfg}.yaml",
+            *tiny_sr,
+            "--set",
+            f"out_dir={runs / cfg}",
+            "--set",
+            "init=null",
+        )
     for cfg in ("deeplpf-retouch", "unet-lowlight"):
-        cli(f"train_{cfg}", "train", root / "configs" / f"{cfg}.yaml", "--set", "iterations=2",
-            "--set", "batch_size=2", "--set", f"data.train=[{paths['hr']}]", "--set", "data.patch=32",
-            "--set", "threads=1", "--set", f"out_dir={runs / cfg}")
-    cli("train_lmar", "train", root / "configs" / "lmar-lowlight.yaml", "--set", "iterations=2",
-        "--set", f"data.train=[{paths['hr']}]", "--set", "data.crop=64", "--set", "data.exclude=[]",
-        "--set", f"enhancer={root / 'checkpoints/unet-lowlight'}",
-        "--set", "threads=1", "--set", f"out_dir={runs / 'lmar'}")
+        cli(
+            f"train_{cfg}",
+            "train",
+            root / "configs" / f"{cfg}.yaml",
+            "--set",
+            "iterations=2",
+            "--set",
+            "batch_size=2",
+            "--set",
+            f"data.train=[{paths['hr']}]",
+            "--set",
+            "data.patch=32",
+            "--set",
+            "threads=1",
+            "--set",
+            f"out_dir={runs / cfg}",
+        )
+    cli(
+        "train_lmar",
+        "train",
+        root / "configs" / "lmar-lowlight.yaml",
+        "--set",
+        "iterations=2",
+        "--set",
+        f"data.train=[{paths['hr']}]",
+        "--set",
+        "data.crop=64",
+        "--set",
+        "data.exclude=[]",
+        "--set",
+        f"enhancer={root / 'checkpoints/unet-lowlight'}",
+        "--set",
+        "threads=1",
+        "--set",
+        f"out_dir={runs / 'lmar'}",
+    )
     for run in sorted(runs.glob("*")):
         for weights in sorted(run.rglob("*.safetensors")):
             from safetensors.torch import load_file
 
             state = load_file(str(weights))
             name = "train_" + str(weights.relative_to(runs)).replace("/", "_")
-            np.savez(out / f"{name}.npz", **{k: v.float().numpy() for k, v in state.items()
-                                             if v.is_floating_point()})
+            np.savez(out / f"{name}.npz", **{k: v.float().numpy() for k, v in state.items() if v.is_floating_point()})
     (out / "log.json").write_text(json.dumps(log, indent=1, sort_keys=True))
     shutil.rmtree(work)
 
@@ -258,15 +454,18 @@ def _same(a: Path, b: Path, roots: tuple[Path, Path]) -> str | None:
         return f"{len(bad)} tensors differ, e.g. {bad[:3]}" if bad else None
     if a.suffix == ".json":
         try:
-            ja = _strip_timing(json.loads(a.read_text() if a.name == "log.json" else
-                                          a.read_text().replace(str(roots[0]), "OUT")))
-            jb = _strip_timing(json.loads(b.read_text() if b.name == "log.json" else
-                                          b.read_text().replace(str(roots[1]), "OUT")))
+            ja = _strip_timing(
+                json.loads(a.read_text() if a.name == "log.json" else a.read_text().replace(str(roots[0]), "OUT"))
+            )
+            jb = _strip_timing(
+                json.loads(b.read_text() if b.name == "log.json" else b.read_text().replace(str(roots[1]), "OUT"))
+            )
         except ValueError:
             return "differs (not JSON)"
         if a.name == "log.json":
-            bad = [k for k in sorted(set(ja) | set(jb))
-                   if _log_line(ja.get(k), roots[0]) != _log_line(jb.get(k), roots[1])]
+            bad = [
+                k for k in sorted(set(ja) | set(jb)) if _log_line(ja.get(k), roots[0]) != _log_line(jb.get(k), roots[1])
+            ]
             return f"logs differ: {bad}" if bad else None
         return None if ja == jb else "JSON differs"
     if a.suffix in (".png", ".tif", ".jpg"):
@@ -316,8 +515,12 @@ def compare(old: Path, new: Path) -> int:
 
 def _record_tree(src: Path, out: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--record", str(out), "--src", str(src)],
-                   check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--record", str(out), "--src", str(src)],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Python lines per package of src/anyres at a git revision, and the largest file.
 
-    python scripts/package_lines.py 7f13263     # before the capability layout
-    python scripts/package_lines.py HEAD
+python scripts/package_lines.py 7f13263     # before the capability layout
+python scripts/package_lines.py HEAD
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections import Counter
 
 
 def main(rev: str) -> None:
-    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "src/anyres"], check=True,
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev, "src/anyres"], check=True, capture_output=True, text=True
+    ).stdout.split()
     per_package: Counter[str] = Counter()
     sizes = {}
     for path in files:
@@ -28,8 +29,10 @@ def main(rev: str) -> None:
         print(f"{package:28s} {lines:6d}")
     print(f"{'total':28s} {sum(per_package.values()):6d}")
     largest = max(sizes, key=sizes.get)
-    print(f"largest file: {largest} ({sizes[largest]} lines); files over 500 lines: "
-          f"{sum(n > 500 for n in sizes.values())}")
+    print(
+        f"largest file: {largest} ({sizes[largest]} lines); files over 500 lines: "
+        f"{sum(n > 500 for n in sizes.values())}"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,13 @@ def write_shipped(net: Any, card: dict[str, Any], dest: Path) -> Path:
 
     net = inference_network(net)
     own = net.config_dict()
-    return save_network(net, dest, extra={k: v for k, v in card.items() if k not in own}, float16=True,
-                        keep_float32=KEEP_FLOAT32.get(own["arch"], ()))
+    return save_network(
+        net,
+        dest,
+        extra={k: v for k, v in card.items() if k not in own},
+        float16=True,
+        keep_float32=KEEP_FLOAT32.get(own["arch"], ()),
+    )
 
 
 def repack(folder: Path) -> None:
@@ -76,26 +81,30 @@ def ship(run: Path, name: str, description: str | None) -> None:
     model_dir = run / "model"
     net, config = load_network(model_dir)
     if config.get("iterations") != meta["iteration"]:
-        raise SystemExit(f"{model_dir} (it {config.get('iterations')}) and the checkpoint "
-                         f"(it {meta['iteration']}) differ; wait for the next checkpoint")
+        raise SystemExit(
+            f"{model_dir} (it {config.get('iterations')}) and the checkpoint "
+            f"(it {meta['iteration']}) differ; wait for the next checkpoint"
+        )
     train = meta["config"]
-    config.update({
-        "name": name,
-        "description": description or config.get("description", ""),
-        "training": {
-            "data": [Path(p).name for p in train["data"]["train"]],
-            "iterations": meta["iteration"],
-            "wall_time_hours": round(meta["elapsed"] / 3600, 2),
-            "batch_size": train["batch_size"],
-            "patch": train["data"]["patch"],
-            "scale_range": [train["data"]["scale_min"], train["data"]["scale_max"]],
-            "queries_per_patch": train["data"]["queries"],
-            "optimizer": {"name": "adam", **train["optim"]},
-            "precision": train["precision"],
-            "seed": train["seed"],
-            "validation": meta.get("history", [])[-5:],
-        },
-    })
+    config.update(
+        {
+            "name": name,
+            "description": description or config.get("description", ""),
+            "training": {
+                "data": [Path(p).name for p in train["data"]["train"]],
+                "iterations": meta["iteration"],
+                "wall_time_hours": round(meta["elapsed"] / 3600, 2),
+                "batch_size": train["batch_size"],
+                "patch": train["data"]["patch"],
+                "scale_range": [train["data"]["scale_min"], train["data"]["scale_max"]],
+                "queries_per_patch": train["data"]["queries"],
+                "optimizer": {"name": "adam", **train["optim"]},
+                "precision": train["precision"],
+                "seed": train["seed"],
+                "validation": meta.get("history", [])[-5:],
+            },
+        }
+    )
     dest = write_shipped(net, config, ROOT / "src" / "anyres" / "weights" / name)
     print(f"shipped {run} (iteration {meta['iteration']}, {meta['elapsed'] / 3600:.2f} h) -> {dest}")
 
@@ -105,8 +114,13 @@ def main() -> None:
     ap.add_argument("run", type=Path, nargs="?")
     ap.add_argument("name", nargs="?")
     ap.add_argument("--description", default=None)
-    ap.add_argument("--repack", type=Path, nargs="+", metavar="FOLDER",
-                    help="rewrite these weight folders in place in the shipped form")
+    ap.add_argument(
+        "--repack",
+        type=Path,
+        nargs="+",
+        metavar="FOLDER",
+        help="rewrite these weight folders in place in the shipped form",
+    )
     args = ap.parse_args()
     if args.repack:
         if args.run is not None:

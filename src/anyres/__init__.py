@@ -12,8 +12,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "upscale", "enhance", "load", "degrade_image", "estimate_kernel",
-           "read_image", "write_image"]
+__all__ = [
+    "__version__",
+    "evaluate",
+    "upscale",
+    "enhance",
+    "load",
+    "degrade_image",
+    "estimate_kernel",
+    "read_image",
+    "write_image",
+]
 
 
 # Where each public name lives; imported on first use so that `import anyres` stays cheap for the CLI.

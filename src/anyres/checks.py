@@ -7,12 +7,20 @@ argument and prints what it got (the actual shape, value or dtype), and returns 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
-__all__ = ["describe", "check_image", "check_int", "check_positive", "check_unit_range", "check_choice",
-           "check_same_shape"]
+__all__ = [
+    "describe",
+    "check_image",
+    "check_int",
+    "check_positive",
+    "check_unit_range",
+    "check_choice",
+    "check_same_shape",
+]
 
 
 def describe(x: Any) -> str:
@@ -20,16 +28,21 @@ def describe(x: Any) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def check_image(x: Any, name: str = "image", *, channels: int | tuple[int, ...] | None = None,
-                nonempty: bool = False) -> tuple[int, int, int, int]:
+def check_image(
+    x: Any, name: str = "image", *, channels: int | tuple[int, ...] | None = None, nonempty: bool = False
+) -> tuple[int, int, int, int]:
     """``x`` must be a float ``(B, C, H, W)`` tensor with ``C`` in ``channels`` (any if ``None``).
 
     Returns the shape. ``nonempty``: also refuse a tensor with no elements.
     """
     allowed = (channels,) if isinstance(channels, int) else channels
     want = "C" if allowed is None else "|".join(str(c) for c in allowed)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 \
-            or (allowed is not None and x.shape[1] not in allowed):
+    if (
+        not isinstance(x, torch.Tensor)
+        or not x.is_floating_point()
+        or x.dim() != 4
+        or (allowed is not None and x.shape[1] not in allowed)
+    ):
         dtype = f" of dtype {x.dtype}" if isinstance(x, torch.Tensor) and not x.is_floating_point() else ""
         raise ValueError(f"{name} must be a float (B, {want}, H, W) tensor, got shape {describe(x)}{dtype}")
     if nonempty and x.numel() == 0:
@@ -48,10 +61,15 @@ def check_unit_range(x: torch.Tensor, name: str = "image", *, tolerance: float =
 
 def check_int(value: Any, name: str, *, minimum: int | None = None, odd: bool = False) -> int:
     """``value`` is an int (not a bool), ``>= minimum`` if given, odd if ``odd``."""
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum) \
-            or (odd and value % 2 == 0):
-        what = " ".join(w for w in ("an odd" if odd else "an", "int", f">= {minimum}" if minimum is not None else "")
-                        if w)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+        or (odd and value % 2 == 0)
+    ):
+        what = " ".join(
+            w for w in ("an odd" if odd else "an", "int", f">= {minimum}" if minimum is not None else "") if w
+        )
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
 
@@ -77,8 +95,9 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
 def check_same_shape(x: Any, name: str, other: torch.Tensor, other_name: str) -> torch.Tensor:
     """``x`` is a float tensor with ``other``'s shape."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.shape != other.shape:
-        raise ValueError(f"{name} must be a float tensor of {other_name}'s shape {tuple(other.shape)}, "
-                         f"got shape {describe(x)}")
+        raise ValueError(
+            f"{name} must be a float tensor of {other_name}'s shape {tuple(other.shape)}, got shape {describe(x)}"
+        )
     return x
 
 

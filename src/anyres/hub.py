@@ -33,8 +33,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     write_bytes_atomic(path, data)
 
 
-def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = None, *,
-                 float16: bool = False, keep_float32: tuple[str, ...] = ()) -> Path:
+def save_network(
+    net: Any,
+    folder: str | Path,
+    extra: dict[str, Any] | None = None,
+    *,
+    float16: bool = False,
+    keep_float32: tuple[str, ...] = (),
+) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (``net.config_dict()`` plus ``extra``) into ``folder``.
 
     Each file is replaced atomically; the config alone rebuilds the network (:func:`load_network`).
@@ -44,15 +50,15 @@ def save_network(net: Any, folder: str | Path, extra: dict[str, Any] | None = No
     """
     import json
 
-    import torch
     from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if float16:
-        state = {k: v.half() if v.is_floating_point() and not k.startswith(keep_float32) else v
-                 for k, v in state.items()}
+        state = {
+            k: v.half() if v.is_floating_point() and not k.startswith(keep_float32) else v for k, v in state.items()
+        }
     _write_atomic(folder / WEIGHTS, save(state))
     config = {**net.config_dict(), **(extra or {})}
     _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
@@ -69,7 +75,6 @@ def load_network(folder: str | Path, device: str | None = None):
     import json
 
     import torch
-
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -81,8 +86,11 @@ def load_network(folder: str | Path, device: str | None = None):
     arch = config.get("arch") if isinstance(config, dict) else None
     # A saveable architecture is a NETWORKS entry whose builder names its config dataclass; config.json
     # also holds card fields (name, iterations, ...), so only that dataclass's keys go to the builder.
-    config_class = getattr(NETWORKS.get(arch).builder, "config_class", None) \
-        if isinstance(arch, str) and arch in NETWORKS else None
+    config_class = (
+        getattr(NETWORKS.get(arch).builder, "config_class", None)
+        if isinstance(arch, str) and arch in NETWORKS
+        else None
+    )
     if config_class is None:
         raise RegistryError(f"{folder / CONFIG}: unknown architecture {arch!r}")
     fields = {k: v for k, v in config.items() if k in config_class.__dataclass_fields__}

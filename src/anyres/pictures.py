@@ -6,15 +6,26 @@ Used by the compare sheets (:mod:`anyres.evaluation.compare`), the degradation g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import ImageDraw, ImageFont
 
-__all__ = ["font", "line_height", "text_width", "words_width", "put_words", "fit_words", "wrap_words",
-           "to_uint8", "kernel_picture", "gain_picture"]
+__all__ = [
+    "font",
+    "line_height",
+    "text_width",
+    "words_width",
+    "put_words",
+    "fit_words",
+    "wrap_words",
+    "to_uint8",
+    "kernel_picture",
+    "gain_picture",
+]
 
 
 @lru_cache(maxsize=8)

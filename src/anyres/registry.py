@@ -10,14 +10,29 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from anyres.errors import ConfigError, RegistryError
 
-__all__ = ["Registry", "ModelRegistry", "Entry", "NETWORKS", "UPSCALERS", "ENHANCERS", "DEGRADATIONS", "TASKS",
-           "METRICS", "RESAMPLERS", "CHECKPOINTS", "load", "weights_folders", "options_from"]
+__all__ = [
+    "Registry",
+    "ModelRegistry",
+    "Entry",
+    "NETWORKS",
+    "UPSCALERS",
+    "ENHANCERS",
+    "DEGRADATIONS",
+    "TASKS",
+    "METRICS",
+    "RESAMPLERS",
+    "CHECKPOINTS",
+    "load",
+    "weights_folders",
+    "options_from",
+]
 
 
 @dataclass(frozen=True)
@@ -25,9 +40,9 @@ class Entry:
     name: str
     builder: Callable[..., Any]
     description: str
-    role: str = ""               # a finer kind inside a registry: a network's model role, a learned pipeline
-    folder: Path | None = None   # the weights folder of a discovered model
-    available: bool = True       # False: the folder has its card (config.json) but not its weights
+    role: str = ""  # a finer kind inside a registry: a network's model role, a learned pipeline
+    folder: Path | None = None  # the weights folder of a discovered model
+    available: bool = True  # False: the folder has its card (config.json) but not its weights
     example: Mapping[str, Any] | None = None  # a tiny config of a network: its contract tests build it
 
 
@@ -52,8 +67,9 @@ class Registry(Mapping[str, Entry]):
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def register(self, name: str, description: str, *, role: str = "",
-                 example: Mapping[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(
+        self, name: str, description: str, *, role: str = "", example: Mapping[str, Any] | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
             self.add(Entry(name, builder, description, role, example=example))
             return builder
@@ -126,7 +142,7 @@ class ModelRegistry(Registry):
     def __init__(self, kind: str, populate: tuple[str, ...], *, role: str, task: str):
         super().__init__(kind, populate)
         self.role = role
-        self.task = task                       # what the kind does, for messages ("upscaling")
+        self.task = task  # what the kind does, for messages ("upscaling")
         self.from_folder: Callable[..., Any] | None = None
         self.options: type | None = None
         self.instance: tuple[type, ...] = ()
@@ -156,12 +172,14 @@ def options_from(cls: type, values: Mapping[str, Any], what: str = "option") -> 
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                          f"valid: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(known)}"
+        )
     return cls(**values)
 
 
-CONFIG_FILE = "config.json"   # hub.CONFIG; repeated because the hub is above this module
+CONFIG_FILE = "config.json"  # hub.CONFIG; repeated because the hub is above this module
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -193,15 +211,17 @@ def weights_folders(root: Path, kind: ModelRegistry) -> list[Entry]:
                 raise RegistryError(f"model {_folder.name!r}: its weights are not in this installation ({_folder})")
             return kind.load_folder(_folder, device=device, options=options, name=_folder.name)
 
-        entries.append(Entry(folder.name, build, config.get("description", ""), kind.role, folder,
-                             (folder / WEIGHTS_FILE).is_file()))
+        entries.append(
+            Entry(
+                folder.name, build, config.get("description", ""), kind.role, folder, (folder / WEIGHTS_FILE).is_file()
+            )
+        )
     return entries
 
 
 NETWORKS = Registry("network", populate=("anyres.sr", "anyres.enhancement"))
 UPSCALERS = ModelRegistry("model", populate=("anyres.sr.pretrained",), role="upscaler", task="upscaling")
-ENHANCERS = ModelRegistry("enhancement model", populate=("anyres.enhancement",), role="enhancer",
-                          task="enhancement")
+ENHANCERS = ModelRegistry("enhancement model", populate=("anyres.enhancement",), role="enhancer", task="enhancement")
 MODEL_KINDS = (UPSCALERS, ENHANCERS)
 DEGRADATIONS = Registry("degradation pipeline", populate=("anyres.degrade",), ordered=True)
 TASKS = Registry("enhancement task", populate=("anyres.enhancement.tasks",), ordered=True)
@@ -234,8 +254,14 @@ def _convert(path: Path) -> Path:
     raise RegistryError(f"{path}: not a model folder (expected config.json and model.safetensors inside)")
 
 
-def load(model: Any = "bicubic", device: str | None = None, *, kind: ModelRegistry | None = None,
-         options: Any = None, **fields: Any) -> Any:
+def load(
+    model: Any = "bicubic",
+    device: str | None = None,
+    *,
+    kind: ModelRegistry | None = None,
+    options: Any = None,
+    **fields: Any,
+) -> Any:
     """A ready model from a name, a weights folder, a foreign checkpoint file or a model instance.
 
     ``kind``: :data:`UPSCALERS` or :data:`ENHANCERS`, or None for whichever kind the name or folder is
@@ -245,8 +271,10 @@ def load(model: Any = "bicubic", device: str | None = None, *, kind: ModelRegist
     folders of another kind and missing weights raise a one-line :class:`~anyres.errors.AnyresError`.
     """
     if fields:
-        options = {**(asdict(options) if options is not None and not isinstance(options, Mapping)
-                      else dict(options or {})), **fields}
+        options = {
+            **(asdict(options) if options is not None and not isinstance(options, Mapping) else dict(options or {})),
+            **fields,
+        }
     kinds = (kind,) if kind is not None else MODEL_KINDS
     for k in kinds:
         k.ensure()

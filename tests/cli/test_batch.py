@@ -47,8 +47,9 @@ def test_default_output_name_beside_the_input_and_overwrite_rule(tmp_path, comma
     first = target.read_bytes()
     target.write_bytes(b"keep")
     res = _run(*args, src)
-    assert res.exit_code == 1 and _errors(res) == [f"anyres: error: {target}: already exists; pass --overwrite to "
-                                                   f"replace it"]
+    assert res.exit_code == 1 and _errors(res) == [
+        f"anyres: error: {target}: already exists; pass --overwrite to replace it"
+    ]
     assert target.read_bytes() == b"keep"
     assert _run(*args, src, "--overwrite").exit_code == 0 and target.read_bytes() == first
 

@@ -9,14 +9,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 import anyres
-from anyres.enhancement.api import FILTER_PANELS, load_enhancer
 from anyres.cli import main
+from anyres.enhancement.api import FILTER_PANELS, load_enhancer
+from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.errors import ImageWriteError, RegistryError
 from anyres.hub import save_network
 from anyres.io import read_image
 from anyres.ops.color import to_rgb
-from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
-from anyres.enhancement.unet import UNetEnhancer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,7 +76,9 @@ def test_formats_alpha_gray_and_16_bit_are_kept(tmp_path, deeplpf_dir):
     rgba[..., :3] = np.random.default_rng(1).integers(0, 256, (12, 10, 3))
     rgba[..., 3] = np.arange(10, dtype=np.uint8)[None] * 20
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (12, 10), dtype=np.uint8), "L").save(tmp_path / "gray.png")
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (12, 10), dtype=np.uint8), "L").save(
+        tmp_path / "gray.png"
+    )
     Image.fromarray(np.full((12, 10), 40000, np.uint16)).save(tmp_path / "deep.png")
     _rgb(tmp_path / "photo.jpg")
     folder = tmp_path / "in"
@@ -114,7 +116,7 @@ def test_explain_writes_parameters_matching_explain_and_a_decodable_map_picture(
     picture = np.asarray(Image.open(tmp_path / "a_filters.png")).astype(np.float64)
     assert picture.shape == (11, 3 * 17, 3)
     for k, name in enumerate(FILTER_PANELS):
-        gain = 2 * picture[:, k * 17:(k + 1) * 17] / 255  # the documented encoding
+        gain = 2 * picture[:, k * 17 : (k + 1) * 17] / 255  # the documented encoding
         assert np.abs(gain - info["maps"][name][0].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
     # The enhanced image is the network's forward output.
     assert torch.equal(read_image(tmp_path / "a_enhanced.png")[0], _expected(deeplpf_dir, src))
@@ -133,8 +135,9 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path, deeplpf_dir, unet_dir
     res = _run("enhance", tmp_path / "bad.png", a, "--model", unet_dir)
     assert res.exit_code == 1 and (tmp_path / "a_enhanced.png").is_file()
     assert not (tmp_path / "bad_enhanced.png").exists()
-    assert [line for line in res.stderr.splitlines() if line.startswith("anyres: error:")] == \
-        [line for line in res.stderr.splitlines() if "bad.png" in line and "error" in line]
+    assert [line for line in res.stderr.splitlines() if line.startswith("anyres: error:")] == [
+        line for line in res.stderr.splitlines() if "bad.png" in line and "error" in line
+    ]
 
 
 def test_inputs_and_existing_outputs_are_never_clobbered(tmp_path, deeplpf_dir):
@@ -164,8 +167,7 @@ def test_a_failed_write_removes_the_files_of_that_image(tmp_path, deeplpf_dir, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "dlpf"]
 
 
-def test_registered_names_resolve_to_shipped_folders_and_report_missing_weights(tmp_path, deeplpf_dir,
-                                                                               monkeypatch):
+def test_registered_names_resolve_to_shipped_folders_and_report_missing_weights(tmp_path, deeplpf_dir, monkeypatch):
     import shutil
 
     import anyres.hub
@@ -209,12 +211,14 @@ def _scene(size=96):
 
 
 # Mean PSNR gains measured on this scene: about 10 dB (lowlight) and 2.6 dB (retouch, a milder damage).
-@pytest.mark.parametrize("name, task, min_gain", [("deeplpf-lowlight", "lowlight", 3.0), ("deeplpf-retouch", "retouch", 1.0)])
+@pytest.mark.parametrize(
+    "name, task, min_gain", [("deeplpf-lowlight", "lowlight", 3.0), ("deeplpf-retouch", "retouch", 1.0)]
+)
 def test_shipped_enhancers_load_by_name_and_undo_their_damage(name, task, min_gain):
     from anyres.enhancement.tasks import get_task
     from anyres.evaluation import make_damaged
-    from anyres.metrics import RGB_PROTOCOL, measure
     from anyres.hub import WEIGHTS_DIR
+    from anyres.metrics import RGB_PROTOCOL, measure
 
     if not (WEIGHTS_DIR / name / "config.json").is_file():
         pytest.skip(f"{name} is not shipped in this checkout")

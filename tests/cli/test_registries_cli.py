@@ -20,8 +20,9 @@ def _choices(command, name):
 
 
 def test_choices_are_the_registries():
-    assert _choices("evaluate", "degradation") == DEGRADATIONS.names("synthetic") == ["classical", "bsrgan",
-                                                                                       "realesrgan"]
+    assert (
+        _choices("evaluate", "degradation") == DEGRADATIONS.names("synthetic") == ["classical", "bsrgan", "realesrgan"]
+    )
     assert _choices("evaluate", "task") == list(TASKS) == ["retouch", "lowlight"]
     assert _choices("evaluate", "resampler") == _choices("enhance", "resampler") == list(RESAMPLERS)
     assert _choices("evaluate", "mode") == _choices("upscale", "mode") == list(RENDER_MODES)
@@ -30,8 +31,12 @@ def test_choices_are_the_registries():
 
 
 def test_free_text_options_name_every_registered_entry_in_their_help():
-    for command, name, names in (("upscale", "model", UPSCALERS), ("enhance", "model", ENHANCERS),
-                                 ("degrade", "pipeline", DEGRADATIONS), ("evaluate", "metrics", METRICS)):
+    for command, name, names in (
+        ("upscale", "model", UPSCALERS),
+        ("enhance", "model", ENHANCERS),
+        ("degrade", "pipeline", DEGRADATIONS),
+        ("evaluate", "metrics", METRICS),
+    ):
         help_text = _option(command, name).help
         assert names and all(n in help_text for n in names), (command, name, help_text)
 

@@ -9,7 +9,6 @@ from anyres.cli import main
 from anyres.hub import save_network
 from anyres.io import read_image
 from anyres.sr.liif import LIIF
-
 from conftest import tiny_liif_config
 
 
@@ -31,8 +30,12 @@ def _rgb(path, size=(20, 14)):
 
 def test_upscale_scale_size_width_height(tmp_path, model_dir):
     src = _rgb(tmp_path / "a.png")
-    for opts, expected in ([("--scale", 2.5), (50, 35)], [("--size", "33x21"), (33, 21)],
-                           [("--width", 40), (40, 28)], [("--height", 7), (10, 7)]):
+    for opts, expected in (
+        [("--scale", 2.5), (50, 35)],
+        [("--size", "33x21"), (33, 21)],
+        [("--width", 40), (40, 28)],
+        [("--height", 7), (10, 7)],
+    ):
         out = tmp_path / f"out_{opts[0][2:]}.png"
         res = _run("upscale", src, *opts, "-o", out, "--model", model_dir)
         assert res.exit_code == 0, res.output
@@ -46,8 +49,18 @@ def test_alpha_grayscale_and_16_bit_are_preserved(tmp_path, model_dir):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
     Image.fromarray(np.full((12, 10), 77, np.uint8), "L").save(tmp_path / "gray.png")
     Image.fromarray(np.full((12, 10), 40000, np.uint16)).save(tmp_path / "deep.png")
-    res = _run("upscale", tmp_path / "alpha.png", tmp_path / "gray.png", tmp_path / "deep.png", "--scale", 2,
-               "--out-dir", tmp_path / "out", "--model", model_dir)
+    res = _run(
+        "upscale",
+        tmp_path / "alpha.png",
+        tmp_path / "gray.png",
+        tmp_path / "deep.png",
+        "--scale",
+        2,
+        "--out-dir",
+        tmp_path / "out",
+        "--model",
+        model_dir,
+    )
     assert res.exit_code == 0, res.output
     a = Image.open(tmp_path / "out" / "alpha.png")
     assert a.mode == "RGBA" and a.size == (20, 24)
@@ -60,8 +73,18 @@ def test_alpha_grayscale_and_16_bit_are_preserved(tmp_path, model_dir):
 def test_bad_inputs_are_reported_while_others_finish(tmp_path, model_dir):
     good = _rgb(tmp_path / "good.png")
     (tmp_path / "bad.png").write_text("not an image")
-    res = _run("upscale", tmp_path / "bad.png", good, tmp_path / "missing.png", "--scale", 2,
-               "--out-dir", tmp_path / "out", "--model", model_dir)
+    res = _run(
+        "upscale",
+        tmp_path / "bad.png",
+        good,
+        tmp_path / "missing.png",
+        "--scale",
+        2,
+        "--out-dir",
+        tmp_path / "out",
+        "--model",
+        model_dir,
+    )
     assert res.exit_code == 1
     assert (tmp_path / "out" / "good.png").exists()
     assert not (tmp_path / "out" / "bad.png").exists()
@@ -86,8 +109,16 @@ def test_outputs_and_inputs_are_never_clobbered(tmp_path, model_dir):
     assert (tmp_path / "a_anyres.png").exists()
 
 
-@pytest.mark.parametrize("args", [["--scale", 2, "--width", 3], [], ["--scale", -1], ["--size", "12by4"],
-                                  ["--scale", 2, "--model", "no-such-model"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--scale", 2, "--width", 3],
+        [],
+        ["--scale", -1],
+        ["--size", "12by4"],
+        ["--scale", 2, "--model", "no-such-model"],
+    ],
+)
 def test_option_errors_are_one_line(tmp_path, model_dir, args):
     src = _rgb(tmp_path / "a.png")
     res = _run("upscale", src, *args)
@@ -111,8 +142,9 @@ def test_shipped_models_load_and_beat_nearest(name):
     from anyres.metrics import measure
 
     g = torch.Generator().manual_seed(0)
-    hr = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic",
-                                         align_corners=False).clamp(0, 1)
+    hr = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
     hr, lr = make_lr(hr, 2)
     sr = anyres.upscale(lr, size=(48, 48), model=name)
     near = anyres.upscale(lr, size=(48, 48), model="nearest")

@@ -66,9 +66,11 @@ def write_png16(path, a: np.ndarray) -> None:
 
 # ------------------------------------------------------------------------------------------- 8-bit modes
 
-@pytest.mark.parametrize("mode, channels, gray, has_alpha", [
-    ("RGB", 3, False, False), ("L", 1, True, False), ("RGBA", 3, False, True), ("LA", 1, True, True),
-])
+
+@pytest.mark.parametrize(
+    "mode, channels, gray, has_alpha",
+    [("RGB", 3, False, False), ("L", 1, True, False), ("RGBA", 3, False, True), ("LA", 1, True, True)],
+)
 def test_8bit_modes_round_trip_exactly(tmp_path, rng, mode, channels, gray, has_alpha):
     a = u8(rng, H, W, len(mode))
     src = tmp_path / "src.png"
@@ -129,6 +131,7 @@ def test_bilevel_becomes_gray(tmp_path, rng):
 
 # ------------------------------------------------------------------------------------------- 16 bit
 
+
 def test_16bit_gray_png_exact(tmp_path, rng):
     a = u16(rng, H, W)
     src = tmp_path / "g16.png"
@@ -166,8 +169,12 @@ def test_16bit_colour_png_exact_via_pypng(tmp_path, rng, channels):
 def test_16bit_tiff_exact_via_tifffile(tmp_path, rng, channels):
     a = u16(rng, H, W, channels)
     src = tmp_path / "t16.tif"
-    tifffile.imwrite(src, a[..., 0] if channels == 1 else a, photometric="minisblack" if channels == 1 else "rgb",
-                     extrasamples=["unassalpha"] if channels == 4 else None)
+    tifffile.imwrite(
+        src,
+        a[..., 0] if channels == 1 else a,
+        photometric="minisblack" if channels == 1 else "rgb",
+        extrasamples=["unassalpha"] if channels == 4 else None,
+    )
     x, meta = read_image(src)
     assert meta.bit_depth == 16 and meta.format == "TIFF" and x.shape[1] == min(channels, 3)
     np.testing.assert_array_equal(hwc(x, 65535), a[..., :3])
@@ -186,6 +193,7 @@ def test_float_tiff_is_read_and_clipped(tmp_path, rng):
 
 
 # ------------------------------------------------------------------------------------------- formats
+
 
 @pytest.mark.parametrize("ext", [".png", ".tif", ".tiff", ".bmp", ".webp"])
 @pytest.mark.parametrize("channels", [1, 3])
@@ -268,6 +276,7 @@ def test_chw_input_and_missing_parent_dirs(tmp_path):
 
 # ------------------------------------------------------------------------------------------- metadata
 
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_applied_to_pixels_and_alpha(tmp_path, rng, orientation):
     a = u8(rng, H, W, 4)
@@ -300,8 +309,7 @@ def test_exif_orientation_in_jpeg(tmp_path, rng):
     np.testing.assert_array_equal(hwc(x, 255), np.rot90(decoded, -1))
 
 
-@pytest.mark.parametrize("src_ext, dst_ext", [(".png", ".png"), (".png", ".jpg"), (".jpg", ".webp"),
-                                              (".png", ".tif")])
+@pytest.mark.parametrize("src_ext, dst_ext", [(".png", ".png"), (".png", ".jpg"), (".jpg", ".webp"), (".png", ".tif")])
 def test_icc_profile_carried(tmp_path, rng, src_ext, dst_ext):
     icc = srgb_icc()
     src = tmp_path / f"src{src_ext}"
@@ -372,10 +380,12 @@ def test_channel_helpers():
 
 # ------------------------------------------------------------------------------------------- safe writing
 
+
 def _failing_save(exc):
     def save(self, fp, *args, **kwargs):
         fp.write(b"half an image")
         raise exc
+
     return save
 
 
@@ -405,6 +415,7 @@ def test_failed_encode_keeps_existing_target(tmp_path, monkeypatch):
 def test_failed_tiff_encode_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise ValueError("tiff encoder failed")
+
     monkeypatch.setattr(tifffile, "imwrite", boom)
     with pytest.raises(ImageWriteError, match="tiff encoder failed"):
         write_image(tmp_path / "x.tif", torch.rand(1, 3, H, W))
@@ -450,6 +461,7 @@ def test_check_not_input(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------- bomb guard
 
+
 def test_bomb_guard(tmp_path, rng, monkeypatch):
     src = tmp_path / "big.png"
     Image.fromarray(u8(rng, H, W, 3)).save(src)
@@ -477,6 +489,7 @@ def test_bomb_guard_runs_before_decoding(tmp_path, rng, monkeypatch):
 
     def no_decode(self):
         raise AssertionError("decoded before the size check")
+
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
     with pytest.raises(ImageReadError, match="limit"):
         read_image(src, max_pixels=10)
@@ -501,6 +514,7 @@ def test_pillow_own_bomb_check_is_replaced_by_ours(tmp_path, rng, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------- bad inputs
+
 
 def _make_bad(kind: str, tmp_path: Path, rng) -> Path:
     good = tmp_path / "good.png"
@@ -550,11 +564,21 @@ def _make_bad(kind: str, tmp_path: Path, rng) -> Path:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("missing", "no such file"), ("directory", "directory"), ("text", "not an image"),
-    ("truncated_png", "truncated"), ("truncated_png16", "truncated"), ("truncated_jpeg", "truncated"),
-    ("empty", "empty"), ("int32_tiff", "unsupported"), ("uint32_tiff", "unsupported"), ("nan_tiff", "NaN"),
-])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("missing", "no such file"),
+        ("directory", "directory"),
+        ("text", "not an image"),
+        ("truncated_png", "truncated"),
+        ("truncated_png16", "truncated"),
+        ("truncated_jpeg", "truncated"),
+        ("empty", "empty"),
+        ("int32_tiff", "unsupported"),
+        ("uint32_tiff", "unsupported"),
+        ("nan_tiff", "NaN"),
+    ],
+)
 def test_bad_inputs_raise_one_line_error_naming_the_file(tmp_path, rng, kind, reason):
     bad = _make_bad(kind, tmp_path, rng)
     with pytest.raises(ImageReadError) as err:
@@ -564,6 +588,7 @@ def test_bad_inputs_raise_one_line_error_naming_the_file(tmp_path, rng, kind, re
 
 
 # ------------------------------------------------------------------------------------------- listing
+
 
 def test_list_images(tmp_path):
     for name in ("b.png", "a.JPG", "c.tiff", "notes.txt", ".hidden.png", "d.webp"):

@@ -15,15 +15,27 @@ CORE = ("errors", "checks", "registry", "io", "hub", "ops", "nn", "metrics", "pi
 LAYER = {
     **{name: 0 for name in CORE},
     "degrade": 1,
-    "sr": 2, "enhancement": 2,
+    "sr": 2,
+    "enhancement": 2,
     "evaluation": 3,
     "train": 4,
     "cli": 5,
-    "__init__": 6, "__main__": 6,
+    "__init__": 6,
+    "__main__": 6,
 }
 # Inside the core, a stricter order: errors and checks import nothing of anyres; ops import no nn, ...
-CORE_ORDER = {"errors": 0, "checks": 1, "registry": 1, "io": 2, "config": 2, "ops": 2, "nn": 3, "metrics": 3,
-              "pictures": 3, "hub": 4}
+CORE_ORDER = {
+    "errors": 0,
+    "checks": 1,
+    "registry": 1,
+    "io": 2,
+    "config": 2,
+    "ops": 2,
+    "nn": 3,
+    "metrics": 3,
+    "pictures": 3,
+    "hub": 4,
+}
 
 
 def _top(module_path: Path) -> str:
@@ -61,5 +73,6 @@ def test_imports_point_down(path):
             continue
         where = f"{path.relative_to(SRC)}:{line} imports anyres.{target}"
         assert target in LAYER, f"{where}, which has no layer"
-        assert LAYER[target] < LAYER[own] or (LAYER[own] == 0 and CORE_ORDER[target] <= CORE_ORDER[own]), \
+        assert LAYER[target] < LAYER[own] or (LAYER[own] == 0 and CORE_ORDER[target] <= CORE_ORDER[own]), (
             f"{where} (a higher layer or a sibling capability)"
+        )

@@ -9,10 +9,9 @@ import torch
 import anyres.enhancement  # noqa: F401  (registers the networks)
 import anyres.sr  # noqa: F401
 from anyres.hub import load_network, save_network
-from anyres.sr.render import LIIFUpscaler, render
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
-
+from anyres.sr.render import LIIFUpscaler, render
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -77,7 +76,9 @@ def test_float16_folder_loads_to_the_rounded_float32_network(arch, tmp_path):
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
     loaded, _ = load_network(tmp_path / "m")
     for k, v in net.state_dict().items():  # upcast on load: float32 values, float16 precision
-        assert loaded.state_dict()[k].dtype == torch.float32 and torch.equal(loaded.state_dict()[k], v.half().float()), k
+        assert loaded.state_dict()[k].dtype == torch.float32 and torch.equal(
+            loaded.state_dict()[k], v.half().float()
+        ), k
     assert not all(torch.equal(v, v.half().float()) for v in net.state_dict().values())  # the rounding is real
     rounded = _net(arch).eval()
     rounded.load_state_dict({k: v.half().float() for k, v in net.state_dict().items()})
@@ -86,7 +87,8 @@ def test_float16_folder_loads_to_the_rounded_float32_network(arch, tmp_path):
     save_network(net, tmp_path / "mixed", float16=True, keep_float32=("encoder.",))
     with safe_open(str(tmp_path / "mixed" / "model.safetensors"), framework="pt") as f:
         assert {k: f.get_slice(k).get_dtype() for k in f.keys()} == {
-            k: "F32" if k.startswith("encoder.") else "F16" for k in net.state_dict()}
+            k: "F32" if k.startswith("encoder.") else "F16" for k in net.state_dict()
+        }
     mixed, _ = load_network(tmp_path / "mixed")
     for k, v in net.state_dict().items():
         assert torch.equal(mixed.state_dict()[k], v if k.startswith("encoder.") else v.half().float()), k
@@ -100,8 +102,9 @@ def test_chunked_query_equals_full_query(arch):
     with torch.no_grad():
         feat = net.encode(lr)
         full = net.query(feat, coord, cell, mode="exact")
-        chunks = torch.cat([net.query(feat, coord[:, a:a + 37], cell[:, a:a + 37], mode="exact")
-                            for a in range(0, 300, 37)], dim=1)
+        chunks = torch.cat(
+            [net.query(feat, coord[:, a : a + 37], cell[:, a : a + 37], mode="exact") for a in range(0, 300, 37)], dim=1
+        )
     assert (chunks - full).abs().max() <= 1e-6
 
 
@@ -151,10 +154,16 @@ def test_trains_and_checkpoints_with_the_trainer(arch, tmp_path):
 
     g = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
-    cfg = TrainConfig(model={"name": _arch(arch), "args": ARCHS[arch]},
-                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
-                      iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
-                      out_dir=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        model={"name": _arch(arch), "args": ARCHS[arch]},
+        data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+        batch_size=2,
+        iterations=2,
+        optim=OptimConfig(lr=1e-3),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
     trainer = build(cfg, images=images, log=lambda msg: None)
     before = {k: v.clone() for k, v in trainer.recipe.net.named_parameters() if v.requires_grad}
     trainer.run()

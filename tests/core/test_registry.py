@@ -7,14 +7,13 @@ import torch
 
 import anyres
 import anyres.hub
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.errors import ConfigError, RegistryError
 from anyres.hub import save_network
 from anyres.registry import CHECKPOINTS, ENHANCERS, UPSCALERS, Entry, Registry, load
 from anyres.sr.liif import LIIF
 from anyres.sr.pretrained import load_upscaler
 from anyres.sr.render import LIIFUpscaler, RenderOptions
-from anyres.enhancement.unet import UNetEnhancer
-
 from conftest import tiny_liif_config
 
 
@@ -39,8 +38,9 @@ def weights_dir(tmp_path, monkeypatch):
 
 def test_a_weights_folder_dropped_in_is_discovered_by_its_arch(weights_dir):
     torch.manual_seed(0)
-    save_network(LIIF(tiny_liif_config()), weights_dir / "tiny-sr", extra={"name": "tiny-sr",
-                                                                         "description": "a tiny LIIF"})
+    save_network(
+        LIIF(tiny_liif_config()), weights_dir / "tiny-sr", extra={"name": "tiny-sr", "description": "a tiny LIIF"}
+    )
     save_network(UNetEnhancer(width=2, levels=2), weights_dir / "tiny-en", extra={"description": "a tiny U-Net"})
     (weights_dir / "odd").mkdir()
     (weights_dir / "odd" / "config.json").write_text(json.dumps({"arch": "edsr-baseline"}))  # no model role
@@ -68,8 +68,11 @@ def test_a_folder_of_another_kind_is_refused_by_kind(tmp_path):
 
 def test_render_options_are_typed_and_unknown_options_fail_clearly():
     assert RenderOptions.from_kwargs(tile=None, seed=2) == RenderOptions(tile=None, seed=2)
-    with pytest.raises(ConfigError, match=r"unknown upscaler option 'tiles'; valid: mode, tile, chunk, seed, "
-                                          r"progress"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown upscaler option 'tiles'; valid: mode, tile, chunk, seed, "
+        r"progress",
+    ):
         load_upscaler("bicubic", tiles=64)
     with pytest.raises(ConfigError, match="unknown upscaler option 'mdoe'"):
         anyres.upscale(torch.rand(1, 3, 4, 4), 2, model="bicubic", mdoe="exact")

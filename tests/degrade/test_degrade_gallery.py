@@ -33,8 +33,9 @@ def as_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def tile_box(row: int, col: int, H: int, W: int, text_width: int, text_height: int, label_width: int, pad: int,
-             **_) -> tuple[int, int]:
+def tile_box(
+    row: int, col: int, H: int, W: int, text_width: int, text_height: int, label_width: int, pad: int, **_
+) -> tuple[int, int]:
     """Top-left (x, y) of a tile, from the layout documented in ``anyres.degrade.gallery``."""
     col_w = max(W, text_width)
     return (pad + label_width + col * (col_w + pad) + (col_w - W) // 2, pad + row * (H + text_height + pad))
@@ -62,7 +63,7 @@ def test_gallery_size_follows_layout(H, W, n):
     with_legend = make_gallery(hr, pipelines=("classical",), n=1, **{**LAYOUT, "legend": True})
     without = make_gallery(hr, pipelines=("classical",), n=1, **LAYOUT)
     assert with_legend.width == without.width and with_legend.height > without.height
-    assert np.array_equal(as_array(with_legend)[:without.height], as_array(without))
+    assert np.array_equal(as_array(with_legend)[: without.height], as_array(without))
 
 
 def test_tiles_equal_replayed_records():
@@ -77,17 +78,17 @@ def test_tiles_equal_replayed_records():
         fresh = get_pipeline(name).sample(n, torch.Generator().manual_seed(seed), scale=scale, hr_size=(H, W))
         assert records[name] == fresh
         x, y = tile_box(row, 0, H, W, **LAYOUT)
-        assert np.array_equal(pixels[y:y + H, x:x + W], hr_u8), f"{name}: HR tile"
+        assert np.array_equal(pixels[y : y + H, x : x + W], hr_u8), f"{name}: HR tile"
         for k in range(n):
             x, y = tile_box(row, k + 1, H, W, **LAYOUT)
-            tile = pixels[y:y + H, x:x + W]
+            tile = pixels[y : y + H, x : x + W]
             want = expected_tile(name, hr, records[name][k])
             assert np.array_equal(tile, want), f"{name}: tile {k + 1} differs from the replayed record"
             assert not np.array_equal(tile, hr_u8)
             # Nearest display at x4: every 4x4 block is one LR pixel.
             assert np.array_equal(tile[0], tile[3]) and np.array_equal(tile[:, 0], tile[:, 3])
             # The summary is drawn under the tile (dark text on the white band).
-            band = pixels[y + H:y + H + LAYOUT["text_height"], x:x + W]
+            band = pixels[y + H : y + H + LAYOUT["text_height"], x : x + W]
             assert band.min() < 100
     assert json.loads(json.dumps(records)) == records  # can be written beside the PNG as it is
 
@@ -97,11 +98,14 @@ def _mentions(number: int, lines: list[str]) -> int:
     return len(re.findall(rf"(?<![\d.]){number}(?![\d.])", "\n".join(lines)))
 
 
-@pytest.mark.parametrize("name, overrides, fields", [
-    ("classical", {"jpeg_prob": 1.0}, ["jpeg"]),
-    ("bsrgan", {"jpeg_prob": 1.0}, ["jpeg", "final_jpeg"]),
-    ("realesrgan", {}, ["jpeg1", "final_jpeg"]),
-])
+@pytest.mark.parametrize(
+    "name, overrides, fields",
+    [
+        ("classical", {"jpeg_prob": 1.0}, ["jpeg"]),
+        ("bsrgan", {"jpeg_prob": 1.0}, ["jpeg", "final_jpeg"]),
+        ("realesrgan", {}, ["jpeg1", "final_jpeg"]),
+    ],
+)
 def test_summary_mentions_jpeg_quality(name, overrides, fields):
     pipe = get_pipeline(name, **overrides)
     records = pipe.sample(4, torch.Generator().manual_seed(3), scale=4.0, hr_size=(40, 56))

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
-from anyres.degrade import PIPELINES, get_pipeline, lr_size
-from anyres.degrade.bsrgan import STEPS, sample_order
-from anyres.degrade.base import Draw
 from anyres.cli.degrade import degrade_command
+from anyres.degrade import PIPELINES, get_pipeline, lr_size
+from anyres.degrade.base import Draw
+from anyres.degrade.bsrgan import STEPS, sample_order
 from anyres.degrade.steps import apply_block_sample
 from anyres.errors import AnyresError, ConfigError, RegistryError
 from anyres.ops.filtering import filter2d
@@ -80,7 +80,7 @@ def test_samples_of_one_batch_differ_and_batch_equals_per_sample(name):
             assert records[i] != records[j]
             assert not torch.equal(lr[i], lr[j])
     for i in range(4):
-        assert torch.equal(pipe.apply(hr[i:i + 1], records[i:i + 1]), lr[i:i + 1])
+        assert torch.equal(pipe.apply(hr[i : i + 1], records[i : i + 1]), lr[i : i + 1])
     # A sample's output does not depend on its neighbours in the batch either.
     assert torch.equal(pipe.apply(hr[[2, 0]], [records[2], records[0]]), lr[[2, 0]])
 
@@ -115,9 +115,9 @@ def test_output_size_follows_the_rounding_rule_and_values_stay_in_range(name, sc
 
 
 def test_lr_size_rule_examples():
-    assert lr_size((32, 32), 2.5) == [13, 13]     # 12.8 rounds to 13
-    assert lr_size((5, 7), 2) == [3, 4]           # halves round up
-    assert lr_size((3, 3), 100) == [1, 1]         # never empty
+    assert lr_size((32, 32), 2.5) == [13, 13]  # 12.8 rounds to 13
+    assert lr_size((5, 7), 2) == [3, 4]  # halves round up
+    assert lr_size((3, 3), 100) == [1, 1]  # never empty
     assert lr_size((30, 40), 1) == [30, 40]
 
 
@@ -159,10 +159,22 @@ def _centroid(img, background=0.2):
 
 _NOISELESS = {
     "classical": dict(noise_prob=0.0),
-    "bsrgan": dict(noise_level=(0, 0), jpeg_range=(100, 100), final_jpeg_range=(100, 100), camera_prob=0.0,
-                   resize_modes=("bilinear", "bicubic")),
-    "realesrgan": dict(gaussian_noise_prob=1.0, gaussian_noise_prob2=1.0, noise_range=(0, 0), noise_range2=(0, 0),
-                       jpeg_range=(100, 100), jpeg_range2=(100, 100), resize_modes=("bilinear", "bicubic")),
+    "bsrgan": dict(
+        noise_level=(0, 0),
+        jpeg_range=(100, 100),
+        final_jpeg_range=(100, 100),
+        camera_prob=0.0,
+        resize_modes=("bilinear", "bicubic"),
+    ),
+    "realesrgan": dict(
+        gaussian_noise_prob=1.0,
+        gaussian_noise_prob2=1.0,
+        noise_range=(0, 0),
+        noise_range2=(0, 0),
+        jpeg_range=(100, 100),
+        jpeg_range2=(100, 100),
+        resize_modes=("bilinear", "bicubic"),
+    ),
 }
 
 
@@ -237,7 +249,9 @@ def test_bsrgan_records_shuffle_per_sample_and_follow_the_paper_blurs():
     jpeg = sum(r["jpeg"] is not None for r in records)
     assert 180 < halved < 320 and 180 < nearest < 320 and 180 < camera < 320 and 850 < jpeg < 950
     kinds = [r["noise"]["kind"] for r in records]
-    assert 330 < kinds.count("color") < 470 and 330 < kinds.count("gray") < 470 and 130 < kinds.count("correlated") < 270
+    assert (
+        330 < kinds.count("color") < 470 and 330 < kinds.count("gray") < 470 and 130 < kinds.count("correlated") < 270
+    )
     levels = {r["noise"]["level"] for r in records}
     assert levels == set(range(2, 26))
     # x4 ranges, or x2 ranges after the halving step (paper: [0.1, 2 + 0.2 s] and [0.5, 4 + s]).
@@ -264,7 +278,7 @@ def test_realesrgan_draws_every_choice_per_sample():
     assert 240 < first < 360  # both final orders, each about half the time
     assert {tuple(r["final_order"]) for r in records} == {("resize", "sinc", "jpeg"), ("jpeg", "resize", "sinc")}
     # Within single batches of 8 the choices the reference shares per batch still vary.
-    batches = [records[i:i + 8] for i in range(0, 600, 8)]
+    batches = [records[i : i + 8] for i in range(0, 600, 8)]
     assert any(len({r["resize1"]["kind"] for r in b}) > 1 for b in batches)
     assert any(len({r["noise1"]["kind"] == "poisson" for r in b}) > 1 for b in batches)
     assert any(len({r["blur2"] is None for r in b}) > 1 for b in batches)
@@ -284,21 +298,30 @@ def test_realesrgan_draws_every_choice_per_sample():
 
 
 def test_configured_ranges_are_respected():
-    rec = get_pipeline("bsrgan", noise_level=(10, 10), jpeg_prob=1.0, jpeg_range=(50, 50), camera_prob=0.0,
-                       nearest_prob=1.0).sample(20, _gen(5), scale=2, hr_size=(16, 16))
+    rec = get_pipeline(
+        "bsrgan", noise_level=(10, 10), jpeg_prob=1.0, jpeg_range=(50, 50), camera_prob=0.0, nearest_prob=1.0
+    ).sample(20, _gen(5), scale=2, hr_size=(16, 16))
     assert all(r["noise"]["level"] == 10 and r["jpeg"] == {"quality": 50} and r["camera"] is None for r in rec)
     assert all(r["down1"]["kind"] == "nearest" for r in rec)
-    rec = get_pipeline("realesrgan", gaussian_noise_prob=1.0, noise_range=(5, 5), gray_noise_prob=1.0,
-                       second_blur_prob=0.0, final_resize_first_prob=0.0).sample(20, _gen(6), scale=2, hr_size=(16, 16))
+    rec = get_pipeline(
+        "realesrgan",
+        gaussian_noise_prob=1.0,
+        noise_range=(5, 5),
+        gray_noise_prob=1.0,
+        second_blur_prob=0.0,
+        final_resize_first_prob=0.0,
+    ).sample(20, _gen(6), scale=2, hr_size=(16, 16))
     assert all(r["noise1"] == {"kind": "gray", "level": 5.0, "seed": r["noise1"]["seed"]} for r in rec)
     assert all(r["blur2"] is None and r["final_order"] == ["jpeg", "resize", "sinc"] for r in rec)
-    rec = get_pipeline("classical", sigma=(1.5, 1.5), iso_prob=1.0, noise_level=(3, 3), jpeg_prob=1.0,
-                       jpeg_range=(70, 70)).sample(5, _gen(7), scale=3, hr_size=(16, 16))
+    rec = get_pipeline(
+        "classical", sigma=(1.5, 1.5), iso_prob=1.0, noise_level=(3, 3), jpeg_prob=1.0, jpeg_range=(70, 70)
+    ).sample(5, _gen(7), scale=3, hr_size=(16, 16))
     assert all(r["blur"]["sigma"] == 1.5 and r["blur"]["size"] == 11 for r in rec)  # 2 ceil(3 * 1.5) + 1
     assert all(r["noise"]["level"] == 3.0 and r["jpeg"] == {"quality": 70} for r in rec)
     # Scale-dependent bounds: (c, k) means c + k * scale.
-    rec = get_pipeline("classical", sigma=(0.0, (1.0, 0.5)), iso_prob=1.0).sample(200, _gen(8), scale=6,
-                                                                                    hr_size=(16, 16))
+    rec = get_pipeline("classical", sigma=(0.0, (1.0, 0.5)), iso_prob=1.0).sample(
+        200, _gen(8), scale=6, hr_size=(16, 16)
+    )
     assert max(r["blur"]["sigma"] for r in rec) <= 4.0 and max(r["blur"]["sigma"] for r in rec) > 3.5
 
 
@@ -338,7 +361,7 @@ def _cli():
 def _write_images(folder):
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for i, name in enumerate(["a.png", "b.png", "c.png"]):
+    for name in ["a.png", "b.png", "c.png"]:
         small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
         Image.fromarray(small).resize((32, 24), Image.BILINEAR).save(folder / name)
     (folder / "broken.png").write_bytes(b"not a png at all")
@@ -395,8 +418,20 @@ def test_cli_user_mistakes(tmp_path):
     assert isinstance(res.exception, AnyresError) and "exactly one input" in str(res.exception)
     # Existing outputs are kept unless --overwrite; the replay of a missing name is one error line.
     out = tmp_path / "lr"
-    assert run(src / "a.png", "--pipeline", "classical", "--scale", 2, "--out-dir", out,
-               "--params-out", tmp_path / "p.json").exit_code == 0
+    assert (
+        run(
+            src / "a.png",
+            "--pipeline",
+            "classical",
+            "--scale",
+            2,
+            "--out-dir",
+            out,
+            "--params-out",
+            tmp_path / "p.json",
+        ).exit_code
+        == 0
+    )
     res = run(src / "a.png", "--pipeline", "classical", "--scale", 2, "--out-dir", out)
     assert res.exit_code == 1 and "already exists" in res.output
     res = run(src / "a.png", src / "b.png", "--replay", tmp_path / "p.json", "--out-dir", tmp_path / "r")

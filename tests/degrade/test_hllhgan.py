@@ -9,12 +9,19 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from anyres.cli.hllhgan import hllhgan_command
 from anyres.degrade import get_pipeline
-from anyres.degrade.learned.hllhgan import (H2LGenerator, L2HGenerator, ResDiscriminator, h2l_pixel_target, hinge_d_loss,
-                                    hinge_g_loss, load_generator)
+from anyres.degrade.learned.hllhgan import (
+    H2LGenerator,
+    L2HGenerator,
+    ResDiscriminator,
+    h2l_pixel_target,
+    hinge_d_loss,
+    hinge_g_loss,
+    load_generator,
+)
 from anyres.errors import ConfigError
 from anyres.train.recipes.hllhgan import HLLHGANConfig, random_crops, train_hllhgan
-from anyres.cli.hllhgan import hllhgan_command
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -222,21 +229,60 @@ def test_cli_trains_and_degrade_uses_the_weights(tmp_path):
         _png(tmp_path / "lr" / f"{i}.png", 20, 10 + i)
     group = click.Group()
     group.add_command(hllhgan_command)
-    res = CliRunner().invoke(group, ["hllhgan", "--hr", str(tmp_path / "hr"), "--lr", str(tmp_path / "lr"),
-                                     "--out", str(tmp_path / "run"), "--iters", "1", "--batch", "2"])
+    res = CliRunner().invoke(
+        group,
+        [
+            "hllhgan",
+            "--hr",
+            str(tmp_path / "hr"),
+            "--lr",
+            str(tmp_path / "lr"),
+            "--out",
+            str(tmp_path / "run"),
+            "--iters",
+            "1",
+            "--batch",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "h2l" / "config.json").is_file()
 
     from anyres.cli import main
 
     out = tmp_path / "lr4.png"
-    res = CliRunner().invoke(main, ["degrade", str(tmp_path / "hr" / "0.png"), "--pipeline", "hllhgan", "--scale", "4",
-                                    "--weights", str(tmp_path / "run" / "h2l"), "-o", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "degrade",
+            str(tmp_path / "hr" / "0.png"),
+            "--pipeline",
+            "hllhgan",
+            "--scale",
+            "4",
+            "--weights",
+            str(tmp_path / "run" / "h2l"),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert Image.open(out).size == (18, 18)
-    res = CliRunner().invoke(main, ["degrade", str(tmp_path / "hr" / "0.png"), "--pipeline", "hllhgan", "--scale", "4",
-                                    "-o", str(tmp_path / "x.png")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "degrade",
+            str(tmp_path / "hr" / "0.png"),
+            "--pipeline",
+            "hllhgan",
+            "--scale",
+            "4",
+            "-o",
+            str(tmp_path / "x.png"),
+        ],
+    )
     assert res.exit_code == 1 and "needs weights" in res.output and not (tmp_path / "x.png").exists()
-    res = CliRunner().invoke(main, ["hllhgan", "--hr", str(tmp_path / "nope"), "--lr", str(tmp_path / "lr"),
-                                    "--out", str(tmp_path / "run2")])
+    res = CliRunner().invoke(
+        main, ["hllhgan", "--hr", str(tmp_path / "nope"), "--lr", str(tmp_path / "lr"), "--out", str(tmp_path / "run2")]
+    )
     assert res.exit_code == 1 and "no such file or folder" in res.output

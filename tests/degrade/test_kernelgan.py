@@ -163,8 +163,11 @@ def test_sparsity_gradient_is_finite_at_exact_zeros():
 
 def test_bicubic_target_is_matlab_imresize_on_the_generator_grid():
     taps = kg.bicubic_x2_kernel(13, dtype=torch.float64).sum(0)  # separable: the 1-D taps
-    np.testing.assert_allclose(taps[3:11].numpy(), [-0.01171875, -0.03515625, 0.11328125, 0.43359375,
-                                                    0.43359375, 0.11328125, -0.03515625, -0.01171875], atol=1e-12)
+    np.testing.assert_allclose(
+        taps[3:11].numpy(),
+        [-0.01171875, -0.03515625, 0.11328125, 0.43359375, 0.43359375, 0.11328125, -0.03515625, -0.01171875],
+        atol=1e-12,
+    )
     x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
     target = kg.bicubic_target(x, kg.bicubic_x2_kernel(13, dtype=torch.float64))
     torch.testing.assert_close(target, imresize(x, 0.5)[..., 3:29, 3:29], rtol=0, atol=1e-12)
@@ -246,8 +249,9 @@ def test_shift_kernel_puts_the_centre_of_mass_at_the_scale_offset(scale):
     out = kg.shift_kernel(k, scale)
     assert out.shape[0] % 2 == 1 and out.shape[0] >= 15 and (out >= 0).all()
     assert out.sum().item() == pytest.approx(1.0)
-    torch.testing.assert_close(kernel_centroid(out[None])[0], torch.full((2,), 0.5 * (scale - 1), dtype=out.dtype),
-                               rtol=0, atol=0.02)
+    torch.testing.assert_close(
+        kernel_centroid(out[None])[0], torch.full((2,), 0.5 * (scale - 1), dtype=out.dtype), rtol=0, atol=0.02
+    )
 
 
 def test_shift_kernel_leaves_an_aligned_kernel_alone():
@@ -273,7 +277,9 @@ def test_analytic_x4_kernel_is_the_x2_kernel_convolved_with_its_dilated_copy():
 
 
 def test_analytic_x4_of_an_aligned_x2_kernel_is_aligned_for_x4():
-    k2 = kg.shift_kernel(gaussian_kernel(13, torch.tensor([1.2]), torch.tensor([0.8]), torch.tensor([1.0]))[0].double(), 2)
+    k2 = kg.shift_kernel(
+        gaussian_kernel(13, torch.tensor([1.2]), torch.tensor([0.8]), torch.tensor([1.0]))[0].double(), 2
+    )
     k4 = kg.analytic_x4_kernel(k2)
     assert k4.shape[0] == 2 * k2.shape[0] - 1
     torch.testing.assert_close(kernel_centroid(k4[None])[0], torch.full((2,), 1.5, dtype=k4.dtype), rtol=0, atol=1e-3)
@@ -318,8 +324,9 @@ def test_recovers_a_known_anisotropic_gaussian():
     learns and the post-processed noise kernel scored 6x closer but relative error 0.39: the second bound
     is the one that tells a learnt kernel from a centred blob.
     """
-    true = kg.shift_kernel(gaussian_kernel(13, torch.tensor([2.2]), torch.tensor([1.0]), torch.tensor([0.6]))[0]
-                           .double(), 2)
+    true = kg.shift_kernel(
+        gaussian_kernel(13, torch.tensor([2.2]), torch.tensor([1.0]), torch.tensor([0.6]))[0].double(), 2
+    )
     hr = dead_leaves(256, seed=0).double()
     lr = quantise(filter2d(hr, true[None])[..., ::2, ::2]).float()
     cfg = kg.KernelGANConfig(lr_every=150, lambda_every=40)
@@ -345,7 +352,7 @@ def _cli(*args):
 
 
 def _png(path, size=(96, 96), seed=0):
-    img = quantise(imresize(dead_leaves(2 * max(size), seed=seed), 0.5))[0, :, :size[1], :size[0]]
+    img = quantise(imresize(dead_leaves(2 * max(size), seed=seed), 0.5))[0, :, : size[1], : size[0]]
     Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
     return path
 

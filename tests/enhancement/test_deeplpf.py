@@ -7,9 +7,7 @@ import pytest
 import torch
 
 import anyres.enhancement.deeplpf  # noqa: F401  (registers "deeplpf")
-from anyres.hub import load_network, save_network
-from anyres.metrics import ssim as matlab_ssim
-from anyres.enhancement.deeplpf_backbone import _pad_for_backbone
+from anyres.enhancement import filters as lf
 from anyres.enhancement.deeplpf import (
     MS_SSIM_WEIGHTS,
     DeepLPF,
@@ -21,7 +19,9 @@ from anyres.enhancement.deeplpf import (
     ms_ssim,
     ssim_components,
 )
-from anyres.enhancement import filters as lf
+from anyres.enhancement.deeplpf_backbone import _pad_for_backbone
+from anyres.hub import load_network, save_network
+from anyres.metrics import ssim as matlab_ssim
 from anyres.ops.color_lab import lab_to_rgb, linear_to_srgb, rgb_to_lab, srgb_to_linear
 from anyres.registry import NETWORKS
 
@@ -47,8 +47,16 @@ def test_config_is_validated_and_registered():
     assert DeepLPFConfig.from_dict({}) == DeepLPFConfig()
     with pytest.raises(ValueError, match="unknown DeepLPF config keys"):
         DeepLPFConfig.from_dict({"widht": 8})
-    for bad in ({"fusion": "max"}, {"width": 0}, {"features": 3}, {"head_size": 0}, {"head_dropout": 1.0},
-                {"graduated": 0}, {"cubic_residual": 1}, {"init": "xavier"}):
+    for bad in (
+        {"fusion": "max"},
+        {"width": 0},
+        {"features": 3},
+        {"head_size": 0},
+        {"head_dropout": 1.0},
+        {"graduated": 0},
+        {"cubic_residual": 1},
+        {"init": "xavier"},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DeepLPFConfig.from_dict(bad)
     net = NETWORKS.build("deeplpf", **TINY)
@@ -75,19 +83,27 @@ def test_head_trace_at_300_is_the_reference_one():
     assert sizes == [150, 75, 38, 19, 10, 5, 3]
 
 
-@pytest.mark.parametrize("size,padded,mode", [((37, 53), (48, 64), "reflect"), ((5, 7), (32, 32), "replicate"),
-                                              ((32, 48), (32, 48), None), ((20, 40), (32, 48), "reflect"), ((16, 40), (32, 48), "replicate")])
+@pytest.mark.parametrize(
+    "size,padded,mode",
+    [
+        ((37, 53), (48, 64), "reflect"),
+        ((5, 7), (32, 32), "replicate"),
+        ((32, 48), (32, 48), None),
+        ((20, 40), (32, 48), "reflect"),
+        ((16, 40), (32, 48), "replicate"),
+    ],
+)
 def test_backbone_padding(size, padded, mode):
     x = torch.rand(1, 3, *size)
     out = _pad_for_backbone(x)
     assert tuple(out.shape[-2:]) == padded
-    assert torch.equal(out[..., :size[0], :size[1]], x)
+    assert torch.equal(out[..., : size[0], : size[1]], x)
     if mode is None:
         assert out is x
     elif mode == "reflect":  # the first padded row mirrors the second-to-last real one
-        assert torch.equal(out[..., size[0], :size[1]], x[..., size[0] - 2, :])
+        assert torch.equal(out[..., size[0], : size[1]], x[..., size[0] - 2, :])
     else:
-        assert torch.equal(out[..., -1, :size[1]], x[..., -1, :])
+        assert torch.equal(out[..., -1, : size[1]], x[..., -1, :])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -143,7 +159,7 @@ def test_samples_of_a_batch_are_independent():
     x = torch.rand(3, 3, 21, 18)
     with torch.no_grad():
         full = net(x)
-        alone = torch.cat([net(x[i:i + 1]) for i in range(3)])
+        alone = torch.cat([net(x[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(full, alone, rtol=0, atol=1e-5)
 
 
@@ -183,10 +199,10 @@ def test_neutral_heads_compose_as_documented(fusion):
 def test_bounding_known_values_and_layout():
     n = 3
     raw = torch.zeros(2, 8 * n)
-    raw[1, n + 1] = 0.7          # slope of instance 1
-    raw[1, 0] = 0.2              # inversion logit of instance 0
+    raw[1, n + 1] = 0.7  # slope of instance 1
+    raw[1, 0] = 0.2  # inversion logit of instance 0
     raw[1, 5 * n + 3 * 2 + 1] = 50.0  # scale of instance 2, green: saturates at 2
-    raw[1, 3 * n] = -50.0        # offset1 of instance 0: the floor
+    raw[1, 3 * n] = -50.0  # offset1 of instance 0: the floor
     g = graduated_parameters(raw, n)
     assert g["slope"][1].tolist() == pytest.approx([0.0, 0.7, 0.0])
     assert g["invert"].tolist() == [[0, 0, 0], [1, 0, 0]]
@@ -225,20 +241,26 @@ def test_explain_is_json_and_rebuilds_the_maps():
         assert torch.equal(info["images"]["output"], net(x))
     for b, p in enumerate(params):
         assert len(p["graduated"]) == 3 and len(p["elliptical"]) == 3 and len(p["cubic"]) == 3
-        assert all(g["invert"] in (0.0, 1.0) and g["offset1"] >= 1e-3 and 0 < g["intercept"] < 1 for g in p["graduated"])
-        grad = {k: torch.tensor([[g[k] for g in p["graduated"]]], dtype=F64)
-                for k in ("slope", "intercept", "offset1", "offset2", "invert")}
+        assert all(
+            g["invert"] in (0.0, 1.0) and g["offset1"] >= 1e-3 and 0 < g["intercept"] < 1 for g in p["graduated"]
+        )
+        grad = {
+            k: torch.tensor([[g[k] for g in p["graduated"]]], dtype=F64)
+            for k in ("slope", "intercept", "offset1", "offset2", "invert")
+        }
         grad["scale"] = torch.tensor([[g["scale"] for g in p["graduated"]]], dtype=F64)
-        ell = {k: torch.tensor([[e[k] for e in p["elliptical"]]], dtype=F64)
-               for k in ("centre_x", "centre_y", "semi_a", "semi_b", "angle")}
+        ell = {
+            k: torch.tensor([[e[k] for e in p["elliptical"]]], dtype=F64)
+            for k in ("centre_x", "centre_y", "semi_a", "semi_b", "angle")
+        }
         ell["scale"] = torch.tensor([[e["scale"] for e in p["elliptical"]]], dtype=F64)
         s_g = lf.combine_instances(lf.graduated_map(11, 14, **grad))
         s_e = lf.combine_instances(lf.elliptical_map(11, 14, **ell))
-        torch.testing.assert_close(info["maps"]["graduated"][b:b + 1].double(), s_g, rtol=0, atol=1e-5)
-        torch.testing.assert_close(info["maps"]["elliptical"][b:b + 1].double(), s_e, rtol=0, atol=1e-5)
-        y1 = info["images"]["backbone"][b:b + 1].double()
+        torch.testing.assert_close(info["maps"]["graduated"][b : b + 1].double(), s_g, rtol=0, atol=1e-5)
+        torch.testing.assert_close(info["maps"]["elliptical"][b : b + 1].double(), s_e, rtol=0, atol=1e-5)
+        y1 = info["images"]["backbone"][b : b + 1].double()
         y2 = lf.cubic_filter(y1, torch.tensor([p["cubic"]], dtype=F64))
-        torch.testing.assert_close(info["images"]["cubic"][b:b + 1].double(), y2, rtol=0, atol=1e-5)
+        torch.testing.assert_close(info["images"]["cubic"][b : b + 1].double(), y2, rtol=0, atol=1e-5)
     assert set(info["maps"]) == {"graduated", "elliptical", "fused"}
     assert all(m.shape == x.shape for m in info["maps"].values())
 
@@ -270,8 +292,14 @@ def test_lab_known_values():
     # a = 500 ((0.4124564 / 0.95047)^(1/3) - 0.2126729^(1/3)) = 80.0925, b = 67.2032; mid-grey 0.5 has
     # Y = ((0.5 + 0.055) / 1.055)^2.4 = 0.214041 and L = 53.3890.
     lab = rgb_to_lab(_rgb((1, 1, 1), (0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0.5, 0.5, 0.5)))[0, :, :, 0].T
-    want = [(100, 0, 0), (0, 0, 0), (53.2408, 80.0925, 67.2032), (87.7347, -86.1827, 83.1793),
-            (32.2970, 79.1875, -107.8602), (53.3890, 0, 0)]
+    want = [
+        (100, 0, 0),
+        (0, 0, 0),
+        (53.2408, 80.0925, 67.2032),
+        (87.7347, -86.1827, 83.1793),
+        (32.2970, 79.1875, -107.8602),
+        (53.3890, 0, 0),
+    ]
     for got, exp in zip(lab.tolist(), want):
         assert got == pytest.approx(exp, abs=2e-4)
     y = ((0.5 + 0.055) / 1.055) ** 2.4
@@ -358,7 +386,7 @@ def test_loss_known_value_white_against_black():
     # the last SSIM is the luminance term C1 / (1 + C1); with the (v + 1) / 2 shift the MS-SSIM is
     # ((C1 / (1 + C1) + 1) / 2) ** 0.1333 (80 x 80: all five scales, weights as published).
     white, black = torch.ones(1, 3, 80, 80, dtype=F64), torch.zeros(1, 3, 80, 80, dtype=F64)
-    c1 = 0.01 ** 2
+    c1 = 0.01**2
     structure = ((c1 / (1 + c1) + 1) / 2) ** MS_SSIM_WEIGHTS[-1]
     assert deeplpf_loss(white, black).item() == pytest.approx(1 / 3 + 1e-3 * (1 - structure), abs=1e-9)
     assert deeplpf_loss(white, black, ms_ssim_weight=0.0).item() == pytest.approx(1 / 3, abs=1e-12)

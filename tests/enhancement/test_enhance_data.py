@@ -6,20 +6,20 @@ import math
 import pytest
 import torch
 
-from anyres.enhancement.tasks import (
-    TASKS,
-    EnhancePairSampler,
-    LowLightTask,
-    RetouchTask,
-    get_task,
-)
+from anyres.enhancement.tasks import TASKS, EnhancePairSampler, LowLightTask, RetouchTask, get_task
 from anyres.errors import ConfigError, RegistryError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 NEUTRAL = {
-    "retouch": {"exposure": (0, 0), "cast": (0, 0), "gamma": (1, 1), "contrast": (1, 1), "graduated_count": (0, 0),
-                "elliptical_count": (0, 0)},
+    "retouch": {
+        "exposure": (0, 0),
+        "cast": (0, 0),
+        "gamma": (1, 1),
+        "contrast": (1, 1),
+        "graduated_count": (0, 0),
+        "elliptical_count": (0, 0),
+    },
     "lowlight": {"exposure": (0, 0), "gamma": (1, 1), "noise_prob": 0.0},
 }
 
@@ -61,7 +61,7 @@ def test_records_round_trip_json_and_replay_bit_identically(name):
     assert first.shape == x.shape and first.dtype == x.dtype
     assert torch.equal(first, task.apply(x, loaded))
     assert torch.equal(first, get_task(name).apply(x, loaded))  # the records alone replay, config unused
-    assert torch.equal(first, torch.round(first * 255) / 255)    # rounded to 8 bits by default
+    assert torch.equal(first, torch.round(first * 255) / 255)  # rounded to 8 bits by default
     assert not torch.equal(first, x)
 
 
@@ -84,7 +84,7 @@ def test_each_sample_is_its_own_record(name):
     records = task.sample(4, gen(7))
     batch = task.apply(x, records)
     for b in range(4):
-        assert torch.equal(batch[b:b + 1], task.apply(x[b:b + 1], records[b:b + 1]))
+        assert torch.equal(batch[b : b + 1], task.apply(x[b : b + 1], records[b : b + 1]))
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -137,12 +137,12 @@ def test_retouch_global_steps_known_values():
     assert task.apply(x, task.sample(1, gen(0)))[0, :, 0, 0].tolist() == pytest.approx([want] * 3, abs=1e-6)
     # white balance: red gain 2^0.3 (and blue, same draw range pinned), green untouched
     task = get_task("retouch", **{**base, "cast": (0.3, 0.3)})
-    r = srgb_encode(2 ** 0.3 * srgb_decode(0.5))
+    r = srgb_encode(2**0.3 * srgb_decode(0.5))
     assert task.apply(x, task.sample(1, gen(0)))[0, :, 0, 0].tolist() == pytest.approx([r, 0.5, r], abs=1e-6)
     # gamma, then contrast about mid-grey
     task = get_task("retouch", **{**base, "gamma": (1.2, 1.2), "contrast": (1.1, 1.1)})
     x = flat(0.3, 4, 4)
-    want = 0.5 + 1.1 * (0.3 ** 1.2 - 0.5)
+    want = 0.5 + 1.1 * (0.3**1.2 - 0.5)
     assert task.apply(x, task.sample(1, gen(0)))[0, 0, 0, 0].item() == pytest.approx(want, abs=1e-6)
 
 
@@ -153,10 +153,19 @@ def test_retouch_highlights_clip_like_a_real_overexposure():
 
 def test_retouch_graduated_filter_brightens_one_side_only():
     # One horizontal graduated filter at mid-height, +1 EV at full strength below y = 0.6, none above y = 0.4.
-    record = {"task": "retouch", "format": 1, "exposure": 0.0, "cast": [1.0, 1.0, 1.0], "gamma": 1.0, "contrast": 1.0,
-              "elliptical": [], "quantize": False,
-              "graduated": [{"slope": 0.0, "intercept": 0.5, "offset1": 0.1, "offset2": 0.1, "invert": False,
-                             "scale": [2.0, 2.0, 2.0]}]}
+    record = {
+        "task": "retouch",
+        "format": 1,
+        "exposure": 0.0,
+        "cast": [1.0, 1.0, 1.0],
+        "gamma": 1.0,
+        "contrast": 1.0,
+        "elliptical": [],
+        "quantize": False,
+        "graduated": [
+            {"slope": 0.0, "intercept": 0.5, "offset1": 0.1, "offset2": 0.1, "invert": False, "scale": [2.0, 2.0, 2.0]}
+        ],
+    }
     x = flat(0.4, 20, 6)
     out = RetouchTask().apply(x, [record])
     top, bottom = out[0, :, :8], out[0, :, 12:]  # rows 0-7: y < 0.4; rows 12-19: y > 0.6
@@ -168,10 +177,19 @@ def test_retouch_graduated_filter_brightens_one_side_only():
 
 
 def test_retouch_elliptical_filter_is_local():
-    record = {"task": "retouch", "format": 1, "exposure": 0.0, "cast": [1.0, 1.0, 1.0], "gamma": 1.0, "contrast": 1.0,
-              "graduated": [], "quantize": False,
-              "elliptical": [{"centre_x": 0.5, "centre_y": 0.5, "semi_a": 0.2, "semi_b": 0.2, "angle": 0.0,
-                              "scale": [0.5, 0.5, 0.5]}]}
+    record = {
+        "task": "retouch",
+        "format": 1,
+        "exposure": 0.0,
+        "cast": [1.0, 1.0, 1.0],
+        "gamma": 1.0,
+        "contrast": 1.0,
+        "graduated": [],
+        "quantize": False,
+        "elliptical": [
+            {"centre_x": 0.5, "centre_y": 0.5, "semi_a": 0.2, "semi_b": 0.2, "angle": 0.0, "scale": [0.5, 0.5, 0.5]}
+        ],
+    }
     x = flat(0.6, 10, 10)
     out = RetouchTask().apply(x, [record])
     torch.testing.assert_close(out[0, :, 0, :], x[0, :, 0, :], rtol=0, atol=1e-6)  # row 0 lies outside
@@ -198,19 +216,20 @@ def test_lowlight_is_darker():
 def test_lowlight_darkening_known_value():
     task = get_task("lowlight", exposure=(-2, -2), gamma=(1.5, 1.5), noise_prob=0.0, quantize=False)
     out = task.apply(flat(0.6, 2, 2), task.sample(1, gen(0)))
-    assert out[0, 0, 0, 0].item() == pytest.approx(0.25 * 0.6 ** 1.5, abs=1e-7)
+    assert out[0, 0, 0, 0].item() == pytest.approx(0.25 * 0.6**1.5, abs=1e-7)
 
 
 def test_lowlight_noise_is_signal_dependent_poisson_gaussian():
     # Shot noise of variance v / photons plus read noise read^2, at exposure 0 and gamma 1.
     photons, read = 100.0, 0.01
-    task = get_task("lowlight", exposure=(0, 0), gamma=(1, 1), photons=(photons, photons), read=(read, read),
-                    quantize=False)
+    task = get_task(
+        "lowlight", exposure=(0, 0), gamma=(1, 1), photons=(photons, photons), read=(read, read), quantize=False
+    )
     for v in (0.1, 0.5):
         x = flat(v, 48, 48)
         out = task.apply(x, task.sample(1, gen(int(v * 10))))
         var = (out - x).var().item()
-        assert var == pytest.approx(v / photons + read ** 2, rel=0.1)
+        assert var == pytest.approx(v / photons + read**2, rel=0.1)
         assert abs((out - x).mean().item()) < 0.01
 
 
@@ -230,9 +249,11 @@ def test_lowlight_noise_replays_from_its_seed_only():
 
 def _images():
     g = gen(42)
-    return [torch.randint(0, 256, (3, 40, 50), generator=g, dtype=torch.uint8),
-            torch.randint(0, 256, (3, 30, 33), generator=g, dtype=torch.uint8),
-            torch.randint(0, 256, (3, 12, 60), generator=g, dtype=torch.uint8)]  # too small for a 24 crop
+    return [
+        torch.randint(0, 256, (3, 40, 50), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 30, 33), generator=g, dtype=torch.uint8),
+        torch.randint(0, 256, (3, 12, 60), generator=g, dtype=torch.uint8),
+    ]  # too small for a 24 crop
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -260,7 +281,7 @@ def test_sampler_targets_are_flipped_crops():
     degraded, target = sampler.replay(samples)
     assert torch.equal(degraded, target)  # a neutral task leaves the crop as it is
     for s, t in zip(samples, target):
-        crop = images[s["image"]][:, s["top"]:s["top"] + 16, s["left"]:s["left"] + 16].float() / 255
+        crop = images[s["image"]][:, s["top"] : s["top"] + 16, s["left"] : s["left"] + 16].float() / 255
         if s["hflip"]:
             crop = crop.flip(-1)
         if s["vflip"]:
@@ -272,8 +293,9 @@ def test_sampler_targets_are_flipped_crops():
 def test_sampler_whole_images_and_errors():
     images = _images()
     sampler = EnhancePairSampler(images, task="lowlight", patch=None, flip=False)
-    degraded, target = sampler.replay([{"image": 1, "top": 0, "left": 0, "hflip": False, "vflip": False,
-                                        "record": sampler.task.sample(1, gen(0))[0]}])
+    degraded, target = sampler.replay(
+        [{"image": 1, "top": 0, "left": 0, "hflip": False, "vflip": False, "record": sampler.task.sample(1, gen(0))[0]}]
+    )
     assert target.shape == (1, 3, 30, 33) and torch.equal(target[0], images[1].float() / 255)
     assert degraded.mean() < target.mean()
     with pytest.raises(ConfigError, match="64x64"):

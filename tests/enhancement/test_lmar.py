@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import anyres.enhancement.lmar  # noqa: F401  (registers "lmar")
-from anyres.hub import load_network, save_network
 from anyres.enhancement.deeplpf import DeepLPF
 from anyres.enhancement.lmar import LMAR, LMARConfig
 from anyres.enhancement.unet import UNetEnhancer
+from anyres.hub import load_network, save_network
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.lmar_losses import (
@@ -66,19 +66,25 @@ def _set_delta_kernel(net, ky, kx):
 
 # -- the network ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("hr_size,size", [((24, 30), (16, 20)),    # x1.5
-                                          ((23, 30), (10, 13)),    # x2.3
-                                          ((32, 28), (8, 7)),      # x4
-                                          ((20, 24), (20, 10)),    # x1 by x2.4 (aspect change)
-                                          ((9, 9), (9, 9)),        # x1
-                                          ((13, 11), (1, 1))])
+
+@pytest.mark.parametrize(
+    "hr_size,size",
+    [
+        ((24, 30), (16, 20)),  # x1.5
+        ((23, 30), (10, 13)),  # x2.3
+        ((32, 28), (8, 7)),  # x4
+        ((20, 24), (20, 10)),  # x1 by x2.4 (aspect change)
+        ((9, 9), (9, 9)),  # x1
+        ((13, 11), (1, 1)),
+    ],
+)
 def test_shapes_and_chunked_forward_equals_the_equations(hr_size, size):
     net = LMAR(**TINY).double()
     hr = torch.rand(2, 3, *hr_size, dtype=torch.float64)
     with torch.no_grad():
-        out = net(hr, size, chunk_pixels=37)   # many chunks, a partial last one, rows split mid-kernel
+        out = net(hr, size, chunk_pixels=37)  # many chunks, a partial last one, rows split mid-kernel
         ref = net.forward_reference(hr, size)
-        whole = net(hr, size, chunk_pixels=10 ** 6)
+        whole = net(hr, size, chunk_pixels=10**6)
     assert out.shape == (2, 3, *size) and out.dtype == torch.float64
     assert torch.isfinite(out).all()
     assert torch.allclose(out, ref, atol=1e-12)
@@ -99,8 +105,10 @@ def test_float32_and_samples_independent():
 def test_plain_branch_alone_is_the_reference_resize():
     """Modulation [I | 0]: x_c = D(x), Lanczos-3 without antialiasing (the default) or a configured kernel."""
     hr = torch.rand(1, 3, 23, 31, dtype=torch.float64)
-    for config, kernel, antialias in [({}, "lanczos3", False), ({"resize_kernel": "cubic", "antialias": True},
-                                                                "cubic", True)]:
+    for config, kernel, antialias in [
+        ({}, "lanczos3", False),
+        ({"resize_kernel": "cubic", "antialias": True}, "cubic", True),
+    ]:
         net = LMAR(**TINY, **config).double()
         _set_modulation(net, 1.0, 0.0)
         with torch.no_grad():
@@ -112,16 +120,16 @@ def test_delta_kernels_fix_the_tap_layout_and_the_zero_border():
     hr = torch.rand(1, 3, 18, 21, dtype=torch.float64)
     size = (12, 9)
     net = LMAR(**TINY).double()
-    _set_modulation(net, 0.0, 1.0)               # x_c = D(dx)
-    _set_delta_kernel(net, 1, 1)                 # centre tap: dx = x
+    _set_modulation(net, 0.0, 1.0)  # x_c = D(dx)
+    _set_delta_kernel(net, 1, 1)  # centre tap: dx = x
     with torch.no_grad():
         assert torch.allclose(net(hr, size, chunk_pixels=40), _plain(hr, size), atol=1e-13)
-    _set_delta_kernel(net, 1, 2)                 # right-hand tap: dx[..., j] = x[..., j + 1], zero past the edge
+    _set_delta_kernel(net, 1, 2)  # right-hand tap: dx[..., j] = x[..., j + 1], zero past the edge
     shifted = torch.zeros_like(hr)
     shifted[..., :-1] = hr[..., 1:]
     with torch.no_grad():
         assert torch.allclose(net(hr, size, chunk_pixels=40), _plain(shifted, size), atol=1e-13)
-    _set_delta_kernel(net, 0, 1)                 # tap above: dx[..., i, :] = x[..., i - 1, :] across chunk rows
+    _set_delta_kernel(net, 0, 1)  # tap above: dx[..., i, :] = x[..., i - 1, :] across chunk rows
     shifted = torch.zeros_like(hr)
     shifted[..., 1:, :] = hr[..., :-1, :]
     with torch.no_grad():
@@ -167,8 +175,9 @@ def test_checkpointed_gradients_equal_plain_ones():
 
 
 def test_save_load_round_trip_is_exact(tmp_path):
-    net = NETWORKS.build("lmar", hidden=[8, 8, 8], kernel_size=3, kernel_norm="softmax", resize_kernel="cubic",
-                         antialias=True)
+    net = NETWORKS.build(
+        "lmar", hidden=[8, 8, 8], kernel_size=3, kernel_norm="softmax", resize_kernel="cubic", antialias=True
+    )
     for p in net.parameters():
         p.data.normal_()
     save_network(net, tmp_path / "lmar", extra={"enhancer": "unet-enhancer"})
@@ -181,15 +190,31 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert json.loads((tmp_path / "lmar" / "config.json").read_text())["hidden"] == [8, 8, 8]
 
 
-@pytest.mark.parametrize("bad", [{"hidden": []}, {"kernel_size": 2}, {"resize_kernel": "lanczos"},
-                                 {"kernel_norm": "sum"}, {"antialias": 1}, {"width": 8}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"hidden": []},
+        {"kernel_size": 2},
+        {"resize_kernel": "lanczos"},
+        {"kernel_norm": "sum"},
+        {"antialias": 1},
+        {"width": 8},
+    ],
+)
 def test_bad_configs_raise(bad):
     with pytest.raises(ValueError):
         LMARConfig.from_dict(bad)
 
 
-@pytest.mark.parametrize("hr,size", [(torch.rand(1, 3, 8, 8), (9, 4)), (torch.rand(1, 1, 8, 8), (4, 4)),
-                                     (torch.rand(3, 8, 8), (4, 4)), (torch.rand(1, 3, 8, 8), (4.0, 4))])
+@pytest.mark.parametrize(
+    "hr,size",
+    [
+        (torch.rand(1, 3, 8, 8), (9, 4)),
+        (torch.rand(1, 1, 8, 8), (4, 4)),
+        (torch.rand(3, 8, 8), (4, 4)),
+        (torch.rand(1, 3, 8, 8), (4.0, 4)),
+    ],
+)
 def test_bad_calls_raise(hr, size):
     with pytest.raises(ValueError):
         LMAR(**TINY)(hr, size)
@@ -217,16 +242,21 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_downscaling_a_4000x3000_image_stays_under_3_gb():
     """Peak RSS of a fresh process (import, the 144 MB input, both calls) measured with ru_maxrss (KiB on Linux)."""
-    run = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT], check=False, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT], check=False, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"\nLMAR 4000x3000 -> 1000x750 and 2000x1500: peak RSS {report['peak_kib'] / 1024:.0f} MiB "
-          f"(before the calls {report['before_kib'] / 1024:.0f} MiB), {report['seconds']:.1f} s")
+    print(
+        f"\nLMAR 4000x3000 -> 1000x750 and 2000x1500: peak RSS {report['peak_kib'] / 1024:.0f} MiB "
+        f"(before the calls {report['before_kib'] / 1024:.0f} MiB), {report['seconds']:.1f} s"
+    )
     assert report["shapes"] == [[1, 3, 750, 1000], [1, 3, 1500, 2000]]
-    assert report["peak_kib"] < 3 * 1024 ** 2
+    assert report["peak_kib"] < 3 * 1024**2
 
 
 # -- losses: hand values --------------------------------------------------------------------------------
+
 
 def test_consistency_loss_hand_values():
     f_c = torch.tensor([0.5, 2.0, -0.2, 0.0]).view(1, 1, 2, 2)
@@ -237,8 +267,9 @@ def test_consistency_loss_hand_values():
     small = torch.full((2, 3, 2, 2), 0.4)
     assert resampling_consistency_loss([small], [torch.zeros(2, 3, 5, 6)]).item() == pytest.approx(0.08)
     # two maps: the mean of the two terms
-    assert resampling_consistency_loss([f_c, small], [f_x, torch.zeros(2, 3, 5, 6)]).item() == \
-        pytest.approx(((0.125 + 1.5 + 0.02) / 4 + 0.08) / 2)
+    assert resampling_consistency_loss([f_c, small], [f_x, torch.zeros(2, 3, 5, 6)]).item() == pytest.approx(
+        ((0.125 + 1.5 + 0.02) / 4 + 0.08) / 2
+    )
 
 
 def test_attention_loss_hand_values():
@@ -247,9 +278,9 @@ def test_attention_loss_hand_values():
     # at = normalise([1, 0]) = [1, 0] and normalise([0, 4]) = [0, 1]: mean([1, 1]) = 1
     assert feature_attention_loss([f_c], [f_x]).item() == pytest.approx(1.0)
     two_channels = torch.tensor([[1.0, 1.0], [1.0, 3.0]]).view(1, 2, 1, 2)  # mean_c f^2 = [1, 5]
-    assert attention_map(two_channels)[0].tolist() == pytest.approx([1 / 26 ** 0.5, 5 / 26 ** 0.5])
-    flat = torch.ones(1, 4, 1, 2)                                             # at = [1, 1] / sqrt 2
-    expected = ((1 / 26 ** 0.5 - 2 ** -0.5) ** 2 + (5 / 26 ** 0.5 - 2 ** -0.5) ** 2) / 2
+    assert attention_map(two_channels)[0].tolist() == pytest.approx([1 / 26**0.5, 5 / 26**0.5])
+    flat = torch.ones(1, 4, 1, 2)  # at = [1, 1] / sqrt 2
+    expected = ((1 / 26**0.5 - 2**-0.5) ** 2 + (5 / 26**0.5 - 2**-0.5) ** 2) / 2
     assert feature_attention_loss([two_channels], [flat[:, :2]]).item() == pytest.approx(expected)
     # invariant to a global scale of either map's features
     assert feature_attention_loss([3 * two_channels], [7 * flat[:, :2]]).item() == pytest.approx(expected)
@@ -257,7 +288,7 @@ def test_attention_loss_hand_values():
 
 def test_edge_weight_and_edge_loss_hand_values():
     hr = torch.zeros(1, 3, 5, 5)
-    hr[..., 2:] = 1.0                              # a vertical step between columns 1 and 2
+    hr[..., 2:] = 1.0  # a vertical step between columns 1 and 2
     m = edge_weight(hr, (5, 5))
     # Scharr x: (3 + 10 + 3) * (right - left) = 16 on the two columns beside the step, 0 elsewhere
     expected = torch.zeros(5, 5)
@@ -269,7 +300,7 @@ def test_edge_weight_and_edge_loss_hand_values():
 
 def test_lsgan_hand_values_and_patch_discriminator():
     fake, real = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])
-    assert lsgan_g_loss(fake).item() == pytest.approx(1.0)                 # ((0-1)^2 + (2-1)^2) / 2
+    assert lsgan_g_loss(fake).item() == pytest.approx(1.0)  # ((0-1)^2 + (2-1)^2) / 2
     assert lsgan_d_loss(real, fake).item() == pytest.approx(0.5 * (0.5 + 2.0))
     disc = PatchDiscriminator()
     assert sum(p.numel() for p in disc.parameters()) == 1040
@@ -277,6 +308,7 @@ def test_lsgan_hand_values_and_patch_discriminator():
 
 
 # -- losses: the frozen enhancer ------------------------------------------------------------------------
+
 
 def test_unet_adapter_is_its_encoder_level_and_crops_the_padding():
     net = UNetEnhancer(width=3, levels=4)
@@ -291,7 +323,7 @@ def test_unet_adapter_is_its_encoder_level_and_crops_the_padding():
 
 def test_deeplpf_adapter_is_its_backbone_level():
     net = DeepLPF(width=2, features=4, head_size=8)
-    x = torch.rand(1, 3, 32, 48)                  # multiples of 16, >= 32: no padding
+    x = torch.rand(1, 3, 32, 48)  # multiples of 16, >= 32: no padding
     feat = deeplpf_features(net, x)[0]
     manual = net.backbone.down[0](x)
     for level in (1, 2):
@@ -305,8 +337,10 @@ def test_encoder_features_needs_an_adapter():
         encoder_features(torch.nn.Conv2d(3, 3, 1))
 
 
-@pytest.mark.parametrize("enhancer_cls,kwargs", [(UNetEnhancer, {"width": 4, "levels": 3}),
-                                                 (DeepLPF, {"width": 2, "features": 4, "head_size": 8})])
+@pytest.mark.parametrize(
+    "enhancer_cls,kwargs",
+    [(UNetEnhancer, {"width": 4, "levels": 3}), (DeepLPF, {"width": 2, "features": 4, "head_size": 8})],
+)
 def test_frozen_enhancer_gets_no_gradient_and_stays_unchanged(enhancer_cls, kwargs):
     enhancer = freeze(enhancer_cls(**kwargs))
     before = {k: v.clone() for k, v in enhancer.state_dict().items()}
@@ -320,8 +354,12 @@ def test_frozen_enhancer_gets_no_gradient_and_stays_unchanged(enhancer_cls, kwar
     assert set(losses) == {"total", "consistency", "attention", "edge", "adversarial"}
     w = LMARLossWeights()
     assert losses["total"].item() == pytest.approx(
-        losses["adversarial"].item() + losses["consistency"].item() + w.attention * losses["attention"].item()
-        + losses["edge"].item(), rel=1e-5)
+        losses["adversarial"].item()
+        + losses["consistency"].item()
+        + w.attention * losses["attention"].item()
+        + losses["edge"].item(),
+        rel=1e-5,
+    )
     losses["total"].backward()
     assert all(p.grad is None for p in enhancer.parameters())
     for name, p in resampler.named_parameters():

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyres.ops.coords import centres, make_coord
 from anyres.enhancement.lmar_coords import (
     apply_axis_matrix,
     axis_offsets,
@@ -17,6 +16,7 @@ from anyres.enhancement.lmar_coords import (
     relative_coords,
     resample_cell,
 )
+from anyres.ops.coords import centres, make_coord
 from anyres.ops.resize import imresize, resize_matrix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,8 +26,8 @@ def _hand_axis(n_hr, n_lr):
     """Covering LR pixel and rel in half-LR-pixel units, from the definition with exact fractions."""
     index, rel = [], []
     for i in range(n_hr):
-        pos = Fraction(2 * i + 1, 2) * n_lr / n_hr     # HR centre in LR pixel units
-        k = int(pos)                                    # floor: the half-open LR pixel [k, k + 1)
+        pos = Fraction(2 * i + 1, 2) * n_lr / n_hr  # HR centre in LR pixel units
+        k = int(pos)  # floor: the half-open LR pixel [k, k + 1)
         index.append(k)
         rel.append(float((pos - (k + Fraction(1, 2))) * 2))
     return index, rel
@@ -75,21 +75,21 @@ def test_matches_definition_and_pixel_centres(n_hr, n_lr):
 def _reference_rel(hr_size, lr_size):
     """The released code's construction: nearest grid_sample of the LR centre grid at clamped HR centres."""
     (big_h, big_w), (h, w) = hr_size, lr_size
-    c_u = make_coord(big_h, big_w, flatten=False, dtype=torch.float64)                  # (H, W, 2)
-    c_d = make_coord(h, w, flatten=False, dtype=torch.float64).permute(2, 0, 1)[None]   # (1, 2, h, w)
+    c_u = make_coord(big_h, big_w, flatten=False, dtype=torch.float64)  # (H, W, 2)
+    c_d = make_coord(h, w, flatten=False, dtype=torch.float64).permute(2, 0, 1)[None]  # (1, 2, h, w)
     grid = c_u.clamp(-1 + 1e-6, 1 - 1e-6).flip(-1)[None]
-    q = F.grid_sample(c_d, grid, mode="nearest", align_corners=False)[0]               # (2, H, W)
+    q = F.grid_sample(c_d, grid, mode="nearest", align_corners=False)[0]  # (2, H, W)
     rel = c_u.permute(2, 0, 1) - q
     return rel * torch.tensor([h, w], dtype=torch.float64).view(2, 1, 1)
 
 
-@pytest.mark.parametrize("hr_size,lr_size", [((7, 10), (3, 4)), ((9, 12), (3, 4)), ((23, 17), (10, 5)),
-                                             ((6, 8), (4, 2)), ((12, 9), (8, 6))])
+@pytest.mark.parametrize(
+    "hr_size,lr_size", [((7, 10), (3, 4)), ((9, 12), (3, 4)), ((23, 17), (10, 5)), ((6, 8), (4, 2)), ((12, 9), (8, 6))]
+)
 def test_agrees_with_reference_code_except_on_ties(hr_size, lr_size):
     ours = relative_coords(hr_size, lr_size, torch.float64)
     ref = _reference_rel(hr_size, lr_size)
-    ties = [torch.tensor([(2 * i + 1) * n % (2 * big) == 0 for i in range(big)])
-            for big, n in zip(hr_size, lr_size)]
+    ties = [torch.tensor([(2 * i + 1) * n % (2 * big) == 0 for i in range(big)]) for big, n in zip(hr_size, lr_size)]
     for axis, tie in enumerate(ties):
         line = ours[axis, :, 0] if axis == 0 else ours[axis, 0, :]
         ref_line = ref[axis, :, 0] if axis == 0 else ref[axis, 0, :]
@@ -111,6 +111,7 @@ def test_rejects_upscales_and_empty_sizes(hr_size, lr_size):
 
 
 # -- back-projection residual -----------------------------------------------------------------------------
+
 
 def test_back_projection_with_box_kernel_is_the_block_mean_deviation():
     # area down by 4 = 4x4 block means; box up by 4 = each mean repeated over its block
@@ -141,8 +142,11 @@ def test_back_projection_gradcheck():
 
 # -- banded products --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n_in,n_out,kernel,antialias", [(50, 13, "lanczos3", False), (50, 13, "cubic", True),
-                                                         (13, 50, "lanczos3", False), (9, 1, "cubic", True)])
+
+@pytest.mark.parametrize(
+    "n_in,n_out,kernel,antialias",
+    [(50, 13, "lanczos3", False), (50, 13, "cubic", True), (13, 50, "lanczos3", False), (9, 1, "cubic", True)],
+)
 @pytest.mark.parametrize("block", [1, 4, 256])
 def test_apply_axis_matrix_equals_dense_product(n_in, n_out, kernel, antialias, block):
     mat = resize_matrix(n_in, n_out, kernel=kernel, antialias=antialias)

@@ -18,28 +18,49 @@ def t(*rows):
     return torch.tensor(rows, dtype=F64)
 
 
-def grad_params(batch=1, count=1, channels=3, *, slope=0.5, intercept=0.3, offset1=0.2, offset2=0.4, invert=0.0,
-                scale=(1.5, 0.5, 1.0)):
+def grad_params(
+    batch=1,
+    count=1,
+    channels=3,
+    *,
+    slope=0.5,
+    intercept=0.3,
+    offset1=0.2,
+    offset2=0.4,
+    invert=0.0,
+    scale=(1.5, 0.5, 1.0),
+):
     full = lambda v: torch.full((batch, count), float(v), dtype=F64)  # noqa: E731
-    return dict(slope=full(slope), intercept=full(intercept), offset1=full(offset1), offset2=full(offset2),
-                invert=full(invert), scale=torch.tensor(scale, dtype=F64).expand(batch, count, channels).clone())
+    return dict(
+        slope=full(slope),
+        intercept=full(intercept),
+        offset1=full(offset1),
+        offset2=full(offset2),
+        invert=full(invert),
+        scale=torch.tensor(scale, dtype=F64).expand(batch, count, channels).clone(),
+    )
 
 
 def random_graduated(batch, count, channels=3, dtype=F64):
-    return dict(slope=torch.randn(batch, count, dtype=dtype) * 1.5,
-                intercept=torch.rand(batch, count, dtype=dtype),
-                offset1=torch.rand(batch, count, dtype=dtype) * 0.5 + 0.05,
-                offset2=torch.rand(batch, count, dtype=dtype) * 0.5 + 0.05,
-                invert=torch.rand(batch, count, dtype=dtype) * 0.8 + 0.1,
-                scale=torch.rand(batch, count, channels, dtype=dtype) * 2.0)
+    return dict(
+        slope=torch.randn(batch, count, dtype=dtype) * 1.5,
+        intercept=torch.rand(batch, count, dtype=dtype),
+        offset1=torch.rand(batch, count, dtype=dtype) * 0.5 + 0.05,
+        offset2=torch.rand(batch, count, dtype=dtype) * 0.5 + 0.05,
+        invert=torch.rand(batch, count, dtype=dtype) * 0.8 + 0.1,
+        scale=torch.rand(batch, count, channels, dtype=dtype) * 2.0,
+    )
 
 
 def random_elliptical(batch, count, channels=3, dtype=F64):
-    return dict(centre_x=torch.rand(batch, count, dtype=dtype), centre_y=torch.rand(batch, count, dtype=dtype),
-                semi_a=torch.rand(batch, count, dtype=dtype) * 0.6 + 0.1,
-                semi_b=torch.rand(batch, count, dtype=dtype) * 0.6 + 0.1,
-                angle=torch.rand(batch, count, dtype=dtype) * math.pi,
-                scale=torch.rand(batch, count, channels, dtype=dtype) * 2.0)
+    return dict(
+        centre_x=torch.rand(batch, count, dtype=dtype),
+        centre_y=torch.rand(batch, count, dtype=dtype),
+        semi_a=torch.rand(batch, count, dtype=dtype) * 0.6 + 0.1,
+        semi_b=torch.rand(batch, count, dtype=dtype) * 0.6 + 0.1,
+        angle=torch.rand(batch, count, dtype=dtype) * math.pi,
+        scale=torch.rand(batch, count, channels, dtype=dtype) * 2.0,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -81,8 +102,9 @@ def test_graduated_zero_slope_closed_form():
     c, o1, o2, s = 0.45, 0.25, 0.15, 1.8
     out = lf.graduated_map(16, 3, **grad_params(slope=0.0, intercept=c, offset1=o1, offset2=o2, scale=(s,)))[0, 0, 0]
     _, y = lf.unit_grid(16, 3, dtype=F64)
-    strength = torch.where(y >= c, torch.clamp(0.5 + 0.5 * (y - c) / o1, max=1.0),
-                           torch.clamp(0.5 + 0.5 * (y - c) / o2, min=0.0))
+    strength = torch.where(
+        y >= c, torch.clamp(0.5 + 0.5 * (y - c) / o1, max=1.0), torch.clamp(0.5 + 0.5 * (y - c) / o2, min=0.0)
+    )
     torch.testing.assert_close(out, 1 + (s - 1) * strength, rtol=0, atol=1e-12)
     assert torch.equal(out, out[:, :1].expand_as(out))  # constant along each row
 
@@ -129,8 +151,14 @@ def _ellipse_by_hand(x, y, h, k, a, b, theta, s):
 
 def test_elliptical_hand_values():
     h, k, a, b, theta, scales = 0.45, 0.55, 0.4, 0.2, math.pi / 6, (2.0, 0.5, 1.0)
-    p = dict(centre_x=t([h]), centre_y=t([k]), semi_a=t([a]), semi_b=t([b]), angle=t([theta]),
-             scale=torch.tensor([[scales]], dtype=F64))
+    p = dict(
+        centre_x=t([h]),
+        centre_y=t([k]),
+        semi_a=t([a]),
+        semi_b=t([b]),
+        angle=t([theta]),
+        scale=torch.tensor([[scales]], dtype=F64),
+    )
     out = lf.elliptical_map(4, 6, **p)
     assert out.shape == (1, 1, 3, 4, 6)
     rhos = []
@@ -149,22 +177,33 @@ def test_elliptical_circle_closed_form_any_angle():
     _x, _y = lf.unit_grid(7, 8, dtype=F64)
     want = 1 + (s - 1) * torch.clamp(1 - torch.hypot(_x - h, _y - k) / r, min=0)
     for theta in (0.0, 0.7, 2.5):
-        p = dict(centre_x=t([h]), centre_y=t([k]), semi_a=t([r]), semi_b=t([r]), angle=t([theta]),
-                 scale=torch.full((1, 1, 1), s, dtype=F64))
+        p = dict(
+            centre_x=t([h]),
+            centre_y=t([k]),
+            semi_a=t([r]),
+            semi_b=t([r]),
+            angle=t([theta]),
+            scale=torch.full((1, 1, 1), s, dtype=F64),
+        )
         torch.testing.assert_close(lf.elliptical_map(7, 8, **p)[0, 0, 0], want, rtol=0, atol=1e-12)
 
 
 def test_elliptical_tiny_ellipse_between_pixels_is_identity():
     # centre on a pixel corner, semi-axes below half a pixel: no pixel centre is inside
-    p = dict(centre_x=t([0.5]), centre_y=t([0.5]), semi_a=t([0.05]), semi_b=t([0.04]), angle=t([0.3]),
-             scale=torch.full((1, 1, 3), 1.9, dtype=F64))
+    p = dict(
+        centre_x=t([0.5]),
+        centre_y=t([0.5]),
+        semi_a=t([0.05]),
+        semi_b=t([0.04]),
+        angle=t([0.3]),
+        scale=torch.full((1, 1, 3), 1.9, dtype=F64),
+    )
     assert torch.equal(lf.elliptical_map(4, 4, **p), torch.ones(1, 1, 3, 4, 4, dtype=F64))
 
 
 def test_elliptical_symmetric_about_centre_and_peaks_there():
     s = torch.tensor([[[1.7, 0.4, 1.2]]], dtype=F64)
-    p = dict(centre_x=t([0.5]), centre_y=t([0.5]), semi_a=t([0.45]), semi_b=t([0.2]), angle=t([math.pi / 5]),
-             scale=s)
+    p = dict(centre_x=t([0.5]), centre_y=t([0.5]), semi_a=t([0.45]), semi_b=t([0.2]), angle=t([math.pi / 5]), scale=s)
     out = lf.elliptical_map(7, 7, **p)[0, 0]  # the centre is pixel (3, 3)
     torch.testing.assert_close(out, out.flip(-1, -2), rtol=0, atol=1e-12)  # point symmetry
     torch.testing.assert_close(out[:, 3, 3], s[0, 0], rtol=0, atol=1e-12)  # full scale at the centre
@@ -199,8 +238,14 @@ def test_elliptical_map_stays_between_one_and_scale():
 
 
 def test_elliptical_gradient_is_finite_at_a_centre_pixel():
-    p = dict(centre_x=t([0.5]), centre_y=t([0.5]), semi_a=t([0.3]), semi_b=t([0.2]), angle=t([0.4]),
-             scale=torch.full((1, 1, 1), 1.5, dtype=F64))
+    p = dict(
+        centre_x=t([0.5]),
+        centre_y=t([0.5]),
+        semi_a=t([0.3]),
+        semi_b=t([0.2]),
+        angle=t([0.4]),
+        scale=torch.full((1, 1, 1), 1.5, dtype=F64),
+    )
     for v in p.values():
         v.requires_grad_(True)
     lf.elliptical_map(5, 5, **p).sum().backward()
@@ -219,14 +264,38 @@ def test_cubic_terms_are_the_twenty_monomials_of_degree_at_most_three():
 
 def _cubic_by_hand(c, x, y, i):
     A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T = c  # noqa: E741, N806
-    return (A * x**3 + B * x**2 * y + C * x**2 * i + D * x**2 + E * x * y**2 + F * x * y * i + G * x * y
-            + H * x * i**2 + I * x * i + J * x + K * y**3 + L * y**2 * i + M * y**2 + N * y * i**2 + O * y * i
-            + P * y + Q * i**3 + R * i**2 + S * i + T)
+    return (
+        A * x**3
+        + B * x**2 * y
+        + C * x**2 * i
+        + D * x**2
+        + E * x * y**2
+        + F * x * y * i
+        + G * x * y
+        + H * x * i**2
+        + I * x * i
+        + J * x
+        + K * y**3
+        + L * y**2 * i
+        + M * y**2
+        + N * y * i**2
+        + O * y * i
+        + P * y
+        + Q * i**3
+        + R * i**2
+        + S * i
+        + T
+    )
 
 
 def test_cubic_hand_values():
-    coeffs = torch.stack([torch.linspace(-1.0, 1.0, 20, dtype=F64), torch.linspace(0.7, -0.3, 20, dtype=F64),
-                          torch.cos(torch.arange(20, dtype=F64))])[None]
+    coeffs = torch.stack(
+        [
+            torch.linspace(-1.0, 1.0, 20, dtype=F64),
+            torch.linspace(0.7, -0.3, 20, dtype=F64),
+            torch.cos(torch.arange(20, dtype=F64)),
+        ]
+    )[None]
     image = torch.rand(1, 3, 2, 3, dtype=F64)
     f = lf.cubic_polynomial(image, coeffs)
     for row, col in ((1, 2), (0, 1)):
@@ -315,8 +384,16 @@ def test_straight_through_gradient_reaches_the_inversion_logit():
     scales = [[1.6, 0.7, 1.2], [0.5, 1.9, 1.0]]
     logit = t([0.4, -0.7]).requires_grad_(True)
     bit = lf.straight_through_bit(logit)
-    out = lf.graduated_map(h, w, slope=t(m), intercept=t(c), offset1=t(o1), offset2=t(o2), invert=bit,
-                           scale=torch.tensor([scales], dtype=F64))
+    out = lf.graduated_map(
+        h,
+        w,
+        slope=t(m),
+        intercept=t(c),
+        offset1=t(o1),
+        offset2=t(o2),
+        invert=bit,
+        scale=torch.tensor([scales], dtype=F64),
+    )
     out.sum().backward()
     want = []
     for n in range(2):
@@ -331,8 +408,16 @@ def test_straight_through_gradient_reaches_the_inversion_logit():
     assert logit.grad.abs().min() > 1e-3  # really non-zero
     assert logit.grad[0].tolist() == pytest.approx(want, abs=1e-12)
     # the forward pass equals the map with a plain 0/1 bit
-    plain = lf.graduated_map(h, w, slope=t(m), intercept=t(c), offset1=t(o1), offset2=t(o2), invert=t([1.0, 0.0]),
-                             scale=torch.tensor([scales], dtype=F64))
+    plain = lf.graduated_map(
+        h,
+        w,
+        slope=t(m),
+        intercept=t(c),
+        offset1=t(o1),
+        offset2=t(o2),
+        invert=t([1.0, 0.0]),
+        scale=torch.tensor([scales], dtype=F64),
+    )
     assert torch.equal(out.detach(), plain)
 
 
@@ -375,8 +460,8 @@ def test_gradcheck_whole_pipeline():
     coeffs = torch.randn(1, 3, 20, dtype=F64) * 0.01
 
     def pipeline(y1, cf, *v):
-        g = lf.combine_instances(lf.graduated_map(4, 5, **dict(zip(gk, v[:len(gk)]))))
-        e = lf.combine_instances(lf.elliptical_map(4, 5, **dict(zip(ek, v[len(gk):]))))
+        g = lf.combine_instances(lf.graduated_map(4, 5, **dict(zip(gk, v[: len(gk)]))))
+        e = lf.combine_instances(lf.elliptical_map(4, 5, **dict(zip(ek, v[len(gk) :]))))
         y3 = lf.apply_scale_map(lf.cubic_filter(y1, cf), lf.fuse_scale_maps(g, e, mode="deviation"))
         return lf.long_residual(y3, y1)
 

@@ -12,12 +12,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from anyres.enhancement.api import enhance_rgb, load_resampler, working_size
 from anyres.cli import main
-from anyres.errors import AnyresError
-from anyres.hub import save_network
+from anyres.enhancement.api import enhance_rgb, load_resampler, working_size
 from anyres.enhancement.lmar import LMAR, LMARConfig
 from anyres.enhancement.unet import UNetEnhancer
+from anyres.errors import AnyresError
+from anyres.hub import save_network
 from anyres.ops.resize import imresize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,8 +31,8 @@ class _Identity(torch.nn.Module):
 def test_working_size_by_hand():
     assert working_size(3000, 4000, long_side=512) == (384, 512)
     assert working_size(300, 200, long_side=512) == (300, 200)  # never enlarged
-    assert working_size(100, 50, scale=3) == (33, 17)            # 33.33 -> 33, 16.67 -> 17
-    assert working_size(5, 3, scale=2) == (3, 2)                 # halves round up
+    assert working_size(100, 50, scale=3) == (33, 17)  # 33.33 -> 33, 16.67 -> 17
+    assert working_size(5, 3, scale=2) == (3, 2)  # halves round up
     assert working_size(10, 10, scale=1) == (10, 10)
     for bad in (dict(long_side=0), dict(scale=0.5), dict(), dict(long_side=5, scale=2)):
         with pytest.raises(AnyresError):
@@ -96,8 +96,9 @@ def test_evaluate_working_scale_records_the_path(tmp_path):
         _png(data / f"{i}.png", 48, 36, seed=i)
     unet = save_network(UNetEnhancer(width=2, levels=2), tmp_path / "unet")
     full = evaluate(str(unet), data, task="lowlight", seed=1, progress=False)
-    small = evaluate(str(unet), data, task="lowlight", seed=1, working_scale=2.0, progress=False,
-                     json_path=tmp_path / "r.json")
+    small = evaluate(
+        str(unet), data, task="lowlight", seed=1, working_scale=2.0, progress=False, json_path=tmp_path / "r.json"
+    )
     assert small["working"] == {"scale": 2.0, "resampler": "bicubic"} and "working" not in full
     a, b = full["results"][0], small["results"][0]
     assert a["input_psnr"] == b["input_psnr"] and a["psnr"] != b["psnr"]

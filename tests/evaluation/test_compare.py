@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 
+import click
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import click
-
 from anyres.cli.compare import compare_command
-from anyres.evaluation.compare import BACKGROUND, GAP, make_comparison
 from anyres.errors import AnyresError
 from anyres.evaluation import make_lr
+from anyres.evaluation.compare import BACKGROUND, GAP, make_comparison
 from anyres.io import read_image, write_image
 from anyres.metrics import measure
 from anyres.ops.resize import resize
@@ -26,9 +25,11 @@ MODELS = ["bicubic", "lanczos"]  # "bicubic" repeats a fixed panel and is shown 
 def smooth(h: int, w: int, channels: int = 3) -> torch.Tensor:
     """A smooth colour (or gray) image (1, C, h, w) in [0, 1], rounded to 8 bits like a loaded file."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    planes = [0.5 + 0.4 * torch.sin(2 * math.pi * (1.3 * xx + 0.7 * yy)),
-              0.5 + 0.4 * torch.cos(2 * math.pi * (0.8 * xx - 1.1 * yy)),
-              0.5 + 0.3 * torch.sin(2 * math.pi * (xx * yy + 0.5 * xx))]
+    planes = [
+        0.5 + 0.4 * torch.sin(2 * math.pi * (1.3 * xx + 0.7 * yy)),
+        0.5 + 0.4 * torch.cos(2 * math.pi * (0.8 * xx - 1.1 * yy)),
+        0.5 + 0.3 * torch.sin(2 * math.pi * (xx * yy + 0.5 * xx)),
+    ]
     x = torch.stack(planes[:channels])[None]
     return torch.round(x * 255) / 255
 
@@ -53,9 +54,9 @@ def test_layout_and_nearest_panel():
     np.testing.assert_array_equal(a[:48, :64], expected)  # the label strip is below the crop
     # bicubic panel equals MATLAB bicubic, cropped
     bic = (resize(lr, size=(80, 100), mode="bicubic").clamp(0, 1)[0, :, 20:68, 10:74] * 255).round()
-    np.testing.assert_array_equal(a[:48, 64 + GAP:2 * 64 + GAP], bic.to(torch.uint8).permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(a[:48, 64 + GAP : 2 * 64 + GAP], bic.to(torch.uint8).permute(1, 2, 0).numpy())
     # gaps and label strip are background, with some white text in the strip
-    assert (a[:, 64:64 + GAP] == BACKGROUND).all()
+    assert (a[:, 64 : 64 + GAP] == BACKGROUND).all()
     strip = a[48:, :64]
     assert (strip == 255).all(axis=2).any()
 
@@ -70,7 +71,7 @@ def test_default_crop_is_centred_and_bounded():
     col_w = (img.width - 2 * GAP) // 3
     off = (col_w - 30) // 2
     expected = (near[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    np.testing.assert_array_equal(a[:45, off:off + 30], expected)
+    np.testing.assert_array_equal(a[:45, off : off + 30], expected)
 
     big = smooth(100, 200)
     img, _ = make_comparison(big, 2, [], crop=None)  # output 200x400: default crop 256x200
@@ -105,7 +106,7 @@ def test_as_hr_psnr_labels():
     a = np.asarray(img)
     x0 = 3 * (64 + GAP)
     expected = (hr_c[0, :, 4:44, 4:68] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    np.testing.assert_array_equal(a[:40, x0:x0 + 64], expected)
+    np.testing.assert_array_equal(a[:40, x0 : x0 + 64], expected)
 
 
 def test_grayscale_and_non_integer_scale():
@@ -120,8 +121,10 @@ def test_grayscale_and_non_integer_scale():
     assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
 
 
-@pytest.mark.parametrize("crop", [(90, 0, 20, 20), (0, 0, 0, 10), (-1, 0, 10, 10), (0, 70, 10, 11),
-                                  (0, 0, 101, 80), (1.5, 0, 10, 10), (1, 2, 3)])
+@pytest.mark.parametrize(
+    "crop",
+    [(90, 0, 20, 20), (0, 0, 0, 10), (-1, 0, 10, 10), (0, 70, 10, 11), (0, 0, 101, 80), (1.5, 0, 10, 10), (1, 2, 3)],
+)
 def test_invalid_crop(crop):
     with pytest.raises(AnyresError):
         make_comparison(smooth(40, 50), 2, [], crop=crop)
@@ -172,8 +175,9 @@ def test_cli_writes_png_and_refuses_overwrite(tmp_path, cli):
     assert x.shape[-1] == 4 * 64 + 3 * GAP
 
 
-@pytest.mark.parametrize("extra", [["--crop", "1,2,3"], ["--crop", "0,0,500,10"], ["--scale", "-1"],
-                                   ["--models", "nope"]])
+@pytest.mark.parametrize(
+    "extra", [["--crop", "1,2,3"], ["--crop", "0,0,500,10"], ["--scale", "-1"], ["--models", "nope"]]
+)
 def test_cli_user_errors(tmp_path, cli, extra):
     src = tmp_path / "lr.png"
     write_image(src, smooth(30, 40))

@@ -69,7 +69,7 @@ def test_make_lr_integer_scale(scale):
     s = int(scale)
     hr_c, lr = make_lr(hr, scale)
     assert hr_c.shape == (1, 3, 23 // s * s, 31 // s * s)
-    assert torch.equal(hr_c, hr[..., :23 // s * s, :31 // s * s])  # bottom/right crop
+    assert torch.equal(hr_c, hr[..., : 23 // s * s, : 31 // s * s])  # bottom/right crop
     assert lr.shape == (1, 3, 23 // s, 31 // s)
     assert _is_8bit(lr) and lr.min() >= 0 and lr.max() <= 1
     ref = torch.round(oracle_imresize(hr_c.double(), scale=1 / s).clamp(0, 1) * 255) / 255
@@ -85,7 +85,7 @@ def test_make_lr_non_integer_scale(scale, h, w):
     hr_c, lr = make_lr(hr, scale)
     # Documented rule: the HR is cropped to round(h * s) (Python's round: 2.5 * 9 = 22.5 -> 22).
     assert hr_c.shape == (1, 1, round(h * scale), round(w * scale))
-    assert torch.equal(hr_c, hr[..., :round(h * scale), :round(w * scale)])
+    assert torch.equal(hr_c, hr[..., : round(h * scale), : round(w * scale)])
     assert lr.shape == (1, 1, h, w)
     assert _is_8bit(lr)
     ref = torch.round(oracle_imresize(hr_c.double(), sizes=(h, w)).clamp(0, 1) * 255) / 255
@@ -122,10 +122,15 @@ def test_parse_scales_errors(text):
 
 
 def test_format_table_known_output():
-    report = {"model": "m", "dataset": "d", "protocol": "benchmark", "results": [
-        {"scale": 2.0, "psnr": 30.126, "ssim": 0.91234, "n": 3, "seconds": 0.04, "per_image": {}},
-        {"scale": 2.5, "psnr": 28.0, "ssim": 0.9, "n": 3, "seconds": 1.26, "per_image": {}},
-    ]}
+    report = {
+        "model": "m",
+        "dataset": "d",
+        "protocol": "benchmark",
+        "results": [
+            {"scale": 2.0, "psnr": 30.126, "ssim": 0.91234, "n": 3, "seconds": 0.04, "per_image": {}},
+            {"scale": 2.5, "psnr": 28.0, "ssim": 0.9, "n": 3, "seconds": 1.26, "per_image": {}},
+        ],
+    }
     lines = format_table(report).splitlines()
     assert lines[0] == "m on d (benchmark protocol)"
     assert lines[2] == "| scale | PSNR (dB) | SSIM | images | seconds |"
@@ -228,8 +233,9 @@ def test_evaluate_errors(hr_dir, tmp_path):
 
 def test_cli_evaluate(hr_dir, tmp_path, bicubic_report):
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["evaluate", "--model", "bicubic", "--data", str(hr_dir), "--scales", "2",
-                                       "--json", str(out)])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--model", "bicubic", "--data", str(hr_dir), "--scales", "2", "--json", str(out)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert "| scale | PSNR (dB) | SSIM | images | seconds |" in lines
@@ -251,8 +257,9 @@ def _assert_one_line_error(result):
 
 
 def test_cli_unknown_model(hr_dir):
-    result = CliRunner().invoke(main, ["evaluate", "--model", "no-such-model-xyz", "--data", str(hr_dir),
-                                       "--scales", "2"])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--model", "no-such-model-xyz", "--data", str(hr_dir), "--scales", "2"]
+    )
     _assert_one_line_error(result)
     assert "no-such-model-xyz" in result.stderr
 
@@ -282,11 +289,11 @@ def test_cli_models_lists_baselines():
 def test_degraded_evaluation_records_replayable_per_image_draws(hr_dir, tmp_path):
     from anyres.degrade import get_pipeline
     from anyres.evaluation import crop_for_scale, make_degraded_lr
-    from anyres.ops.color import from_rgb_gray, to_rgb
-    from anyres.ops.color import quantize
+    from anyres.ops.color import from_rgb_gray, quantize, to_rgb
 
-    report = evaluate("bicubic", hr_dir, [2, 3], degradation="realesrgan", seed=7, progress=False,
-                      json_path=tmp_path / "r.json")
+    report = evaluate(
+        "bicubic", hr_dir, [2, 3], degradation="realesrgan", seed=7, progress=False, json_path=tmp_path / "r.json"
+    )
     assert report["degradation"] == {"pipeline": "realesrgan", "seed": 7}
     assert json.loads((tmp_path / "r.json").read_text()) == report  # records are plain JSON
     plain = evaluate("bicubic", hr_dir, [2, 3], progress=False)
@@ -326,8 +333,22 @@ def test_degraded_evaluation_is_seeded_and_independent_of_other_images(hr_dir, t
 
 def test_cli_evaluate_degradation_writes_json_and_rejects_unknown_pipeline(hr_dir, tmp_path):
     out = tmp_path / "cli.json"
-    res = CliRunner().invoke(main, ["evaluate", "--data", str(hr_dir), "--scales", "2", "--degradation",
-                                    "classical", "--seed", "5", "--json", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(hr_dir),
+            "--scales",
+            "2",
+            "--degradation",
+            "classical",
+            "--seed",
+            "5",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["degradation"] == {"pipeline": "classical", "seed": 5}

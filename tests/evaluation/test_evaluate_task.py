@@ -9,16 +9,16 @@ import torch
 from click.testing import CliRunner
 
 from anyres.cli import main
-from anyres.enhancement.tasks import get_task
 from anyres.degrade import derive_seed
+from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
+from anyres.enhancement.tasks import get_task
+from anyres.enhancement.unet import UNetEnhancer
 from anyres.errors import AnyresError
 from anyres.evaluation import evaluate
 from anyres.hub import load_network, save_network
 from anyres.io import read_image, write_image
-from anyres.ops.color import to_rgb
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, measure, prepare, shave_for, ssim
-from anyres.enhancement.deeplpf import DeepLPF, DeepLPFConfig
-from anyres.enhancement.unet import UNetEnhancer
+from anyres.ops.color import to_rgb
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,8 +28,10 @@ NAMES = ("a", "b", "c")
 def _smooth(h, w, c, seed):
     rng = np.random.default_rng(seed)
     yy, xx = np.meshgrid(np.arange(h) / h, np.arange(w) / w, indexing="ij")
-    chans = [0.5 + 0.4 * np.sin(2 * np.pi * (rng.uniform(1, 3) * yy + rng.uniform(1, 3) * xx) + rng.uniform(0, 6))
-             for _ in range(c)]
+    chans = [
+        0.5 + 0.4 * np.sin(2 * np.pi * (rng.uniform(1, 3) * yy + rng.uniform(1, 3) * xx) + rng.uniform(0, 6))
+        for _ in range(c)
+    ]
     return torch.from_numpy((np.round(np.stack(chans)[None] * 255) / 255).astype(np.float32))
 
 
@@ -53,7 +55,7 @@ def _psnr_8bit(a, b):
     """PSNR (peak 255) of two [0, 1] tensors rounded to 8 bits, all channels, no shave, in numpy."""
     x = np.round(a.double().numpy() * 255)
     y = np.round(b.double().numpy() * 255)
-    return 10 * np.log10(255.0 ** 2 / np.mean((x - y) ** 2))
+    return 10 * np.log10(255.0**2 / np.mean((x - y) ** 2))
 
 
 def _damaged(hr_dir, name, task, seed):
@@ -92,8 +94,9 @@ def test_report_contract_and_input_scores_recomputed_independently(hr_dir, deepl
 
 
 def test_identity_model_scores_equal_the_input_scores_and_saves_its_outputs(hr_dir, tmp_path):
-    report = evaluate(UNetEnhancer(width=2, levels=2), hr_dir, task="lowlight", seed=1, progress=False,
-                      save_dir=tmp_path / "saved")
+    report = evaluate(
+        UNetEnhancer(width=2, levels=2), hr_dir, task="lowlight", seed=1, progress=False, save_dir=tmp_path / "saved"
+    )
     r = report["results"][0]
     assert r["psnr"] == r["input_psnr"] and r["ssim"] == r["input_ssim"]
     assert r["input_psnr"] < 20  # low light is real damage
@@ -118,8 +121,12 @@ def test_damage_is_seeded_per_image_independently_of_the_others(hr_dir, tmp_path
 
 def test_library_refuses_sr_options_with_a_task(hr_dir):
     net = UNetEnhancer(width=2, levels=2)
-    for kwargs, message in (({"scales": [2]}, "--scales"), ({"protocol": "div2k"}, "--protocol"),
-                            ({"degradation": "classical"}, "--degradation"), ({"mode": "exact"}, "--mode")):
+    for kwargs, message in (
+        ({"scales": [2]}, "--scales"),
+        ({"protocol": "div2k"}, "--protocol"),
+        ({"degradation": "classical"}, "--degradation"),
+        ({"mode": "exact"}, "--mode"),
+    ):
         with pytest.raises(AnyresError, match=message):
             evaluate(net, hr_dir, task="retouch", progress=False, **kwargs)
     with pytest.raises(AnyresError, match="upscaling model"):
@@ -135,8 +142,22 @@ def _one_line_error(res):
 
 def test_cli_task_writes_the_library_report_and_a_table(hr_dir, deeplpf_dir, tmp_path):
     out = tmp_path / "cli.json"
-    res = CliRunner().invoke(main, ["evaluate", "--task", "lowlight", "--model", str(deeplpf_dir), "--data",
-                                    str(hr_dir), "--seed", "2", "--json", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--task",
+            "lowlight",
+            "--model",
+            str(deeplpf_dir),
+            "--data",
+            str(hr_dir),
+            "--seed",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     written = json.loads(out.read_text())
     lib = evaluate(deeplpf_dir, hr_dir, task="lowlight", seed=2, progress=False)
@@ -149,23 +170,33 @@ def test_cli_task_writes_the_library_report_and_a_table(hr_dir, deeplpf_dir, tmp
     assert "(rgb protocol, inputs by lowlight damage with seed 2)" in res.stdout
 
 
-@pytest.mark.parametrize("extra,message", [(["--scales", "2"], "--scales"), (["--protocol", "div2k"], "--protocol"),
-                                           (["--degradation", "bsrgan"], "--degradation")])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--scales", "2"], "--scales"),
+        (["--protocol", "div2k"], "--protocol"),
+        (["--degradation", "bsrgan"], "--degradation"),
+    ],
+)
 def test_cli_task_rejects_explicit_sr_options(hr_dir, deeplpf_dir, extra, message):
-    res = CliRunner().invoke(main, ["evaluate", "--task", "retouch", "--model", str(deeplpf_dir), "--data",
-                                    str(hr_dir), *extra])
+    res = CliRunner().invoke(
+        main, ["evaluate", "--task", "retouch", "--model", str(deeplpf_dir), "--data", str(hr_dir), *extra]
+    )
     assert message in _one_line_error(res)
 
 
 def test_cli_task_errors(hr_dir, tmp_path):
     report = ["--json", str(tmp_path / "r.json")]
-    assert "--model" in _one_line_error(CliRunner().invoke(main, ["evaluate", "--task", "retouch", "--data",
-                                                                  str(hr_dir), *report]))
-    res = CliRunner().invoke(main, ["evaluate", "--task", "retouch", "--model", "no-such-enhancer", "--data",
-                                    str(hr_dir), *report])
+    assert "--model" in _one_line_error(
+        CliRunner().invoke(main, ["evaluate", "--task", "retouch", "--data", str(hr_dir), *report])
+    )
+    res = CliRunner().invoke(
+        main, ["evaluate", "--task", "retouch", "--model", "no-such-enhancer", "--data", str(hr_dir), *report]
+    )
     assert "no-such-enhancer" in _one_line_error(res)
-    res = CliRunner().invoke(main, ["evaluate", "--task", "lowlight", "--model", str(tmp_path / "none"), "--data",
-                                    str(hr_dir), *report])
+    res = CliRunner().invoke(
+        main, ["evaluate", "--task", "lowlight", "--model", str(tmp_path / "none"), "--data", str(hr_dir), *report]
+    )
     assert "none" in _one_line_error(res)
     res = CliRunner().invoke(main, ["evaluate", "--task", "sharpen", "--model", "x", "--data", str(hr_dir)])
     assert res.exit_code == 2 and "sharpen" in res.output and "Traceback" not in res.output

@@ -26,7 +26,13 @@ if not _weights_present():
 from anyres.errors import AnyresError, RegistryError  # noqa: E402
 from anyres.metrics import lpips  # noqa: E402
 from anyres.metrics.lpips import (  # noqa: E402
-    INSTALL_HINT, VGG16_LAYERS, load_lpips, read_checkpoint, safe_loads, vgg16_features, weights_dir,
+    INSTALL_HINT,
+    VGG16_LAYERS,
+    load_lpips,
+    read_checkpoint,
+    safe_loads,
+    vgg16_features,
+    weights_dir,
 )
 
 NETS = ("alex", "vgg")
@@ -58,7 +64,7 @@ def photo() -> torch.Tensor:
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = int(math.ceil(3 * sigma))
     t = torch.arange(-r, r + 1, dtype=x.dtype)
-    g = torch.exp(-t**2 / (2 * sigma**2))
+    g = torch.exp(-(t**2) / (2 * sigma**2))
     g = g / g.sum()
     c = x.shape[1]
     x = F.pad(x, (r, r, r, r), mode="reflect")
@@ -237,14 +243,17 @@ def test_differentiable_wrt_input(photo):
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("bad, pattern", [
-    (torch.rand(3, 64, 64), r"got shape \(3, 64, 64\)"),
-    (torch.rand(1, 4, 64, 64), r"got shape \(1, 4, 64, 64\)"),
-    (torch.rand(1, 3, 64, 64) * 2 - 1, r"\[0, 1\]"),
-    (torch.full((1, 3, 64, 64), float("nan")), r"\[0, 1\]"),
-    (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "floating-point"),
-    (torch.rand(1, 3, 20, 64), r"at least 31x31 .*\(1, 3, 20, 64\)"),
-])
+@pytest.mark.parametrize(
+    "bad, pattern",
+    [
+        (torch.rand(3, 64, 64), r"got shape \(3, 64, 64\)"),
+        (torch.rand(1, 4, 64, 64), r"got shape \(1, 4, 64, 64\)"),
+        (torch.rand(1, 3, 64, 64) * 2 - 1, r"\[0, 1\]"),
+        (torch.full((1, 3, 64, 64), float("nan")), r"\[0, 1\]"),
+        (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "floating-point"),
+        (torch.rand(1, 3, 20, 64), r"at least 31x31 .*\(1, 3, 20, 64\)"),
+    ],
+)
 def test_bad_inputs_raise_one_line_value_errors(bad, pattern):
     good = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match=pattern) as info:
@@ -268,8 +277,13 @@ def test_other_argument_errors():
 def test_vgg16_features_layers_and_gradients(photo):
     x = photo[..., :32, :32].clone().requires_grad_(True)
     feats = vgg16_features(x)
-    assert [tuple(f.shape) for f in feats] == [(1, 64, 32, 32), (1, 128, 16, 16), (1, 256, 8, 8),
-                                              (1, 512, 4, 4), (1, 512, 2, 2)]
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 64, 32, 32),
+        (1, 128, 16, 16),
+        (1, 256, 8, 8),
+        (1, 512, 4, 4),
+        (1, 512, 2, 2),
+    ]
     conv, relu = vgg16_features(x, layers=("conv1_1", "relu1_1"))
     assert torch.equal(torch.relu(conv), relu) and (conv < 0).any()
     feats[-1].sum().backward()

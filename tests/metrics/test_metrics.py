@@ -30,8 +30,9 @@ def _smooth_pair(rng, shape=(1, 3, 27, 33)):
 
 
 def _sk_ssim(a: np.ndarray, b: np.ndarray, **kw) -> float:
-    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                 data_range=255, **kw)
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, **kw
+    )
 
 
 # ----------------------------------------------------------------------------------------------- colour
@@ -135,9 +136,10 @@ def test_ssim_too_small_and_shape_mismatch():
 # ----------------------------------------------------------------------------------------------- protocols
 
 
-@pytest.mark.parametrize("scale,bench_shave,div2k_shave", [
-    (1, 1, 7), (2, 2, 8), (3, 3, 9), (4, 4, 10), (2.5, 3, 9), (1.5, 2, 8), (3.3, 4, 10), (2.0000000001, 2, 8),
-])
+@pytest.mark.parametrize(
+    "scale,bench_shave,div2k_shave",
+    [(1, 1, 7), (2, 2, 8), (3, 3, 9), (4, 4, 10), (2.5, 3, 9), (1.5, 2, 8), (3.3, 4, 10), (2.0000000001, 2, 8)],
+)
 def test_shave_for(scale, bench_shave, div2k_shave):
     assert shave_for(scale, "benchmark") == bench_shave
     assert shave_for(scale, "div2k") == div2k_shave

@@ -4,8 +4,16 @@ against a slow per-pixel reference."""
 import pytest
 import torch
 
-from anyres.nn.windows import (MASK_VALUE, PriorWindowLayer, WindowCrossAttention, pad_to_multiple,
-                               relative_position_index, shift_mask, window_partition, window_reverse)
+from anyres.nn.windows import (
+    MASK_VALUE,
+    PriorWindowLayer,
+    WindowCrossAttention,
+    pad_to_multiple,
+    relative_position_index,
+    shift_mask,
+    window_partition,
+    window_reverse,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -18,7 +26,7 @@ def test_partition_and_reverse_round_trip(b, h, w, ws):
     assert torch.equal(window_reverse(win, ws, h, w), x)
     # window 1 of image 0 is the block right of the first one, rows in order
     if w // ws > 1:
-        assert torch.equal(win[1].reshape(ws, ws, 5), x[0, :ws, ws:2 * ws])
+        assert torch.equal(win[1].reshape(ws, ws, 5), x[0, :ws, ws : 2 * ws])
     with pytest.raises(ValueError, match="multiple of the window"):
         window_partition(torch.zeros(1, h + 1, w, 1), ws)
 
@@ -87,9 +95,11 @@ def _reference_layer(layer: PriorWindowLayer, x: torch.Tensor, prior: torch.Tens
                     for bb in range(ws):
                         si, sj = wi * ws + a, wj * ws + bb  # rolled coords of a window member
                         oi, oj = (si + shift) % h, (sj + shift) % w  # its original position
+
                         # same region in the rolled map <=> it did not wrap differently from (ri, rj)
                         def reg(v, n_):
                             return 0 if v < n_ - ws else (1 if v < n_ - shift else 2)
+
                         same = (not shift) or (reg(si, h) == reg(ri, h) and reg(sj, w) == reg(rj, w))
                         if same:
                             keys.append((a * ws + bb, oi, oj))

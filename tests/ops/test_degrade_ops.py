@@ -93,8 +93,9 @@ def test_bsrgan_parameterisation_is_variances_with_a_reflection():
     k = kernels.bsrgan_anisotropic_kernel(31, var_1, var_2, th)
     torch.testing.assert_close(k, kernels.gaussian_kernel(31, var_1.sqrt(), var_2.sqrt(), th), atol=1e-12, rtol=0)
     eig = torch.linalg.eigvalsh(kernels.kernel_moments(k))
-    torch.testing.assert_close(eig, torch.stack([torch.minimum(var_1, var_2), torch.maximum(var_1, var_2)], -1),
-                               atol=0.03, rtol=0.01)
+    torch.testing.assert_close(
+        eig, torch.stack([torch.minimum(var_1, var_2), torch.maximum(var_1, var_2)], -1), atol=0.03, rtol=0.01
+    )
 
 
 def test_isotropic_kernels_are_rotation_symmetric_and_ignore_theta():
@@ -117,8 +118,9 @@ def test_generalized_gaussian_shape():
     sx, sy, th = _t(1.5, 2.5), _t(2.0, 1.0), _t(0.3, -1.2)
     gauss = kernels.gaussian_kernel(21, sx, sy, th)
     # beta = 1 is the Gaussian in Real-ESRGAN's parameterisation exp(-q^beta / 2), q = squared distance.
-    torch.testing.assert_close(kernels.generalized_gaussian_kernel(21, sx, sy, th, _t(1.0, 1.0)), gauss,
-                               atol=1e-14, rtol=0)
+    torch.testing.assert_close(
+        kernels.generalized_gaussian_kernel(21, sx, sy, th, _t(1.0, 1.0)), gauss, atol=1e-14, rtol=0
+    )
     # Known ratios along the x axis of an unrotated kernel: exp(-(r^2/s^2)^beta / 2) and 1 / (1 + (r^2/s^2)^beta).
     s, beta = 2.0, 2.0
     g = kernels.generalized_gaussian_kernel(21, _t(s), _t(s), _t(0.0), _t(beta))[0]
@@ -152,16 +154,21 @@ def test_sinc_kernel_passes_below_cutoff_and_attenuates_above():
 def test_support_equals_building_small_and_padding():
     sx, sy, th, beta = _t(1.0, 2.0), _t(2.0, 0.5), _t(0.3, 1.0), _t(0.7, 1.5)
     support = torch.tensor([7, 11])
-    padded = torch.stack([
-        kernels.pad_kernel(kernels.generalized_gaussian_kernel(s, sx[i:i + 1], sy[i:i + 1], th[i:i + 1],
-                                                               beta[i:i + 1]), 21)[0]
-        for i, s in enumerate(support.tolist())
-    ])
-    torch.testing.assert_close(kernels.generalized_gaussian_kernel(21, sx, sy, th, beta, support=support), padded,
-                               atol=1e-14, rtol=0)
+    padded = torch.stack(
+        [
+            kernels.pad_kernel(
+                kernels.generalized_gaussian_kernel(s, sx[i : i + 1], sy[i : i + 1], th[i : i + 1], beta[i : i + 1]), 21
+            )[0]
+            for i, s in enumerate(support.tolist())
+        ]
+    )
+    torch.testing.assert_close(
+        kernels.generalized_gaussian_kernel(21, sx, sy, th, beta, support=support), padded, atol=1e-14, rtol=0
+    )
     omega = _t(1.0, 2.5)
-    small = torch.stack([kernels.pad_kernel(kernels.sinc_kernel(s, omega[i:i + 1]), 21)[0]
-                         for i, s in enumerate(support.tolist())])
+    small = torch.stack(
+        [kernels.pad_kernel(kernels.sinc_kernel(s, omega[i : i + 1]), 21)[0] for i, s in enumerate(support.tolist())]
+    )
     torch.testing.assert_close(kernels.sinc_kernel(21, omega, support=support), small, atol=1e-14, rtol=0)
 
 
@@ -206,7 +213,9 @@ def test_per_sample_kernels_equal_filtering_each_sample_alone():
     k = kernels.gaussian_kernel(7, _t(0.5, 1.5, 2.5), _t(2.0, 0.6, 1.0), _t(0.2, 1.1, 2.0))
     batched = filtering.filter2d(x, k)
     for i in range(3):
-        torch.testing.assert_close(batched[i:i + 1], filtering.filter2d(x[i:i + 1], k[i:i + 1]), atol=1e-14, rtol=0)
+        torch.testing.assert_close(
+            batched[i : i + 1], filtering.filter2d(x[i : i + 1], k[i : i + 1]), atol=1e-14, rtol=0
+        )
     assert not torch.allclose(batched[0], filtering.filter2d(x[:1], k[1:2])[0])
     # A shared (1, k, k) kernel broadcasts over the batch.
     shared = filtering.filter2d(x, k[1:2])
@@ -250,9 +259,9 @@ def test_fft_path_equals_direct_correlation_for_large_kernels():
     k = k / k.sum(dim=(-2, -1), keepdim=True)
     out = filtering.filter2d(x, k)
     for b in range(2):
-        xp = F.pad(x[b:b + 1], (7, 7, 5, 5), mode="reflect")
+        xp = F.pad(x[b : b + 1], (7, 7, 5, 5), mode="reflect")
         direct = F.conv2d(xp.transpose(0, 1), k[b].reshape(1, 1, 11, 15)).transpose(0, 1)
-        torch.testing.assert_close(out[b:b + 1], direct, atol=1e-12, rtol=0)
+        torch.testing.assert_close(out[b : b + 1], direct, atol=1e-12, rtol=0)
     # float32 stays within 1e-5 of the direct path, and the result is deterministic.
     x32, k32 = x.float(), k.float()
     torch.testing.assert_close(filtering.filter2d(x32, k32), out.float(), atol=1e-5, rtol=0)

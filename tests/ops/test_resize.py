@@ -133,10 +133,10 @@ def test_resize_matrix_dtype_device_arguments():
 def test_batched_equals_per_image(mode):
     x = _rand(3, 2, 12, 15, seed=11)
     batched = resize(x, scale=1.7, mode=mode)
-    singles = torch.cat([resize(x[i:i + 1], scale=1.7, mode=mode) for i in range(3)])
+    singles = torch.cat([resize(x[i : i + 1], scale=1.7, mode=mode) for i in range(3)])
     torch.testing.assert_close(batched, singles, atol=1e-12, rtol=0)
     # Channels are independent too, and extra leading dims are accepted.
-    per_channel = torch.cat([resize(x[:, c:c + 1], scale=1.7, mode=mode) for c in range(2)], dim=1)
+    per_channel = torch.cat([resize(x[:, c : c + 1], scale=1.7, mode=mode) for c in range(2)], dim=1)
     torch.testing.assert_close(batched, per_channel, atol=1e-12, rtol=0)
     five_d = resize(x.reshape(1, 3, 2, 12, 15), scale=1.7, mode=mode)
     torch.testing.assert_close(five_d.reshape(batched.shape), batched, atol=1e-12, rtol=0)
@@ -216,29 +216,35 @@ def test_no_antialias_changes_downscale_only():
 # ----------------------------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("bad,exc", [
-    (torch.arange(12).reshape(1, 1, 3, 4), TypeError),  # integer tensor
-    ([[0.0, 1.0], [1.0, 0.0]], TypeError),  # not a tensor
-    (torch.rand(5), ValueError),  # 1-D
-])
+@pytest.mark.parametrize(
+    "bad,exc",
+    [
+        (torch.arange(12).reshape(1, 1, 3, 4), TypeError),  # integer tensor
+        ([[0.0, 1.0], [1.0, 0.0]], TypeError),  # not a tensor
+        (torch.rand(5), ValueError),  # 1-D
+    ],
+)
 def test_bad_input_tensor(bad, exc):
     with pytest.raises(exc):
         imresize(bad, scale=2)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},
-    {"scale": 0},
-    {"scale": -1.5},
-    {"scale": (2.0, -1.0)},
-    {"scale": (1.0, 2.0, 3.0)},
-    {"scale": float("inf")},
-    {"scale": float("nan")},
-    {"size": (0, 4)},
-    {"size": (4, -1)},
-    {"size": (5,)},
-    {"scale": 2, "kernel": "bogus"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"scale": 0},
+        {"scale": -1.5},
+        {"scale": (2.0, -1.0)},
+        {"scale": (1.0, 2.0, 3.0)},
+        {"scale": float("inf")},
+        {"scale": float("nan")},
+        {"size": (0, 4)},
+        {"size": (4, -1)},
+        {"size": (5,)},
+        {"scale": 2, "kernel": "bogus"},
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs):
     with pytest.raises(ValueError):
         imresize(torch.rand(1, 1, 6, 7), **kwargs)

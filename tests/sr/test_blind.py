@@ -6,12 +6,11 @@ from click.testing import CliRunner
 
 from anyres.cli import main
 from anyres.errors import AnyresError
-from anyres.sr.render import LIIFUpscaler
 from anyres.io import write_image
 from anyres.ops.kernels import gaussian_kernel
 from anyres.registry import NETWORKS
 from anyres.sr.blind import blind_upscale, internal_finetune, make_internal_pair
-
+from anyres.sr.render import LIIFUpscaler
 from conftest import tiny_liif_config
 
 
@@ -23,8 +22,12 @@ def _image(h=64, w=72, seed=0):
 
 
 def _kernel():
-    return gaussian_kernel(9, torch.tensor([1.2], dtype=torch.float64), torch.tensor([0.7], dtype=torch.float64),
-                           torch.tensor([0.4], dtype=torch.float64))[0]
+    return gaussian_kernel(
+        9,
+        torch.tensor([1.2], dtype=torch.float64),
+        torch.tensor([0.7], dtype=torch.float64),
+        torch.tensor([0.4], dtype=torch.float64),
+    )[0]
 
 
 def _net(seed=0):
@@ -39,11 +42,13 @@ def test_internal_pairs_are_the_kernel_filtered_crop_at_even_pixels():
     # Son pixel (i, j) is the kernel-weighted sum around father pixel (2i, 2j), away from the borders.
     f = father[1].double()
     i, j = 3, 4
-    patch = f[:, 2 * i - 4:2 * i + 5, 2 * j - 4:2 * j + 5]
+    patch = f[:, 2 * i - 4 : 2 * i + 5, 2 * j - 4 : 2 * j + 5]
     expected = (patch * k.double()).sum(dim=(-2, -1))
     torch.testing.assert_close(son[1, :, i, j].double(), torch.round(expected * 255) / 255, atol=1e-6, rtol=0)
     # Every father is a crop of the image.
-    found = any(torch.equal(img[0, :, y:y + 16, x:x + 16], father[0]) for y in range(64 - 15) for x in range(72 - 15))
+    found = any(
+        torch.equal(img[0, :, y : y + 16, x : x + 16], father[0]) for y in range(64 - 15) for x in range(72 - 15)
+    )
     assert found
     with pytest.raises(AnyresError, match="too small"):
         make_internal_pair(img[..., :10, :10], k, 8, torch.Generator(), 1)
@@ -75,10 +80,23 @@ def test_blind_upscale_with_a_given_kernel_renders_the_size_and_reports():
 
 def test_cli_blind_user_errors(tmp_path):
     write_image(tmp_path / "a.png", _image())
-    r = CliRunner().invoke(main, ["upscale", str(tmp_path / "a.png"), "--scale", "2", "--blind", "--model", "bicubic",
-                                  "-o", str(tmp_path / "o.png")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "upscale",
+            str(tmp_path / "a.png"),
+            "--scale",
+            "2",
+            "--blind",
+            "--model",
+            "bicubic",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert r.exit_code == 1 and "interpolation baseline" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["upscale", str(tmp_path / "a.png"), "--scale", "2", "--blind-iters", "5",
-                                  "-o", str(tmp_path / "o.png")])
+    r = CliRunner().invoke(
+        main, ["upscale", str(tmp_path / "a.png"), "--scale", "2", "--blind-iters", "5", "-o", str(tmp_path / "o.png")]
+    )
     assert r.exit_code == 1 and "--blind-iters needs --blind" in r.output
     assert not (tmp_path / "o.png").exists()

@@ -8,9 +8,9 @@ import anyres.enhancement  # noqa: F401  (registers the networks)
 import anyres.sr  # noqa: F401
 from anyres.errors import RegistryError
 from anyres.hub import load_network, save_network
-from anyres.sr.diinn import DIINN, DIINNConfig, nearest_index, synthesis_input
 from anyres.ops.coords import make_cell, make_coord
 from anyres.registry import NETWORKS
+from anyres.sr.diinn import DIINN, DIINNConfig, nearest_index, synthesis_input
 
 
 def tiny_diinn_config(**overrides):
@@ -70,8 +70,7 @@ def test_radius_is_the_tiling_margin():
     net = DIINN(tiny_diinn_config()).eval()
     proj = net.project(net.encode(torch.rand(1, 3, 6, 6)))
     with pytest.raises(ValueError, match="outside the projected block"):
-        net.query_grid(proj, torch.tensor([0.9]), torch.tensor([0.0]), torch.tensor([0.1, 0.1]),
-                       grid=(12, 6, 0, 0))
+        net.query_grid(proj, torch.tensor([0.9]), torch.tensor([0.0]), torch.tensor([0.1, 0.1]), grid=(12, 6, 0, 0))
 
 
 def test_load_network_rejects_unknown_architectures(tmp_path):
@@ -178,7 +177,7 @@ def test_scale_input_option_is_one_over_s_or_one_over_s_squared():
     code = synthesis_input(coord, cell, (4, 5), "inv_scale_sq")[0, :, 2]
     paper = synthesis_input(coord, cell, (4, 5), "inv_scale")[0, :, 2]
     assert torch.allclose(code, torch.tensor([1 / 16, 1 / 8]))
-    assert torch.allclose(paper, torch.tensor([1 / 4, 1 / 8 ** 0.5]))
+    assert torch.allclose(paper, torch.tensor([1 / 4, 1 / 8**0.5]))
     # Same weights, other option: outputs differ except at x1, where both channels are 1.
     a = DIINN(tiny_diinn_config()).eval()
     b = DIINN(tiny_diinn_config(scale_input="inv_scale")).eval()
@@ -206,5 +205,3 @@ def test_published_decoder_size_with_edsr_baseline():
     assert count(net.synthesis) == synthesis
     assert count(net) - count(net.encoder) == modulation + synthesis + out == 986_627
     assert [layer.in_features for layer in net.modulation] == [576, 832, 832, 832]
-
-

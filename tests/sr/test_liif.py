@@ -5,10 +5,9 @@ import torch
 
 import anyres.enhancement  # noqa: F401  (registers the networks)
 import anyres.sr  # noqa: F401
-from anyres.sr.render import LIIFUpscaler
-from anyres.sr.liif import LIIF, _ensemble_weights
 from anyres.ops.coords import coord_to_index, make_cell, make_coord
-
+from anyres.sr.liif import LIIF, _ensemble_weights
+from anyres.sr.render import LIIFUpscaler
 from conftest import tiny_liif_config
 
 
@@ -103,8 +102,13 @@ def test_encoders_keep_the_lr_size_and_rdn_has_its_published_size():
     assert small(torch.rand(1, 3, 7, 9)).shape == (1, 8, 7, 9)
 
 
-@pytest.mark.parametrize("name,args", [("edsr-baseline", {"n_resblocks": 2, "n_feats": 4}),
-                                       ("rdn", {"n_blocks": 1, "n_layers": 2, "growth": 4, "g0": 4})])
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("edsr-baseline", {"n_resblocks": 2, "n_feats": 4}),
+        ("rdn", {"n_blocks": 1, "n_layers": 2, "growth": 4, "g0": 4}),
+    ],
+)
 def test_encoder_radius_is_its_receptive_field(name, args):
     # Tiling is exact only if the margin covers the receptive field: check `radius` is tight.
     from anyres.registry import NETWORKS

@@ -7,26 +7,38 @@ import torch
 import anyres.enhancement  # noqa: F401  (registers the networks)
 import anyres.sr  # noqa: F401
 from anyres.hub import save_network
-from anyres.sr.liifusion import (DiffusionSchedule, LIIFusion, LIIFusionConfig, PriorDenoiser, PriorEncoder,
-                                     sample_prior)
-
+from anyres.sr.liifusion import DiffusionSchedule, LIIFusion, LIIFusionConfig, PriorDenoiser, PriorEncoder, sample_prior
 from conftest import tiny_liif_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides):
-    return {**tiny_liif_config(), "prior_dim": 16, "prior_blocks": 1, "inject_depth": 2, "window": 4, "heads": 2,
-            **overrides}
+    return {
+        **tiny_liif_config(),
+        "prior_dim": 16,
+        "prior_blocks": 1,
+        "inject_depth": 2,
+        "window": 4,
+        "heads": 2,
+        **overrides,
+    }
 
 
 def test_schedule_matches_diffir_values():
     s = DiffusionSchedule(4, 0.1, 0.99)
-    torch.testing.assert_close(s.betas, torch.tensor([0.1, 0.29428, 0.59097, 0.99], dtype=torch.float64), atol=1e-4, rtol=0)
-    torch.testing.assert_close(s.alphas_cumprod, torch.tensor([0.9, 0.6351, 0.2598, 0.0026], dtype=torch.float64),
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(s.coef1, torch.tensor([1.0, 0.7652, 0.6363, 0.5059], dtype=torch.float64), atol=1e-4, rtol=0)
-    torch.testing.assert_close(s.coef2, torch.tensor([0.0, 0.2302, 0.3153, 0.0742], dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        s.betas, torch.tensor([0.1, 0.29428, 0.59097, 0.99], dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        s.alphas_cumprod, torch.tensor([0.9, 0.6351, 0.2598, 0.0026], dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        s.coef1, torch.tensor([1.0, 0.7652, 0.6363, 0.5059], dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        s.coef2, torch.tensor([0.0, 0.2302, 0.3153, 0.0742], dtype=torch.float64), atol=1e-4, rtol=0
+    )
     # x_T keeps sqrt(abar_T) of the signal
     z, eps = torch.ones(2, 3), torch.zeros(2, 3)
     torch.testing.assert_close(s.noisy_start(z, eps), torch.full((2, 3), 0.0026**0.5), atol=2e-3, rtol=0)
@@ -73,6 +85,7 @@ def test_upscaler_seed_fixes_the_image_and_tiling_does_not_change_it():
     c = LIIFUpscaler(net, mode="exact", tile=None, seed=4).upscale(lr, (30, 25))
     assert torch.equal(a, b) and not torch.equal(a, c)
     from anyres.sr.render import render
+
     for image, seed in ((a, 3), (c, 4)):  # the image is the render with the prior sampled from that seed
         with torch.no_grad():
             prior = net.lr_prior(lr, seed)
@@ -108,10 +121,17 @@ def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
     save_network(s1, tmp_path / "s1")
     g = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
-    cfg = TrainConfig(model={"name": "liifusion", "args": tiny(stage=2)}, init=str(tmp_path / "s1"),
-                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
-                      iterations=2, optim=OptimConfig(lr=1e-3), checkpoint_minutes=1e9, log_every=1000,
-                      out_dir=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        model={"name": "liifusion", "args": tiny(stage=2)},
+        init=str(tmp_path / "s1"),
+        data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+        batch_size=2,
+        iterations=2,
+        optim=OptimConfig(lr=1e-3),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
     trainer = build(cfg, images=images, log=lambda msg: None)
     for k, v in s1.state_dict().items():
         assert torch.equal(trainer.recipe.net.state_dict()[k], v), k
@@ -121,8 +141,12 @@ def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
         assert torch.equal(trainer.recipe.net.prior_encoder.state_dict()[k], v), k
     assert any(not torch.equal(v, trainer.recipe.net.denoiser.state_dict()[k]) for k, v in denoiser0.items())
     # a stage-1 model started from a file lacking its weights is refused
-    bad = TrainConfig(model={"name": "liifusion", "args": tiny(inject_depth=3)}, init=str(tmp_path / "s1"),
-                      data=cfg.data, out_dir=str(tmp_path / "run2"))
+    bad = TrainConfig(
+        model={"name": "liifusion", "args": tiny(inject_depth=3)},
+        init=str(tmp_path / "s1"),
+        data=cfg.data,
+        out_dir=str(tmp_path / "run2"),
+    )
     from anyres.errors import ConfigError
 
     with pytest.raises(ConfigError, match="does not match"):
@@ -141,8 +165,10 @@ def test_stage2_without_its_hr_prior_encoder_renders_the_same_and_round_trips(tm
     slim.load_state_dict(state)  # strict: the prior encoder is all it lacks
     lr = torch.rand(1, 3, 9, 10)
     for seed in (0, 1):
-        assert torch.equal(LIIFUpscaler(full, mode="exact", seed=seed).upscale(lr, (20, 23)),
-                           LIIFUpscaler(slim, mode="exact", seed=seed).upscale(lr, (20, 23)))
+        assert torch.equal(
+            LIIFUpscaler(full, mode="exact", seed=seed).upscale(lr, (20, 23)),
+            LIIFUpscaler(slim, mode="exact", seed=seed).upscale(lr, (20, 23)),
+        )
     save_network(slim, tmp_path / "s2", float16=True)
     loaded, config = load_network(tmp_path / "s2")
     assert config["hr_prior_encoder"] is False and loaded.prior_encoder is None

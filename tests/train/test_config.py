@@ -43,13 +43,16 @@ def _error(tmp_path, text, overrides=None):
 
 
 def test_a_list_field_given_a_string_is_one_error(tmp_path):
-    assert _error(tmp_path, "data: {train: ../photos}\n") == \
-        "data.train: input should be a valid list (got '../photos')"
+    assert (
+        _error(tmp_path, "data: {train: ../photos}\n") == "data.train: input should be a valid list (got '../photos')"
+    )
 
 
 def test_an_unknown_key_is_one_error_listing_the_valid_ones(tmp_path):
-    assert _error(tmp_path, "optim: {lr: 1.0e-4, milestone: [5]}\n") == \
-        "optim.milestone: unknown key; valid keys here: gamma, lr, milestones, warmup"
+    assert (
+        _error(tmp_path, "optim: {lr: 1.0e-4, milestone: [5]}\n")
+        == "optim.milestone: unknown key; valid keys here: gamma, lr, milestones, warmup"
+    )
     assert _error(tmp_path, "task: lmar\nenhancer: x\nbatchsize: 2\n").startswith("batchsize: unknown key; ")
 
 

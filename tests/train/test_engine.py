@@ -43,25 +43,45 @@ def enhancer(tmp_path_factory):
 
 
 def _sr(out, enhancer):
-    return TrainConfig(model={"name": "liif", "args": tiny_liif_config()}, precision="fp32",
-                       data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32), batch_size=2,
-                       iterations=4, optim=OptimConfig(lr=1e-3, milestones=[2]), checkpoint_minutes=1e9,
-                       log_every=1000, out_dir=str(out))
+    return TrainConfig(
+        model={"name": "liif", "args": tiny_liif_config()},
+        precision="fp32",
+        data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+        batch_size=2,
+        iterations=4,
+        optim=OptimConfig(lr=1e-3, milestones=[2]),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(out),
+    )
 
 
 def _enhance(out, enhancer):
-    return EnhanceTrainConfig(name="tiny", model={"name": "deeplpf", "args": {"width": 2, "features": 4,
-                                                                             "head_size": 8, "head_dropout": 0.5}},
-                              data=EnhanceDataConfig(task="retouch", patch=16), batch_size=2, iterations=4,
-                              optim=EnhanceOptimConfig(lr=1e-3, milestones=[2]), checkpoint_minutes=1e9,
-                              log_every=1000, out_dir=str(out))
+    return EnhanceTrainConfig(
+        name="tiny",
+        model={"name": "deeplpf", "args": {"width": 2, "features": 4, "head_size": 8, "head_dropout": 0.5}},
+        data=EnhanceDataConfig(task="retouch", patch=16),
+        batch_size=2,
+        iterations=4,
+        optim=EnhanceOptimConfig(lr=1e-3, milestones=[2]),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(out),
+    )
 
 
 def _lmar(out, enhancer):
-    return LMARTrainConfig(name="tiny", enhancer=str(enhancer), model={"name": "lmar", "args": {"hidden": [8]}},
-                           data=LMARDataConfig(crop=32, scale_max=2.0, augment=True), iterations=4,
-                           optim=LMAROptimConfig(step_every=2), checkpoint_minutes=1e9, log_every=1000,
-                           out_dir=str(out))
+    return LMARTrainConfig(
+        name="tiny",
+        enhancer=str(enhancer),
+        model={"name": "lmar", "args": {"hidden": [8]}},
+        data=LMARDataConfig(crop=32, scale_max=2.0, augment=True),
+        iterations=4,
+        optim=LMAROptimConfig(step_every=2),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(out),
+    )
 
 
 class _HLLHGAN:
@@ -71,8 +91,7 @@ class _HLLHGAN:
         self.out = out
 
     def engine(self):
-        cfg = HLLHGANConfig(h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2,
-                        iterations=4)
+        cfg = HLLHGANConfig(h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2, iterations=4)
         return Engine(HLLHGANRecipe(cfg, _images(2, 24), _images(2, 8), self.out), log=_quiet, progress=False)
 
 
@@ -151,9 +170,18 @@ def test_the_shipped_sr_checkpoint_resumes_in_a_run_folder(tmp_path):
     shutil.copy(ckpt, run / CHECKPOINT)
     from anyres.train.config import load_config
 
-    cfg = load_config(ROOT / "configs" / "liif-edsr-baseline.yaml",
-                      {"out_dir": str(run), "iterations": 6131, "batch_size": 2, "data.patch": 8,
-                       "data.queries": 16, "val.data": None, "threads": 1})
+    cfg = load_config(
+        ROOT / "configs" / "liif-edsr-baseline.yaml",
+        {
+            "out_dir": str(run),
+            "iterations": 6131,
+            "batch_size": 2,
+            "data.patch": 8,
+            "data.queries": 16,
+            "val.data": None,
+            "threads": 1,
+        },
+    )
     engine = train(cfg, images=_images(), log=_quiet)
     assert engine.iteration == 6131
     saved = load_file(str(ckpt))

@@ -32,14 +32,17 @@ def _has_vgg():
 
 
 def test_patch_queries_are_a_contiguous_window_of_the_hr_crop():
-    s = RandomScaleSampler(_images(), patch=8, scale_min=1.5, scale_max=3, queries=36, query_layout="patch",
-                           return_hr=True)
+    s = RandomScaleSampler(
+        _images(), patch=8, scale_min=1.5, scale_max=3, queries=36, query_layout="patch", return_hr=True
+    )
     b = s.sample(4, torch.Generator().manual_seed(0))
     assert s.query_side == 6
     for i in range(4):
         hr, gt = b.hr[i], b.gt[i].reshape(6, 6, 3).permute(2, 0, 1)
         side = hr.shape[-1]
-        hits = [(y, x) for y in range(side - 5) for x in range(side - 5) if torch.equal(hr[:, y:y + 6, x:x + 6], gt)]
+        hits = [
+            (y, x) for y in range(side - 5) for x in range(side - 5) if torch.equal(hr[:, y : y + 6, x : x + 6], gt)
+        ]
         assert hits, i
         y, x = hits[0]
         # coordinates are the window's pixel centres, row-major
@@ -95,11 +98,20 @@ def test_perceptual_loss_is_zero_for_identity_and_grows_with_blur():
 
 
 def _gan_config(tmp_path, perceptual):
-    return TrainConfig(model={"name": "liif", "args": tiny_liif_config()},
-                       data=DataConfig(patch=16, scale_min=1.0, scale_max=1.5, queries=256, query_layout="patch"),
-                       batch_size=2, iterations=3, optim=OptimConfig(lr=1e-3), pixel_loss="mse",
-                       gan_weight=0.05, perceptual_weight=0.1 if perceptual else 0.0, discriminator={"channels": 4},
-                       checkpoint_minutes=1e9, log_every=1000, out_dir=str(tmp_path / "run"))
+    return TrainConfig(
+        model={"name": "liif", "args": tiny_liif_config()},
+        data=DataConfig(patch=16, scale_min=1.0, scale_max=1.5, queries=256, query_layout="patch"),
+        batch_size=2,
+        iterations=3,
+        optim=OptimConfig(lr=1e-3),
+        pixel_loss="mse",
+        gan_weight=0.05,
+        perceptual_weight=0.1 if perceptual else 0.0,
+        discriminator={"channels": 4},
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
 
 
 def test_gan_training_resumes_exactly(tmp_path):

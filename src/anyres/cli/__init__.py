@@ -41,8 +41,17 @@ def _register_subcommands() -> None:
     from anyres.cli.train import train
     from anyres.cli.upscale import upscale
 
-    for command in (train, models, evaluate, upscale, enhance, compare_command, degrade_command,
-                    estimate_kernel_command, hllhgan_command):
+    for command in (
+        train,
+        models,
+        evaluate,
+        upscale,
+        enhance,
+        compare_command,
+        degrade_command,
+        estimate_kernel_command,
+        hllhgan_command,
+    ):
         main.add_command(command)
 
 

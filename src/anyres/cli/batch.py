@@ -9,9 +9,9 @@ finish; :meth:`Batch.run` returns how many failed, and the command exits 1 if an
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import click
 
@@ -20,17 +20,26 @@ from anyres.errors import AnyresError
 __all__ = ["Batch", "output_options", "device_option", "resolve_device"]
 
 
-def output_options(out_dir_help: str = "Folder for the outputs.",
-                   overwrite_help: str = "Replace existing output files (inputs are never replaced).") -> Callable:
+def output_options(
+    out_dir_help: str = "Folder for the outputs.",
+    overwrite_help: str = "Replace existing output files (inputs are never replaced).",
+) -> Callable:
     """``INPUTS...``, ``-o/--output``, ``--out-dir`` and ``--overwrite``, as every batch command takes them."""
+
     def deco(command: Callable) -> Callable:
-        for option in reversed((
-            click.argument("inputs", nargs=-1, required=True),
-            click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-                         help="Output file (one input only)."),
-            click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help=out_dir_help),
-            click.option("--overwrite", is_flag=True, help=overwrite_help),
-        )):
+        for option in reversed(
+            (
+                click.argument("inputs", nargs=-1, required=True),
+                click.option(
+                    "-o",
+                    "--output",
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    help="Output file (one input only).",
+                ),
+                click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help=out_dir_help),
+                click.option("--overwrite", is_flag=True, help=overwrite_help),
+            )
+        ):
             command = option(command)
         return command
 
@@ -85,14 +94,18 @@ class Batch:
             return self.out_dir / self.in_dir.format(**names)
         return path.with_name(self.beside.format(**names))
 
-    def run(self, process: Callable[[Path, Path, list[Path]], str],
-            extras: Callable[[Path, Path], list[Path]] = lambda path, target: [],
-            check: Callable[[Path], None] = lambda path: None) -> int:
+    def run(
+        self,
+        process: Callable[[Path, Path, list[Path]], str],
+        extras: Callable[[Path, Path], list[Path]] = lambda path, target: [],
+        check: Callable[[Path], None] = lambda path: None,
+    ) -> int:
         """Call ``process(path, target, extra_targets) -> note`` for each input, after checking every output
         it will write (``extras``: files written beside the target); ``check(path)`` runs first. Prints
         ``PATH -> TARGET`` plus the note per success and one error line per failure; returns the failures."""
-        from anyres.io import check_not_input
         from tqdm import tqdm
+
+        from anyres.io import check_not_input
 
         for message in self.errors:
             click.echo(f"anyres: error: {message}", err=True)

@@ -15,18 +15,34 @@ __all__ = ["compare_command"]
 @click.command("compare")
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--scale", "scale", required=True, type=float, help="Scale factor (> 0; >= 1 with --as-hr).")
-@click.option("--models", "models", default="liif", show_default=True,
-              help="Comma-separated models (names or folders) shown after the nearest and bicubic panels.")
-@click.option("--as-hr", is_flag=True,
-              help="IMAGE is ground truth: downscale it (benchmark protocol), show PSNRs and an HR panel.")
-@click.option("--crop", "crop", default=None, metavar="X,Y,W,H",
-              help="Crop in output pixels (default: centred, at most 256x256).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output PNG file.")
+@click.option(
+    "--models",
+    "models",
+    default="liif",
+    show_default=True,
+    help="Comma-separated models (names or folders) shown after the nearest and bicubic panels.",
+)
+@click.option(
+    "--as-hr",
+    is_flag=True,
+    help="IMAGE is ground truth: downscale it (benchmark protocol), show PSNRs and an HR panel.",
+)
+@click.option(
+    "--crop", "crop", default=None, metavar="X,Y,W,H", help="Crop in output pixels (default: centred, at most 256x256)."
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @device_option
-def compare_command(image: Path, scale: float, models: str, as_hr: bool, crop: str | None, output: Path,
-                    overwrite: bool, device: str | None) -> None:
+def compare_command(
+    image: Path,
+    scale: float,
+    models: str,
+    as_hr: bool,
+    crop: str | None,
+    output: Path,
+    overwrite: bool,
+    device: str | None,
+) -> None:
     """Compose the same crop of nearest, bicubic and each model side by side into one PNG."""
     import numpy as np
     import torch

@@ -32,10 +32,11 @@ def load_params_file(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read parameter file {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
-        raise ConfigError(f"{path} is not an anyres degrade parameter file (no \"images\" mapping)")
+        raise ConfigError(f'{path} is not an anyres degrade parameter file (no "images" mapping)')
     if data.get("pipeline") not in DEGRADATIONS:
-        raise ConfigError(f"{path}: unknown pipeline {data.get('pipeline')!r}; "
-                          f"expected one of {', '.join(DEGRADATIONS)}")
+        raise ConfigError(
+            f"{path}: unknown pipeline {data.get('pipeline')!r}; expected one of {', '.join(DEGRADATIONS)}"
+        )
     try:
         check_scale(data.get("scale"))
     except ConfigError as err:
@@ -44,21 +45,41 @@ def load_params_file(path: Path) -> dict:
 
 
 @click.command("degrade")
-@output_options(out_dir_help="Folder for the LR images (written as NAME.png).",
-                overwrite_help="Replace existing outputs (inputs are never replaced).")
-@click.option("--pipeline", default=None,
-              help=f"Degradation model: {', '.join(DEGRADATIONS.names('synthetic'))}, or a learned one with "
-                   f"--weights: {', '.join(DEGRADATIONS.names('learned'))} (not with --replay).")
-@click.option("--scale", type=float, default=None, help="Scale factor >= 1, any value (e.g. 2, 3, 2.5); "
-              "the LR size is round(H / s) x round(W / s).")
-@click.option("--seed", type=int, default=None, help="Run seed (default 0); each image draws from the seed and "
-              "its file name.")
-@click.option("--params-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every image's parameters to this JSON file.")
-@click.option("--replay", type=click.Path(dir_okay=False, path_type=Path),
-              help="Apply the parameters recorded in this JSON file (from --params-out) instead of drawing new ones.")
-@click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Weights folder of a learned pipeline (hllhgan: the h2l folder written by `anyres hllhgan`).")
+@output_options(
+    out_dir_help="Folder for the LR images (written as NAME.png).",
+    overwrite_help="Replace existing outputs (inputs are never replaced).",
+)
+@click.option(
+    "--pipeline",
+    default=None,
+    help=f"Degradation model: {', '.join(DEGRADATIONS.names('synthetic'))}, or a learned one with "
+    f"--weights: {', '.join(DEGRADATIONS.names('learned'))} (not with --replay).",
+)
+@click.option(
+    "--scale",
+    type=float,
+    default=None,
+    help="Scale factor >= 1, any value (e.g. 2, 3, 2.5); the LR size is round(H / s) x round(W / s).",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Run seed (default 0); each image draws from the seed and its file name."
+)
+@click.option(
+    "--params-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every image's parameters to this JSON file.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Apply the parameters recorded in this JSON file (from --params-out) instead of drawing new ones.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Weights folder of a learned pipeline (hllhgan: the h2l folder written by `anyres hllhgan`).",
+)
 def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, params_out, replay, weights) -> None:
     """Make LR images from HR images (files or folders) with a random degradation pipeline.
 
@@ -73,14 +94,17 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
         if scale is not None and scale != data["scale"]:
             raise ConfigError(f"--scale {scale:g} disagrees with {replay} (scale {data['scale']:g})")
         if seed is not None and seed != data.get("seed"):
-            raise ConfigError(f"--seed {seed} disagrees with {replay} (seed {data.get('seed')}); "
-                              f"replay reuses the recorded parameters")
+            raise ConfigError(
+                f"--seed {seed} disagrees with {replay} (seed {data.get('seed')}); "
+                f"replay reuses the recorded parameters"
+            )
         pipeline, scale, seed = data["pipeline"], float(data["scale"]), data.get("seed")
         recorded, config = data["images"], data.get("config")
     else:
         if pipeline is None:
-            raise ConfigError(f"--pipeline is required ({', '.join(DEGRADATIONS.names('synthetic'))}) unless "
-                              f"--replay is given")
+            raise ConfigError(
+                f"--pipeline is required ({', '.join(DEGRADATIONS.names('synthetic'))}) unless --replay is given"
+            )
         if scale is None:
             raise ConfigError("--scale is required unless --replay is given")
         seed = 0 if seed is None else seed
@@ -117,8 +141,10 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
                 raise AnyresError(f"{path}: no record for {name!r} in {replay}")
             if not isinstance(record, dict) or list(record.get("hr_size", [])) != list(hr_size):
                 got = record.get("hr_size") if isinstance(record, dict) else record
-                raise AnyresError(f"{path}: the image is {hr_size[1]}x{hr_size[0]} (WxH) but its record in "
-                                  f"{replay} was drawn for HR size {got} (HxW)")
+                raise AnyresError(
+                    f"{path}: the image is {hr_size[1]}x{hr_size[0]} (WxH) but its record in "
+                    f"{replay} was drawn for HR size {got} (HxW)"
+                )
         else:
             generator = torch.Generator().manual_seed(derive_seed(seed, name))
             record = pipe.sample(1, generator, scale=scale, hr_size=hr_size)[0]

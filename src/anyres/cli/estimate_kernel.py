@@ -18,18 +18,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from anyres.errors import AnyresError, ConfigError
-from anyres.pictures import kernel_picture
-from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
-
 from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
+from anyres.errors import AnyresError, ConfigError
+from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
+from anyres.pictures import kernel_picture
 
 __all__ = ["estimate_kernel_command"]
 
 # Each tap of the --png picture is drawn as a block of this many pixels per side.
 PICTURE_BLOCK = 16
-
-
 
 
 def _check_target(path: Path, image: Path, overwrite: bool) -> None:
@@ -42,21 +39,54 @@ def _check_target(path: Path, image: Path, overwrite: bool) -> None:
 
 @click.command("estimate-kernel")
 @click.argument("image", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--scale", default="2", show_default=True, metavar="2|4",
-              help="2 or 4: the x2 kernel, or the x4 kernel derived from it analytically.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Kernel file (.npy); default: NAME_kernel_xSCALE.npy beside the image.")
-@click.option("--png", "png", type=click.Path(path_type=Path), default=None,
-              help="Also write a picture of the kernel (taps scaled to the largest, 16 px per tap).")
-@click.option("--iters", type=int, default=DEFAULT_ITERS, show_default=True,
-              help="Training iterations (the paper's 3000; the schedule is written for 3000, so far fewer give "
-                   "an unfinished kernel).")
+@click.option(
+    "--scale",
+    default="2",
+    show_default=True,
+    metavar="2|4",
+    help="2 or 4: the x2 kernel, or the x4 kernel derived from it analytically.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Kernel file (.npy); default: NAME_kernel_xSCALE.npy beside the image.",
+)
+@click.option(
+    "--png",
+    "png",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a picture of the kernel (taps scaled to the largest, 16 px per tap).",
+)
+@click.option(
+    "--iters",
+    type=int,
+    default=DEFAULT_ITERS,
+    show_default=True,
+    help="Training iterations (the paper's 3000; the schedule is written for 3000, so far fewer give "
+    "an unfinished kernel).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help='Write {"scale", "kernel", "seconds", "iters"} to this JSON file.')
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='Write {"scale", "kernel", "seconds", "iters"} to this JSON file.',
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (the input is never replaced).")
-def estimate_kernel_command(image: Path, scale: str, output: Path | None, png: Path | None, iters: int, seed: int,
-                            json_path: Path | None, overwrite: bool) -> None:
+def estimate_kernel_command(
+    image: Path,
+    scale: str,
+    output: Path | None,
+    png: Path | None,
+    iters: int,
+    seed: int,
+    json_path: Path | None,
+    overwrite: bool,
+) -> None:
     """Estimate the blur kernel that downscaled IMAGE (KernelGAN, Bell-Kligler et al. 2019)."""
     try:
         _run(image, _parse_scale(scale), output, png, iters, seed, json_path, overwrite)
@@ -72,13 +102,23 @@ def _parse_scale(text: str) -> int:
     except ValueError:
         value = math.nan
     if value not in SCALES:
-        raise ConfigError(f"--scale must be 2 or 4, got {text!r} (KernelGAN learns a x2 kernel and derives x4 "
-                          f"from it; other scales are not supported)")
+        raise ConfigError(
+            f"--scale must be 2 or 4, got {text!r} (KernelGAN learns a x2 kernel and derives x4 "
+            f"from it; other scales are not supported)"
+        )
     return int(value)
 
 
-def _run(image: Path, scale: int, output: Path | None, png: Path | None, iters: int, seed: int,
-         json_path: Path | None, overwrite: bool) -> None:
+def _run(
+    image: Path,
+    scale: int,
+    output: Path | None,
+    png: Path | None,
+    iters: int,
+    seed: int,
+    json_path: Path | None,
+    overwrite: bool,
+) -> None:
     if iters < 1:
         raise ConfigError(f"--iters must be >= 1, got {iters}")
     if output is None:

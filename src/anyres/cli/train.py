@@ -14,8 +14,13 @@ __all__ = ["train"]
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder and start over.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).",
+)
 def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
     """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
 

@@ -13,10 +13,12 @@ from anyres.sr.render import DEFAULT_TILE, RENDER_MODES, RenderOptions
 
 __all__ = ["upscale", "parse_size", "quality_option", "max_pixels_option"]
 
-quality_option = click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
-                              help="JPEG/WebP quality.")
-max_pixels_option = click.option("--max-pixels", type=int, default=None,
-                                 help="Refuse inputs larger than this many pixels.")
+quality_option = click.option(
+    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality."
+)
+max_pixels_option = click.option(
+    "--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels."
+)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,24 +39,59 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.option("--size", "size", help="Exact output size WIDTHxHEIGHT, e.g. 1920x1080.")
 @click.option("--width", type=int, help="Output width; the height keeps the aspect ratio.")
 @click.option("--height", type=int, help="Output height; the width keeps the aspect ratio.")
-@click.option("--model", default="liif", show_default=True,
-              help=f"Model: {', '.join(UPSCALERS)} (see `anyres models`) or a weights folder.")
+@click.option(
+    "--model",
+    default="liif",
+    show_default=True,
+    help=f"Model: {', '.join(UPSCALERS)} (see `anyres models`) or a weights folder.",
+)
 @click.option("--tile", type=int, default=None, help="LR tile side in pixels (bounded memory; output is identical).")
-@click.option("--mode", type=click.Choice(RENDER_MODES), default="fast", show_default=True,
-              help="fast: bf16 MLP; exact: float32; reference: the paper's plain path (slow).")
+@click.option(
+    "--mode",
+    type=click.Choice(RENDER_MODES),
+    default="fast",
+    show_default=True,
+    help="fast: bf16 MLP; exact: float32; reference: the paper's plain path (slow).",
+)
 @device_option
 @quality_option
 @max_pixels_option
-@click.option("--blind", is_flag=True,
-              help="Blind SR: estimate the image's own kernel (KernelGAN), adapt a copy of the model to it on "
-                   "pairs made from the image (--blind-iters steps of 4 x 48x48 crops), then upscale. Minutes per "
-                   "image on a CPU.")
-@click.option("--blind-iters", type=click.IntRange(0, 100000), default=None,
-              help="Adaptation steps of --blind (default 100).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of a model that samples (liifusion's 4-step prior sampler); the same seed, the same image.")
-def upscale(inputs, output, out_dir, overwrite, scale, size, width, height, model, tile, mode, device, quality,
-            max_pixels, blind, blind_iters, seed) -> None:
+@click.option(
+    "--blind",
+    is_flag=True,
+    help="Blind SR: estimate the image's own kernel (KernelGAN), adapt a copy of the model to it on "
+    "pairs made from the image (--blind-iters steps of 4 x 48x48 crops), then upscale. Minutes per "
+    "image on a CPU.",
+)
+@click.option(
+    "--blind-iters", type=click.IntRange(0, 100000), default=None, help="Adaptation steps of --blind (default 100)."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of a model that samples (liifusion's 4-step prior sampler); the same seed, the same image.",
+)
+def upscale(
+    inputs,
+    output,
+    out_dir,
+    overwrite,
+    scale,
+    size,
+    width,
+    height,
+    model,
+    tile,
+    mode,
+    device,
+    quality,
+    max_pixels,
+    blind,
+    blind_iters,
+    seed,
+) -> None:
     """Upscale images (files or folders) to any scale or size.
 
     Outputs keep the input's format, bit depth, alpha and colour profile. Without -o/--out-dir each result
@@ -90,12 +127,20 @@ def upscale(inputs, output, out_dir, overwrite, scale, size, width, height, mode
         if blind:
             from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
 
-            sr, info = blind_upscale(upscaler, img.to(dev), out_size, progress=True,
-                                     iters=DEFAULT_ITERS if blind_iters is None else blind_iters)
+            sr, info = blind_upscale(
+                upscaler,
+                img.to(dev),
+                out_size,
+                progress=True,
+                iters=DEFAULT_ITERS if blind_iters is None else blind_iters,
+            )
             sr = sr.clamp(0, 1).cpu()
-            click.echo(f"{path}: kernel estimated in {info['kernel_seconds']:.0f} s, model adapted in "
-                       f"{info['adapt_seconds']:.0f} s (L1 {info['loss_first'] or 0:.4f} -> "
-                       f"{info['loss_last'] or 0:.4f})", err=True)
+            click.echo(
+                f"{path}: kernel estimated in {info['kernel_seconds']:.0f} s, model adapted in "
+                f"{info['adapt_seconds']:.0f} s (L1 {info['loss_first'] or 0:.4f} -> "
+                f"{info['loss_last'] or 0:.4f})",
+                err=True,
+            )
         with torch.inference_mode():
             if not blind:
                 sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyres.registry import DEGRADATIONS
-
 from anyres.degrade.base import Pipeline, derive_seed, lr_size
 from anyres.degrade.bsrgan import BSRGANConfig, BSRGANPipeline
 from anyres.degrade.classical import ClassicalConfig, ClassicalPipeline
 from anyres.degrade.learned.hllhgan import HLLHGANPipeline
 from anyres.degrade.realesrgan import RealESRGANConfig, RealESRGANPipeline
+from anyres.registry import DEGRADATIONS
 
 __all__ = [
     "PIPELINES",

@@ -11,8 +11,9 @@ from anyres.io import as_batch
 __all__ = ["degrade_image"]
 
 
-def degrade_image(image: Any, pipeline: str = "realesrgan", scale: float = 4.0, *, seed: int = 0,
-                  **config: Any) -> tuple[torch.Tensor, dict]:
+def degrade_image(
+    image: Any, pipeline: str = "realesrgan", scale: float = 4.0, *, seed: int = 0, **config: Any
+) -> tuple[torch.Tensor, dict]:
     """Make one synthetic LR image from an HR image path or ``(1, 3, H, W)`` / ``(3, H, W)`` tensor in [0, 1].
 
     ``pipeline`` is ``classical``, ``bsrgan`` or ``realesrgan``; ``config`` overrides its ranges (see

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from typing import Any, ClassVar, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -42,7 +43,7 @@ __all__ = [
 # Version of the record layout; stored in every record so that old parameter files can be recognised.
 RECORD_FORMAT = 1
 
-Bound = Union[float, Sequence[float]]
+Bound = float | Sequence[float]
 Range = Sequence[Bound]
 
 # Seeds for noise fields are drawn below 2**53 so they survive any JSON reader, not only Python's.
@@ -79,7 +80,7 @@ def derive_seed(seed: int, key: str) -> int:
     A hash of both, so an item's draws depend only on the run seed and the item's own key, not on which
     other items are processed or in which order.
     """
-    digest = hashlib.sha256(f"anyres.degrade:{int(seed)}:{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"anyres.degrade:{int(seed)}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
 
@@ -111,8 +112,15 @@ def _normalise_bound(name: str, bound: Any) -> float | tuple[float, float]:
     raise ConfigError(f"{name}: each bound must be a number or a [c, k] pair (c + k * scale), got {bound!r}")
 
 
-def check_range(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                integer: bool = False, scales: Sequence[float] = (1.0, 2.0, 4.0, 8.0)) -> tuple:
+def check_range(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+    scales: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
+) -> tuple:
     """Validate a ``(low, high)`` range; returns it as a tuple (lists from YAML/JSON are accepted).
 
     Checked at a few representative scales (a scale-dependent bound could cross another only at some):
@@ -184,8 +192,9 @@ class Draw:
 
     def integer(self, low: int, high: int) -> int:
         """A whole number uniform over ``low..high``, both ends included."""
-        return int(torch.randint(int(low), int(high) + 1, (), generator=self.generator,
-                                 device=self.generator.device).item())
+        return int(
+            torch.randint(int(low), int(high) + 1, (), generator=self.generator, device=self.generator.device).item()
+        )
 
     def odd(self, low: int, high: int) -> int:
         """An odd number uniform over the odd numbers in ``[low, high]``."""
@@ -266,8 +275,9 @@ class Pipeline(Configured):
 
     # -- sampling ------------------------------------------------------------------------------------------
 
-    def sample(self, batch: int, generator: torch.Generator, *, scale: float | Sequence[float],
-               hr_size: Sequence[int]) -> list[dict]:
+    def sample(
+        self, batch: int, generator: torch.Generator, *, scale: float | Sequence[float], hr_size: Sequence[int]
+    ) -> list[dict]:
         """Draw ``batch`` parameter records for HR images of size ``hr_size = (H, W)``.
 
         Args:
@@ -288,14 +298,22 @@ class Pipeline(Configured):
             scales = [check_scale(s) for s in scale]
             if len(scales) != batch:
                 raise ValueError(f"scale must be one number or {batch} numbers (one per sample), got {len(scales)}")
-        if (not isinstance(hr_size, (list, tuple)) or len(hr_size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hr_size)):
+        if (
+            not isinstance(hr_size, (list, tuple))
+            or len(hr_size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hr_size)
+        ):
             raise ValueError(f"hr_size must be (H, W) with positive ints, got {hr_size!r}")
         draw = Draw(generator)
         records = []
         for s in scales:
-            record = {"pipeline": self.name, "format": RECORD_FORMAT, "scale": s, "hr_size": list(hr_size),
-                      "lr_size": lr_size(hr_size, s)}
+            record = {
+                "pipeline": self.name,
+                "format": RECORD_FORMAT,
+                "scale": s,
+                "hr_size": list(hr_size),
+                "lr_size": lr_size(hr_size, s),
+            }
             record.update(self._sample_one(draw, s, list(hr_size), record["lr_size"]))
             records.append(record)
         return records
@@ -327,13 +345,16 @@ class Pipeline(Configured):
             if record.get("format") != RECORD_FORMAT:
                 raise ValueError(f"record {i} has format {record.get('format')!r}; this anyres reads {RECORD_FORMAT}")
             if list(record["hr_size"]) != list(hr.shape[-2:]):
-                raise ValueError(f"record {i} was drawn for HR size {record['hr_size']}, "
-                                 f"but hr has shape {tuple(hr.shape)}")
+                raise ValueError(
+                    f"record {i} was drawn for HR size {record['hr_size']}, but hr has shape {tuple(hr.shape)}"
+                )
             sizes.add(tuple(record["lr_size"]))
         if len(sizes) > 1:
-            raise ValueError(f"records of one batch must share one LR size, got {sorted(sizes)}; "
-                             f"apply samples with different scales separately")
-        out = [self._apply_one(hr[i:i + 1], record) for i, record in enumerate(params)]
+            raise ValueError(
+                f"records of one batch must share one LR size, got {sorted(sizes)}; "
+                f"apply samples with different scales separately"
+            )
+        out = [self._apply_one(hr[i : i + 1], record) for i, record in enumerate(params)]
         lr = torch.cat(out, dim=0)
         expected = tuple(params[0]["lr_size"])
         if tuple(lr.shape[-2:]) != expected:  # a broken pipeline, not a user mistake
@@ -343,8 +364,9 @@ class Pipeline(Configured):
     def _apply_one(self, hr: torch.Tensor, record: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, hr: torch.Tensor, generator: torch.Generator, *,
-                 scale: float | Sequence[float]) -> tuple[torch.Tensor, list[dict]]:
+    def __call__(
+        self, hr: torch.Tensor, generator: torch.Generator, *, scale: float | Sequence[float]
+    ) -> tuple[torch.Tensor, list[dict]]:
         """Sample for ``hr``'s batch and size, then apply: returns ``(lr, records)``."""
         _check_hr(hr)
         records = self.sample(hr.shape[0], generator, scale=scale, hr_size=tuple(hr.shape[-2:]))

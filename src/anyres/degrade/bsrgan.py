@@ -13,10 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from anyres.errors import ConfigError
-from anyres.ops.camera import random_camera_params
-from anyres.ops.noise import random_channel_covariance
-
 from anyres.degrade.base import (
     Draw,
     Pipeline,
@@ -25,13 +21,13 @@ from anyres.degrade.base import (
     check_prob,
     check_probs,
     check_range,
-    lr_size as lr_size_for,
     resolve_range,
     scaled_size,
 )
+from anyres.degrade.base import lr_size as lr_size_for
 from anyres.degrade.steps import (
-    apply_blur,
     apply_block_sample,
+    apply_blur,
     apply_camera,
     apply_gaussian_noise,
     apply_jpeg,
@@ -39,6 +35,9 @@ from anyres.degrade.steps import (
     kernel_size_for,
     resize_step,
 )
+from anyres.errors import ConfigError
+from anyres.ops.camera import random_camera_params
+from anyres.ops.noise import random_channel_covariance
 
 __all__ = ["BSRGANConfig", "BSRGANPipeline", "STEPS", "sample_order"]
 
@@ -51,25 +50,25 @@ _RESIZE_MODES = ("bilinear", "bicubic", "area", "nearest", "lanczos")
 class BSRGANConfig:
     """Ranges of the BSRGAN pipeline; bounds may be ``(c, k)`` = ``c + k * s`` for the scale in effect."""
 
-    halve_prob: float = 0.25                    # reference "scale2_prob"
-    halve_min_scale: float = 4.0                # halving only at scales >= this (reference: x4 only)
-    halve_matlab_prob: float = 0.5              # halve with MATLAB antialiased bicubic, else a random mode
-    blur_kernel_size: Range = (7, 21)           # odd sizes, uniform (paper; code 7..25)
-    iso_sigma: Range = (0.1, (2.0, 0.2))        # isotropic standard deviation (paper; code from 0)
-    aniso_var: Range = (0.5, (4.0, 1.0))        # anisotropic covariance eigenvalues, pixels^2 (paper; code from 0)
+    halve_prob: float = 0.25  # reference "scale2_prob"
+    halve_min_scale: float = 4.0  # halving only at scales >= this (reference: x4 only)
+    halve_matlab_prob: float = 0.5  # halve with MATLAB antialiased bicubic, else a random mode
+    blur_kernel_size: Range = (7, 21)  # odd sizes, uniform (paper; code 7..25)
+    iso_sigma: Range = (0.1, (2.0, 0.2))  # isotropic standard deviation (paper; code from 0)
+    aniso_var: Range = (0.5, (4.0, 1.0))  # anisotropic covariance eigenvalues, pixels^2 (paper; code from 0)
     aniso_theta: Range = (0.0, math.pi)
-    blur_coin: bool = False                     # True: each blur is iso or aniso with p 0.5 (code behaviour)
-    nearest_prob: float = 0.25                  # down1 is the shifted-kernel "nearest" downsampling
+    blur_coin: bool = False  # True: each blur is iso or aniso with p 0.5 (code behaviour)
+    nearest_prob: float = 0.25  # down1 is the shifted-kernel "nearest" downsampling
     nearest_sigma: Range = (0.1, (0.0, 0.6))
-    nearest_kernel_size: int = 21               # paper 21 (code 25); grown to hold +-3 sigma
-    down_factor: Range = (1.0, (0.0, 2.0))      # down1 divides the size by a ~ U[1, 2 s]
+    nearest_kernel_size: int = 21  # paper 21 (code 25); grown to hold +-3 sigma
+    down_factor: Range = (1.0, (0.0, 2.0))  # down1 divides the size by a ~ U[1, 2 s]
     resize_modes: tuple = ("bilinear", "bicubic", "area")
-    antialias: bool = False                     # OpenCV resize does not antialias bilinear/bicubic
-    noise_level: Range = (2, 25)                # whole levels on the 0..255 scale, both ends included
-    noise_kind_prob: tuple = (0.4, 0.4, 0.2)    # colour, gray, correlated
+    antialias: bool = False  # OpenCV resize does not antialias bilinear/bicubic
+    noise_level: Range = (2, 25)  # whole levels on the 0..255 scale, both ends included
+    noise_kind_prob: tuple = (0.4, 0.4, 0.2)  # colour, gray, correlated
     jpeg_prob: float = 0.9
     jpeg_range: Range = (30, 95)
-    camera_prob: float = 0.25                   # paper; the reference code never applies it (no ISP released)
+    camera_prob: float = 0.25  # paper; the reference code never applies it (no ISP released)
     final_jpeg_range: Range = (30, 95)
 
     def __post_init__(self) -> None:
@@ -93,8 +92,11 @@ class BSRGANConfig:
         s(self, "noise_level", check_range("noise_level", self.noise_level, minimum=0, integer=True))
         s(self, "noise_kind_prob", check_probs("noise_kind_prob", self.noise_kind_prob, 3))
         s(self, "jpeg_range", check_range("jpeg_range", self.jpeg_range, minimum=1, maximum=100, integer=True))
-        s(self, "final_jpeg_range", check_range("final_jpeg_range", self.final_jpeg_range, minimum=1, maximum=100,
-                                                integer=True))
+        s(
+            self,
+            "final_jpeg_range",
+            check_range("final_jpeg_range", self.final_jpeg_range, minimum=1, maximum=100, integer=True),
+        )
 
 
 def sample_order(draw: Draw) -> list[str]:
@@ -125,8 +127,12 @@ class BSRGANPipeline(Pipeline):
         if kind == "iso":
             return {"kind": "iso", "size": size, "sigma": draw.uniform(*resolve_range(c.iso_sigma, scale))}
         var_lo, var_hi = resolve_range(c.aniso_var, scale)
-        return {"kind": "bsrgan_aniso", "size": size, "var": [draw.uniform(var_lo, var_hi), draw.uniform(var_lo, var_hi)],
-                "theta": draw.uniform(*resolve_range(c.aniso_theta, scale))}
+        return {
+            "kind": "bsrgan_aniso",
+            "size": size,
+            "var": [draw.uniform(var_lo, var_hi), draw.uniform(var_lo, var_hi)],
+            "theta": draw.uniform(*resolve_range(c.aniso_theta, scale)),
+        }
 
     def _sample_one(self, draw: Draw, scale: float, hr_size: list[int], lr_size: list[int]) -> dict:
         c = self.config
@@ -149,13 +155,19 @@ class BSRGANPipeline(Pipeline):
 
         if draw.coin(c.nearest_prob):
             sigma = draw.uniform(*resolve_range(c.nearest_sigma, local_scale))
-            down1 = {"kind": "nearest", "sigma": sigma,
-                     "kernel_size": max(c.nearest_kernel_size, kernel_size_for(sigma)),
-                     "size": lr_size_for(size, local_scale)}
+            down1 = {
+                "kind": "nearest",
+                "sigma": sigma,
+                "kernel_size": max(c.nearest_kernel_size, kernel_size_for(sigma)),
+                "size": lr_size_for(size, local_scale),
+            }
         else:
             factor = draw.uniform(*resolve_range(c.down_factor, local_scale))
-            down1 = {"kind": "resize", "factor": factor,
-                     **resize_step(draw.choice(c.resize_modes), scaled_size(size, 1.0 / factor), c.antialias)}
+            down1 = {
+                "kind": "resize",
+                "factor": factor,
+                **resize_step(draw.choice(c.resize_modes), scaled_size(size, 1.0 / factor), c.antialias),
+            }
         down2 = resize_step(draw.choice(c.resize_modes), lr_size, c.antialias)
 
         kind = draw.choice(NOISE_KINDS, c.noise_kind_prob)
@@ -166,16 +178,25 @@ class BSRGANPipeline(Pipeline):
             noise["covariance"] = random_channel_covariance(sigma, generator=draw.generator)[0].tolist()
         noise["seed"] = draw.seed()
 
-        jpeg = ({"quality": draw.integer(*resolve_range(c.jpeg_range, local_scale))}
-                if draw.coin(c.jpeg_prob) else None)
+        jpeg = {"quality": draw.integer(*resolve_range(c.jpeg_range, local_scale))} if draw.coin(c.jpeg_prob) else None
         camera = None
         if draw.coin(c.camera_prob):
             params = random_camera_params(1, generator=draw.generator, dtype=torch.float64)
             camera = {k: v[0].tolist() for k, v in params.items()}
             camera["seed"] = draw.seed()
         final_jpeg = {"quality": draw.integer(*resolve_range(c.final_jpeg_range, local_scale))}
-        return {"halve": halve, "order": perm, "blur1": blur1, "blur2": blur2, "down1": down1, "down2": down2,
-                "noise": noise, "jpeg": jpeg, "camera": camera, "final_jpeg": final_jpeg}
+        return {
+            "halve": halve,
+            "order": perm,
+            "blur1": blur1,
+            "blur2": blur2,
+            "down1": down1,
+            "down2": down2,
+            "noise": noise,
+            "jpeg": jpeg,
+            "camera": camera,
+            "final_jpeg": final_jpeg,
+        }
 
     # -- applying ------------------------------------------------------------------------------------------
 

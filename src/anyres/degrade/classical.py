@@ -11,11 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from anyres.degrade.base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
+from anyres.degrade.steps import (
+    apply_blur,
+    apply_gaussian_noise,
+    apply_jpeg,
+    apply_resize,
+    kernel_size_for,
+    quantize,
+    resize_step,
+)
 from anyres.errors import ConfigError
 from anyres.ops.resize import MODES
-
-from anyres.degrade.base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
-from anyres.degrade.steps import apply_blur, apply_gaussian_noise, apply_jpeg, apply_resize, kernel_size_for, quantize, resize_step
 
 __all__ = ["ClassicalConfig", "ClassicalPipeline"]
 
@@ -24,26 +31,30 @@ __all__ = ["ClassicalConfig", "ClassicalPipeline"]
 class ClassicalConfig:
     """Ranges of the classical pipeline. Bounds may be ``(c, k)`` = ``c + k * scale`` (see ``base``)."""
 
-    iso_prob: float = 0.5                       # isotropic kernel, else anisotropic
-    sigma: Range = (0.2, (0.0, 1.0))            # standard deviations, pixels: [0.2, s]
-    theta: Range = (0.0, math.pi)               # angle of the first axis, radians
-    kernel_size: int | None = None              # odd side; None: 2 ceil(3 sigma_max) + 1 per sample
-    downsample: str = "bicubic"                 # ops.resize mode of the final resize
-    antialias: bool = True                      # MATLAB imresize antialiasing when downscaling
+    iso_prob: float = 0.5  # isotropic kernel, else anisotropic
+    sigma: Range = (0.2, (0.0, 1.0))  # standard deviations, pixels: [0.2, s]
+    theta: Range = (0.0, math.pi)  # angle of the first axis, radians
+    kernel_size: int | None = None  # odd side; None: 2 ceil(3 sigma_max) + 1 per sample
+    downsample: str = "bicubic"  # ops.resize mode of the final resize
+    antialias: bool = True  # MATLAB imresize antialiasing when downscaling
     noise_prob: float = 1.0
-    noise_level: Range = (0.0, 10.0)            # standard deviation on the 0..255 scale
+    noise_level: Range = (0.0, 10.0)  # standard deviation on the 0..255 scale
     gray_noise_prob: float = 0.0
     jpeg_prob: float = 0.0
-    jpeg_range: Range = (30, 95)                # whole qualities, both ends included
-    quantize: bool = True                       # round the result to 8 bits
+    jpeg_range: Range = (30, 95)  # whole qualities, both ends included
+    quantize: bool = True  # round the result to 8 bits
 
     def __post_init__(self) -> None:
         s = object.__setattr__
         s(self, "iso_prob", check_prob("iso_prob", self.iso_prob))
         s(self, "sigma", check_range("sigma", self.sigma, minimum=0.0))
         s(self, "theta", check_range("theta", self.theta))
-        if self.kernel_size is not None and (isinstance(self.kernel_size, bool) or not isinstance(self.kernel_size, int)
-                                             or self.kernel_size < 1 or self.kernel_size % 2 == 0):
+        if self.kernel_size is not None and (
+            isinstance(self.kernel_size, bool)
+            or not isinstance(self.kernel_size, int)
+            or self.kernel_size < 1
+            or self.kernel_size % 2 == 0
+        ):
             raise ConfigError(f"kernel_size must be an odd int >= 1 or null, got {self.kernel_size!r}")
         if self.downsample not in MODES:
             raise ConfigError(f"downsample must be one of {sorted(MODES)}, got {self.downsample!r}")
@@ -81,8 +92,13 @@ class ClassicalPipeline(Pipeline):
             kind = "gray" if draw.coin(c.gray_noise_prob) else "color"
             noise = {"kind": kind, "level": level, "seed": draw.seed()}
         jpeg = {"quality": draw.integer(*resolve_range(c.jpeg_range, scale))} if draw.coin(c.jpeg_prob) else None
-        return {"blur": blur, "resize": resize_step(c.downsample, lr_size, c.antialias), "noise": noise,
-                "jpeg": jpeg, "quantize": c.quantize}
+        return {
+            "blur": blur,
+            "resize": resize_step(c.downsample, lr_size, c.antialias),
+            "noise": noise,
+            "jpeg": jpeg,
+            "quantize": c.quantize,
+        }
 
     def _apply_one(self, hr, record: dict):
         x = apply_blur(hr, record["blur"])

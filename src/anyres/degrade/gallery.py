@@ -8,16 +8,15 @@ record below; it can also return the exact records. Layout, geometry and legend:
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from PIL import Image, ImageDraw
 
 from anyres import pictures
-from anyres.ops.resize import imresize
-
 from anyres.degrade import get_pipeline
 from anyres.degrade.base import Pipeline
+from anyres.ops.resize import imresize
 
 __all__ = ["make_gallery", "summarise", "sample_row", "display_tile", "LEGEND", "TEXT_LINES"]
 
@@ -40,10 +39,17 @@ LEGEND = (
 )
 
 _MODES = {"bicubic": "bicub", "bilinear": "bilin", "area": "area", "nearest": "near", "lanczos": "lanc"}
-_KERNELS = {"iso": "iso", "aniso": "an", "bsrgan_aniso": "v", "generalized_iso": "gi",
-            "generalized_aniso": "ga", "plateau_iso": "pi", "plateau_aniso": "pa", "sinc": "sinc"}
-_BSRGAN_CODES = {"blur1": "B1", "blur2": "B2", "down1": "D1", "down2": "D2", "noise": "N", "jpeg": "J",
-                 "camera": "C"}
+_KERNELS = {
+    "iso": "iso",
+    "aniso": "an",
+    "bsrgan_aniso": "v",
+    "generalized_iso": "gi",
+    "generalized_aniso": "ga",
+    "plateau_iso": "pi",
+    "plateau_aniso": "pa",
+    "sinc": "sinc",
+}
+_BSRGAN_CODES = {"blur1": "B1", "blur2": "B2", "down1": "D1", "down2": "D2", "noise": "N", "jpeg": "J", "camera": "C"}
 _FINAL_CODES = {"resize": "R", "sinc": "S", "jpeg": "J"}
 
 
@@ -105,10 +111,12 @@ def _quality(step: dict | None) -> str:
 
 
 def _summarise_classical(r: dict) -> list[str]:
-    return [f"blur {_kernel(r['blur'])}",
-            f"down {_resize(r['resize'])}",
-            f"noise {_noise(r['noise'])}",
-            f"jpeg {'-' if r['jpeg'] is None else 'q' + _quality(r['jpeg'])}"]
+    return [
+        f"blur {_kernel(r['blur'])}",
+        f"down {_resize(r['resize'])}",
+        f"noise {_noise(r['noise'])}",
+        f"jpeg {'-' if r['jpeg'] is None else 'q' + _quality(r['jpeg'])}",
+    ]
 
 
 def _summarise_bsrgan(r: dict) -> list[str]:
@@ -119,11 +127,13 @@ def _summarise_bsrgan(r: dict) -> list[str]:
         d1 = f"pick s{float(down1['sigma']):.2f}"
     else:
         d1 = f"{_MODES.get(down1['mode'], down1['mode'])} {_size(down1['size'])}"
-    lines = [order,
-             f"B1 {_kernel(r['blur1'])}",
-             f"B2 {_kernel(r['blur2'])}",
-             f"D1 {d1} D2 {_MODES.get(r['down2']['mode'], r['down2']['mode'])}",
-             f"N {_noise(r['noise'])} jpeg {_quality(r['jpeg'])}/{_quality(r['final_jpeg'])}"]
+    lines = [
+        order,
+        f"B1 {_kernel(r['blur1'])}",
+        f"B2 {_kernel(r['blur2'])}",
+        f"D1 {d1} D2 {_MODES.get(r['down2']['mode'], r['down2']['mode'])}",
+        f"N {_noise(r['noise'])} jpeg {_quality(r['jpeg'])}/{_quality(r['final_jpeg'])}",
+    ]
     if r.get("halve") is not None:
         lines.append(f"H {_resize(r['halve'])}")
     return lines
@@ -133,17 +143,17 @@ def _summarise_realesrgan(r: dict) -> list[str]:
     order = [s for s in r["final_order"] if not (s == "sinc" and r.get("final_sinc") is None)]
     final = ">".join(_FINAL_CODES.get(s, s) for s in order)
     sinc = r.get("final_sinc")
-    return [f"1 {_kernel(r['blur1'])}",
-            f"1 {_resize(r['resize1'])} {_noise(r['noise1'])} q{_quality(r['jpeg1'])}",
-            f"2 {'no blur' if r['blur2'] is None else _kernel(r['blur2'])}",
-            f"2 {_resize(r['resize2'])} {_noise(r['noise2'])}",
-            f"F {final} {_MODES.get(r['final_resize']['mode'], r['final_resize']['mode'])} "
-            f"q{_quality(r['final_jpeg'])}",
-            "F sinc -" if sinc is None else f"F {_kernel(sinc)}"]
+    return [
+        f"1 {_kernel(r['blur1'])}",
+        f"1 {_resize(r['resize1'])} {_noise(r['noise1'])} q{_quality(r['jpeg1'])}",
+        f"2 {'no blur' if r['blur2'] is None else _kernel(r['blur2'])}",
+        f"2 {_resize(r['resize2'])} {_noise(r['noise2'])}",
+        f"F {final} {_MODES.get(r['final_resize']['mode'], r['final_resize']['mode'])} q{_quality(r['final_jpeg'])}",
+        "F sinc -" if sinc is None else f"F {_kernel(sinc)}",
+    ]
 
 
-_SUMMARISERS = {"classical": _summarise_classical, "bsrgan": _summarise_bsrgan,
-                "realesrgan": _summarise_realesrgan}
+_SUMMARISERS = {"classical": _summarise_classical, "bsrgan": _summarise_bsrgan, "realesrgan": _summarise_realesrgan}
 
 
 def summarise(record: dict) -> list[str]:
@@ -162,23 +172,23 @@ def summarise(record: dict) -> list[str]:
 # Tiles
 
 
-
-
 def display_tile(lr: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Nearest-neighbour upscale of an LR image to ``size = (H, W)``, for display."""
     return imresize(lr, size=(int(size[0]), int(size[1])), kernel="nearest", antialias=False)
 
 
-def _as_pipeline(p: Union[str, Pipeline]) -> Pipeline:
+def _as_pipeline(p: str | Pipeline) -> Pipeline:
     return get_pipeline(p) if isinstance(p, str) else p
 
 
-def sample_row(pipeline: Union[str, Pipeline], hr: torch.Tensor, n: int, scale: float,
-               seed: int) -> tuple[list[dict], list[torch.Tensor]]:
+def sample_row(
+    pipeline: str | Pipeline, hr: torch.Tensor, n: int, scale: float, seed: int
+) -> tuple[list[dict], list[torch.Tensor]]:
     """``n`` records drawn from ``torch.Generator().manual_seed(seed)`` for ``hr``, and their LR images."""
     pipe = _as_pipeline(pipeline)
-    records = pipe.sample(n, torch.Generator().manual_seed(int(seed)), scale=scale,
-                          hr_size=[int(hr.shape[-2]), int(hr.shape[-1])])
+    records = pipe.sample(
+        n, torch.Generator().manual_seed(int(seed)), scale=scale, hr_size=[int(hr.shape[-2]), int(hr.shape[-1])]
+    )
     return records, [pipe.apply(hr, [record]) for record in records]
 
 
@@ -186,24 +196,21 @@ def sample_row(pipeline: Union[str, Pipeline], hr: torch.Tensor, n: int, scale: 
 # Layout
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def make_gallery(hr: torch.Tensor, pipelines: Sequence[Union[str, Pipeline]] = ("classical", "bsrgan", "realesrgan"),
-                 n: int = 12, scale: float = 4.0, seed: int = 0, *, return_records: bool = False,
-                 text_width: int = 140, text_height: int | None = None, label_width: int = 96, pad: int = 6,
-                 legend: bool = True, font_size: int = 11):
+def make_gallery(
+    hr: torch.Tensor,
+    pipelines: Sequence[str | Pipeline] = ("classical", "bsrgan", "realesrgan"),
+    n: int = 12,
+    scale: float = 4.0,
+    seed: int = 0,
+    *,
+    return_records: bool = False,
+    text_width: int = 140,
+    text_height: int | None = None,
+    label_width: int = 96,
+    pad: int = 6,
+    legend: bool = True,
+    font_size: int = 11,
+):
     """A grid of degraded versions of one HR crop: one row per pipeline, the HR first, then ``n`` samples.
 
     Args:

@@ -13,11 +13,19 @@ from dataclasses import dataclass
 
 import torch
 
-from anyres.errors import ConfigError
-
-from anyres.degrade.base import Draw, Pipeline, Range, check_choices, check_prob, check_probs, check_range, resolve_range, \
-    scaled_size
+from anyres.degrade.base import (
+    Draw,
+    Pipeline,
+    Range,
+    check_choices,
+    check_prob,
+    check_probs,
+    check_range,
+    resolve_range,
+    scaled_size,
+)
 from anyres.degrade.steps import apply_blur, apply_jpeg, apply_noise, apply_resize, quantize, resize_step
+from anyres.errors import ConfigError
 
 __all__ = ["RealESRGANConfig", "RealESRGANPipeline", "FINAL_ORDERS"]
 
@@ -31,7 +39,7 @@ class RealESRGANConfig:
     """Ranges of the Real-ESRGAN pipeline (names follow the reference's option files where they exist)."""
 
     # kernels (kernel 1 / kernel 2)
-    kernel_size: Range = (7, 21)                # odd sizes, uniform
+    kernel_size: Range = (7, 21)  # odd sizes, uniform
     kernel_list: tuple = MIXED_KERNELS
     kernel_prob: tuple = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
     sinc_prob: float = 0.1
@@ -43,34 +51,34 @@ class RealESRGANConfig:
     betag_range2: Range = (0.5, 4.0)
     betap_range2: Range = (1.0, 2.0)
     rotation_range: Range = (-math.pi, math.pi)
-    sinc_small_size: int = 13                   # sinc kernels below this size use sinc_cutoff_small
+    sinc_small_size: int = 13  # sinc kernels below this size use sinc_cutoff_small
     sinc_cutoff_small: Range = (math.pi / 3, math.pi)
     sinc_cutoff_large: Range = (math.pi / 5, math.pi)
     # first order
-    resize_prob: tuple = (0.2, 0.7, 0.1)        # up, down, keep
-    resize_range: Range = (0.15, 1.5)           # down U[low, 1], up U[1, high]
-    gaussian_noise_prob: float = 0.5            # else Poisson
-    noise_range: Range = (1.0, 30.0)            # Gaussian standard deviation, 0..255 scale
+    resize_prob: tuple = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: Range = (0.15, 1.5)  # down U[low, 1], up U[1, high]
+    gaussian_noise_prob: float = 0.5  # else Poisson
+    noise_range: Range = (1.0, 30.0)  # Gaussian standard deviation, 0..255 scale
     poisson_scale_range: Range = (0.05, 3.0)
     gray_noise_prob: float = 0.4
     jpeg_range: Range = (30, 95)
     # second order
     second_blur_prob: float = 0.8
     resize_prob2: tuple = (0.3, 0.4, 0.3)
-    resize_range2: Range = (0.3, 1.2)           # relative to the final LR size
+    resize_range2: Range = (0.3, 1.2)  # relative to the final LR size
     gaussian_noise_prob2: float = 0.5
     noise_range2: Range = (1.0, 25.0)
     poisson_scale_range2: Range = (0.05, 2.5)
     gray_noise_prob2: float = 0.4
-    jpeg_range2: Range = (30, 95)               # the final stage's JPEG
+    jpeg_range2: Range = (30, 95)  # the final stage's JPEG
     # final stage
     final_sinc_prob: float = 0.8
     final_sinc_cutoff: Range = (math.pi / 3, math.pi)
-    final_resize_first_prob: float = 0.5        # resize -> sinc -> JPEG, else JPEG -> resize -> sinc
+    final_resize_first_prob: float = 0.5  # resize -> sinc -> JPEG, else JPEG -> resize -> sinc
     # resizing, noise and output
     resize_modes: tuple = ("area", "bilinear", "bicubic")
-    antialias: bool = False                     # F.interpolate does not antialias
-    poisson_peak: float | None = None           # None: content-dependent (reference); a number fixes it
+    antialias: bool = False  # F.interpolate does not antialias
+    poisson_peak: float | None = None  # None: content-dependent (reference); a number fixes it
     quantize: bool = True
 
     def __post_init__(self) -> None:
@@ -78,11 +86,26 @@ class RealESRGANConfig:
         s(self, "kernel_size", check_range("kernel_size", self.kernel_size, minimum=1, integer=True))
         s(self, "kernel_list", check_choices("kernel_list", self.kernel_list, MIXED_KERNELS))
         s(self, "kernel_prob", check_probs("kernel_prob", self.kernel_prob, len(self.kernel_list)))
-        for name in ("sinc_prob", "sinc_prob2", "gaussian_noise_prob", "gray_noise_prob", "second_blur_prob",
-                     "gaussian_noise_prob2", "gray_noise_prob2", "final_sinc_prob", "final_resize_first_prob"):
+        for name in (
+            "sinc_prob",
+            "sinc_prob2",
+            "gaussian_noise_prob",
+            "gray_noise_prob",
+            "second_blur_prob",
+            "gaussian_noise_prob2",
+            "gray_noise_prob2",
+            "final_sinc_prob",
+            "final_resize_first_prob",
+        ):
             s(self, name, check_prob(name, getattr(self, name)))
-        for name in ("blur_sigma", "blur_sigma2", "noise_range", "noise_range2", "poisson_scale_range",
-                     "poisson_scale_range2"):
+        for name in (
+            "blur_sigma",
+            "blur_sigma2",
+            "noise_range",
+            "noise_range2",
+            "poisson_scale_range",
+            "poisson_scale_range2",
+        ):
             s(self, name, check_range(name, getattr(self, name), minimum=0.0))
         for name in ("betag_range", "betap_range", "betag_range2", "betap_range2"):
             rng = check_range(name, getattr(self, name), minimum=1e-6)
@@ -105,9 +128,11 @@ class RealESRGANConfig:
             s(self, name, check_range(name, getattr(self, name), minimum=1, maximum=100, integer=True))
         s(self, "resize_modes", check_choices("resize_modes", self.resize_modes, _RESIZE_MODES))
         s(self, "antialias", bool(self.antialias))
-        if self.poisson_peak is not None and (isinstance(self.poisson_peak, bool)
-                                              or not isinstance(self.poisson_peak, (int, float))
-                                              or not self.poisson_peak > 0):
+        if self.poisson_peak is not None and (
+            isinstance(self.poisson_peak, bool)
+            or not isinstance(self.poisson_peak, (int, float))
+            or not self.poisson_peak > 0
+        ):
             raise ConfigError(f"poisson_peak must be a positive number or null, got {self.poisson_peak!r}")
         s(self, "quantize", bool(self.quantize))
 
@@ -159,14 +184,19 @@ class RealESRGANPipeline(Pipeline):
         size = scaled_size(base_size, factor)
         return {"kind": kind, "factor": factor, **resize_step(draw.choice(c.resize_modes), size, c.antialias)}
 
-    def _noise(self, draw: Draw, scale: float, gaussian_prob: float, level: Range, poisson: Range,
-               gray_prob: float) -> dict:
+    def _noise(
+        self, draw: Draw, scale: float, gaussian_prob: float, level: Range, poisson: Range, gray_prob: float
+    ) -> dict:
         if draw.coin(gaussian_prob):
             step = {"level": draw.uniform(*resolve_range(level, scale))}
             step = {"kind": "gray" if draw.coin(gray_prob) else "color", **step}
         else:
-            step = {"kind": "poisson", "scale": draw.uniform(*resolve_range(poisson, scale)),
-                    "gray": draw.coin(gray_prob), "peak": self.config.poisson_peak}
+            step = {
+                "kind": "poisson",
+                "scale": draw.uniform(*resolve_range(poisson, scale)),
+                "gray": draw.coin(gray_prob),
+                "peak": self.config.poisson_peak,
+            }
         step["seed"] = draw.seed()
         return step
 
@@ -174,28 +204,44 @@ class RealESRGANPipeline(Pipeline):
         c = self.config
         blur1 = self._kernel(draw, scale, c.sinc_prob, c.blur_sigma, c.betag_range, c.betap_range)
         resize1 = self._resize(draw, c.resize_prob, c.resize_range, hr_size)
-        noise1 = self._noise(draw, scale, c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range,
-                             c.gray_noise_prob)
+        noise1 = self._noise(
+            draw, scale, c.gaussian_noise_prob, c.noise_range, c.poisson_scale_range, c.gray_noise_prob
+        )
         jpeg1 = {"quality": draw.integer(*resolve_range(c.jpeg_range, scale))}
 
         blur2 = None
         if draw.coin(c.second_blur_prob):
             blur2 = self._kernel(draw, scale, c.sinc_prob2, c.blur_sigma2, c.betag_range2, c.betap_range2)
         resize2 = self._resize(draw, c.resize_prob2, c.resize_range2, lr_size)
-        noise2 = self._noise(draw, scale, c.gaussian_noise_prob2, c.noise_range2, c.poisson_scale_range2,
-                             c.gray_noise_prob2)
+        noise2 = self._noise(
+            draw, scale, c.gaussian_noise_prob2, c.noise_range2, c.poisson_scale_range2, c.gray_noise_prob2
+        )
 
         order = list(FINAL_ORDERS[0] if draw.coin(c.final_resize_first_prob) else FINAL_ORDERS[1])
         final_resize = resize_step(draw.choice(c.resize_modes), lr_size, c.antialias)
         final_sinc = None
         if draw.coin(c.final_sinc_prob):
             size = draw.odd(*(int(v) for v in resolve_range(c.kernel_size, scale)))
-            final_sinc = {"kind": "sinc", "size": size, "cutoff": draw.uniform(*resolve_range(c.final_sinc_cutoff,
-                                                                                              scale))}
+            final_sinc = {
+                "kind": "sinc",
+                "size": size,
+                "cutoff": draw.uniform(*resolve_range(c.final_sinc_cutoff, scale)),
+            }
         final_jpeg = {"quality": draw.integer(*resolve_range(c.jpeg_range2, scale))}
-        return {"blur1": blur1, "resize1": resize1, "noise1": noise1, "jpeg1": jpeg1, "blur2": blur2,
-                "resize2": resize2, "noise2": noise2, "final_order": order, "final_resize": final_resize,
-                "final_sinc": final_sinc, "final_jpeg": final_jpeg, "quantize": c.quantize}
+        return {
+            "blur1": blur1,
+            "resize1": resize1,
+            "noise1": noise1,
+            "jpeg1": jpeg1,
+            "blur2": blur2,
+            "resize2": resize2,
+            "noise2": noise2,
+            "final_order": order,
+            "final_resize": final_resize,
+            "final_sinc": final_sinc,
+            "final_jpeg": final_jpeg,
+            "quantize": c.quantize,
+        }
 
     # -- applying ------------------------------------------------------------------------------------------
 

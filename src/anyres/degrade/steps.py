@@ -11,8 +11,8 @@ import math
 
 import torch
 
-from anyres.ops.color import quantize
 from anyres.ops.camera import camera_sensor_noise
+from anyres.ops.color import quantize
 from anyres.ops.filtering import filter2d
 from anyres.ops.jpeg import jpeg
 from anyres.ops.kernels import (
@@ -41,8 +41,16 @@ __all__ = [
     "kernel_size_for",
 ]
 
-KERNEL_KINDS = ("iso", "aniso", "bsrgan_aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
-                "plateau_aniso", "sinc")
+KERNEL_KINDS = (
+    "iso",
+    "aniso",
+    "bsrgan_aniso",
+    "generalized_iso",
+    "generalized_aniso",
+    "plateau_iso",
+    "plateau_aniso",
+    "sinc",
+)
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -184,13 +192,21 @@ def apply_jpeg(x: torch.Tensor, step: dict) -> torch.Tensor:
 
 def apply_camera(x: torch.Tensor, step: dict) -> torch.Tensor:
     """Processed camera-sensor noise (unprocess, RAW shot + read noise, process) with recorded parameters."""
+
     def t(name: str) -> torch.Tensor:
         return torch.tensor([float(step[name])], dtype=x.dtype, device=x.device)
 
     ccm = torch.tensor(step["ccm"], dtype=x.dtype, device=x.device).unsqueeze(0)
-    return camera_sensor_noise(x, ccm=ccm, red_gain=t("red_gain"), blue_gain=t("blue_gain"),
-                               brightness=t("brightness"), shot=t("shot"), read=t("read"),
-                               generator=_seeded(step["seed"]))
+    return camera_sensor_noise(
+        x,
+        ccm=ccm,
+        red_gain=t("red_gain"),
+        blue_gain=t("blue_gain"),
+        brightness=t("brightness"),
+        shot=t("shot"),
+        read=t("read"),
+        generator=_seeded(step["seed"]),
+    )
 
 
 def kernel_size_for(sigma_max: float, minimum: int = 3) -> int:

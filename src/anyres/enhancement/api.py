@@ -14,16 +14,27 @@ from anyres.io import as_batch
 from anyres.pictures import gain_picture
 from anyres.registry import ENHANCERS, RESAMPLERS, load, weights_folders
 
-__all__ = ["enhance", "load_enhancer", "DEFAULT_ENHANCER", "enhance_rgb", "explain_rgb", "FILTER_PANELS", "working_size",
-           "load_resampler", "downsample_for", "upsample_from"]
+__all__ = [
+    "enhance",
+    "load_enhancer",
+    "DEFAULT_ENHANCER",
+    "enhance_rgb",
+    "explain_rgb",
+    "FILTER_PANELS",
+    "working_size",
+    "load_resampler",
+    "downsample_for",
+    "upsample_from",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Enhancement (same-size restoration: retouching, low light)
 
 
-def _load_folder_enhancer(folder: Path, device: str | None = None, options: Any = None,
-                          name: str | None = None) -> torch.nn.Module:
+def _load_folder_enhancer(
+    folder: Path, device: str | None = None, options: Any = None, name: str | None = None
+) -> torch.nn.Module:
     net, _config = hub.load_network(folder, device=device)
     return net
 
@@ -58,8 +69,9 @@ def _bicubic_resampler(model: Any = None, device: str | None = None) -> None:
     return None
 
 
-@RESAMPLERS.register("lmar", "LMAR (Yu et al., CVPR 2024): learned model-aware down, Lanczos-3 up; needs "
-                             "its weights folder")
+@RESAMPLERS.register(
+    "lmar", "LMAR (Yu et al., CVPR 2024): learned model-aware down, Lanczos-3 up; needs its weights folder"
+)
 def _lmar_resampler(model: Any = None, device: str | None = None) -> torch.nn.Module:
     from anyres.errors import RegistryError
     from anyres.hub import CONFIG, load_network
@@ -67,8 +79,10 @@ def _lmar_resampler(model: Any = None, device: str | None = None) -> torch.nn.Mo
     if isinstance(model, torch.nn.Module):
         return model.eval()
     if model is None:
-        raise AnyresError("--resampler lmar needs its weights: --resampler-model FOLDER (an LMAR trained for "
-                          "this enhancer; none is shipped yet)")
+        raise AnyresError(
+            "--resampler lmar needs its weights: --resampler-model FOLDER (an LMAR trained for "
+            "this enhancer; none is shipped yet)"
+        )
     path = Path(model).expanduser()
     if not (path / CONFIG).is_file():
         raise RegistryError(f"{model}: not a model folder (expected config.json and model.safetensors inside)")
@@ -78,8 +92,9 @@ def _lmar_resampler(model: Any = None, device: str | None = None) -> torch.nn.Mo
     return net.eval()
 
 
-def working_size(height: int, width: int, *, long_side: int | None = None,
-                 scale: float | None = None) -> tuple[int, int]:
+def working_size(
+    height: int, width: int, *, long_side: int | None = None, scale: float | None = None
+) -> tuple[int, int]:
     """The size the enhancer runs at on the large-image path: the long side brought to ``long_side`` pixels
     (never enlarged), or both sides divided by ``scale >= 1``; at least 1 pixel, aspect kept, halves up."""
     if (long_side is None) == (scale is None):
@@ -102,8 +117,9 @@ def load_resampler(resampler: str = "bicubic", model: Any = None, device: str | 
     return RESAMPLERS.build(resampler, model=model, device=device)
 
 
-def enhance_rgb(net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, int] | None = None,
-                resampler: Any = None) -> torch.Tensor:
+def enhance_rgb(
+    net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, int] | None = None, resampler: Any = None
+) -> torch.Tensor:
     """Run an enhancement network on ``(B, 3, H, W)`` RGB in [0, 1], without gradients.
 
     ``working=None`` (or the image's own size): at full resolution. Otherwise the large-image path:
@@ -166,11 +182,13 @@ def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, 
     Networks without ``explain`` (the U-Net baseline) raise :class:`~anyres.errors.AnyresError`.
     """
     if not callable(getattr(net, "explain", None)):
-        raise AnyresError(f"--explain needs a DeepLPF model (its filters are the explanation); this model is "
-                          f"{type(net).__name__}, which predicts no filters")
+        raise AnyresError(
+            f"--explain needs a DeepLPF model (its filters are the explanation); this model is "
+            f"{type(net).__name__}, which predicts no filters"
+        )
     if rgb.dim() != 4 or rgb.shape[0] != 1 or rgb.shape[1] != 3:
         raise ValueError(f"expected a (1, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
-    explain = getattr(net, "explain")
+    explain: Any = net.explain  # DeepLPF.explain (checked above)
     with torch.inference_mode():
         info = explain(rgb.float())
     picture = gain_picture([info["maps"][name] for name in FILTER_PANELS])
@@ -178,8 +196,10 @@ def explain_rgb(net: torch.nn.Module, rgb: torch.Tensor) -> tuple[torch.Tensor, 
         "fusion": info["fusion"],
         "cubic_terms": info["cubic_terms"],
         "parameters": info["parameters"][0],
-        "picture": {"panels": list(FILTER_PANELS), "encoding": "gain = 2 * value / 255 per channel (8-bit PNG); "
-                    "panels of the image's width, left to right"},
+        "picture": {
+            "panels": list(FILTER_PANELS),
+            "encoding": "gain = 2 * value / 255 per channel (8-bit PNG); panels of the image's width, left to right",
+        },
     }
     return info["images"]["output"].clamp(0.0, 1.0), filters, picture.clamp(0.0, 1.0)
 

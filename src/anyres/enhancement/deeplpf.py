@@ -49,10 +49,10 @@ __all__ = [
     "deeplpf_loss",
 ]
 
-_MIN_LENGTH = 1e-3               # floor of the predicted offsets and semi-axes (image units)
+_MIN_LENGTH = 1e-3  # floor of the predicted offsets and semi-axes (image units)
 _CUBIC_PER_CHANNEL = len(CUBIC_TERMS)
-_PER_INSTANCE = 8                # graduated: bit, slope, c, o1, o2 + 3 scales; elliptical: h, k, a, b, theta + 3
-_SCALES_FROM = 5                 # the 3 N scales are the raw outputs [5 N:8 N] of both local heads
+_PER_INSTANCE = 8  # graduated: bit, slope, c, o1, o2 + 3 scales; elliptical: h, k, a, b, theta + 3
+_SCALES_FROM = 5  # the 3 N scales are the raw outputs [5 N:8 N] of both local heads
 INITS = ("identity", "default")
 
 
@@ -89,12 +89,16 @@ class DeepLPFConfig:
         if not _is_int(self.width, 1):
             raise ValueError(f"DeepLPF width must be an int >= 1, got {self.width!r}")
         if not _is_int(self.features, 4):
-            raise ValueError(f"DeepLPF features must be an int >= 4 (3 image channels + features), "
-                             f"got {self.features!r}")
+            raise ValueError(
+                f"DeepLPF features must be an int >= 4 (3 image channels + features), got {self.features!r}"
+            )
         if self.head_size is not None and not _is_int(self.head_size, 1):
             raise ValueError(f"DeepLPF head_size must be an int >= 1 or None, got {self.head_size!r}")
-        if isinstance(self.head_dropout, bool) or not isinstance(self.head_dropout, (int, float)) \
-                or not 0.0 <= self.head_dropout < 1.0:
+        if (
+            isinstance(self.head_dropout, bool)
+            or not isinstance(self.head_dropout, (int, float))
+            or not 0.0 <= self.head_dropout < 1.0
+        ):
             raise ValueError(f"DeepLPF head_dropout must be a number in [0, 1), got {self.head_dropout!r}")
         for name in ("graduated", "elliptical"):
             if not _is_int(getattr(self, name), 1):
@@ -124,11 +128,17 @@ def _length(z: torch.Tensor) -> torch.Tensor:
 
 
 def _check_raw(name: str, raw: torch.Tensor, count: int, per_instance: int) -> int:
-    if not isinstance(raw, torch.Tensor) or not raw.is_floating_point() or raw.dim() != 2 \
-            or raw.shape[1] != per_instance * count:
+    if (
+        not isinstance(raw, torch.Tensor)
+        or not raw.is_floating_point()
+        or raw.dim() != 2
+        or raw.shape[1] != per_instance * count
+    ):
         shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
-        raise ValueError(f"{name} head output must be a float (B, {per_instance * count}) tensor for {count} "
-                         f"instances, got shape {shape}")
+        raise ValueError(
+            f"{name} head output must be a float (B, {per_instance * count}) tensor for {count} "
+            f"instances, got shape {shape}"
+        )
     return raw.shape[0]
 
 
@@ -140,11 +150,11 @@ def graduated_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tenso
     n = count
     return {
         "invert": straight_through_bit(raw[:, 0:n]),
-        "slope": raw[:, n:2 * n],
-        "intercept": _tanh01(raw[:, 2 * n:3 * n]),
-        "offset1": _length(raw[:, 3 * n:4 * n]),
-        "offset2": _length(raw[:, 4 * n:5 * n]),
-        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n:]).reshape(b, n, 3),
+        "slope": raw[:, n : 2 * n],
+        "intercept": _tanh01(raw[:, 2 * n : 3 * n]),
+        "offset1": _length(raw[:, 3 * n : 4 * n]),
+        "offset2": _length(raw[:, 4 * n : 5 * n]),
+        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n :]).reshape(b, n, 3),
     }
 
 
@@ -156,11 +166,11 @@ def elliptical_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tens
     n = count
     return {
         "centre_x": _tanh01(raw[:, 0:n]),
-        "centre_y": _tanh01(raw[:, n:2 * n]),
-        "semi_a": _length(raw[:, 2 * n:3 * n]),
-        "semi_b": _length(raw[:, 3 * n:4 * n]),
-        "angle": math.pi * _tanh01(raw[:, 4 * n:5 * n]),
-        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n:]).reshape(b, n, 3),
+        "centre_y": _tanh01(raw[:, n : 2 * n]),
+        "semi_a": _length(raw[:, 2 * n : 3 * n]),
+        "semi_b": _length(raw[:, 3 * n : 4 * n]),
+        "angle": math.pi * _tanh01(raw[:, 4 * n : 5 * n]),
+        "scale": 2.0 * _tanh01(raw[:, _SCALES_FROM * n :]).reshape(b, n, 3),
     }
 
 
@@ -175,10 +185,17 @@ def cubic_coefficients(raw: torch.Tensor) -> torch.Tensor:
 
 
 def _check_input(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or x.shape[1] != 3 \
-            or x.numel() == 0:
+    if (
+        not isinstance(x, torch.Tensor)
+        or not x.is_floating_point()
+        or x.dim() != 4
+        or x.shape[1] != 3
+        or x.numel() == 0
+    ):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"DeepLPF input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], got shape {shape}")
+        raise ValueError(
+            f"DeepLPF input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], got shape {shape}"
+        )
 
 
 class DeepLPF(nn.Module):
@@ -228,9 +245,12 @@ class DeepLPF(nn.Module):
             first.weight[ch, ch, 1, 1] = 1.0 / (1.0 + s0)
         self.cubic_head.fc.weight.zero_()
         self.cubic_head.fc.bias.zero_()
-        for head, count in ((self.graduated_head, self.config.graduated), (self.elliptical_head, self.config.elliptical)):
-            head.fc.weight[_SCALES_FROM * count:].zero_()
-            head.fc.bias[_SCALES_FROM * count:].zero_()
+        for head, count in (
+            (self.graduated_head, self.config.graduated),
+            (self.elliptical_head, self.config.elliptical),
+        ):
+            head.fc.weight[_SCALES_FROM * count :].zero_()
+            head.fc.bias[_SCALES_FROM * count :].zero_()
 
     def config_dict(self) -> dict[str, Any]:
         return {"arch": "deeplpf", **asdict(self.config)}
@@ -239,9 +259,9 @@ class DeepLPF(nn.Module):
         """Every intermediate of the forward pass (tensors and bounded parameters)."""
         _check_input(x)
         h, w = x.shape[-2:]
-        feat = self.backbone(x)                                   # (B, C, H, W): [Y1, features]
+        feat = self.backbone(x)  # (B, C, H, W): [Y1, features]
         y1 = feat[:, :3]
-        coeffs = cubic_coefficients(self.cubic_head(feat))        # heads see [features, image] = C channels
+        coeffs = cubic_coefficients(self.cubic_head(feat))  # heads see [features, image] = C channels
         y2 = cubic_filter(y1, coeffs, residual=self.config.cubic_residual)
         context = torch.cat([feat[:, 3:], y2], dim=1)
         grad = graduated_parameters(self.graduated_head(context), self.config.graduated)
@@ -251,8 +271,18 @@ class DeepLPF(nn.Module):
         scale = fuse_scale_maps(s_g, s_e, mode=self.config.fusion)
         y3 = apply_scale_map(y2, scale)
         out = long_residual(y3, y1)
-        return {"cubic": coeffs, "graduated": grad, "elliptical": ell, "s_g": s_g, "s_e": s_e, "scale": scale,
-                "y1": y1, "y2": y2, "y3": y3, "out": out}
+        return {
+            "cubic": coeffs,
+            "graduated": grad,
+            "elliptical": ell,
+            "s_g": s_g,
+            "s_e": s_e,
+            "scale": scale,
+            "y1": y1,
+            "y2": y2,
+            "y3": y3,
+            "out": out,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` RGB in [0, 1] -> enhanced ``(B, 3, H, W)`` in [0, 1]."""
@@ -287,13 +317,19 @@ class DeepLPF(nn.Module):
         scalar_e = [k for k in ell if k != "scale"]
         parameters = []
         for b in range(x.shape[0]):
-            parameters.append({
-                "graduated": [{**{k: float(grad[k][b, i]) for k in scalar_g}, "scale": grad["scale"][b, i].tolist()}
-                              for i in range(self.config.graduated)],
-                "elliptical": [{**{k: float(ell[k][b, i]) for k in scalar_e}, "scale": ell["scale"][b, i].tolist()}
-                               for i in range(self.config.elliptical)],
-                "cubic": cubic[b].tolist(),
-            })
+            parameters.append(
+                {
+                    "graduated": [
+                        {**{k: float(grad[k][b, i]) for k in scalar_g}, "scale": grad["scale"][b, i].tolist()}
+                        for i in range(self.config.graduated)
+                    ],
+                    "elliptical": [
+                        {**{k: float(ell[k][b, i]) for k in scalar_e}, "scale": ell["scale"][b, i].tolist()}
+                        for i in range(self.config.elliptical)
+                    ],
+                    "cubic": cubic[b].tolist(),
+                }
+            )
         return {
             "parameters": parameters,
             "fusion": self.config.fusion,
@@ -303,8 +339,12 @@ class DeepLPF(nn.Module):
         }
 
 
-@NETWORKS.register("deeplpf", "DeepLPF enhancement network: U-Net backbone + graduated, elliptical and cubic filters",
-                   role="enhancer", example={"width": 4, "features": 8, "head_size": 16})
+@NETWORKS.register(
+    "deeplpf",
+    "DeepLPF enhancement network: U-Net backbone + graduated, elliptical and cubic filters",
+    role="enhancer",
+    example={"width": 4, "features": 8, "head_size": 16},
+)
 def build_deeplpf(**kwargs: Any) -> DeepLPF:
     return DeepLPF(DeepLPFConfig.from_dict(kwargs))
 

@@ -15,9 +15,9 @@ from anyres.nn.blocks import unet_down
 
 __all__ = ["ParameterHead", "UNetBackbone"]
 
-_LEVELS = 5                      # U-Net levels; 4 poolings, bottleneck at 1/16
-_MULTIPLE = 2 ** (_LEVELS - 1)   # the backbone's padded sides are multiples of this ...
-_MIN_SIDE = 2 * _MULTIPLE        # ... and at least this, so the bottleneck keeps 2 pixels for ReflectionPad(1)
+_LEVELS = 5  # U-Net levels; 4 poolings, bottleneck at 1/16
+_MULTIPLE = 2 ** (_LEVELS - 1)  # the backbone's padded sides are multiples of this ...
+_MIN_SIDE = 2 * _MULTIPLE  # ... and at least this, so the bottleneck keeps 2 pixels for ReflectionPad(1)
 _LEAK = 0.01
 
 
@@ -26,8 +26,12 @@ class _LocalNet(nn.Sequential):
 
     def __init__(self, cin: int, cout: int):
         super().__init__(
-            nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.LeakyReLU(_LEAK),
-            nn.ReflectionPad2d(1), nn.Conv2d(cout, cout, 3), nn.LeakyReLU(_LEAK),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(cin, cout, 3),
+            nn.LeakyReLU(_LEAK),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(cout, cout, 3),
+            nn.LeakyReLU(_LEAK),
         )
 
 

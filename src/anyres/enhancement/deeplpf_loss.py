@@ -30,8 +30,9 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def ssim_components(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
-                    sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+def ssim_components(
+    a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SSIM and mean contrast-structure term per image, ``((B,), (B,))``, at one scale.
 
     ``a``, ``b``: ``(B, C, H, W)`` float in [0, data_range] with ``H, W >= window``. Gaussian window of side
@@ -42,8 +43,9 @@ def ssim_components(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0
     """
     _check_pair(a, b)
     if a.shape[-2] < window or a.shape[-1] < window:
-        raise ValueError(f"SSIM with a {window}x{window} window needs images at least that large, "
-                         f"got shape {tuple(a.shape)}")
+        raise ValueError(
+            f"SSIM with a {window}x{window} window needs images at least that large, got shape {tuple(a.shape)}"
+        )
     c = a.shape[1]
     g = gaussian_taps(window, sigma).to(device=a.device, dtype=a.dtype)
     rows = g.view(1, 1, window, 1).expand(c, 1, window, 1)
@@ -55,12 +57,20 @@ def ssim_components(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_a, mu_b, var_a, var_b, cov = ssim_statistics(a, b, filt)
     cs = (2.0 * cov + c2) / (var_a + var_b + c2)
-    luminance = (2.0 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+    luminance = (2.0 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)
     return (luminance * cs).flatten(1).mean(dim=1), cs.flatten(1).mean(dim=1)
 
 
-def ms_ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
-            weights: Sequence[float] = MS_SSIM_WEIGHTS, shift: bool = False) -> torch.Tensor:
+def ms_ssim(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    data_range: float = 1.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    weights: Sequence[float] = MS_SSIM_WEIGHTS,
+    shift: bool = False,
+) -> torch.Tensor:
     """Multi-scale SSIM per image (Wang et al. 2003), ``(B,)``; 1 for identical images. Differentiable.
 
     ``a``, ``b``: ``(B, C, H, W)`` float in [0, data_range]. Scale ``j`` (``j = 1..M``) sees the images average-
@@ -83,16 +93,18 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window
         raise ValueError(f"weights must be a non-empty list of numbers >= 0, got {list(weights)!r}")
     side = min(a.shape[-2:])
     if side < window:
-        raise ValueError(f"MS-SSIM with a {window}x{window} window needs images at least that large, "
-                         f"got shape {tuple(a.shape)}")
+        raise ValueError(
+            f"MS-SSIM with a {window}x{window} window needs images at least that large, got shape {tuple(a.shape)}"
+        )
     scales = 1
-    while scales < len(weights) and side // 2 ** scales >= window:
+    while scales < len(weights) and side // 2**scales >= window:
         scales += 1
     used = [float(w) for w in weights[:scales]]
     if scales < len(weights):
         if sum(used) <= 0:
-            raise ValueError(f"the first {scales} MS-SSIM weights (all that fit a {tuple(a.shape[-2:])} image) "
-                             f"sum to 0: {used}")
+            raise ValueError(
+                f"the first {scales} MS-SSIM weights (all that fit a {tuple(a.shape[-2:])} image) sum to 0: {used}"
+            )
         used = [w / sum(used) for w in used]
     result = None
     for j, w in enumerate(used):
@@ -101,13 +113,14 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window
         full, cs = ssim_components(a, b, data_range=data_range, window=window, sigma=sigma)
         value = full if j == scales - 1 else cs
         value = (value + 1.0) / 2.0 if shift else value.clamp_min(_POSITIVE)
-        term = value ** w
+        term = value**w
         result = term if result is None else result * term
     return result
 
 
-def deeplpf_loss(pred: torch.Tensor, target: torch.Tensor, *, lab_weight: float = 1.0,
-                 ms_ssim_weight: float = 1e-3) -> torch.Tensor:
+def deeplpf_loss(
+    pred: torch.Tensor, target: torch.Tensor, *, lab_weight: float = 1.0, ms_ssim_weight: float = 1e-3
+) -> torch.Tensor:
     """DeepLPF's training loss (Sec. 3.4, Eq. 8; digest Sec. 1.7), a scalar, 0 for ``pred == target``.
 
     ``pred``, ``target``: ``(B, 3, H, W)`` sRGB in [0, 1], ``H, W >= 5``. Both go to CIELab (:func:`rgb_to_lab`,

@@ -9,7 +9,8 @@ pixel centres. The coordinate convention and the 13 differences from the release
 from __future__ import annotations
 
 import torch
-from anyres.checks import check_image, describe, check_int, check_positive, check_same_shape
+
+from anyres.checks import check_image, check_int, check_positive, check_same_shape, describe
 
 __all__ = [
     "CUBIC_TERMS",
@@ -30,9 +31,26 @@ __all__ = [
 # coefficients A..T: x^3, x^2 y, x^2 i, x^2, x y^2, x y i, x y, x i^2, x i, x, y^3, y^2 i, y^2, y i^2,
 # y i, y, i^3, i^2, i, 1.
 CUBIC_TERMS: tuple[tuple[int, int, int], ...] = (
-    (3, 0, 0), (2, 1, 0), (2, 0, 1), (2, 0, 0), (1, 2, 0), (1, 1, 1), (1, 1, 0), (1, 0, 2), (1, 0, 1),
-    (1, 0, 0), (0, 3, 0), (0, 2, 1), (0, 2, 0), (0, 1, 2), (0, 1, 1), (0, 1, 0), (0, 0, 3), (0, 0, 2),
-    (0, 0, 1), (0, 0, 0),
+    (3, 0, 0),
+    (2, 1, 0),
+    (2, 0, 1),
+    (2, 0, 0),
+    (1, 2, 0),
+    (1, 1, 1),
+    (1, 1, 0),
+    (1, 0, 2),
+    (1, 0, 1),
+    (1, 0, 0),
+    (0, 3, 0),
+    (0, 2, 1),
+    (0, 2, 0),
+    (0, 1, 2),
+    (0, 1, 1),
+    (0, 1, 0),
+    (0, 0, 3),
+    (0, 0, 2),
+    (0, 0, 1),
+    (0, 0, 0),
 )
 
 FUSION_MODES = ("sum", "deviation")
@@ -40,10 +58,6 @@ FUSION_MODES = ("sum", "deviation")
 
 # ---------------------------------------------------------------------------------------------------------
 # Validation
-
-
-
-
 
 
 def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int, int | None]:
@@ -60,11 +74,13 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
         if ref is None:
             ref, batch, count = value, value.shape[0], value.shape[1]
         elif value.dtype != ref.dtype or value.device != ref.device:
-            raise ValueError(f"{name} has dtype {value.dtype} on {value.device}, the other parameters "
-                             f"{ref.dtype} on {ref.device}")
+            raise ValueError(
+                f"{name} has dtype {value.dtype} on {value.device}, the other parameters {ref.dtype} on {ref.device}"
+            )
         if value.shape[:2] != (batch, count):
-            raise ValueError(f"{name} has shape {tuple(value.shape)}, expected (B, N) = ({batch}, {count}) "
-                             f"leading dimensions")
+            raise ValueError(
+                f"{name} has shape {tuple(value.shape)}, expected (B, N) = ({batch}, {count}) leading dimensions"
+            )
         if ndim == 3:
             if channels is None:
                 channels = value.shape[2]
@@ -75,18 +91,13 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
     return batch, count, channels
 
 
-
-
-
-
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Coordinates and the inversion bit
 
 
-def unit_grid(height: int, width: int, *, dtype: torch.dtype = torch.float32,
-              device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def unit_grid(
+    height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel-centre coordinates ``(x, y)`` in (0, 1), each ``(H, W)``: ``x = (j + 0.5) / W``, ``y = (i + 0.5) / H``.
 
     ``x`` varies along the width (columns, rightwards), ``y`` along the height (rows, downwards).
@@ -113,8 +124,9 @@ def straight_through_bit(logit: torch.Tensor) -> torch.Tensor:
     the affine map to {0, 1}.
     """
     if not isinstance(logit, torch.Tensor) or not logit.is_floating_point():
-        raise ValueError(f"logit must be a float tensor, got {describe(logit)} "
-                         f"of dtype {getattr(logit, 'dtype', None)}")
+        raise ValueError(
+            f"logit must be a float tensor, got {describe(logit)} of dtype {getattr(logit, 'dtype', None)}"
+        )
     hard = (logit > 0).to(logit.dtype)
     soft = 0.5 * (logit.clamp(-1.0, 1.0) + 1.0)
     # soft - soft.detach() is exactly 0 in the forward pass and carries soft's gradient backwards.
@@ -125,9 +137,17 @@ def straight_through_bit(logit: torch.Tensor) -> torch.Tensor:
 # Graduated and elliptical filters
 
 
-def graduated_map(height: int, width: int, *, slope: torch.Tensor, intercept: torch.Tensor,
-                  offset1: torch.Tensor, offset2: torch.Tensor, invert: torch.Tensor,
-                  scale: torch.Tensor) -> torch.Tensor:
+def graduated_map(
+    height: int,
+    width: int,
+    *,
+    slope: torch.Tensor,
+    intercept: torch.Tensor,
+    offset1: torch.Tensor,
+    offset2: torch.Tensor,
+    invert: torch.Tensor,
+    scale: torch.Tensor,
+) -> torch.Tensor:
     """Per-instance scale maps of ``N`` graduated filters (Eqs. 1-3), ``(B, N, C, H, W)``.
 
     Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
@@ -153,8 +173,16 @@ def graduated_map(height: int, width: int, *, slope: torch.Tensor, intercept: to
     """
     check_int(height, "height", minimum=1)
     check_int(width, "width", minimum=1)
-    _check_params({"slope": (slope, 2), "intercept": (intercept, 2), "offset1": (offset1, 2),
-                   "offset2": (offset2, 2), "invert": (invert, 2), "scale": (scale, 3)})
+    _check_params(
+        {
+            "slope": (slope, 2),
+            "intercept": (intercept, 2),
+            "offset1": (offset1, 2),
+            "offset2": (offset2, 2),
+            "invert": (invert, 2),
+            "scale": (scale, 3),
+        }
+    )
     check_positive(offset1, "offset1")
     check_positive(offset2, "offset2")
     if not bool(((invert >= 0) & (invert <= 1)).all()):
@@ -179,9 +207,17 @@ def _safe_sqrt(q: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, q, torch.ones_like(q))), torch.zeros_like(q))
 
 
-def elliptical_map(height: int, width: int, *, centre_x: torch.Tensor, centre_y: torch.Tensor,
-                   semi_a: torch.Tensor, semi_b: torch.Tensor, angle: torch.Tensor,
-                   scale: torch.Tensor) -> torch.Tensor:
+def elliptical_map(
+    height: int,
+    width: int,
+    *,
+    centre_x: torch.Tensor,
+    centre_y: torch.Tensor,
+    semi_a: torch.Tensor,
+    semi_b: torch.Tensor,
+    angle: torch.Tensor,
+    scale: torch.Tensor,
+) -> torch.Tensor:
     """Per-instance scale maps of ``N`` elliptical filters (Eq. 4), ``(B, N, C, H, W)``.
 
     Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
@@ -202,8 +238,16 @@ def elliptical_map(height: int, width: int, *, centre_x: torch.Tensor, centre_y:
     """
     check_int(height, "height", minimum=1)
     check_int(width, "width", minimum=1)
-    _check_params({"centre_x": (centre_x, 2), "centre_y": (centre_y, 2), "semi_a": (semi_a, 2),
-                   "semi_b": (semi_b, 2), "angle": (angle, 2), "scale": (scale, 3)})
+    _check_params(
+        {
+            "centre_x": (centre_x, 2),
+            "centre_y": (centre_y, 2),
+            "semi_a": (semi_a, 2),
+            "semi_b": (semi_b, 2),
+            "angle": (angle, 2),
+            "scale": (scale, 3),
+        }
+    )
     check_positive(semi_a, "semi_a")
     check_positive(semi_b, "semi_b")
     x, y = unit_grid(height, width, dtype=centre_x.dtype, device=centre_x.device)
@@ -235,11 +279,16 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     ``x, y`` are the normalised pixel centres of docs/methods/deeplpf.md.
     """
     b, c, h, w = check_image(image, "image", nonempty=True)
-    if (not isinstance(coeffs, torch.Tensor) or not coeffs.is_floating_point()
-            or coeffs.shape != (b, c, len(CUBIC_TERMS))):
+    if (
+        not isinstance(coeffs, torch.Tensor)
+        or not coeffs.is_floating_point()
+        or coeffs.shape != (b, c, len(CUBIC_TERMS))
+    ):
         n = len(CUBIC_TERMS)
-        raise ValueError(f"coeffs must be a float tensor of shape (B, C, {n}) = ({b}, {c}, {n}) for an image "
-                         f"of shape {tuple(image.shape)}, got shape {describe(coeffs)}")
+        raise ValueError(
+            f"coeffs must be a float tensor of shape (B, C, {n}) = ({b}, {c}, {n}) for an image "
+            f"of shape {tuple(image.shape)}, got shape {describe(coeffs)}"
+        )
     coeffs = coeffs.to(dtype=image.dtype)
     x, y = unit_grid(h, w, dtype=image.dtype, device=image.device)
     # Group the terms by the power of i: f = ((P3 i + P2) i + P1) i + P0, each P_r a polynomial in (x, y)
@@ -247,7 +296,7 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     result = None
     for power in (3, 2, 1, 0):
         index = [n for n, (_, _, r) in enumerate(CUBIC_TERMS) if r == power]
-        monomials = torch.stack([x ** p * y ** q for p, q, _ in (CUBIC_TERMS[n] for n in index)])  # (n, H, W)
+        monomials = torch.stack([x**p * y**q for p, q, _ in (CUBIC_TERMS[n] for n in index)])  # (n, H, W)
         part = torch.einsum("bck,khw->bchw", coeffs[:, :, index], monomials)
         result = part if result is None else result * image + part
     return result

@@ -8,8 +8,9 @@ released code: docs/methods/lmar.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,9 @@ from anyres.enhancement.lmar_coords import (
     relative_coords,
     resample_cell,
 )
+from anyres.nn.config import config_from_dict, resolve_config
 from anyres.ops.resize import MODES, imresize, resize_matrix
 from anyres.registry import NETWORKS
-
-from anyres.nn.config import config_from_dict, resolve_config
 
 __all__ = ["LMAR", "LMARConfig", "KERNEL_NORMS", "MLP_INPUTS", "DEFAULT_CHUNK_PIXELS"]
 
@@ -75,13 +75,18 @@ class LMARConfig:
             raise ValueError(f"lmar kernel_norm must be one of {KERNEL_NORMS}, got {self.kernel_norm!r}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LMARConfig":
+    def from_dict(cls, d: dict[str, Any]) -> LMARConfig:
         return config_from_dict(cls, d, "lmar")
 
 
 def _check_call(hr: Any, size: Any) -> tuple[int, int]:
-    if not isinstance(hr, torch.Tensor) or not hr.is_floating_point() or hr.dim() != 4 or hr.shape[1] != 3 \
-            or hr.numel() == 0:
+    if (
+        not isinstance(hr, torch.Tensor)
+        or not hr.is_floating_point()
+        or hr.dim() != 4
+        or hr.shape[1] != 3
+        or hr.numel() == 0
+    ):
         shape = tuple(hr.shape) if isinstance(hr, torch.Tensor) else type(hr).__name__
         raise ValueError(f"lmar input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], got shape {shape}")
     if not isinstance(size, Sequence) or len(size) != 2 or not all(_is_int(v, 1) for v in size):
@@ -107,7 +112,7 @@ class LMAR(nn.Module):
     def __init__(self, config: LMARConfig | dict[str, Any] | None = None, **kwargs: Any):
         super().__init__()
         self.config = config = resolve_config(LMARConfig, config, kwargs)
-        taps = 3 * config.kernel_size ** 2
+        taps = 3 * config.kernel_size**2
         dims = [MLP_INPUTS, *config.hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -144,23 +149,36 @@ class LMAR(nn.Module):
                 else:
                     x = module(x)
             outs.append(x)
-        kern = (outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)).unflatten(1, (3 * self.config.kernel_size ** 2, 3))
+        kern = (outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)).unflatten(
+            1, (3 * self.config.kernel_size**2, 3)
+        )
         return kern.softmax(dim=1) if self.config.kernel_norm == "softmax" else kern
 
     def _matrices(self, hr: torch.Tensor, size: tuple[int, int]):
         """``D`` and ``U`` per axis as ``(out, in)`` matrices, ``None`` where the axis keeps its size."""
         big_h, big_w = hr.shape[-2:]
         h, w = size
-        opts = {"kernel": self.config.resize_kernel, "antialias": self.config.antialias, "dtype": hr.dtype,
-                "device": hr.device}
+        opts = {
+            "kernel": self.config.resize_kernel,
+            "antialias": self.config.antialias,
+            "dtype": hr.dtype,
+            "device": hr.device,
+        }
         down_h = resize_matrix(big_h, h, **opts) if h != big_h else None
         down_w = resize_matrix(big_w, w, **opts) if w != big_w else None
         up_h = resize_matrix(h, big_h, **opts) if h != big_h else None
         up_w = resize_matrix(w, big_w, **opts) if w != big_w else None
         return down_h, down_w, up_h, up_w
 
-    def _compensation_rows(self, hr: torch.Tensor, up_rows: torch.Tensor, rel_row: torch.Tensor,
-                           rel_col: torch.Tensor, cell: torch.Tensor, r0: int) -> torch.Tensor:
+    def _compensation_rows(
+        self,
+        hr: torch.Tensor,
+        up_rows: torch.Tensor,
+        rel_row: torch.Tensor,
+        rel_col: torch.Tensor,
+        cell: torch.Tensor,
+        r0: int,
+    ) -> torch.Tensor:
         """``dx`` on HR rows ``[r0, r0 + R)``: ``(B, 3, R, W)``, given those rows of ``U(x_d)`` and of ``rel_row``."""
         b, _, big_h, big_w = hr.shape
         rows = up_rows.shape[-2]
@@ -169,19 +187,30 @@ class LMAR(nn.Module):
         top, bottom = max(r0 - p, 0), min(r1 + p, big_h)
         # The zero padding of unfold(x, k, padding=p) on the whole image, restricted to these rows.
         window = F.pad(hr[..., top:bottom, :], (p, p, p - (r0 - top), p - (bottom - r1)))
-        patches = F.unfold(window, self.config.kernel_size)                 # (B, 3 k^2, R * W)
-        residual = hr[..., r0:r1, :] - up_rows                               # (B, 3, R, W)
-        geometry = torch.cat([rel_row.view(1, 1, rows, 1).expand(b, 1, rows, big_w),
-                              rel_col.view(1, 1, 1, big_w).expand(b, 1, rows, big_w),
-                              cell.view(1, 2, 1, 1).expand(b, 2, rows, big_w)], dim=1)
-        feats = torch.cat([geometry, residual], dim=1).flatten(2)            # (B, 7, R * W)
-        kern = self.kernels(feats)                                           # (B, 3 k^2, 3, R * W)
-        dx = (patches.unsqueeze(2) * kern).sum(dim=1)                        # (B, 3, R * W)
+        patches = F.unfold(window, self.config.kernel_size)  # (B, 3 k^2, R * W)
+        residual = hr[..., r0:r1, :] - up_rows  # (B, 3, R, W)
+        geometry = torch.cat(
+            [
+                rel_row.view(1, 1, rows, 1).expand(b, 1, rows, big_w),
+                rel_col.view(1, 1, 1, big_w).expand(b, 1, rows, big_w),
+                cell.view(1, 2, 1, 1).expand(b, 2, rows, big_w),
+            ],
+            dim=1,
+        )
+        feats = torch.cat([geometry, residual], dim=1).flatten(2)  # (B, 7, R * W)
+        kern = self.kernels(feats)  # (B, 3 k^2, 3, R * W)
+        dx = (patches.unsqueeze(2) * kern).sum(dim=1)  # (B, 3, R * W)
         return dx.view(b, 3, rows, big_w)
 
     # -- forward ---------------------------------------------------------------------------------------
-    def forward(self, hr: torch.Tensor, size: Sequence[int], *, chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
-                checkpoint: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        hr: torch.Tensor,
+        size: Sequence[int],
+        *,
+        chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+        checkpoint: bool = False,
+    ) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 3, h, w)``, in HR row chunks of about ``chunk_pixels`` pixels (module doc).
 
         ``checkpoint``: under autograd, recompute each chunk in the backward pass instead of keeping its
@@ -198,7 +227,7 @@ class LMAR(nn.Module):
             return x if mat is None else apply_axis_matrix(x, mat, dim)
 
         x_d = along(along(hr, down_h, -2), down_w, -1)
-        x_d_wide = along(x_d, up_w, -1)                       # (B, 3, h, W): U's width pass, done once
+        x_d_wide = along(x_d, up_w, -1)  # (B, 3, h, W): U's width pass, done once
         _, rel_row = axis_offsets(big_h, h, hr.dtype, hr.device)
         _, rel_col = axis_offsets(big_w, w, hr.dtype, hr.device)
         cell = resample_cell((big_h, big_w), (h, w), hr.dtype, hr.device)
@@ -233,16 +262,21 @@ class LMAR(nn.Module):
         residual = back_projection_residual(hr, (h, w), **opts)
         rel = relative_coords((big_h, big_w), (h, w), hr.dtype, hr.device)
         cell = resample_cell((big_h, big_w), (h, w), hr.dtype, hr.device)
-        feats = torch.cat([rel.expand(b, 2, big_h, big_w), cell.view(1, 2, 1, 1).expand(b, 2, big_h, big_w),
-                           residual], dim=1)
-        kern = self.kernels(feats.flatten(2))                                # (B, 3 k^2, 3, H W)
-        patches = F.unfold(hr, k, padding=k // 2)                            # (B, 3 k^2, H W)
+        feats = torch.cat(
+            [rel.expand(b, 2, big_h, big_w), cell.view(1, 2, 1, 1).expand(b, 2, big_h, big_w), residual], dim=1
+        )
+        kern = self.kernels(feats.flatten(2))  # (B, 3 k^2, 3, H W)
+        patches = F.unfold(hr, k, padding=k // 2)  # (B, 3 k^2, H W)
         dx = torch.einsum("btn,bton->bon", patches, kern).view(b, 3, big_h, big_w)
         return self.modulation(torch.cat([x_d, imresize(dx, size=(h, w), **opts)], dim=1))
 
 
-@NETWORKS.register("lmar", "LMAR learned model-aware downscaler (compensatory kernels + steganographic mix)",
-                   role="resampler", example={"hidden": [8, 8]})
+@NETWORKS.register(
+    "lmar",
+    "LMAR learned model-aware downscaler (compensatory kernels + steganographic mix)",
+    role="resampler",
+    example={"hidden": [8, 8]},
+)
 def build_lmar(**kwargs: Any) -> LMAR:
     return LMAR(LMARConfig.from_dict(kwargs))
 

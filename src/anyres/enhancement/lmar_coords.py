@@ -7,7 +7,7 @@ residual ``hr - U(D(hr))``. Conventions and the tie rule against the reference: 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -49,8 +49,9 @@ def covering_index(n_hr: int, n_lr: int, device: torch.device | str | None = Non
     return ((2 * i + 1) * n_lr) // (2 * n_hr)
 
 
-def axis_offsets(n_hr: int, n_lr: int, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def axis_offsets(
+    n_hr: int, n_lr: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One axis: ``(index, rel)``, both ``(n_hr,)``; ``index`` as :func:`covering_index`, ``rel`` in [-1, 1)
     half-LR-pixel units (docs/methods/lmar.md, "Geometry")."""
     index = covering_index(n_hr, n_lr, device)
@@ -59,8 +60,12 @@ def axis_offsets(n_hr: int, n_lr: int, dtype: torch.dtype = torch.float32,
     return index, numer.to(torch.float64).div(n_hr).to(dtype)
 
 
-def relative_coords(hr_size: Sequence[int], lr_size: Sequence[int], dtype: torch.dtype = torch.float32,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def relative_coords(
+    hr_size: Sequence[int],
+    lr_size: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """``(2, H, W)`` relative offsets of every HR pixel: channel 0 the row offset (depends on the row only),
     channel 1 the column offset; values in [-1, 1) half-LR-pixel units."""
     big_h, big_w, h, w = _sizes(hr_size, lr_size)
@@ -69,15 +74,20 @@ def relative_coords(hr_size: Sequence[int], lr_size: Sequence[int], dtype: torch
     return torch.stack((rel_row[:, None].expand(big_h, big_w), rel_col[None, :].expand(big_h, big_w)))
 
 
-def resample_cell(hr_size: Sequence[int], lr_size: Sequence[int], dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def resample_cell(
+    hr_size: Sequence[int],
+    lr_size: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """``(2,)`` cell ``(2 h / H, 2 w / W)`` (``2 / scale`` per axis, in (0, 2])."""
     big_h, big_w, h, w = _sizes(hr_size, lr_size)
     return torch.tensor([2.0 * h / big_h, 2.0 * w / big_w], dtype=dtype, device=device)
 
 
-def back_projection_residual(hr: torch.Tensor, size: Sequence[int], kernel: str = "lanczos3",
-                             antialias: bool = False) -> torch.Tensor:
+def back_projection_residual(
+    hr: torch.Tensor, size: Sequence[int], kernel: str = "lanczos3", antialias: bool = False
+) -> torch.Tensor:
     """``hr - U(D(hr))``: the detail a resize round trip loses (LMAR's ``Delta_bp``).
 
     ``D = imresize(., size=size)`` and ``U = imresize(., size=(H, W))`` with the same ``kernel`` and
@@ -113,11 +123,10 @@ def apply_axis_matrix(x: torch.Tensor, mat: torch.Tensor, dim: int, block: int =
     if dim not in (-1, -2):
         raise ValueError(f"dim must be -1 or -2, got {dim}")
     if mat.dim() != 2 or mat.shape[1] != x.shape[dim]:
-        raise ValueError(f"mat must be (out, {x.shape[dim]}) for x of shape {tuple(x.shape)}, "
-                         f"got {tuple(mat.shape)}")
+        raise ValueError(f"mat must be (out, {x.shape[dim]}) for x of shape {tuple(x.shape)}, got {tuple(mat.shape)}")
     pieces = []
     for o0 in range(0, mat.shape[0], block):
-        rows = mat[o0:o0 + block]
+        rows = mat[o0 : o0 + block]
         a, b = nonzero_span(rows)
         if a == b:
             shape = list(x.shape)

@@ -12,20 +12,21 @@ Equations, record layouts and default ranges: docs/methods/enhancement-tasks.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from anyres.ops.augment import flip
+from anyres.checks import check_image, check_unit_range
 from anyres.degrade.base import Configured, Draw, check_prob
+from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.errors import ConfigError
+from anyres.ops.augment import flip
 from anyres.ops.color import quantize
 from anyres.ops.color_lab import linear_to_srgb, srgb_to_linear
-from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.ops.noise import gaussian_noise, poisson_noise
 from anyres.registry import TASKS
-from anyres.checks import check_image, check_unit_range
 
 __all__ = [
     "RECORD_FORMAT",
@@ -51,8 +52,15 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _range(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False, integer: bool = False) -> tuple:
+def _range(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    integer: bool = False,
+) -> tuple:
     """Validate a ``(low, high)`` range of plain numbers; returns it as a tuple."""
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
         raise ConfigError(f"{name} must be a [low, high] range of numbers, got {value!r}")
@@ -77,8 +85,6 @@ def _log_uniform(draw: Draw, rng: tuple[float, float]) -> float:
     u = draw.unit()
     lo, hi = rng
     return lo if lo == hi else math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,7 +118,7 @@ class EnhanceTask(Configured):
                 raise ValueError(f"record {i} is not a {self.name!r} record (task {got!r})")
             if record.get("format") != RECORD_FORMAT:
                 raise ValueError(f"record {i} has format {record.get('format')!r}; this anyres reads {RECORD_FORMAT}")
-        out = [self._apply_one(clean[i:i + 1], record) for i, record in enumerate(records)]
+        out = [self._apply_one(clean[i : i + 1], record) for i, record in enumerate(records)]
         return torch.cat(out, dim=0).clamp(0.0, 1.0)
 
     def __call__(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
@@ -142,21 +148,21 @@ def _finish(x: torch.Tensor, record: dict) -> torch.Tensor:
 class RetouchConfig:
     """Ranges of the ``retouch`` task (units and defaults: docs/methods/enhancement-tasks.md)."""
 
-    exposure: Sequence[float] = (-1.0, 1.0)          # EV, uniform
-    cast: Sequence[float] = (-0.3, 0.3)              # EV of the red and the blue gain, each uniform
-    gamma: Sequence[float] = (0.7, 1.4)              # log-uniform
-    contrast: Sequence[float] = (0.75, 1.25)         # uniform, about mid-grey
-    graduated_count: Sequence[int] = (0, 2)          # whole numbers, both ends included
-    graduated_angle: Sequence[float] = (-0.6, 0.6)   # radians of the central line from the horizontal
-    graduated_height: Sequence[float] = (0.2, 0.8)   # y of the central line at mid-width
+    exposure: Sequence[float] = (-1.0, 1.0)  # EV, uniform
+    cast: Sequence[float] = (-0.3, 0.3)  # EV of the red and the blue gain, each uniform
+    gamma: Sequence[float] = (0.7, 1.4)  # log-uniform
+    contrast: Sequence[float] = (0.75, 1.25)  # uniform, about mid-grey
+    graduated_count: Sequence[int] = (0, 2)  # whole numbers, both ends included
+    graduated_angle: Sequence[float] = (-0.6, 0.6)  # radians of the central line from the horizontal
+    graduated_height: Sequence[float] = (0.2, 0.8)  # y of the central line at mid-width
     graduated_offset: Sequence[float] = (0.05, 0.4)  # each band offset, image heights
     graduated_invert_prob: float = 0.5
     elliptical_count: Sequence[int] = (0, 2)
     elliptical_centre: Sequence[float] = (0.1, 0.9)  # each coordinate
-    elliptical_axis: Sequence[float] = (0.15, 0.6)   # each semi-axis
+    elliptical_axis: Sequence[float] = (0.15, 0.6)  # each semi-axis
     elliptical_angle: Sequence[float] = (0.0, math.pi)
-    local_exposure: Sequence[float] = (-1.0, 1.0)    # EV of a local filter, shared by its channels
-    local_tint: Sequence[float] = (-0.2, 0.2)        # EV added per channel of a local filter
+    local_exposure: Sequence[float] = (-1.0, 1.0)  # EV of a local filter, shared by its channels
+    local_tint: Sequence[float] = (-0.2, 0.2)  # EV added per channel of a local filter
     quantize: bool = True
 
     def __post_init__(self) -> None:
@@ -166,8 +172,11 @@ class RetouchConfig:
         s(self, "gamma", _range("gamma", self.gamma, positive=True))
         s(self, "contrast", _range("contrast", self.contrast, minimum=0.0))
         s(self, "graduated_count", _range("graduated_count", self.graduated_count, minimum=0, integer=True))
-        s(self, "graduated_angle", _range("graduated_angle", self.graduated_angle,
-                                          minimum=-math.pi / 2 + 1e-3, maximum=math.pi / 2 - 1e-3))
+        s(
+            self,
+            "graduated_angle",
+            _range("graduated_angle", self.graduated_angle, minimum=-math.pi / 2 + 1e-3, maximum=math.pi / 2 - 1e-3),
+        )
         s(self, "graduated_height", _range("graduated_height", self.graduated_height))
         s(self, "graduated_offset", _range("graduated_offset", self.graduated_offset, positive=True))
         s(self, "graduated_invert_prob", check_prob("graduated_invert_prob", self.graduated_invert_prob))
@@ -199,27 +208,37 @@ class RetouchTask(EnhanceTask):
         for _ in range(draw.integer(*cfg.graduated_count)):
             slope = math.tan(_uniform(draw, cfg.graduated_angle))
             height = _uniform(draw, cfg.graduated_height)
-            graduated.append({
-                "slope": slope,
-                "intercept": height - 0.5 * slope,  # the line y = m x + c passes (0.5, height)
-                "offset1": _uniform(draw, cfg.graduated_offset),
-                "offset2": _uniform(draw, cfg.graduated_offset),
-                "invert": draw.coin(cfg.graduated_invert_prob),
-                "scale": self._local_scale(draw),
-            })
+            graduated.append(
+                {
+                    "slope": slope,
+                    "intercept": height - 0.5 * slope,  # the line y = m x + c passes (0.5, height)
+                    "offset1": _uniform(draw, cfg.graduated_offset),
+                    "offset2": _uniform(draw, cfg.graduated_offset),
+                    "invert": draw.coin(cfg.graduated_invert_prob),
+                    "scale": self._local_scale(draw),
+                }
+            )
         elliptical = []
         for _ in range(draw.integer(*cfg.elliptical_count)):
-            elliptical.append({
-                "centre_x": _uniform(draw, cfg.elliptical_centre),
-                "centre_y": _uniform(draw, cfg.elliptical_centre),
-                "semi_a": _uniform(draw, cfg.elliptical_axis),
-                "semi_b": _uniform(draw, cfg.elliptical_axis),
-                "angle": _uniform(draw, cfg.elliptical_angle),
-                "scale": self._local_scale(draw),
-            })
-        return {"exposure": exposure, "cast": cast, "graduated": graduated, "elliptical": elliptical,
-                "gamma": _log_uniform(draw, cfg.gamma), "contrast": _uniform(draw, cfg.contrast),
-                "quantize": cfg.quantize}
+            elliptical.append(
+                {
+                    "centre_x": _uniform(draw, cfg.elliptical_centre),
+                    "centre_y": _uniform(draw, cfg.elliptical_centre),
+                    "semi_a": _uniform(draw, cfg.elliptical_axis),
+                    "semi_b": _uniform(draw, cfg.elliptical_axis),
+                    "angle": _uniform(draw, cfg.elliptical_angle),
+                    "scale": self._local_scale(draw),
+                }
+            )
+        return {
+            "exposure": exposure,
+            "cast": cast,
+            "graduated": graduated,
+            "elliptical": elliptical,
+            "gamma": _log_uniform(draw, cfg.gamma),
+            "contrast": _uniform(draw, cfg.contrast),
+            "quantize": cfg.quantize,
+        }
 
     def _apply_one(self, clean: torch.Tensor, record: dict) -> torch.Tensor:
         x = clean
@@ -265,10 +284,10 @@ def _elliptical_args(step: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
 class LowLightConfig:
     """Ranges of the ``lowlight`` task (units and defaults: docs/methods/enhancement-tasks.md)."""
 
-    exposure: Sequence[float] = (-3.0, -1.0)      # EV, uniform
-    gamma: Sequence[float] = (1.0, 1.6)           # log-uniform
-    photons: Sequence[float] = (100.0, 1000.0)    # counts per unit intensity, log-uniform
-    read: Sequence[float] = (0.002, 0.01)         # read-noise standard deviation, [0, 1] units, uniform
+    exposure: Sequence[float] = (-3.0, -1.0)  # EV, uniform
+    gamma: Sequence[float] = (1.0, 1.6)  # log-uniform
+    photons: Sequence[float] = (100.0, 1000.0)  # counts per unit intensity, log-uniform
+    read: Sequence[float] = (0.002, 0.01)  # read-noise standard deviation, [0, 1] units, uniform
     noise_prob: float = 1.0
     quantize: bool = True
 
@@ -345,8 +364,13 @@ class EnhancePairSampler:
     the crop's top and left, the two flip coins, then the task's record for the crop.
     """
 
-    def __init__(self, images: Sequence[torch.Tensor], task: str | dict | EnhanceTask = "retouch",
-                 patch: int | None = 256, flip: bool = True):
+    def __init__(
+        self,
+        images: Sequence[torch.Tensor],
+        task: str | dict | EnhanceTask = "retouch",
+        patch: int | None = 256,
+        flip: bool = True,
+    ):
         self.images = list(images)
         if not self.images:
             raise ConfigError("EnhancePairSampler needs at least one image")
@@ -388,8 +412,16 @@ class EnhancePairSampler:
             left = draw.integer(0, w - self.patch) if self.patch is not None else 0
             hflip = draw.coin(0.5) if self.flip else False
             vflip = draw.coin(0.5) if self.flip else False
-            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip,
-                            "record": self.task.sample(1, generator)[0]})
+            samples.append(
+                {
+                    "image": index,
+                    "top": top,
+                    "left": left,
+                    "hflip": hflip,
+                    "vflip": vflip,
+                    "record": self.task.sample(1, generator)[0],
+                }
+            )
         return samples
 
     def replay(self, samples: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -399,14 +431,16 @@ class EnhancePairSampler:
             img = self.images[int(s["image"])]
             if self.patch is not None:
                 top, left = int(s["top"]), int(s["left"])
-                img = img[:, top:top + self.patch, left:left + self.patch]
+                img = img[:, top : top + self.patch, left : left + self.patch]
             target = flip(img.to(torch.float32) / 255.0, bool(s["hflip"]), bool(s["vflip"]))
             target = target.unsqueeze(0).contiguous()
             degraded.append(self.task.apply(target, [s["record"]]))
             targets.append(target)
         sizes = {tuple(t.shape[-2:]) for t in targets}
         if len(sizes) > 1:
-            raise ValueError(f"whole-image batches need images of one size, got {sorted(sizes)}; use batch 1 or a patch")
+            raise ValueError(
+                f"whole-image batches need images of one size, got {sorted(sizes)}; use batch 1 or a patch"
+            )
         return torch.cat(degraded), torch.cat(targets)
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

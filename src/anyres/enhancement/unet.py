@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anyres.nn.blocks import unet_down
-from anyres.registry import NETWORKS
-
-from anyres.nn.config import config_from_dict, resolve_config
 from anyres.checks import check_image
+from anyres.nn.blocks import unet_down
+from anyres.nn.config import config_from_dict, resolve_config
+from anyres.registry import NETWORKS
 
 __all__ = ["UNetEnhancer", "UNetEnhancerConfig", "parameter_count", "DEEPLPF_PARAMETERS"]
 
@@ -45,16 +44,18 @@ class UNetEnhancerConfig:
             raise ValueError(f"unet-enhancer levels must be an int >= 1, got {self.levels!r}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "UNetEnhancerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> UNetEnhancerConfig:
         return config_from_dict(cls, d, "unet-enhancer")
 
 
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(_LEAK),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(_LEAK))
-
-
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.LeakyReLU(_LEAK),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.LeakyReLU(_LEAK),
+        )
 
 
 class UNetEnhancer(nn.Module):
@@ -65,7 +66,7 @@ class UNetEnhancer(nn.Module):
     def __init__(self, config: UNetEnhancerConfig | dict[str, Any] | None = None, **kwargs: Any):
         super().__init__()
         self.config = config = resolve_config(UNetEnhancerConfig, config, kwargs)
-        widths = [config.width * 2 ** i for i in range(config.levels)]
+        widths = [config.width * 2**i for i in range(config.levels)]
         self.down = nn.ModuleList(_DoubleConv(cin, cout) for cin, cout in zip([3, *widths[:-1]], widths))
         deep_to_shallow = list(zip(widths[:0:-1], widths[-2::-1]))  # (deep, skip) pairs, deepest first
         self.up_convs = nn.ModuleList(nn.ConvTranspose2d(deep, skip, 2, stride=2) for deep, skip in deep_to_shallow)
@@ -100,18 +101,22 @@ class UNetEnhancer(nn.Module):
 
 def parameter_count(width: int = 30, levels: int = 4) -> int:
     """Parameters of a ``unet-enhancer`` of this width and depth, in closed form (no network is built)."""
-    widths = [width * 2 ** i for i in range(levels)]
+    widths = [width * 2**i for i in range(levels)]
     n = 0
     for cin, cout in zip([3, *widths[:-1]], widths):
         n += cin * cout * 9 + cout + cout * cout * 9 + cout
     for deep, skip in zip(widths[:0:-1], widths[-2::-1]):
-        n += deep * skip * 4 + skip                                  # transposed 2x2 conv
-        n += 2 * skip * skip * 9 + skip + skip * skip * 9 + skip      # double conv after the concatenation
+        n += deep * skip * 4 + skip  # transposed 2x2 conv
+        n += 2 * skip * skip * 9 + skip + skip * skip * 9 + skip  # double conv after the concatenation
     return n + widths[0] * 3 + 3
 
 
-@NETWORKS.register("unet-enhancer", "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)",
-                   role="enhancer", example={"width": 4, "levels": 3})
+@NETWORKS.register(
+    "unet-enhancer",
+    "plain residual U-Net enhancer (the DeepLPF baseline at equal parameter count)",
+    role="enhancer",
+    example={"width": 4, "levels": 3},
+)
 def build_unet_enhancer(**kwargs: Any) -> UNetEnhancer:
     return UNetEnhancer(UNetEnhancerConfig.from_dict(kwargs))
 

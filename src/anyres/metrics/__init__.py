@@ -15,17 +15,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from anyres.ops.color import quantize, rgb_to_y_matlab
-
 # The function shadows its submodule's name here on purpose: ``from anyres.metrics import lpips`` is the
 # function; reach the module with ``from anyres.metrics.lpips import ...`` or ``importlib.import_module``.
 # Importing it reads no weights (they load on the first call).
 from anyres.metrics.lpips import lpips
+from anyres.ops.color import quantize, rgb_to_y_matlab
 
 __all__ = ["PROTOCOLS", "RGB_PROTOCOL", "psnr", "ssim", "lpips", "prepare", "shave_for", "measure"]
 
 PROTOCOLS = ("benchmark", "div2k")  # the SR protocols
-RGB_PROTOCOL = "rgb"                # same-size results (enhancement): RGB, no shave
+RGB_PROTOCOL = "rgb"  # same-size results (enhancement): RGB, no shave
 
 
 def shave_for(scale: float, protocol: str) -> int:
@@ -81,8 +80,9 @@ def gaussian_taps(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim_statistics(a: torch.Tensor, b: torch.Tensor, filt: Callable[[torch.Tensor], torch.Tensor]
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def ssim_statistics(
+    a: torch.Tensor, b: torch.Tensor, filt: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Local means, variances and covariance of SSIM under the window filter ``filt``:
     ``(mu_a, mu_b, var_a, var_b, cov)``, each ``filt``'s output shape."""
     mu_a, mu_b = filt(a), filt(b)

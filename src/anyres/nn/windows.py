@@ -13,8 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["window_partition", "window_reverse", "shift_mask", "relative_position_index",
-           "WindowCrossAttention", "PriorWindowLayer", "pad_to_multiple"]
+__all__ = [
+    "window_partition",
+    "window_reverse",
+    "shift_mask",
+    "relative_position_index",
+    "WindowCrossAttention",
+    "PriorWindowLayer",
+    "pad_to_multiple",
+]
 
 MASK_VALUE = -100.0
 

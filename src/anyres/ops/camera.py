@@ -17,14 +17,7 @@ import torch.nn.functional as F
 from anyres.ops.filtering import pad2d
 from anyres.ops.noise import _check_image, _finish, _per_sample, _randn
 
-__all__ = [
-    "mosaic",
-    "demosaic",
-    "unprocess",
-    "process",
-    "camera_sensor_noise",
-    "random_camera_params",
-]
+__all__ = ["mosaic", "demosaic", "unprocess", "process", "camera_sensor_noise", "random_camera_params"]
 
 
 def _bayer_masks(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -104,8 +97,10 @@ def _check_camera(x: torch.Tensor, ccm, red_gain, blue_gain, brightness):
     if not isinstance(ccm, torch.Tensor) or ccm.shape != (b, 3, 3):
         shape = tuple(ccm.shape) if isinstance(ccm, torch.Tensor) else type(ccm).__name__
         raise ValueError(f"ccm must have shape ({b}, 3, 3) for a batch of {b}, got {shape}")
-    gains = [_per_sample(n, v, b, x) for n, v in (("red_gain", red_gain), ("blue_gain", blue_gain),
-                                                  ("brightness", brightness))]
+    gains = [
+        _per_sample(n, v, b, x)
+        for n, v in (("red_gain", red_gain), ("blue_gain", blue_gain), ("brightness", brightness))
+    ]
     if any((g <= 0).any() for g in gains):
         raise ValueError("red_gain, blue_gain and brightness must be > 0")
     one = torch.ones_like(gains[0])
@@ -253,7 +248,13 @@ def random_camera_params(
     brightness = 1.0 / (0.8 + 0.1 * normal()).clamp_min(0.5)
     log_shot = uniform(math.log(1e-4), math.log(1.2e-2))
     log_read = 2.18 * log_shot + 1.20 + 0.26 * normal()
-    out = {"ccm": ccm, "red_gain": red_gain, "blue_gain": blue_gain, "brightness": brightness,
-           "shot": log_shot.exp(), "read": log_read.exp()}
+    out = {
+        "ccm": ccm,
+        "red_gain": red_gain,
+        "blue_gain": blue_gain,
+        "brightness": brightness,
+        "shot": log_shot.exp(),
+        "read": log_read.exp(),
+    }
     target = dev if device is None else torch.device(device)
     return {k: v.to(device=target, dtype=dtype) for k, v in out.items()}

@@ -9,6 +9,7 @@ then ``L = 116 f(Y) - 16``, ``a = 500 (f(X) - f(Y))``, ``b = 200 (f(Y) - f(Z))``
 from __future__ import annotations
 
 import torch
+
 from anyres.checks import check_image
 
 __all__ = [
@@ -33,11 +34,9 @@ SRGB_TO_XYZ: tuple[tuple[float, float, float], ...] = (
 # The XYZ of sRGB white under that matrix (its row sums): (0.95047, 1.0000001, 1.08883).
 WHITE_D65: tuple[float, float, float] = tuple(sum(row) for row in SRGB_TO_XYZ)  # type: ignore[assignment]
 
-_SRGB_KNEE = 0.04045             # encoded value where the sRGB curve turns from linear to the power law
-_LINEAR_KNEE = 0.04045 / 12.92   # the same point in linear light (0.0031308...)
-_DELTA = 6.0 / 29.0              # CIE Lab: f is a cube root above DELTA^3, linear below
-
-
+_SRGB_KNEE = 0.04045  # encoded value where the sRGB curve turns from linear to the power law
+_LINEAR_KNEE = 0.04045 / 12.92  # the same point in linear light (0.0031308...)
+_DELTA = 6.0 / 29.0  # CIE Lab: f is a cube root above DELTA^3, linear below
 
 
 def _mix(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -84,8 +83,8 @@ def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) ``(B, 3, H, W)`` -> ``(L, a, b)``, same shape; white ``WHITE_D65`` -> ``(100, 0, 0)``."""
     check_image(xyz, "xyz", channels=3)
     t = xyz / _white(xyz)
-    cube_root = t.clamp_min(_DELTA ** 3) ** (1.0 / 3.0)
-    f = torch.where(t > _DELTA ** 3, cube_root, t / (3.0 * _DELTA ** 2) + 4.0 / 29.0)
+    cube_root = t.clamp_min(_DELTA**3) ** (1.0 / 3.0)
+    f = torch.where(t > _DELTA**3, cube_root, t / (3.0 * _DELTA**2) + 4.0 / 29.0)
     fx, fy, fz = f.unbind(1)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
@@ -96,7 +95,7 @@ def lab_to_xyz(lab: torch.Tensor) -> torch.Tensor:
     light, a, b = lab.unbind(1)
     fy = (light + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=1)
-    t = torch.where(f > _DELTA, f ** 3, 3.0 * _DELTA ** 2 * (f - 4.0 / 29.0))
+    t = torch.where(f > _DELTA, f**3, 3.0 * _DELTA**2 * (f - 4.0 / 29.0))
     return t * _white(lab)
 
 

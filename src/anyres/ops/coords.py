@@ -17,8 +17,14 @@ def centres(n: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Te
     return -1.0 + (2.0 * torch.arange(n, dtype=dtype, device=device) + 1.0) / n
 
 
-def make_coord(height: int, width: int, *, flatten: bool = True, dtype: torch.dtype = torch.float32,
-               device: torch.device | str | None = None) -> torch.Tensor:
+def make_coord(
+    height: int,
+    width: int,
+    *,
+    flatten: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Centres of an ``height x width`` grid: ``(H * W, 2)`` in raster order, or ``(H, W, 2)`` if not flattened."""
     if height < 1 or width < 1:
         raise ValueError(f"grid size must be positive, got {height}x{width}")
@@ -28,8 +34,9 @@ def make_coord(height: int, width: int, *, flatten: bool = True, dtype: torch.dt
     return grid.reshape(-1, 2) if flatten else grid
 
 
-def make_cell(height: int, width: int, n: int, *, dtype: torch.dtype = torch.float32,
-              device: torch.device | str | None = None) -> torch.Tensor:
+def make_cell(
+    height: int, width: int, n: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``(n, 2)`` cells, every row ``(2 / height, 2 / width)``."""
     cell = torch.tensor([2.0 / height, 2.0 / width], dtype=dtype, device=device)
     return cell.expand(n, 2).clone()

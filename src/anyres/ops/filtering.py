@@ -87,8 +87,9 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") -> 
         raise ValueError(f"kernel must have shape (B, kh, kw) with odd kh and kw, got shape {tuple(kernel.shape)}")
     b, c, h, w = x.shape
     if kernel.shape[0] not in (1, b):
-        raise ValueError(f"kernel batch must be 1 or {b} (x has shape {tuple(x.shape)}), "
-                         f"got shape {tuple(kernel.shape)}")
+        raise ValueError(
+            f"kernel batch must be 1 or {b} (x has shape {tuple(x.shape)}), got shape {tuple(kernel.shape)}"
+        )
     kh, kw = kernel.shape[-2:]
     kernel = kernel.to(device=x.device, dtype=x.dtype)
     xp = pad2d(x, (kw // 2, kw // 2, kh // 2, kh // 2), border)
@@ -115,4 +116,4 @@ def _filter2d_fft(xp: torch.Tensor, kernel: torch.Tensor, h: int, w: int) -> tor
     size = (_fft_size(xp.shape[-2]), _fft_size(xp.shape[-1]))
     spectrum = torch.fft.rfft2(xp, s=size) * torch.fft.rfft2(kernel.flip(-1, -2), s=size).unsqueeze(1)
     out = torch.fft.irfft2(spectrum, s=size)
-    return out[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w].contiguous()
+    return out[..., kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w].contiguous()

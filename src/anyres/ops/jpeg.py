@@ -36,11 +36,7 @@ def _encode_decode(plane: np.ndarray, quality: int, subsampling: str) -> np.ndar
 
 
 def jpeg(
-    x: torch.Tensor,
-    quality: torch.Tensor,
-    *,
-    subsampling: str = "4:2:0",
-    straight_through: bool = False,
+    x: torch.Tensor, quality: torch.Tensor, *, subsampling: str = "4:2:0", straight_through: bool = False
 ) -> torch.Tensor:
     """Compress and decompress each sample with its own JPEG quality.
 
@@ -57,8 +53,9 @@ def jpeg(
         ``(B, C, H, W)`` decoded images in [0, 1] on ``x``'s device and in its dtype (multiples of 1/255).
     """
     if x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point():
-        raise ValueError(f"x must be a float (B, 3, H, W) or (B, 1, H, W) tensor, got shape {tuple(x.shape)} "
-                         f"and dtype {x.dtype}")
+        raise ValueError(
+            f"x must be a float (B, 3, H, W) or (B, 1, H, W) tensor, got shape {tuple(x.shape)} and dtype {x.dtype}"
+        )
     b = x.shape[0]
     if not isinstance(quality, torch.Tensor) or quality.shape != (b,):
         shape = tuple(quality.shape) if isinstance(quality, torch.Tensor) else type(quality).__name__
@@ -72,8 +69,9 @@ def jpeg(
     if subsampling not in SUBSAMPLING:
         raise ValueError(f"subsampling must be one of {SUBSAMPLING}, got {subsampling!r}")
 
-    pixels = (x.detach().clamp(0.0, 1.0) * 255.0).round().to(device="cpu", dtype=torch.uint8) \
-        .permute(0, 2, 3, 1).numpy()  # (B, H, W, C)
+    pixels = (
+        (x.detach().clamp(0.0, 1.0) * 255.0).round().to(device="cpu", dtype=torch.uint8).permute(0, 2, 3, 1).numpy()
+    )  # (B, H, W, C)
     if x.shape[1] == 1:
         pixels = pixels[..., 0]
     decoded = np.stack([_encode_decode(np.ascontiguousarray(pixels[i]), int(q[i]), subsampling) for i in range(b)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from anyres.checks import check_int, check_positive
 
 __all__ = [
@@ -34,8 +35,6 @@ _MIN_SIGMA = 1e-6
 
 # ---------------------------------------------------------------------------------------------------------
 # Validation and shared helpers
-
-
 
 
 def _batch_params(**params: torch.Tensor | None) -> tuple[int, torch.device, torch.dtype]:
@@ -61,10 +60,6 @@ def _batch_params(**params: torch.Tensor | None) -> tuple[int, torch.device, tor
 
 def _float(value: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return value.to(device=device, dtype=dtype)
-
-
-
-
 
 
 def _grid(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,12 +196,7 @@ def gaussian_kernel_from_covariance(
 
 
 def bsrgan_anisotropic_kernel(
-    size: int,
-    var_1: torch.Tensor,
-    var_2: torch.Tensor,
-    theta: torch.Tensor,
-    *,
-    support: torch.Tensor | None = None,
+    size: int, var_1: torch.Tensor, var_2: torch.Tensor, theta: torch.Tensor, *, support: torch.Tensor | None = None
 ) -> torch.Tensor:
     """BSRGAN's anisotropic Gaussian, parameterised by covariance eigenvalues (variances) and an angle.
 

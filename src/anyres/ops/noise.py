@@ -17,13 +17,7 @@ import torch
 
 from anyres.ops.color import LUMA
 
-__all__ = [
-    "gaussian_noise",
-    "correlated_gaussian_noise",
-    "random_channel_covariance",
-    "poisson_noise",
-    "poisson_peak",
-]
+__all__ = ["gaussian_noise", "correlated_gaussian_noise", "random_channel_covariance", "poisson_noise", "poisson_peak"]
 
 # Luma weights of Real-ESRGAN's gray Poisson noise (ITU-R BT.601, as torchvision's rgb_to_grayscale).
 
@@ -136,8 +130,10 @@ def correlated_gaussian_noise(
     """
     b, c, h, w = _check_image(x)
     if covariance.shape != (b, c, c):
-        raise ValueError(f"covariance must have shape ({b}, {c}, {c}) for x of shape {tuple(x.shape)}, "
-                         f"got shape {tuple(covariance.shape)}")
+        raise ValueError(
+            f"covariance must have shape ({b}, {c}, {c}) for x of shape {tuple(x.shape)}, "
+            f"got shape {tuple(covariance.shape)}"
+        )
     cov = covariance.to(device=x.device, dtype=_draw_dtype(x.dtype))
     if not torch.isfinite(cov).all():
         raise ValueError("covariance must be finite")
@@ -149,9 +145,7 @@ def correlated_gaussian_noise(
     return _finish(x + noise, clip)
 
 
-def random_channel_covariance(
-    sigma: torch.Tensor, *, generator: torch.Generator, channels: int = 3
-) -> torch.Tensor:
+def random_channel_covariance(sigma: torch.Tensor, *, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
     """Sample BSRGAN-style channel covariances ``sigma^2 U^T D U`` (a parameter sampler, not an op).
 
     ``U`` is a random orthogonal matrix (Q of the QR decomposition of a matrix of U[0, 1] entries; BSRGAN

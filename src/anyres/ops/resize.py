@@ -9,8 +9,8 @@ docs/methods/classical.md, "MATLAB-compatible resizing".
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import torch
 
@@ -68,6 +68,7 @@ def output_size(in_size: int, scale: float) -> int:
 def _matrix_f64(in_size: int, out_size: int, scale: float, kernel: str, antialias: bool) -> torch.Tensor:
     fn, width, aa_allowed = _KERNELS[kernel]
     shrink = scale < 1 and antialias and aa_allowed
+
     def antialiased(x: torch.Tensor) -> torch.Tensor:
         return scale * fn(scale * x)
 
@@ -90,9 +91,16 @@ def _matrix_f64(in_size: int, out_size: int, scale: float, kernel: str, antialia
     return mat
 
 
-def resize_matrix(in_size: int, out_size: int, scale: float | None = None, kernel: str = "cubic",
-                  antialias: bool = True, *, dtype: torch.dtype = torch.float64,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def resize_matrix(
+    in_size: int,
+    out_size: int,
+    scale: float | None = None,
+    kernel: str = "cubic",
+    antialias: bool = True,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """The ``(out_size, in_size)`` matrix that resizes one axis; each row sums to 1.
 
     ``scale`` defaults to ``out_size / in_size`` (MATLAB derives it the same way when given a size).
@@ -103,7 +111,9 @@ def resize_matrix(in_size: int, out_size: int, scale: float | None = None, kerne
         raise ValueError(f"sizes must be positive, got in_size={in_size}, out_size={out_size}")
     if scale is None:
         scale = out_size / in_size
-    return _matrix_f64(int(in_size), int(out_size), float(scale), kernel, bool(antialias)).to(device=device, dtype=dtype)
+    return _matrix_f64(int(in_size), int(out_size), float(scale), kernel, bool(antialias)).to(
+        device=device, dtype=dtype
+    )
 
 
 def _pair(v: float | Sequence[float] | None) -> tuple[float, float] | None:
@@ -118,8 +128,13 @@ def _pair(v: float | Sequence[float] | None) -> tuple[float, float] | None:
     return float(v[0]), float(v[1])
 
 
-def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size: Sequence[int] | None = None,
-             kernel: str = "cubic", antialias: bool = True) -> torch.Tensor:
+def imresize(
+    x: torch.Tensor,
+    scale: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    kernel: str = "cubic",
+    antialias: bool = True,
+) -> torch.Tensor:
     """Resize like MATLAB's ``imresize``.
 
     Args:
@@ -135,8 +150,7 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size
         ``(..., out_h, out_w)`` tensor of ``x``'s dtype and device.
     """
     if not torch.is_tensor(x) or not x.is_floating_point():
-        raise TypeError(f"imresize expects a floating-point tensor, got {type(x).__name__} "
-                        f"{getattr(x, 'dtype', '')}")
+        raise TypeError(f"imresize expects a floating-point tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}")
     if x.dim() < 2:
         raise ValueError(f"imresize expects a tensor of shape (..., H, W), got shape {tuple(x.shape)}")
     in_h, in_w = x.shape[-2], x.shape[-1]
@@ -165,8 +179,12 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size
     return out.to(x.dtype)
 
 
-def resize(x: torch.Tensor, scale: float | Sequence[float] | None = None, size: Sequence[int] | None = None,
-           mode: str = "bicubic") -> torch.Tensor:
+def resize(
+    x: torch.Tensor,
+    scale: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    mode: str = "bicubic",
+) -> torch.Tensor:
     """Resize with a user-facing mode name: ``bicubic``, ``bilinear``, ``area``, ``lanczos`` or ``nearest``.
 
     All modes follow MATLAB's ``imresize`` (``area`` is MATLAB's ``box``: an exact average when

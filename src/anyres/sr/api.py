@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -13,8 +14,15 @@ from anyres.io import as_batch
 __all__ = ["upscale", "target_size"]
 
 
-def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None = None,
-                size: Sequence[int] | None = None, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+def target_size(
+    in_h: int,
+    in_w: int,
+    *,
+    scale: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> tuple[int, int]:
     """Output ``(H, W)`` from exactly one of: a scale (one or ``(sh, sw)``), ``size=(H, W)``, a width or a height.
 
     A scale gives ``round(in * scale)``; a lone width or height keeps the aspect ratio.
@@ -39,9 +47,17 @@ def target_size(in_h: int, in_w: int, *, scale: float | Sequence[float] | None =
     return out
 
 
-def upscale(image: Any, scale: float | Sequence[float] | None = None, *, size: Sequence[int] | None = None,
-            width: int | None = None, height: int | None = None, model: Any = "liif",
-            device: str | None = None, **options: Any) -> torch.Tensor:
+def upscale(
+    image: Any,
+    scale: float | Sequence[float] | None = None,
+    *,
+    size: Sequence[int] | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    model: Any = "liif",
+    device: str | None = None,
+    **options: Any,
+) -> torch.Tensor:
     """Upscale an image file path or a ``(1, C, h, w)`` / ``(C, h, w)`` tensor in [0, 1].
 
     Exactly one of ``scale``, ``size=(H, W)``, ``width``, ``height``. Returns ``(1, C, H, W)`` in [0, 1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyres.sr.upscaler import InterpolationUpscaler
 from anyres.registry import UPSCALERS
+from anyres.sr.upscaler import InterpolationUpscaler
 
 _DESCRIPTIONS = {
     "bicubic": "MATLAB-compatible bicubic interpolation (a = -0.5, antialiased when downscaling)",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -22,8 +23,9 @@ __all__ = ["make_internal_pair", "internal_finetune", "blind_upscale", "DEFAULT_
 DEFAULT_ITERS = 100
 
 
-def make_internal_pair(image: torch.Tensor, kernel: torch.Tensor, patch: int,
-                       generator: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_internal_pair(
+    image: torch.Tensor, kernel: torch.Tensor, patch: int, generator: torch.Generator, batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch`` (son, father) pairs from one ``(1, 3, h, w)`` image in [0, 1]: father ``(B, 3, 2p, 2p)`` crops,
     son ``(B, 3, p, p)`` = father filtered with ``kernel`` ``(k, k)`` and sampled at even pixels, 8-bit rounded."""
     h, w = image.shape[-2:]
@@ -34,16 +36,26 @@ def make_internal_pair(image: torch.Tensor, kernel: torch.Tensor, patch: int,
     for _ in range(batch):
         y = int(torch.randint(h - side + 1, (), generator=generator))
         x = int(torch.randint(w - side + 1, (), generator=generator))
-        fathers.append(image[0, :, y:y + side, x:x + side])
+        fathers.append(image[0, :, y : y + side, x : x + side])
     father = torch.stack(fathers)
     son = filter2d(father.double(), kernel.double()[None]).clamp(0, 1)[..., ::2, ::2]
     son = torch.round(son * 255) / 255
     return son.to(image.dtype), father
 
 
-def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.Tensor, *, iters: int = DEFAULT_ITERS,
-                      patch: int = 24, batch: int = 4, lr: float = 2e-5, seed: int = 0, mode: str = "fast",
-                      on_step: Callable[[int, float], None] | None = None) -> tuple[torch.nn.Module, list[float]]:
+def internal_finetune(
+    net: torch.nn.Module,
+    image: torch.Tensor,
+    kernel: torch.Tensor,
+    *,
+    iters: int = DEFAULT_ITERS,
+    patch: int = 24,
+    batch: int = 4,
+    lr: float = 2e-5,
+    seed: int = 0,
+    mode: str = "fast",
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[torch.nn.Module, list[float]]:
     """Fine-tune a copy of a LIIF-style ``net`` on pairs made from ``image`` with ``kernel``; returns it and the
     per-iteration L1 losses. ``net`` itself is not changed. Deterministic for a seed (on one device).
     ``mode``: ``fast`` (the training recipe's bf16 encoder autocast and decoder) or ``exact`` (float32)."""
@@ -64,7 +76,9 @@ def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.T
     for i in range(iters):
         son, father = make_internal_pair(image, kernel, patch, g, batch)
         gt = father.reshape(batch, 3, -1).transpose(1, 2)
-        pred = tuned(son.contiguous(memory_format=torch.channels_last), coord, cell, mode=mode, encoder_bf16=mode == "fast")
+        pred = tuned(
+            son.contiguous(memory_format=torch.channels_last), coord, cell, mode=mode, encoder_bf16=mode == "fast"
+        )
         loss = (pred.float() - gt).abs().mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -79,16 +93,24 @@ def internal_finetune(net: torch.nn.Module, image: torch.Tensor, kernel: torch.T
     return tuned.eval(), losses
 
 
-def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, kernel: torch.Tensor | None = None,
-                  iters: int = DEFAULT_ITERS, seed: int = 0, progress: bool = False) -> tuple[torch.Tensor, dict]:
+def blind_upscale(
+    upscaler: Any,
+    image: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    kernel: torch.Tensor | None = None,
+    iters: int = DEFAULT_ITERS,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[torch.Tensor, dict]:
     """Upscale ``image`` ``(1, C, h, w)`` in [0, 1] to ``size`` after adapting ``upscaler`` (a LIIF-style
     :class:`~anyres.sr.render.LIIFUpscaler`) to the image's own kernel. Returns ``(sr, info)`` with ``info``:
     ``{"kernel": (k, k) list, "kernel_seconds", "adapt_seconds", "iters", "loss_first", "loss_last"}``."""
     from tqdm import tqdm
 
     from anyres.degrade.learned.kernelgan import estimate_kernel
-    from anyres.sr.render import LIIFUpscaler
     from anyres.ops.color import to_rgb
+    from anyres.sr.render import LIIFUpscaler
 
     net = getattr(upscaler, "net", None)
     if net is None:
@@ -99,15 +121,27 @@ def blind_upscale(upscaler: Any, image: torch.Tensor, size: tuple[int, int], *, 
         kernel = estimate_kernel(rgb, 2, seed=seed, progress=progress)
     t1 = time.perf_counter()
     bar = tqdm(total=iters, desc="adapting", unit="it", leave=False, disable=None) if progress else None
-    tuned, losses = internal_finetune(net, rgb, kernel, iters=iters, seed=seed,
-                                      mode="exact" if upscaler.options.mode == "exact" else "fast",
-                                      on_step=(lambda i, l: bar.update(1)) if bar is not None else None)
+    tuned, losses = internal_finetune(
+        net,
+        rgb,
+        kernel,
+        iters=iters,
+        seed=seed,
+        mode="exact" if upscaler.options.mode == "exact" else "fast",
+        on_step=(lambda _step, _loss: bar.update(1)) if bar is not None else None,
+    )
     if bar is not None:
         bar.close()
     t2 = time.perf_counter()
     adapted = LIIFUpscaler(tuned, name=f"{upscaler.name}+blind", options=upscaler.options, progress=progress)
     with torch.inference_mode():
         sr = adapted.upscale(image, size)
-    info = {"kernel": kernel.tolist(), "kernel_seconds": t1 - t0, "adapt_seconds": t2 - t1, "iters": iters,
-            "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
+    info = {
+        "kernel": kernel.tolist(),
+        "kernel_seconds": t1 - t0,
+        "adapt_seconds": t2 - t1,
+        "iters": iters,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+    }
     return sr, info

@@ -9,14 +9,15 @@ Details: docs/methods/liif.md ("Training samples").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
-from anyres.ops.augment import flip
 from anyres.errors import ConfigError
+from anyres.ops.augment import flip
 from anyres.ops.color import quantize
 from anyres.ops.coords import make_coord
 from anyres.ops.resize import imresize
@@ -42,18 +43,27 @@ def load_hr_folders(folders: Iterable[str | Path]) -> list[torch.Tensor]:
 
 @dataclass
 class Batch:
-    lr: torch.Tensor     # (B, 3, p, p) in [0, 1]
+    lr: torch.Tensor  # (B, 3, p, p) in [0, 1]
     coord: torch.Tensor  # (B, Q, 2) in [-1, 1]
-    cell: torch.Tensor   # (B, Q, 2)
-    gt: torch.Tensor     # (B, Q, 3) in [0, 1]
+    cell: torch.Tensor  # (B, Q, 2)
+    gt: torch.Tensor  # (B, Q, 3) in [0, 1]
     scale: torch.Tensor  # (B,)
     hr: list[torch.Tensor] | None = None  # the augmented HR crops (3, side, side), with return_hr=True
 
 
 class RandomScaleSampler:
-    def __init__(self, images: Sequence[torch.Tensor], patch: int = 48, scale_min: float = 1.0,
-                 scale_max: float = 4.0, queries: int | None = None, augment: bool = True,
-                 degradation: Any = None, return_hr: bool = False, query_layout: str = "random"):
+    def __init__(
+        self,
+        images: Sequence[torch.Tensor],
+        patch: int = 48,
+        scale_min: float = 1.0,
+        scale_max: float = 4.0,
+        queries: int | None = None,
+        augment: bool = True,
+        degradation: Any = None,
+        return_hr: bool = False,
+        query_layout: str = "random",
+    ):
         if not 1.0 <= scale_min <= scale_max:
             raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
         self.images = list(images)
@@ -78,8 +88,11 @@ class RandomScaleSampler:
 
             if isinstance(degradation, str):
                 degradation = {"name": degradation}
-            if (not isinstance(degradation, dict) or "name" not in degradation
-                    or set(degradation) - {"name", "args", "prob"}):
+            if (
+                not isinstance(degradation, dict)
+                or "name" not in degradation
+                or set(degradation) - {"name", "args", "prob"}
+            ):
                 raise ConfigError(f"degradation must be a pipeline name or {{name, args, prob}}, got {degradation!r}")
             self.degradation = get_pipeline(degradation["name"], degradation.get("args") or None)
             self.degradation_prob = float(degradation.get("prob", 1.0))
@@ -101,8 +114,14 @@ class RandomScaleSampler:
         for _ in range(batch_size):
             lr, coord, cell, gt, s, hr = self._one(generator, degrade_gen)
             lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s), hrs.append(hr)
-        return Batch(torch.stack(lrs), torch.stack(coords), torch.stack(cells), torch.stack(gts), torch.tensor(scales),
-                     hrs if self.return_hr else None)
+        return Batch(
+            torch.stack(lrs),
+            torch.stack(coords),
+            torch.stack(cells),
+            torch.stack(gts),
+            torch.tensor(scales),
+            hrs if self.return_hr else None,
+        )
 
     def _one(self, g: torch.Generator, degrade_gen: torch.Generator | None = None):
         u = float(torch.rand((), generator=g))
@@ -115,7 +134,7 @@ class RandomScaleSampler:
         img = self.images[int(eligible[torch.randint(len(eligible), (), generator=g)])]
         y0 = int(torch.randint(img.shape[-2] - side + 1, (), generator=g))
         x0 = int(torch.randint(img.shape[-1] - side + 1, (), generator=g))
-        hr = img[:, y0:y0 + side, x0:x0 + side].float() / 255.0
+        hr = img[:, y0 : y0 + side, x0 : x0 + side].float() / 255.0
         if self.augment:
             flips = torch.rand(3, generator=g) < 0.5
             hr = flip(hr, bool(flips[0]), bool(flips[1]), bool(flips[2]))
@@ -135,8 +154,9 @@ class RandomScaleSampler:
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
         # With prob < 1 a coin (from the degradation stream) keeps some samples clean (bicubic LR), so one
         # model serves both; with prob = 1 no coin is drawn and the stream is that of earlier runs.
-        clean = (self.degradation is None
-                 or (self.degradation_prob < 1.0 and float(torch.rand((), generator=degrade_gen)) >= self.degradation_prob))
+        clean = self.degradation is None or (
+            self.degradation_prob < 1.0 and float(torch.rand((), generator=degrade_gen)) >= self.degradation_prob
+        )
         if clean:
             lr = quantize(imresize(hr, size=(self.patch, self.patch)))
         else:

@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anyres.nn.config import config_from_dict
 from anyres.ops.coords import centres
 from anyres.registry import NETWORKS
-
-from anyres.nn.config import config_from_dict
 from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
 
 __all__ = ["DIINN", "DIINNConfig", "QUERY_MODES", "SCALE_INPUTS", "nearest_index", "synthesis_input"]
@@ -42,11 +41,18 @@ class DIINNConfig:
 
     def __post_init__(self) -> None:
         enc = self.encoder
-        if not isinstance(enc, dict) or not isinstance(enc.get("name"), str) or set(enc) - {"name", "args"} \
-                or not isinstance(enc.get("args", {}), dict):
+        if (
+            not isinstance(enc, dict)
+            or not isinstance(enc.get("name"), str)
+            or set(enc) - {"name", "args"}
+            or not isinstance(enc.get("args", {}), dict)
+        ):
             raise ValueError(f"DIINN encoder must be {{'name': str, 'args': dict}}, got {enc!r}")
-        if not isinstance(self.hidden, (list, tuple)) or not self.hidden \
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.hidden):
+        if (
+            not isinstance(self.hidden, (list, tuple))
+            or not self.hidden
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.hidden)
+        ):
             raise ValueError(f"DIINN hidden must be a non-empty list of positive ints, got {self.hidden!r}")
         self.hidden = list(self.hidden)
         if not isinstance(self.feat_unfold, bool):
@@ -55,7 +61,7 @@ class DIINNConfig:
             raise ValueError(f"DIINN scale_input must be one of {SCALE_INPUTS}, got {self.scale_input!r}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DIINNConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DIINNConfig:
         return config_from_dict(cls, d, "DIINN")
 
 
@@ -95,8 +101,9 @@ def _scale_channel(cell: torch.Tensor, size: tuple[int, int], kind: str) -> torc
     raise ValueError(f"unknown scale_input {kind!r}; expected one of {SCALE_INPUTS}")
 
 
-def synthesis_input(coord: torch.Tensor, cell: torch.Tensor, size: tuple[int, int],
-                    scale_input: str = "inv_scale_sq") -> torch.Tensor:
+def synthesis_input(
+    coord: torch.Tensor, cell: torch.Tensor, size: tuple[int, int], scale_input: str = "inv_scale_sq"
+) -> torch.Tensor:
     """The synthesis branch's input ``p`` ``(..., 3)`` for queries ``coord`` on an ``h x w`` latent grid.
 
     ``coord``, ``cell``: ``(..., 2)`` in [-1, 1] units, (row, col). Returns
@@ -128,9 +135,11 @@ class DIINN(ImplicitNetwork):
         widths = config.hidden
         self.modulation = nn.ModuleList(
             [nn.Linear(self.feat_dim, widths[0])]
-            + [nn.Linear(a + self.feat_dim, b) for a, b in zip(widths[:-1], widths[1:])])
+            + [nn.Linear(a + self.feat_dim, b) for a, b in zip(widths[:-1], widths[1:])]
+        )
         self.synthesis = nn.ModuleList(
-            [nn.Linear(3, widths[0])] + [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+            [nn.Linear(3, widths[0])] + [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        )
         self.out = nn.Linear(widths[-1], 3)
 
     # -- public API ----------------------------------------------------------------------------------
@@ -156,7 +165,9 @@ class DIINN(ImplicitNetwork):
         """
         self._check_feat(feat)
         widths = self.config.hidden
-        parts = [self.modulation[0].weight] + [layer.weight[:, prev:] for layer, prev in zip(self.modulation[1:], widths)]
+        parts = [self.modulation[0].weight] + [
+            layer.weight[:, prev:] for layer, prev in zip(self.modulation[1:], widths)
+        ]
         dtype = dtype or feat.dtype
         feat = feat.to(dtype)
         weight = torch.cat(parts, dim=0).to(dtype)
@@ -172,10 +183,15 @@ class DIINN(ImplicitNetwork):
         # The projection convolution is the decoder's largest single cost in training: bfloat16 too in fast mode.
         return self.project(feat, torch.bfloat16 if mode == "fast" else None)
 
-
     # -- fast path -----------------------------------------------------------------------------------
-    def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                        mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    def query_projected(
+        self,
+        proj: torch.Tensor,
+        coord: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        mode: str = "fast",
+        grid: tuple[int, int, int, int] | None = None,
+    ) -> torch.Tensor:
         """Like :meth:`query` but from ``proj = project(feat)``, so chunked queries share one projection.
 
         ``grid = (h, w, row0, col0)`` says that ``proj`` is the block starting at latent ``(row0, col0)`` of
@@ -192,8 +208,15 @@ class DIINN(ImplicitNetwork):
         pos = torch.stack((rr, cr, _scale_channel(cell, (h, w), self.config.scale_input).to(rr.dtype)), dim=-1)
         return self._decode(proj, idx, pos, mode)
 
-    def _query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None,
-                    mode: str, grid: tuple[int, int, int, int]) -> torch.Tensor:
+    def _query_grid(
+        self,
+        proj: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        cell: torch.Tensor | None,
+        mode: str,
+        grid: tuple[int, int, int, int],
+    ) -> torch.Tensor:
         block_h, block_w = proj.shape[1:3]
         if cell is None or cell.shape != (2,):
             raise ValueError("DIINN needs the cell for its scale channel: pass cell of shape (2,)")
@@ -234,7 +257,9 @@ class DIINN(ImplicitNetwork):
         return rgb.view(b, q, 3) * 0.5 + 0.5
 
     # -- reference path ------------------------------------------------------------------------------
-    def query_reference(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+    def query_reference(
+        self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The equations written out plainly; the oracle the fast path is tested against."""
         self._check_feat(feat)
         _check_query(coord, cell)
@@ -280,8 +305,12 @@ def _check_block(rows: torch.Tensor, block_h: int, cols: torch.Tensor, block_w: 
             raise ValueError("a query's nearest latent lies outside the projected block (tile margin too small?)")
 
 
-@NETWORKS.register("diinn", "DIINN dual-branch (ReLU modulation x sine synthesis) decoder over a configurable encoder",
-                   role="upscaler", example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16, 16]})
+@NETWORKS.register(
+    "diinn",
+    "DIINN dual-branch (ReLU modulation x sine synthesis) decoder over a configurable encoder",
+    role="upscaler",
+    example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16, 16]},
+)
 def build_diinn(**kwargs: Any) -> DIINN:
     return DIINN(DIINNConfig.from_dict(kwargs))
 

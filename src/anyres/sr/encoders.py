@@ -21,7 +21,9 @@ class EDSREncoder(nn.Module):
     def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0, in_channels: int = 3):
         super().__init__()
         self.head = conv3x3(in_channels, n_feats)
-        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3x3(n_feats, n_feats))
+        self.body = nn.Sequential(
+            *[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3x3(n_feats, n_feats)
+        )
         self.out_dim = n_feats
         # Receptive-field radius in LR pixels: each 3x3 conv adds one.
         self.radius = 2 * n_resblocks + 2
@@ -77,13 +79,19 @@ class RDNEncoder(nn.Module):
         return self.gff(torch.cat(outs, dim=1)) + f1
 
 
-@NETWORKS.register("edsr-baseline", "EDSR-baseline encoder without upsampler (16 blocks, 64 channels, 1.22 M params)",
-                   example={"n_resblocks": 1, "n_feats": 8})
+@NETWORKS.register(
+    "edsr-baseline",
+    "EDSR-baseline encoder without upsampler (16 blocks, 64 channels, 1.22 M params)",
+    example={"n_resblocks": 1, "n_feats": 8},
+)
 def edsr_baseline(n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0) -> EDSREncoder:
     return EDSREncoder(n_resblocks, n_feats, res_scale)
 
 
-@NETWORKS.register("rdn", "RDN encoder without upsampler (16 RDBs x 8 layers, growth 64, ~22 M params)",
-                   example={"g0": 8, "n_blocks": 1, "n_layers": 2, "growth": 4})
+@NETWORKS.register(
+    "rdn",
+    "RDN encoder without upsampler (16 RDBs x 8 layers, growth 64, ~22 M params)",
+    example={"g0": 8, "n_blocks": 1, "n_layers": 2, "growth": 4},
+)
 def rdn(g0: int = 64, n_blocks: int = 16, n_layers: int = 8, growth: int = 64) -> RDNEncoder:
     return RDNEncoder(g0, n_blocks, n_layers, growth)

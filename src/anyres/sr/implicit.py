@@ -40,8 +40,15 @@ class ImplicitNetwork(nn.Module):
             raise ValueError(f"lr must be (B, 3, h, w), got {tuple(lr.shape)}")
         return self.encoder((lr - 0.5) / 0.5)
 
-    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                mode: str = "fast", encoder_bf16: bool = False, **encode_options: Any) -> torch.Tensor:
+    def forward(
+        self,
+        lr: torch.Tensor,
+        coord: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        mode: str = "fast",
+        encoder_bf16: bool = False,
+        **encode_options: Any,
+    ) -> torch.Tensor:
         """``query(encode(lr, **encode_options), coord, cell, mode)``; ``encoder_bf16`` runs ``encode`` under
         bfloat16 autocast (training speed). ``encode_options``: e.g. LIIFusion's ``prior``."""
         if encoder_bf16:
@@ -52,8 +59,15 @@ class ImplicitNetwork(nn.Module):
             feat = self.encode(lr, **encode_options)
         return self.query(feat, coord, cell, mode=mode)
 
-    def query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None = None,
-                   mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    def query_grid(
+        self,
+        proj: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        mode: str = "fast",
+        grid: tuple[int, int, int, int] | None = None,
+    ) -> torch.Tensor:
         """RGB ``(1, R * C, 3)`` on the grid ``rows (R,) x cols (C,)`` of coordinates, raster order.
 
         Same values as :meth:`query_projected` on the flattened grid, with the coordinate work done per
@@ -64,8 +78,9 @@ class ImplicitNetwork(nn.Module):
             raise ValueError(f"query_grid renders one image, got a batch of {b}")
         return self._query_grid(proj, rows, cols, cell, mode, grid or (block_h, block_w, 0, 0))
 
-    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-              mode: str = "fast") -> torch.Tensor:
+    def query(
+        self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None, mode: str = "fast"
+    ) -> torch.Tensor:
         """RGB at ``coord`` decoded from ``feat`` (see class doc for shapes); ``mode`` in :data:`QUERY_MODES`."""
         if mode == "reference":
             return self.query_reference(feat, coord, cell)

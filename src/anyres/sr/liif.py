@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from anyres.nn.blocks import MLP
+from anyres.nn.config import config_from_dict
 from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
-
-from anyres.nn.config import config_from_dict
 from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
@@ -40,7 +39,7 @@ class LIIFConfig:
     cell_decode: bool = True
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LIIFConfig":
+    def from_dict(cls, d: dict[str, Any]) -> LIIFConfig:
         return config_from_dict(cls, d, "LIIF")
 
 
@@ -90,7 +89,6 @@ class LIIF(ImplicitNetwork):
     def project_for(self, feat: torch.Tensor, mode: str) -> torch.Tensor:
         return self.project(feat)
 
-
     # -- fast path -----------------------------------------------------------------------------------
     def _axis(self, coord: torch.Tensor, n: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble members along one axis of ``n`` latents: indices (relative to ``offset``) and relative
@@ -129,11 +127,19 @@ class LIIF(ImplicitNetwork):
         ci, cr = self._axis(cols, w, col0)  # (S, C)
         s, n_r, n_c = ri.shape[0], rows.shape[0], cols.shape[0]
         idx = ri[:, None, :, None] * block_w + ci[None, :, None, :]
-        rel = torch.stack((rr[:, None, :, None].expand(s, s, n_r, n_c), cr[None, :, None, :].expand(s, s, n_r, n_c)), -1)
+        rel = torch.stack(
+            (rr[:, None, :, None].expand(s, s, n_r, n_c), cr[None, :, None, :].expand(s, s, n_r, n_c)), -1
+        )
         return idx.reshape(1, s * s, n_r * n_c), rel.reshape(1, s * s, n_r * n_c, 2)
 
-    def query_projected(self, proj: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None,
-                        mode: str = "fast", grid: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    def query_projected(
+        self,
+        proj: torch.Tensor,
+        coord: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        mode: str = "fast",
+        grid: tuple[int, int, int, int] | None = None,
+    ) -> torch.Tensor:
         """Like :meth:`query` but from ``proj = project(feat)``, so chunked queries share one projection.
 
         ``grid = (h, w, row0, col0)`` says that ``proj`` is the block starting at latent ``(row0, col0)`` of
@@ -149,8 +155,15 @@ class LIIF(ImplicitNetwork):
             rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device))[:, None]
         return self._decode(proj, idx, rel, rel_cell, mode)
 
-    def _query_grid(self, proj: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: torch.Tensor | None,
-                    mode: str, grid: tuple[int, int, int, int]) -> torch.Tensor:
+    def _query_grid(
+        self,
+        proj: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        cell: torch.Tensor | None,
+        mode: str,
+        grid: tuple[int, int, int, int],
+    ) -> torch.Tensor:
         block_w = proj.shape[2]
         idx, rel = self._grid_members(grid, block_w, rows, cols)
         rel_cell = None
@@ -160,8 +173,9 @@ class LIIF(ImplicitNetwork):
             rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device)).view(1, 1, 1, 2)
         return self._decode(proj, idx, rel, rel_cell, mode)
 
-    def _decode(self, proj: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor | None,
-                mode: str) -> torch.Tensor:
+    def _decode(
+        self, proj: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor | None, mode: str
+    ) -> torch.Tensor:
         """MLP on gathered first-layer rows; ``idx (B, M, Q)``, ``rel (B, M, Q, 2)``, ``rel_cell`` broadcastable
         to ``(B, M, Q, 2)``. Returns the ensemble-weighted RGB ``(B, Q, 3)`` in [0, 1] space."""
         if mode not in ("fast", "exact"):
@@ -172,7 +186,7 @@ class LIIF(ImplicitNetwork):
         # ReLUs run in place.
         compute = torch.bfloat16 if mode == "fast" else proj.dtype
         first = self.imnet.hidden[0]
-        w_rest = first.weight[:, self.feat_dim:]
+        w_rest = first.weight[:, self.feat_dim :]
         extra = rel if rel_cell is None else torch.cat((rel, rel_cell.expand(b, n_members, q, 2).to(rel.dtype)), -1)
         # One row gather over the flattened batch: (B * M * Q, H1).
         offsets = (torch.arange(b, device=idx.device) * (block_h * block_w)).view(b, 1, 1)
@@ -187,7 +201,9 @@ class LIIF(ImplicitNetwork):
         return (pred * _ensemble_weights(rel)).sum(dim=1) * 0.5 + 0.5
 
     # -- reference path ------------------------------------------------------------------------------
-    def query_reference(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+    def query_reference(
+        self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The paper's equations written out plainly; the oracle the fast path is tested against."""
         _check_query(coord, cell, self.config.cell_decode)
         b, c, h, w = feat.shape
@@ -206,7 +222,9 @@ class LIIF(ImplicitNetwork):
             shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
             grid = shifted.flip(-1).unsqueeze(1)  # grid_sample wants (x = col, y = row)
             q_feat = F.grid_sample(feat, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
-            q_centre = F.grid_sample(latent_centres, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+            q_centre = F.grid_sample(latent_centres, grid, mode="nearest", align_corners=False)[:, :, 0].permute(
+                0, 2, 1
+            )
             rel = coord - q_centre
             rel[..., 0] *= h
             rel[..., 1] *= w
@@ -243,8 +261,12 @@ def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bo
             raise ValueError(f"cell must match coord's shape {tuple(coord.shape)}, got {tuple(cell.shape)}")
 
 
-@NETWORKS.register("liif", "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)",
-                   role="upscaler", example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16]})
+@NETWORKS.register(
+    "liif",
+    "LIIF implicit decoder over a configurable encoder (default EDSR-baseline)",
+    role="upscaler",
+    example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16]},
+)
 def build_liif(**kwargs: Any) -> LIIF:
     return LIIF(LIIFConfig.from_dict(kwargs))
 

@@ -8,8 +8,9 @@ reference code: docs/methods/liifusion.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +20,17 @@ from anyres.nn.blocks import ResBlock, conv3x3
 from anyres.nn.windows import PriorWindowLayer, pad_to_multiple
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
-
 from anyres.sr.liif import LIIF, LIIFConfig
 
-__all__ = ["LIIFusion", "LIIFusionConfig", "PriorEncoder", "PriorInjector", "PriorDenoiser", "DiffusionSchedule",
-           "sample_prior"]
+__all__ = [
+    "LIIFusion",
+    "LIIFusionConfig",
+    "PriorEncoder",
+    "PriorInjector",
+    "PriorDenoiser",
+    "DiffusionSchedule",
+    "sample_prior",
+]
 
 UNSHUFFLE = 4
 
@@ -32,14 +39,14 @@ UNSHUFFLE = 4
 class LIIFusionConfig(LIIFConfig):
     """LIIF's options plus the prior encoder and injector."""
 
-    prior_dim: int = 256          # 4 C for C = 64
-    prior_blocks: int = 6         # DiffIR's default n_encoder_res (its SR configs use 9)
+    prior_dim: int = 256  # 4 C for C = 64
+    prior_blocks: int = 6  # DiffIR's default n_encoder_res (its SR configs use 9)
     inject_depth: int = 6
     window: int = 8
     heads: int = 4
     mlp_ratio: float = 2.0
-    stage: int = 1                # 2 adds the LR condition encoder and the prior denoiser
-    denoise_blocks: int = 5       # hidden Linear layers after the first (DiffIR's constructor default)
+    stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser
+    denoise_blocks: int = 5  # hidden Linear layers after the first (DiffIR's constructor default)
     timesteps: int = 4
     beta_start: float = 0.1
     beta_end: float = 0.99
@@ -67,10 +74,22 @@ class PriorEncoder(nn.Module):
         cin = 3 * in_images * UNSHUFFLE * UNSHUFFLE
         act = nn.LeakyReLU(0.1, inplace=True)
         self.body = nn.Sequential(
-            conv3x3(cin, feats), act, *[ResBlock(feats) for _ in range(blocks)],
-            conv3x3(feats, 128), act, conv3x3(128, 128), act, conv3x3(128, prior_dim), act)
-        self.mlp = nn.Sequential(nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1, inplace=True),
-                                 nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1, inplace=True))
+            conv3x3(cin, feats),
+            act,
+            *[ResBlock(feats) for _ in range(blocks)],
+            conv3x3(feats, 128),
+            act,
+            conv3x3(128, 128),
+            act,
+            conv3x3(128, prior_dim),
+            act,
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(prior_dim, prior_dim),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Linear(prior_dim, prior_dim),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
         if len(images) != self.in_images:
@@ -85,13 +104,21 @@ class PriorEncoder(nn.Module):
 class PriorInjector(nn.Module):
     """``(B, C, h, w)`` map and ``(B, P)`` prior -> prior-injected map of the same shape."""
 
-    def __init__(self, dim: int = 64, prior_dim: int = 256, depth: int = 6, window: int = 8, heads: int = 4,
-                 mlp_ratio: float = 2.0):
+    def __init__(
+        self,
+        dim: int = 64,
+        prior_dim: int = 256,
+        depth: int = 6,
+        window: int = 8,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ):
         super().__init__()
         self.window = window
         self.layers = nn.ModuleList(
             PriorWindowLayer(dim, prior_dim, window, shift=(window // 2) * (i % 2), heads=heads, mlp_ratio=mlp_ratio)
-            for i in range(depth))
+            for i in range(depth)
+        )
         self.conv = conv3x3(dim, dim)
 
     def forward(self, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -142,8 +169,9 @@ class PriorDenoiser(nn.Module):
         return self.net(torch.cat([cond, tt, x_t], dim=1))
 
 
-def sample_prior(denoiser: PriorDenoiser, cond: torch.Tensor, schedule: DiffusionSchedule,
-                 x_t: torch.Tensor) -> torch.Tensor:
+def sample_prior(
+    denoiser: PriorDenoiser, cond: torch.Tensor, schedule: DiffusionSchedule, x_t: torch.Tensor
+) -> torch.Tensor:
     """Run the reverse chain from ``x_T``: at each step ``x0_hat = denoiser(cond, t, x_t)`` and
     ``x_{t-1} = coef1_t x0_hat + coef2_t x_t`` (the posterior mean; no noise is added, so the chain is a
     deterministic function of ``x_T``). Returns the last ``x0_hat``. Differentiable (stage 2 trains
@@ -189,13 +217,16 @@ class LIIFusion(LIIF):
     def prior_from(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``."""
         if self.prior_encoder is None:
-            raise RuntimeError("this stage-2 LIIFusion was built without its HR prior encoder (hr_prior_encoder: "
-                               "false, as shipped); the stage-1 model it started from has the same one")
+            raise RuntimeError(
+                "this stage-2 LIIFusion was built without its HR prior encoder (hr_prior_encoder: "
+                "false, as shipped); the stage-1 model it started from has the same one"
+            )
         lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
         return self.prior_encoder(lr_up, hr)
 
-    def prior_batch(self, lr: torch.Tensor, hrs: Sequence[torch.Tensor],
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prior_batch(
+        self, lr: torch.Tensor, hrs: Sequence[torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The prior a training batch is decoded with, and its auxiliary loss.
 
         ``hrs[i]`` is sample ``i``'s HR crop ``(3, H_i, W_i)`` (sizes may differ). Stage 1: the HR prior, no
@@ -203,7 +234,7 @@ class LIIFusion(LIIF):
         stage-1 prior ``z`` noised to ``x_T = sqrt(abar_T) z + sqrt(1 - abar_T) eps``, trained through all
         steps; the auxiliary loss is ``mean |prior - z|`` with ``z`` from the frozen stage-1 encoder.
         """
-        target = torch.cat([self.prior_from(lr[i:i + 1], hr[None]) for i, hr in enumerate(hrs)])
+        target = torch.cat([self.prior_from(lr[i : i + 1], hr[None]) for i, hr in enumerate(hrs)])
         if self.config.stage == 1:
             return target, None
         target = target.detach()
@@ -229,11 +260,20 @@ class LIIFusion(LIIF):
         return self.injector(feat, prior.to(feat.dtype))
 
 
-
-@NETWORKS.register("liifusion", "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention",
-                   role="upscaler",
-                   example={"encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}}, "hidden": [16, 16], "prior_dim": 16, "prior_blocks": 1,
-                            "inject_depth": 2, "window": 4, "heads": 2})
+@NETWORKS.register(
+    "liifusion",
+    "LIIFusion stage 1: LIIF with an HR prior vector injected by window cross-attention",
+    role="upscaler",
+    example={
+        "encoder": {"name": "edsr-baseline", "args": {"n_resblocks": 1, "n_feats": 8}},
+        "hidden": [16, 16],
+        "prior_dim": 16,
+        "prior_blocks": 1,
+        "inject_depth": 2,
+        "window": 4,
+        "heads": 2,
+    },
+)
 def build_liifusion(**kwargs: Any) -> LIIFusion:
     return LIIFusion(LIIFusionConfig.from_dict(kwargs))
 

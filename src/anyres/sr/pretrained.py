@@ -15,12 +15,17 @@ from anyres.sr.upscaler import Upscaler
 __all__ = ["load_upscaler", "load_folder_upscaler", "RenderOptions"]
 
 
-def load_folder_upscaler(folder: str | Path, device: str | None = None, options: RenderOptions | None = None,
-                         name: str | None = None) -> LIIFUpscaler:
+def load_folder_upscaler(
+    folder: str | Path, device: str | None = None, options: RenderOptions | None = None, name: str | None = None
+) -> LIIFUpscaler:
     """A weights folder as a :class:`~anyres.sr.render.LIIFUpscaler` rendering with ``options``."""
     net, config = hub.load_network(folder, device=device)
-    return LIIFUpscaler(net, name=name or config.get("name", Path(folder).name),
-                        description=config.get("description", ""), options=options)
+    return LIIFUpscaler(
+        net,
+        name=name or config.get("name", Path(folder).name),
+        description=config.get("description", ""),
+        options=options,
+    )
 
 
 UPSCALERS.from_folder = load_folder_upscaler
@@ -30,8 +35,9 @@ UPSCALERS.instance = (Upscaler,)
 UPSCALERS.discover(lambda: weights_folders(hub.WEIGHTS_DIR, UPSCALERS))
 
 
-def load_upscaler(model: Any = "bicubic", device: str | None = None, options: RenderOptions | None = None,
-                  **fields: Any) -> Upscaler:
+def load_upscaler(
+    model: Any = "bicubic", device: str | None = None, options: RenderOptions | None = None, **fields: Any
+) -> Upscaler:
     """An :class:`~anyres.sr.upscaler.Upscaler` from a registered name, a weights folder or an instance.
 
     ``options`` or its fields as keywords (``mode``, ``tile``, ``chunk``, ``seed``, ``progress``); an

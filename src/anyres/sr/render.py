@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from anyres.errors import ConfigError
-from anyres.registry import options_from
-
 from anyres.checks import check_image
+from anyres.errors import ConfigError
+from anyres.ops.coords import centres
+from anyres.registry import options_from
 from anyres.sr.implicit import QUERY_MODES
 from anyres.sr.upscaler import Upscaler
-from anyres.ops.coords import centres
 
 __all__ = ["render", "LIIFUpscaler", "RenderOptions", "RENDER_MODES", "DEFAULT_TILE", "DEFAULT_CHUNK"]
 
-DEFAULT_TILE = 192      # LR pixels per tile side when tiling is on
-DEFAULT_CHUNK = 4096    # queries per MLP call: per-chunk temporaries of ~8 MB stay in reused heap memory
+DEFAULT_TILE = 192  # LR pixels per tile side when tiling is on
+DEFAULT_CHUNK = 4096  # queries per MLP call: per-chunk temporaries of ~8 MB stay in reused heap memory
 RENDER_MODES = QUERY_MODES
 
 
@@ -55,7 +55,7 @@ class RenderOptions:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 
     @classmethod
-    def from_kwargs(cls, base: "RenderOptions | None" = None, **fields: Any) -> "RenderOptions":
+    def from_kwargs(cls, base: RenderOptions | None = None, **fields: Any) -> RenderOptions:
         """``base`` (or the defaults) with ``fields`` replaced; an unknown field raises ConfigError."""
         values = dataclasses.asdict(base) if base is not None else {}
         return options_from(cls, {**values, **fields}, what="upscaler option")
@@ -70,8 +70,17 @@ def _row_ranges(n_out: int, n_in: int, a: int, b: int) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast", tile: int | None = None,
-           chunk: int = DEFAULT_CHUNK, progress: Any = None, prior: torch.Tensor | None = None) -> torch.Tensor:
+def render(
+    net: Any,
+    lr: torch.Tensor,
+    size: Sequence[int],
+    *,
+    mode: str = "fast",
+    tile: int | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    progress: Any = None,
+    prior: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Upscale ``lr`` ``(1, 3, h, w)`` in [0, 1] to ``size = (H, W)`` with a LIIF-style network.
 
     ``mode``: ``fast`` (bf16 hidden layers), ``exact`` (float32) or ``reference`` (the paper's plain path,
@@ -85,8 +94,13 @@ def render(net: Any, lr: torch.Tensor, size: Sequence[int], *, mode: str = "fast
     out_h, out_w = int(size[0]), int(size[1])
     h, w = lr.shape[-2:]
     out = torch.empty(1, 3, out_h, out_w, dtype=torch.float32, device=lr.device)
-    if (tile is None or (tile >= h and tile >= w) or mode == "reference" or prior is not None
-            or not getattr(net, "tile_invariant", True)):
+    if (
+        tile is None
+        or (tile >= h and tile >= w)
+        or mode == "reference"
+        or prior is not None
+        or not getattr(net, "tile_invariant", True)
+    ):
         tiles = [(0, h, 0, w)]
     else:
         tiles = [(r, min(r + tile, h), c, min(c + tile, w)) for r in range(0, h, tile) for c in range(0, w, tile)]
@@ -131,8 +145,16 @@ class LIIFUpscaler(Upscaler):
     ``options``: a :class:`RenderOptions`, or its fields as keywords (``mode="exact", tile=None``).
     """
 
-    def __init__(self, net: Any, *, name: str = "liif", description: str = "",
-                 device: str | torch.device | None = None, options: RenderOptions | None = None, **fields: Any):
+    def __init__(
+        self,
+        net: Any,
+        *,
+        name: str = "liif",
+        description: str = "",
+        device: str | torch.device | None = None,
+        options: RenderOptions | None = None,
+        **fields: Any,
+    ):
         # Channels-last weights and inputs: mkldnn convolutions then run without layout conversions.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.name = name
@@ -141,7 +163,7 @@ class LIIFUpscaler(Upscaler):
         if device is not None:
             self.to(device)
 
-    def to(self, device: str | torch.device) -> "LIIFUpscaler":
+    def to(self, device: str | torch.device) -> LIIFUpscaler:
         self.net.to(device)
         return self
 
@@ -152,13 +174,17 @@ class LIIFUpscaler(Upscaler):
         opts = self.options
         outs = []
         for x in lr:
-            bar = tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None) \
-                if opts.progress else None
+            bar = (
+                tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None)
+                if opts.progress
+                else None
+            )
             x = x[None].to(device)
             # A sampled prior is drawn once from the whole LR image, so the seed alone fixes the result.
             prior = self.net.lr_prior(x, opts.seed) if hasattr(self.net, "lr_prior") else None
-            outs.append(render(self.net, x, size, mode=opts.mode, tile=opts.tile, chunk=opts.chunk, progress=bar,
-                               prior=prior))
+            outs.append(
+                render(self.net, x, size, mode=opts.mode, tile=opts.tile, chunk=opts.chunk, progress=bar, prior=prior)
+            )
             if bar is not None:
                 bar.close()
         return torch.cat(outs, dim=0)

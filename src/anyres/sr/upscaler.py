@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from anyres.ops.resize import MODES, resize
 from anyres.checks import check_image
+from anyres.ops.resize import MODES, resize
 
 __all__ = ["Upscaler", "InterpolationUpscaler"]
-
-
 
 
 class Upscaler:
@@ -37,7 +35,7 @@ class Upscaler:
     def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         raise NotImplementedError
 
-    def to(self, device: torch.device | str) -> "Upscaler":
+    def to(self, device: torch.device | str) -> Upscaler:
         return self
 
 

@@ -18,14 +18,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anyres.errors import ConfigError
 
-__all__ = ["ConfigModel", "Count", "PositiveInt", "PositiveFloat", "Milestones", "load_config", "config_task",
-           "register_task", "TASKS", "apply_overrides", "model_spec", "validation_message"]
+__all__ = [
+    "ConfigModel",
+    "Count",
+    "PositiveInt",
+    "PositiveFloat",
+    "Milestones",
+    "load_config",
+    "config_task",
+    "register_task",
+    "TASKS",
+    "apply_overrides",
+    "model_spec",
+    "validation_message",
+]
 
 # Shared field types (the constraint is part of the error message pydantic writes).
-Count = Annotated[int, Field(ge=0)]                 # iterations, seeds
-PositiveInt = Annotated[int, Field(ge=1)]           # batch sizes, log intervals, thread counts
-PositiveFloat = Annotated[float, Field(gt=0)]       # learning rates, gammas, minutes
-Milestones = list[Annotated[int, Field(ge=0)]]     # iterations at which lr *= gamma
+Count = Annotated[int, Field(ge=0)]  # iterations, seeds
+PositiveInt = Annotated[int, Field(ge=1)]  # batch sizes, log intervals, thread counts
+PositiveFloat = Annotated[float, Field(gt=0)]  # learning rates, gammas, minutes
+Milestones = list[Annotated[int, Field(ge=0)]]  # iterations at which lr *= gamma
 
 
 _DEPTH: ContextVar[int] = ContextVar("config_depth", default=0)
@@ -83,8 +95,13 @@ def model_spec(value: Any, what: str = "a {name, args} spec", name: str | None =
     """``{name, args}`` with ``args`` a dict (a bare name is accepted and stored in this form); else ValueError."""
     if isinstance(value, str):
         value = {"name": value, "args": {}}
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or set(value) - {"name", "args"} \
-            or not isinstance(value.get("args", {}) or {}, dict) or (name and value["name"] != name):
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("name"), str)
+        or set(value) - {"name", "args"}
+        or not isinstance(value.get("args", {}) or {}, dict)
+        or (name and value["name"] != name)
+    ):
         raise ValueError(f"expected {what}, got {value!r}")
     return {"name": value["name"], "args": dict(value.get("args") or {})}
 

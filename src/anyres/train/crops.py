@@ -24,5 +24,5 @@ def random_crops(images: Sequence[torch.Tensor], size: int, count: int, generato
         y0 = int(torch.randint(img.shape[-2] - size + 1, (), generator=generator))
         x0 = int(torch.randint(img.shape[-1] - size + 1, (), generator=generator))
         flips = torch.rand(3, generator=generator) < 0.5
-        out.append(flip(img[:, y0:y0 + size, x0:x0 + size], bool(flips[0]), bool(flips[1]), bool(flips[2])))
+        out.append(flip(img[:, y0 : y0 + size, x0 : x0 + size], bool(flips[0]), bool(flips[1]), bool(flips[2])))
     return torch.stack(out).float() / 255.0

@@ -28,9 +28,22 @@ from anyres.degrade.base import derive_seed
 from anyres.errors import ConfigError
 from anyres.io import write_bytes_atomic
 
-__all__ = ["Recipe", "Engine", "CHECKPOINT", "train", "build", "distributed", "update", "milestone_lr",
-           "load_init_weights", "adam_state_tensors", "load_adam_state", "make_grads_contiguous", "format_eta",
-           "stderr_log"]
+__all__ = [
+    "Recipe",
+    "Engine",
+    "CHECKPOINT",
+    "train",
+    "build",
+    "distributed",
+    "update",
+    "milestone_lr",
+    "load_init_weights",
+    "adam_state_tensors",
+    "load_adam_state",
+    "make_grads_contiguous",
+    "format_eta",
+    "stderr_log",
+]
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -87,12 +100,14 @@ def load_init_weights(net: nn.Module, folder: str, fresh: tuple[str, ...] = ()) 
         raise ConfigError(f"init: {path} does not match the model spec ({str(err).splitlines()[0]})") from None
     missing = [k for k in missing if not (fresh and k.startswith(fresh))]
     if missing or unexpected:
-        raise ConfigError(f"init: {path} does not match the model spec "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ConfigError(
+            f"init: {path} does not match the model spec (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
 
-def adam_state_tensors(optim: torch.optim.Optimizer, params: Iterable[nn.Parameter],
-                       prefix: str = "optim") -> dict[str, torch.Tensor]:
+def adam_state_tensors(
+    optim: torch.optim.Optimizer, params: Iterable[nn.Parameter], prefix: str = "optim"
+) -> dict[str, torch.Tensor]:
     """``{prefix.i.exp_avg, prefix.i.exp_avg_sq, prefix.i.step}`` for every parameter that has a state."""
     tensors = {}
     for i, p in enumerate(params):
@@ -104,8 +119,12 @@ def adam_state_tensors(optim: torch.optim.Optimizer, params: Iterable[nn.Paramet
     return tensors
 
 
-def load_adam_state(optim: torch.optim.Optimizer, params: Iterable[nn.Parameter],
-                    tensors: dict[str, torch.Tensor], prefix: str = "optim") -> None:
+def load_adam_state(
+    optim: torch.optim.Optimizer,
+    params: Iterable[nn.Parameter],
+    tensors: dict[str, torch.Tensor],
+    prefix: str = "optim",
+) -> None:
     """Inverse of :func:`adam_state_tensors` (parameters in the same order)."""
     for i, p in enumerate(params):
         if f"{prefix}.{i}.exp_avg" in tensors:
@@ -139,7 +158,7 @@ class Recipe:
     config: Any
     modules: dict[str, nn.Module]
     optimizers: dict[str, tuple[torch.optim.Optimizer, nn.Module]]
-    rng_key: str | None = None      # re-seed the global RNG per iteration under this key (dropout)
+    rng_key: str | None = None  # re-seed the global RNG per iteration under this key (dropout)
     progress_bar: str | None = None  # a tqdm description instead of log lines
     validate_every: int = 0
 
@@ -165,8 +184,9 @@ class Recipe:
         """One update at ``iteration`` (learning rates already set); returns its loss terms."""
         raise NotImplementedError
 
-    def history_entry(self, iteration: int, window: list[dict[str, float]],
-                      mean: dict[str, float]) -> dict[str, Any] | None:
+    def history_entry(
+        self, iteration: int, window: list[dict[str, float]], mean: dict[str, float]
+    ) -> dict[str, Any] | None:
         """What a log point adds to the history (``None``: nothing); by default the window means."""
         return {"iteration": iteration, **{k: round(v, 6) for k, v in mean.items()}}
 
@@ -242,8 +262,13 @@ class Engine:
         from safetensors.torch import save
 
         path = path or self.checkpoint_path
-        meta = {"iteration": self.iteration, "elapsed": self.elapsed, "config": self.recipe.config_dict(),
-                "history": self.history, **self.recipe.metadata()}
+        meta = {
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "config": self.recipe.config_dict(),
+            "history": self.history,
+            **self.recipe.metadata(),
+        }
         write_bytes_atomic(path, save(self.state_tensors(), metadata={"anyres": json.dumps(meta)}))
         self.recipe.save_outputs(self)
         return path
@@ -289,8 +314,10 @@ class Engine:
         if bar is None:
             rate = len(window) / max(time.monotonic() - started, 1e-9)
             eta = (cfg.iterations - self.iteration) / rate if rate > 0 else float("inf")
-            self.log(f"[{r.name}] it {self.iteration}/{cfg.iterations} {r.describe(mean)} "
-                     f"lr {r.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {format_eta(eta)}")
+            self.log(
+                f"[{r.name}] it {self.iteration}/{cfg.iterations} {r.describe(mean)} "
+                f"lr {r.lr_at(self.iteration - 1):.2e} {rate:.2f} it/s ETA {format_eta(eta)}"
+            )
 
     def run(self, stop_after: int | None = None) -> None:
         """Train until ``config.iterations`` (or ``stop_after`` more iterations, for tests)."""
@@ -303,8 +330,13 @@ class Engine:
         if r.progress_bar:
             from tqdm import tqdm
 
-            bar = tqdm(total=target, initial=self.iteration, desc=r.progress_bar, unit="it",
-                       disable=not (self.progress and main))
+            bar = tqdm(
+                total=target,
+                initial=self.iteration,
+                desc=r.progress_bar,
+                unit="it",
+                disable=not (self.progress and main),
+            )
         last_ckpt = time.monotonic()
         started, window = time.monotonic(), []
         while self.iteration < target:
@@ -322,13 +354,13 @@ class Engine:
                 if entry is not None:
                     self.history.append(entry)
                     self.log(f"[{r.name}] validation at it {self.iteration}: {entry.get('psnr', entry)}")
-            due, stop = self._decide(time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60,
-                                     self.stop_requested)
+            due, stop = self._decide(time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60, self.stop_requested)
             if stop:
                 if main:
                     self.save_checkpoint()
-                    self.log(f"[{r.name}] stopped at it {self.iteration}; checkpoint saved, run the same command "
-                             "to resume")
+                    self.log(
+                        f"[{r.name}] stopped at it {self.iteration}; checkpoint saved, run the same command to resume"
+                    )
                 return
             if due:
                 if main:
@@ -363,8 +395,7 @@ class Engine:
 # Entry points
 
 
-def build(config: Any, images: list[torch.Tensor] | None = None,
-          log: Callable[[str], None] | None = None) -> Engine:
+def build(config: Any, images: list[torch.Tensor] | None = None, log: Callable[[str], None] | None = None) -> Engine:
     """The engine for a validated config of any registered task (:func:`anyres.train.config.load_config`)."""
     from anyres.train.config import _tasks
 
@@ -379,8 +410,9 @@ def build(config: Any, images: list[torch.Tensor] | None = None,
     return Engine(factory(config, images=images, log=log), log=log)
 
 
-def train(config: Any, resume: bool = True, log: Callable[[str], None] | None = None,
-          images: list[torch.Tensor] | None = None) -> Engine:
+def train(
+    config: Any, resume: bool = True, log: Callable[[str], None] | None = None, images: list[torch.Tensor] | None = None
+) -> Engine:
     """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists; the
     resolved config is written to ``out_dir/config.yaml``."""
     import yaml

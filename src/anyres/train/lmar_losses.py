@@ -50,6 +50,7 @@ _SCHARR = ((-3.0, 0.0, 3.0), (-10.0, 0.0, 10.0), (-3.0, 0.0, 3.0))
 # ---------------------------------------------------------------------------------------------------------
 # The frozen enhancer's encoder
 
+
 class _Captured(Exception):
     """Raised by a forward hook once every requested output exists, to skip the rest of the network."""
 
@@ -78,8 +79,8 @@ def truncated_outputs(net: nn.Module, taps: Sequence[nn.Module], x: torch.Tensor
 
 
 def _crop(feat: torch.Tensor, x: torch.Tensor, level: int) -> torch.Tensor:
-    rows = -(-x.shape[-2] // 2 ** level)
-    cols = -(-x.shape[-1] // 2 ** level)
+    rows = -(-x.shape[-2] // 2**level)
+    cols = -(-x.shape[-1] // 2**level)
     return feat[..., :rows, :cols]
 
 
@@ -108,8 +109,10 @@ def encoder_features(enhancer: nn.Module) -> EncoderFn:
         return lambda x: unet_enhancer_features(enhancer, x)
     if isinstance(enhancer, DeepLPF):
         return lambda x: deeplpf_features(enhancer, x)
-    raise TypeError(f"no encoder adapter for {type(enhancer).__name__}: give it an encoder_features(x) method "
-                    f"returning a list of (B, C, h, w) feature maps")
+    raise TypeError(
+        f"no encoder adapter for {type(enhancer).__name__}: give it an encoder_features(x) method "
+        f"returning a list of (B, C, h, w) feature maps"
+    )
 
 
 def freeze(enhancer: nn.Module) -> nn.Module:
@@ -121,14 +124,17 @@ def freeze(enhancer: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------------
 # Feature terms
 
+
 def _check_lists(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor]) -> None:
     if len(feats_c) != len(feats_x) or not feats_c:
-        raise ValueError(f"need two equally long, non-empty lists of feature maps, got {len(feats_c)} and "
-                         f"{len(feats_x)}")
+        raise ValueError(
+            f"need two equally long, non-empty lists of feature maps, got {len(feats_c)} and {len(feats_x)}"
+        )
     for fc, fx in zip(feats_c, feats_x):
         if fc.dim() != 4 or fx.dim() != 4 or fc.shape[:2] != fx.shape[:2]:
-            raise ValueError(f"feature maps must be (B, C, h, w) with matching B and C, got {tuple(fc.shape)} "
-                             f"and {tuple(fx.shape)}")
+            raise ValueError(
+                f"feature maps must be (B, C, h, w) with matching B and C, got {tuple(fc.shape)} and {tuple(fx.shape)}"
+            )
 
 
 def _match(feat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -154,8 +160,9 @@ def attention_map(feat: torch.Tensor) -> torch.Tensor:
 def feature_attention_loss(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor]) -> torch.Tensor:
     """``L_fa``: mean over maps of ``mean((at(resize(f_c)) - at(f_x))^2)``."""
     _check_lists(feats_c, feats_x)
-    return sum((attention_map(_match(fc, fx)) - attention_map(fx)).pow(2).mean()
-               for fc, fx in zip(feats_c, feats_x)) / len(feats_c)
+    return sum(
+        (attention_map(_match(fc, fx)) - attention_map(fx)).pow(2).mean() for fc, fx in zip(feats_c, feats_x)
+    ) / len(feats_c)
 
 
 @torch.no_grad()
@@ -186,6 +193,7 @@ def edge_loss(feats_c: Sequence[torch.Tensor], feats_x: Sequence[torch.Tensor], 
 # ---------------------------------------------------------------------------------------------------------
 # Adversarial term
 
+
 class PatchDiscriminator(nn.Module):
     """The digest's PatchGAN: four [Conv4x4 stride 2 pad 1, LeakyReLU(0.2)] (``3 -> c -> c -> c -> c``),
     ZeroPad(left 1, top 1), Conv4x4 pad 1 ``c -> 1`` without bias.
@@ -215,12 +223,14 @@ def lsgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 def lsgan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Discriminator: ``0.5 [MSE(real, 1) + MSE(fake, 0)]`` (``fake_logits`` from a detached ``x_c``)."""
-    return 0.5 * (F.mse_loss(real_logits, torch.ones_like(real_logits))
-                  + F.mse_loss(fake_logits, torch.zeros_like(fake_logits)))
+    return 0.5 * (
+        F.mse_loss(real_logits, torch.ones_like(real_logits)) + F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Totals
+
 
 @dataclass
 class LMARLossWeights:
@@ -234,14 +244,17 @@ class LMARLossWeights:
     def __post_init__(self) -> None:
         for name in ("adversarial", "consistency", "attention", "edge"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"LMAR loss weight {name} must be a finite number >= 0, got {value!r}")
 
 
-def lmar_generator_loss(x_c: torch.Tensor, hr: torch.Tensor, encoder: EncoderFn,
-                        discriminator: nn.Module | None = None,
-                        weights: LMARLossWeights | None = None) -> dict[str, torch.Tensor]:
+def lmar_generator_loss(
+    x_c: torch.Tensor,
+    hr: torch.Tensor,
+    encoder: EncoderFn,
+    discriminator: nn.Module | None = None,
+    weights: LMARLossWeights | None = None,
+) -> dict[str, torch.Tensor]:
     """The resampler's loss. ``x_c`` ``(B, 3, h, w)`` from the resampler, ``hr`` ``(B, 3, H, W)`` in [0, 1];
     ``encoder`` as :func:`encoder_features` returns (of a frozen enhancer). ``E(hr)`` is computed without
     gradient. Returns ``{"total", "consistency", "attention", "edge"[, "adversarial"]}`` (unweighted terms

@@ -27,10 +27,12 @@ class UNetDiscriminator(nn.Module):
         c = channels
         self.skip = skip
         self.conv0 = nn.Conv2d(3, c, 3, padding=1)
-        self.down = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 4, 2, 1, bias=False))
-                                  for a, b in ((c, 2 * c), (2 * c, 4 * c), (4 * c, 8 * c)))
-        self.up = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 3, 1, 1, bias=False))
-                                for a, b in ((8 * c, 4 * c), (4 * c, 2 * c), (2 * c, c)))
+        self.down = nn.ModuleList(
+            spectral_norm(nn.Conv2d(a, b, 4, 2, 1, bias=False)) for a, b in ((c, 2 * c), (2 * c, 4 * c), (4 * c, 8 * c))
+        )
+        self.up = nn.ModuleList(
+            spectral_norm(nn.Conv2d(a, b, 3, 1, 1, bias=False)) for a, b in ((8 * c, 4 * c), (4 * c, 2 * c), (2 * c, c))
+        )
         self.extra = nn.ModuleList(spectral_norm(nn.Conv2d(c, c, 3, 1, 1, bias=False)) for _ in range(2))
         self.out = nn.Conv2d(c, 1, 3, padding=1)
 

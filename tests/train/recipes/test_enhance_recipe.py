@@ -34,11 +34,17 @@ def _images(n=3, size=32):
 
 
 def _config(tmp_path, **kw):
-    cfg = EnhanceTrainConfig(name="tiny", model=kw.pop("model", TINY_DEEPLPF),
-                             data=EnhanceDataConfig(task=kw.pop("task", "retouch"), patch=16),
-                             batch_size=2, iterations=kw.pop("iterations", 6),
-                             optim=kw.pop("optim", EnhanceOptimConfig(lr=1e-3, milestones=[3])),
-                             checkpoint_minutes=1e9, log_every=1000, out_dir=str(tmp_path / "run"))
+    cfg = EnhanceTrainConfig(
+        name="tiny",
+        model=kw.pop("model", TINY_DEEPLPF),
+        data=EnhanceDataConfig(task=kw.pop("task", "retouch"), patch=16),
+        batch_size=2,
+        iterations=kw.pop("iterations", 6),
+        optim=kw.pop("optim", EnhanceOptimConfig(lr=1e-3, milestones=[3])),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -99,8 +105,9 @@ def test_batches_depend_only_on_seed_and_iteration_and_the_caller_rng_is_untouch
 
 @pytest.mark.parametrize("model,loss,task", [(TINY_UNET, "l1", "lowlight"), (TINY_DEEPLPF, "deeplpf", "lowlight")])
 def test_tiny_training_lowers_the_loss(tmp_path, model, loss, task):
-    cfg = _config(tmp_path, model=model, loss=loss, task=task, iterations=40, batch_size=4,
-                  optim=EnhanceOptimConfig(lr=3e-3))
+    cfg = _config(
+        tmp_path, model=model, loss=loss, task=task, iterations=40, batch_size=4, optim=EnhanceOptimConfig(lr=3e-3)
+    )
     t = build(cfg, images=_images(), log=_quiet)
     losses = [t.step()["loss"] for _ in range(40)]
     assert all(np.isfinite(losses))
@@ -143,8 +150,9 @@ def test_yaml_is_typed_and_unknown_keys_are_errors(tmp_path):
     cfg = load_config(_write(tmp_path / "a.yaml", base + "optim: {lr: 2e-4}\ndata: {task: lowlight}\n"))
     assert cfg.optim.lr == 2e-4 and isinstance(cfg.optim.lr, float)  # PyYAML reads 2e-4 as a string
     assert cfg.data.task == {"name": "lowlight", "args": {}} and cfg.data.patch == 256 and cfg.loss == "deeplpf"
-    over = load_config(tmp_path / "a.yaml", {"data.task": {"name": "retouch", "args": {"gamma": [1, 1]}},
-                                                    "iterations": 7})
+    over = load_config(
+        tmp_path / "a.yaml", {"data.task": {"name": "retouch", "args": {"gamma": [1, 1]}}, "iterations": 7}
+    )
     assert over.iterations == 7 and over.data.task["args"] == {"gamma": [1, 1]}
     bad = {
         "optimizer: {lr: 1}\n": r"b.yaml: optimizer: unknown key; valid keys here: batch_size, ",
@@ -179,9 +187,17 @@ def test_cli_train_dispatches_enhance_configs_and_resumes(tmp_path):
     for i, img in enumerate(_images()):
         write_image(data / f"p{i}.png", img.float()[None] / 255)
     run = tmp_path / "run"
-    cfg = {"task": "enhance", "name": "cli-tiny", "model": TINY_UNET,
-           "data": {"train": [str(data)], "task": "retouch", "patch": 16}, "batch_size": 2, "iterations": 2,
-           "loss": "l1", "log_every": 1, "out_dir": str(run)}
+    cfg = {
+        "task": "enhance",
+        "name": "cli-tiny",
+        "model": TINY_UNET,
+        "data": {"train": [str(data)], "task": "retouch", "patch": 16},
+        "batch_size": 2,
+        "iterations": 2,
+        "loss": "l1",
+        "log_every": 1,
+        "out_dir": str(run),
+    }
     path = _write(tmp_path / "tiny.yaml", yaml.safe_dump(cfg))
     res = CliRunner().invoke(main, ["train", str(path)])
     assert res.exit_code == 0, res.output

@@ -52,10 +52,17 @@ def enhancer(tmp_path_factory):
 
 
 def _config(out, enhancer, **kw):
-    cfg = LMARTrainConfig(name="tiny", enhancer=str(enhancer), model=TINY_LMAR,
-                          data=LMARDataConfig(crop=32, scale_max=2.0, augment=True),
-                          iterations=kw.pop("iterations", 6), optim=LMAROptimConfig(step_every=3),
-                          checkpoint_minutes=1e9, log_every=1000, out_dir=str(out / "run"))
+    cfg = LMARTrainConfig(
+        name="tiny",
+        enhancer=str(enhancer),
+        model=TINY_LMAR,
+        data=LMARDataConfig(crop=32, scale_max=2.0, augment=True),
+        iterations=kw.pop("iterations", 6),
+        optim=LMAROptimConfig(step_every=3),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(out / "run"),
+    )
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -70,10 +77,10 @@ def _state(trainer):
 
 
 def test_target_sides_are_the_reference_randrange():
-    assert target_sides(1024, 1.0, 4.0, 8) == list(range(256, 1024, 8))   # randrange(256, 1024, 8)
+    assert target_sides(1024, 1.0, 4.0, 8) == list(range(256, 1024, 8))  # randrange(256, 1024, 8)
     assert target_sides(256, 1.0, 4.0, 8) == list(range(64, 256, 8))
     assert target_sides(32, 1.0, 2.0, 8) == [16, 24]
-    assert target_sides(64, 2.0, 4.0, 8) == [16, 24]                      # scale in (2, 4]: d < 32
+    assert target_sides(64, 2.0, 4.0, 8) == [16, 24]  # scale in (2, 4]: d < 32
 
 
 def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhancer):
@@ -85,20 +92,23 @@ def test_batches_are_damaged_crops_replayed_from_the_iteration(tmp_path, enhance
     assert x.shape == (2, 3, 32, 32) and side == drawn["side"] and side in (16, 24)
     lowlight = get_task("lowlight")
     for b, s in enumerate(drawn["samples"]):
-        clean = trainer.recipe.images[s["image"]][:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32].float() / 255
+        clean = trainer.recipe.images[s["image"]][:, s["top"] : s["top"] + 32, s["left"] : s["left"] + 32].float() / 255
         clean = clean.flip(-1) if s["hflip"] else clean
         clean = clean.flip(-2) if s["vflip"] else clean
-        assert torch.equal(x[b:b + 1], lowlight.apply(clean[None].contiguous(), [s["record"]]))
+        assert torch.equal(x[b : b + 1], lowlight.apply(clean[None].contiguous(), [s["record"]]))
         assert x[b].mean() < clean.mean()  # lowlight darkens
     sides = {trainer.recipe.draw_at(i)["side"] for i in range(40)}
     assert sides == {16, 24}
-    clean_run = build(_config(tmp_path, enhancer, data=LMARDataConfig(crop=32, scale_max=2.0, task=None)),
-                            images=_images(), log=_quiet)
+    clean_run = build(
+        _config(tmp_path, enhancer, data=LMARDataConfig(crop=32, scale_max=2.0, task=None)),
+        images=_images(),
+        log=_quiet,
+    )
     x, _ = clean_run.recipe.batch_at(0)
     s = clean_run.recipe.draw_at(0)["samples"][0]
     assert s["record"] is None
     image = clean_run.recipe.images[s["image"]]
-    assert torch.equal(x[0], image[:, s["top"]:s["top"] + 32, s["left"]:s["left"] + 32] / 255)
+    assert torch.equal(x[0], image[:, s["top"] : s["top"] + 32, s["left"] : s["left"] + 32] / 255)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -192,9 +202,17 @@ def _write(path, text):
 
 
 def _yaml(tmp_path, enhancer, **kw):
-    cfg = {"task": "lmar", "name": "cli-tiny", "enhancer": str(enhancer), "model": TINY_LMAR,
-           "data": {"train": [str(tmp_path / "photos")], "crop": 32, "scale_max": 2.0},
-           "iterations": 2, "log_every": 1, "threads": 1, "out_dir": str(tmp_path / "run")}
+    cfg = {
+        "task": "lmar",
+        "name": "cli-tiny",
+        "enhancer": str(enhancer),
+        "model": TINY_LMAR,
+        "data": {"train": [str(tmp_path / "photos")], "crop": 32, "scale_max": 2.0},
+        "iterations": 2,
+        "log_every": 1,
+        "threads": 1,
+        "out_dir": str(tmp_path / "run"),
+    }
     cfg.update(kw)
     return _write(tmp_path / "tiny.yaml", yaml.safe_dump(cfg))
 
@@ -202,11 +220,20 @@ def _yaml(tmp_path, enhancer, **kw):
 def test_config_errors_are_one_line(tmp_path, enhancer):
     path = _yaml(tmp_path, enhancer)
     assert load_config(path).data.task == {"name": "lowlight", "args": {}}
-    cases = [({"cropp": 3}, "cropp: unknown key"), ({"data.cropp": 3}, r"data.cropp: unknown key; valid keys here: "
-                                                                        "augment, crop, exclude"),
-             ({"enhancer": None}, "enhancer: .*is required"), ({"model.name": "liif"}, "model: expected"),
-             ({"data.scale_max": 4.0}, "discriminator needs"), ({"loss.attention": -1}, "attention"),
-             ({"optim.betas": [0.9]}, "betas"), ({"data.task": "denoise"}, "denoise")]
+    cases = [
+        ({"cropp": 3}, "cropp: unknown key"),
+        (
+            {"data.cropp": 3},
+            r"data.cropp: unknown key; valid keys here: "
+            "augment, crop, exclude",
+        ),
+        ({"enhancer": None}, "enhancer: .*is required"),
+        ({"model.name": "liif"}, "model: expected"),
+        ({"data.scale_max": 4.0}, "discriminator needs"),
+        ({"loss.attention": -1}, "attention"),
+        ({"optim.betas": [0.9]}, "betas"),
+        ({"data.task": "denoise"}, "denoise"),
+    ]
     for overrides, match in cases:
         with pytest.raises(ConfigError, match=match) as err:
             load_config(path, overrides)
@@ -269,8 +296,9 @@ def test_shipped_config_loads_and_keeps_the_reference_schedule():
     assert (cfg.optim.lr, cfg.optim.betas, cfg.optim.gamma) == (4e-4, [0.9, 0.999], 0.75)
     assert cfg.iterations == 3 * cfg.optim.step_every  # 12 epochs, a step every 4
     assert cfg.loss == LMARLossConfig() and cfg.batch_size == 1 and cfg.discriminator_channels == 4
-    assert target_sides(cfg.data.crop, cfg.data.scale_min, cfg.data.scale_max, cfg.data.size_step)[0] \
-        == cfg.data.crop // 4
+    assert (
+        target_sides(cfg.data.crop, cfg.data.scale_min, cfg.data.scale_max, cfg.data.size_step)[0] == cfg.data.crop // 4
+    )
     # The enhancer named there is the committed model folder of configs/unet-lowlight.yaml's run.
     enhance = yaml.safe_load((CONFIGS / "unet-lowlight.yaml").read_text())
     assert cfg.enhancer == f"checkpoints/{enhance['name']}"

@@ -24,10 +24,16 @@ def _images(n=4, size=40):
 
 
 def _config(tmp_path, **kw):
-    cfg = TrainConfig(model={"name": "liif", "args": tiny_liif_config()},
-                      data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
-                      batch_size=4, iterations=kw.pop("iterations", 6), optim=OptimConfig(lr=1e-3, milestones=[3]),
-                      checkpoint_minutes=1e9, log_every=1000, out_dir=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        model={"name": "liif", "args": tiny_liif_config()},
+        data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+        batch_size=4,
+        iterations=kw.pop("iterations", 6),
+        optim=OptimConfig(lr=1e-3, milestones=[3]),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -185,13 +191,16 @@ def test_degradation_prob_keeps_a_fraction_of_samples_clean():
     clean = RandomScaleSampler(imgs, **kw).sample(16, torch.Generator().manual_seed(3))
     full = RandomScaleSampler(imgs, **kw, degradation="classical").sample(16, torch.Generator().manual_seed(3))
     same = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 1.0}).sample(
-        16, torch.Generator().manual_seed(3))
+        16, torch.Generator().manual_seed(3)
+    )
     assert torch.equal(full.lr, same.lr)  # prob 1 draws no coin: the stream of earlier runs
     none = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 0.0}).sample(
-        16, torch.Generator().manual_seed(3))
+        16, torch.Generator().manual_seed(3)
+    )
     assert torch.equal(none.lr, clean.lr)
     half = RandomScaleSampler(imgs, **kw, degradation={"name": "classical", "prob": 0.5}).sample(
-        16, torch.Generator().manual_seed(3))
+        16, torch.Generator().manual_seed(3)
+    )
     is_clean = [torch.equal(half.lr[i], clean.lr[i]) for i in range(16)]
     assert 2 <= sum(is_clean) <= 14 and torch.equal(half.gt, clean.gt)
     with pytest.raises(ConfigError, match="prob"):

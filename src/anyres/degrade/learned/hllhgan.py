@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from anyres.errors import ConfigError
-
 from anyres.degrade.base import Draw, Pipeline
+from anyres.errors import ConfigError
 
 __all__ = [
     "H2LGenerator",
@@ -49,8 +49,13 @@ class _ResBlockBN(nn.Module):
 
     def __init__(self, ch: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True),
-                                  nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch))
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(True),
+            nn.Conv2d(ch, ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(ch),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -64,8 +69,14 @@ class H2LGenerator(nn.Module):
     it from torch's global generator.
     """
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64, 128), noise: str = "map", z_dim: int = 64,
-                 skip: bool = True, fc_size: int = 64):
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        noise: str = "map",
+        z_dim: int = 64,
+        skip: bool = True,
+        fc_size: int = 64,
+    ):
         super().__init__()
         if noise not in ("map", "fc"):
             raise ConfigError(f"noise must be 'map' or 'fc', got {noise!r}")
@@ -80,14 +91,18 @@ class H2LGenerator(nn.Module):
         down = []
         for i, c in enumerate(channels):
             nxt = channels[min(i + 1, 3)]
-            down += [_ResBlockBN(c), _ResBlockBN(c), nn.BatchNorm2d(c), nn.ReLU(True),
-                     nn.Conv2d(c, nxt, 3, stride=2, padding=1)]
+            down += [
+                _ResBlockBN(c),
+                _ResBlockBN(c),
+                nn.BatchNorm2d(c),
+                nn.ReLU(True),
+                nn.Conv2d(c, nxt, 3, stride=2, padding=1),
+            ]
         self.down = nn.Sequential(*down)
         c = channels[3]
         up = []
         for _ in range(2):
-            up += [_ResBlockBN(c), _ResBlockBN(c), nn.Conv2d(c, 4 * c, 3, padding=1), nn.PixelShuffle(2),
-                   nn.ReLU(True)]
+            up += [_ResBlockBN(c), _ResBlockBN(c), nn.Conv2d(c, 4 * c, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
         self.tail = nn.Conv2d(c, 3, 3, padding=1)
         if skip:  # start at the pixel-loss target: the residual branch begins at zero
@@ -95,11 +110,23 @@ class H2LGenerator(nn.Module):
             nn.init.zeros_(self.tail.bias)
 
     def config_dict(self) -> dict[str, Any]:
-        return {"arch": "hllhgan-h2l", "channels": self.channels, "noise": self.noise, "z_dim": self.z_dim,
-                "skip": self.skip, "fc_size": self.fc_size}
+        return {
+            "arch": "hllhgan-h2l",
+            "channels": self.channels,
+            "noise": self.noise,
+            "z_dim": self.z_dim,
+            "skip": self.skip,
+            "fc_size": self.fc_size,
+        }
 
-    def make_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
+    def make_noise(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
         shape = (batch, self.z_dim) if self.noise == "fc" else (batch, 1, height, width)
         return torch.randn(shape, generator=generator).to(device)
 
@@ -174,8 +201,14 @@ class _PreActBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(True), nn.Conv2d(cin, cout, 3, padding=1),
-                                  nn.BatchNorm2d(cout), nn.ReLU(True), nn.Conv2d(cout, cout, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin),
+            nn.ReLU(True),
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+        )
         self.sc = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,10 +229,13 @@ class L2HGenerator(nn.Module):
         self.head = nn.Conv2d(3, width, 3, padding=1)
         self.body = nn.Sequential(*[_PreActBlock(width, width) for _ in range(n_blocks)])
         self.up1 = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(True), nn.ConvTranspose2d(width, width, 1))
-        self.mid = nn.Sequential(_PreActBlock(width, width2), _PreActBlock(width2, width2), _PreActBlock(width2, width2))
+        self.mid = nn.Sequential(
+            _PreActBlock(width, width2), _PreActBlock(width2, width2), _PreActBlock(width2, width2)
+        )
         self.up2 = nn.Sequential(nn.BatchNorm2d(width2), nn.ReLU(True), nn.ConvTranspose2d(width2, width2, 1))
-        self.tail = nn.Sequential(nn.Conv2d(width2, 96, 3, padding=1), nn.ReLU(True), nn.Conv2d(96, 96, 1),
-                                  nn.ReLU(True), nn.Conv2d(96, 3, 1))
+        self.tail = nn.Sequential(
+            nn.Conv2d(width2, 96, 3, padding=1), nn.ReLU(True), nn.Conv2d(96, 96, 1), nn.ReLU(True), nn.Conv2d(96, 3, 1)
+        )
 
     def config_dict(self) -> dict[str, Any]:
         return {"arch": "hllhgan-l2h", "width": self.width, "width2": self.width2, "n_blocks": self.n_blocks}
@@ -273,8 +309,10 @@ class HLLHGANPipeline(Pipeline):
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
         if not self.config.weights:
-            raise ConfigError("the hllhgan pipeline needs weights: an h2l folder written by `anyres hllhgan` "
-                              "(--weights FOLDER on the command line)")
+            raise ConfigError(
+                "the hllhgan pipeline needs weights: an h2l folder written by `anyres hllhgan` "
+                "(--weights FOLDER on the command line)"
+            )
         self._nets: dict[str, H2LGenerator] = {}
 
     def _net(self, device: torch.device) -> H2LGenerator:
@@ -282,8 +320,10 @@ class HLLHGANPipeline(Pipeline):
         if key not in self._nets:
             net = load_generator(self.config.weights, device)
             if net.noise != "map":
-                raise ConfigError(f"{self.config.weights}: a noise='fc' generator takes 64x64 crops only; "
-                                  f"the pipeline needs a noise='map' generator")
+                raise ConfigError(
+                    f"{self.config.weights}: a noise='fc' generator takes 64x64 crops only; "
+                    f"the pipeline needs a noise='map' generator"
+                )
             self._nets[key] = net
         return self._nets[key]
 
@@ -301,8 +341,9 @@ class HLLHGANPipeline(Pipeline):
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        noise = net.make_noise(1, x.shape[-2], x.shape[-1], torch.Generator().manual_seed(int(record["seed"])),
-                               device=hr.device)
+        noise = net.make_noise(
+            1, x.shape[-2], x.shape[-1], torch.Generator().manual_seed(int(record["seed"])), device=hr.device
+        )
         lr = net(x, noise)
         lh, lw = record["lr_size"]
         return ((lr[..., :lh, :lw] + 1) / 2).clamp(0, 1).to(hr.dtype)

@@ -26,12 +26,19 @@ from anyres.sr.data import load_hr_folders
 from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, model_spec, register_task
 from anyres.train.engine import Recipe, load_init_weights, milestone_lr, update
 
-__all__ = ["EnhanceTrainConfig", "EnhanceDataConfig", "EnhanceOptimConfig", "EnhanceRecipe", "TASK_KEY",
-           "LOSSES", "task_spec"]
+__all__ = [
+    "EnhanceTrainConfig",
+    "EnhanceDataConfig",
+    "EnhanceOptimConfig",
+    "EnhanceRecipe",
+    "TASK_KEY",
+    "LOSSES",
+    "task_spec",
+]
 
-TASK_KEY = "enhance"          # the top-level ``task:`` value of an enhancement config
+TASK_KEY = "enhance"  # the top-level ``task:`` value of an enhancement config
 LOSSES = ("deeplpf", "l1")
-_MIN_PATCH = 5                # DeepLPF's loss uses a 5x5 MS-SSIM window
+_MIN_PATCH = 5  # DeepLPF's loss uses a 5x5 MS-SSIM window
 
 
 def task_spec(value: Any) -> dict[str, Any]:
@@ -51,7 +58,7 @@ class EnhanceDataConfig(ConfigModel):
     # accepted and stored in this form.
     task: Any = Field(default_factory=lambda: {"name": "retouch", "args": {}})
     patch: Annotated[int, Field(ge=_MIN_PATCH)] | None = 256  # crop side; None: whole images (batch of one size)
-    augment: bool = True          # independent 50 % horizontal and vertical flips
+    augment: bool = True  # independent 50 % horizontal and vertical flips
 
     @field_validator("task")
     @classmethod
@@ -79,7 +86,7 @@ class EnhanceTrainConfig(ConfigModel):
     checkpoint_minutes: PositiveFloat = 5.0
     log_every: PositiveInt = 25
     out_dir: str = "runs/enhance"
-    init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
+    init: str | None = None  # weights folder to start from (fine-tuning); ignored when resuming
 
     @field_validator("model")
     @classmethod
@@ -108,15 +115,20 @@ class EnhanceRecipe(Recipe):
 
     rng_key = "enhance/dropout"
 
-    def __init__(self, config: EnhanceTrainConfig, images: list[torch.Tensor] | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: EnhanceTrainConfig,
+        images: list[torch.Tensor] | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         self.config = config
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, the caller's RNG untouched
             torch.manual_seed(config.seed)
             self.net = NETWORKS.build(config.model["name"], **config.model["args"])
         if not hasattr(self.net, "config_dict"):
-            raise ConfigError(f"network {config.model['name']!r} cannot be saved as a weights folder "
-                              f"(it has no config_dict)")
+            raise ConfigError(
+                f"network {config.model['name']!r} cannot be saved as a weights folder (it has no config_dict)"
+            )
         if config.init:
             load_init_weights(self.net, config.init)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
@@ -125,8 +137,9 @@ class EnhanceRecipe(Recipe):
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)
-        self.sampler = EnhancePairSampler(images, get_task(d.task["name"], d.task["args"] or None),
-                                          patch=d.patch, flip=d.augment)
+        self.sampler = EnhancePairSampler(
+            images, get_task(d.task["name"], d.task["args"] or None), patch=d.patch, flip=d.augment
+        )
 
     def lr_at(self, iteration: int) -> float:
         o = self.config.optim
@@ -147,15 +160,28 @@ class EnhanceRecipe(Recipe):
         """Write the weights folder ``out_dir/model`` (weights, config.json with the recipe, README.md card)."""
         cfg = self.config
         recipe = {
-            "task": cfg.data.task, "data": list(cfg.data.train), "patch": cfg.data.patch,
-            "augment": cfg.data.augment, "batch_size": cfg.batch_size, "iterations": engine.iteration,
-            "planned_iterations": cfg.iterations, "loss": cfg.loss,
-            "optimizer": {"name": "adam", "lr": cfg.optim.lr, "milestones": list(cfg.optim.milestones),
-                          "gamma": cfg.optim.gamma},
-            "seed": cfg.seed, "wall_time_hours": round(engine.elapsed / 3600, 3),
+            "task": cfg.data.task,
+            "data": list(cfg.data.train),
+            "patch": cfg.data.patch,
+            "augment": cfg.data.augment,
+            "batch_size": cfg.batch_size,
+            "iterations": engine.iteration,
+            "planned_iterations": cfg.iterations,
+            "loss": cfg.loss,
+            "optimizer": {
+                "name": "adam",
+                "lr": cfg.optim.lr,
+                "milestones": list(cfg.optim.milestones),
+                "gamma": cfg.optim.gamma,
+            },
+            "seed": cfg.seed,
+            "wall_time_hours": round(engine.elapsed / 3600, 3),
         }
-        folder = save_network(self.net, self.out_dir / "model",
-                              extra={"name": cfg.name, "iterations": engine.iteration, "training": recipe})
+        folder = save_network(
+            self.net,
+            self.out_dir / "model",
+            extra={"name": cfg.name, "iterations": engine.iteration, "training": recipe},
+        )
         last = engine.history[-1]["loss"] if engine.history else None
         write_bytes_atomic(folder / CARD, self._card(recipe, last).encode())
 
@@ -174,8 +200,13 @@ class EnhanceRecipe(Recipe):
             f"- data: {', '.join(cfg.data.train) or '(images given in Python)'}; random {cfg.data.patch} px crops"
             f"{', random flips' if cfg.data.augment else ''}, damage drawn per sample",
             f"- {recipe['iterations']} of {cfg.iterations} iterations, batch {cfg.batch_size}, loss `{cfg.loss}`",
-            f"- Adam, lr {cfg.optim.lr:g}, " + (f"x{cfg.optim.gamma:g} at iterations {list(cfg.optim.milestones)}"
-                                                  if cfg.optim.milestones else "constant") + f"; seed {cfg.seed}",
+            f"- Adam, lr {cfg.optim.lr:g}, "
+            + (
+                f"x{cfg.optim.gamma:g} at iterations {list(cfg.optim.milestones)}"
+                if cfg.optim.milestones
+                else "constant"
+            )
+            + f"; seed {cfg.seed}",
             f"- wall time {recipe['wall_time_hours']} h"
             + (f"; last logged training loss {last:.4f}" if last is not None else ""),
             "",

@@ -45,15 +45,15 @@ class HLLHGANConfig:
     noise: str = "map"
     skip: bool = True
     d_channels: tuple = (32, 32, 64, 64, 128, 128)
-    l2h: bool = False                 # also train the Low-to-High GAN (slow on a CPU: ~3.6 GMAC per 16x16)
+    l2h: bool = False  # also train the Low-to-High GAN (slow on a CPU: ~3.6 GMAC per 16x16)
     l2h_width: int = 256
     l2h_width2: int = 128
     hr_size: int = 64
     batch: int = 32
     lr: float = 1e-4
     betas: tuple = (0.0, 0.9)
-    pixel_weight: float = 1.0         # alpha
-    gan_weight: float = 0.05          # beta
+    pixel_weight: float = 1.0  # alpha
+    gan_weight: float = 0.05  # beta
     iterations: int = 2000
     seed: int = 0
     checkpoint_minutes: float = 5.0
@@ -75,8 +75,13 @@ class HLLHGANRecipe(Recipe):
     progress_bar = "HLLHGAN"
     log_every = 50
 
-    def __init__(self, config: HLLHGANConfig, hr_images: Sequence[torch.Tensor], lr_images: Sequence[torch.Tensor],
-                 out_dir: str | Path):
+    def __init__(
+        self,
+        config: HLLHGANConfig,
+        hr_images: Sequence[torch.Tensor],
+        lr_images: Sequence[torch.Tensor],
+        out_dir: str | Path,
+    ):
         torch.manual_seed(config.seed)
         self.config, self.hr_images, self.lr_images, self._out_dir = config, hr_images, lr_images, Path(out_dir)
         self.g_h2l = H2LGenerator(config.h2l_channels, config.noise, skip=config.skip, fc_size=config.hr_size)
@@ -86,8 +91,10 @@ class HLLHGANRecipe(Recipe):
             self.g_l2h = L2HGenerator(config.l2h_width, config.l2h_width2)
             self.d_high = ResDiscriminator(config.hr_size, config.d_channels)
             self.modules.update(g_l2h=self.g_l2h, d_high=self.d_high)
-        self.optimizers = {f"optim_{k}": (torch.optim.Adam(n.parameters(), lr=config.lr, betas=tuple(config.betas)), n)
-                           for k, n in self.modules.items()}
+        self.optimizers = {
+            f"optim_{k}": (torch.optim.Adam(n.parameters(), lr=config.lr, betas=tuple(config.betas)), n)
+            for k, n in self.modules.items()
+        }
 
     name = "hllhgan"
 
@@ -127,8 +134,9 @@ class HLLHGANRecipe(Recipe):
             out.update(d_high=dh_loss.item(), l2h_pixel=pix2.item(), l2h_gan=adv2.item())
         return out
 
-    def history_entry(self, iteration: int, window: list[dict[str, float]],
-                      mean: dict[str, float]) -> dict[str, Any] | None:
+    def history_entry(
+        self, iteration: int, window: list[dict[str, float]], mean: dict[str, float]
+    ) -> dict[str, Any] | None:
         if iteration % self.log_every:  # not at the end of a run: entries stay 50 iterations apart
             return None
         return {"iteration": iteration, **{k: round(v, 5) for k, v in window[-1].items()}}
@@ -139,11 +147,13 @@ class HLLHGANRecipe(Recipe):
     def check_resume(self, meta: dict[str, Any], path: Path) -> None:
         saved = meta["config"]
         mine = json.loads(json.dumps(dataclasses.asdict(self.config)))
-        differ = sorted(k for k in mine if k not in ("iterations", "checkpoint_minutes", "threads")
-                        and saved.get(k) != mine[k])
+        differ = sorted(
+            k for k in mine if k not in ("iterations", "checkpoint_minutes", "threads") and saved.get(k) != mine[k]
+        )
         if differ:
-            raise ConfigError(f"{path} was trained with other settings ({', '.join(differ)}); "
-                              f"use another --out or --restart")
+            raise ConfigError(
+                f"{path} was trained with other settings ({', '.join(differ)}); use another --out or --restart"
+            )
 
     def save_outputs(self, engine: Engine) -> None:
         save_network(self.g_h2l, self.out_dir / "h2l", extra={"iterations": engine.iteration})
@@ -151,9 +161,17 @@ class HLLHGANRecipe(Recipe):
             save_network(self.g_l2h, self.out_dir / "l2h", extra={"iterations": engine.iteration})
 
 
-def train_hllhgan(hr_images: Sequence[torch.Tensor], lr_images: Sequence[torch.Tensor], out_dir: str | Path,
-                  config: HLLHGANConfig | None = None, *, resume: bool = True, progress: bool = True,
-                  log: Callable[[str], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+def train_hllhgan(
+    hr_images: Sequence[torch.Tensor],
+    lr_images: Sequence[torch.Tensor],
+    out_dir: str | Path,
+    config: HLLHGANConfig | None = None,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train HLLHGAN from unpaired HR and real LR images (``(3, H, W)`` uint8 tensors).
 
     Checkpoints to ``out_dir/checkpoint.safetensors`` every ``checkpoint_minutes``, on SIGINT/SIGTERM and at
@@ -169,7 +187,11 @@ def train_hllhgan(hr_images: Sequence[torch.Tensor], lr_images: Sequence[torch.T
         if resume:
             engine.resume()
         engine.run_until_stopped(stop_after)
-        return {"iterations": engine.iteration, "seconds": round(engine.elapsed, 1), "losses": engine.last_losses,
-                "h2l": str(Path(out_dir) / "h2l")}
+        return {
+            "iterations": engine.iteration,
+            "seconds": round(engine.elapsed, 1),
+            "losses": engine.last_losses,
+            "h2l": str(Path(out_dir) / "h2l"),
+        }
     finally:
         torch.set_num_threads(previous)

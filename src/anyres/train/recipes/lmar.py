@@ -29,10 +29,10 @@ from anyres.enhancement.tasks import get_task
 from anyres.errors import AnyresError, ConfigError
 from anyres.hub import CARD, CONFIG, WEIGHTS, save_network
 from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.ops.augment import flip
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
 from anyres.train.config import ConfigModel, Count, PositiveFloat, PositiveInt, model_spec, register_task
-from anyres.ops.augment import flip
 from anyres.train.engine import Recipe, stderr_log, update
 from anyres.train.lmar_losses import (
     LMARLossWeights,
@@ -44,11 +44,19 @@ from anyres.train.lmar_losses import (
 )
 from anyres.train.recipes.enhance import task_spec
 
-__all__ = ["LMARTrainConfig", "LMARDataConfig", "LMAROptimConfig", "LMARLossConfig", "LMARRecipe", "TASK_KEY",
-           "target_sides", "enhancer_fingerprint"]
+__all__ = [
+    "LMARTrainConfig",
+    "LMARDataConfig",
+    "LMAROptimConfig",
+    "LMARLossConfig",
+    "LMARRecipe",
+    "TASK_KEY",
+    "target_sides",
+    "enhancer_fingerprint",
+]
 
-TASK_KEY = "lmar"             # the top-level ``task:`` value of an LMAR config
-_MIN_SIDE = 16                # the PatchGAN needs sides >= 16 (four stride-2 convolutions)
+TASK_KEY = "lmar"  # the top-level ``task:`` value of an LMAR config
+_MIN_SIDE = 16  # the PatchGAN needs sides >= 16 (four stride-2 convolutions)
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
@@ -62,17 +70,17 @@ def target_sides(crop: int, scale_min: float, scale_max: float, step: int = 8) -
 
 
 class LMARDataConfig(ConfigModel):
-    train: list[str] = Field(default_factory=list)   # folders of photos (no targets needed)
+    train: list[str] = Field(default_factory=list)  # folders of photos (no targets needed)
     # File names (e.g. im_036.png) in those folders left out of training: the held-out benchmark photos.
     exclude: list[str] = Field(default_factory=list)
     # Damage applied to every crop before LMAR sees it: a task of anyres.enhancement.tasks as a name or
     # {name, args}, stored in the latter form; null trains on the clean crops.
     task: Any = Field(default_factory=lambda: {"name": "lowlight", "args": {}})
     crop: Annotated[int, Field(ge=_MIN_SIDE)] = 256  # HR crop side (the reference: 1024 from 3840x2160 frames)
-    scale_min: float = 1.0       # target sides d satisfy crop / scale_max <= d < crop / scale_min
+    scale_min: float = 1.0  # target sides d satisfy crop / scale_max <= d < crop / scale_min
     scale_max: float = 4.0
-    size_step: PositiveInt = 8   # d is a multiple of this (the reference: 8)
-    augment: bool = False        # independent 50 % horizontal and vertical flips (the reference: none)
+    size_step: PositiveInt = 8  # d is a multiple of this (the reference: 8)
+    augment: bool = False  # independent 50 % horizontal and vertical flips (the reference: none)
 
     @field_validator("task")
     @classmethod
@@ -81,24 +89,30 @@ class LMARDataConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _sides(self) -> LMARDataConfig:
-        if not (math.isfinite(self.scale_min) and math.isfinite(self.scale_max)
-                and 1.0 <= self.scale_min < self.scale_max):
+        if not (
+            math.isfinite(self.scale_min) and math.isfinite(self.scale_max) and 1.0 <= self.scale_min < self.scale_max
+        ):
             raise ValueError(f"need 1 <= scale_min < scale_max, got {self.scale_min}, {self.scale_max}")
         sides = target_sides(self.crop, self.scale_min, self.scale_max, self.size_step)
         if not sides:
-            raise ValueError(f"no multiple of {self.size_step} in [crop / scale_max, crop / scale_min) = "
-                             f"[{self.crop / self.scale_max:g}, {self.crop / self.scale_min:g})")
+            raise ValueError(
+                f"no multiple of {self.size_step} in [crop / scale_max, crop / scale_min) = "
+                f"[{self.crop / self.scale_max:g}, {self.crop / self.scale_min:g})"
+            )
         if sides[0] < _MIN_SIDE:
-            raise ValueError(f"target sides go down to {sides[0]}, the discriminator needs >= {_MIN_SIDE}; "
-                             "raise crop or lower scale_max")
+            raise ValueError(
+                f"target sides go down to {sides[0]}, the discriminator needs >= {_MIN_SIDE}; "
+                "raise crop or lower scale_max"
+            )
         return self
 
 
 class LMAROptimConfig(ConfigModel):
-    lr: PositiveFloat = 4e-4                                    # both Adams (generator and discriminator)
-    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=lambda: [0.9, 0.999],
-                                                             min_length=2, max_length=2)
-    step_every: PositiveInt = 1000                              # iterations between lr *= gamma (StepLR)
+    lr: PositiveFloat = 4e-4  # both Adams (generator and discriminator)
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2
+    )
+    step_every: PositiveInt = 1000  # iterations between lr *= gamma (StepLR)
     gamma: PositiveFloat = 0.75
 
 
@@ -114,15 +128,15 @@ class LMARLossConfig(ConfigModel):
 class LMARTrainConfig(ConfigModel):
     task: Literal["lmar"] = TASK_KEY
     name: str = "lmar"
-    enhancer: str | None = None      # weights folder of the frozen enhancer (required)
+    enhancer: str | None = None  # weights folder of the frozen enhancer (required)
     model: dict[str, Any] = Field(default_factory=lambda: {"name": "lmar", "args": {}})
     data: LMARDataConfig = Field(default_factory=LMARDataConfig)
-    batch_size: PositiveInt = 1      # crops of one iteration share their target side d
+    batch_size: PositiveInt = 1  # crops of one iteration share their target side d
     iterations: Count = 3000
     optim: LMAROptimConfig = Field(default_factory=LMAROptimConfig)
     loss: LMARLossConfig = Field(default_factory=LMARLossConfig)  # 0 adversarial: no discriminator step
     discriminator_channels: PositiveInt = 4  # the reference PatchGAN's width
-    grad_checkpoint: bool = False    # recompute LMAR's row chunks in the backward pass (large crops)
+    grad_checkpoint: bool = False  # recompute LMAR's row chunks in the backward pass (large crops)
     seed: Count = 0
     threads: PositiveInt | None = None
     checkpoint_minutes: PositiveFloat = 5.0
@@ -149,8 +163,10 @@ def enhancer_fingerprint(folder: str | Path) -> dict[str, Any]:
     ``model.safetensors``. Missing or unreadable folders are a :class:`~anyres.errors.ConfigError`."""
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
-        raise ConfigError(f"enhancer: {folder} is not a weights folder (expected {CONFIG} and {WEIGHTS}); train "
-                          f"the enhancer first and point 'enhancer' at its run's model folder")
+        raise ConfigError(
+            f"enhancer: {folder} is not a weights folder (expected {CONFIG} and {WEIGHTS}); train "
+            f"the enhancer first and point 'enhancer' at its run's model folder"
+        )
     try:
         config = json.loads((folder / CONFIG).read_text())
         digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
@@ -158,8 +174,14 @@ def enhancer_fingerprint(folder: str | Path) -> dict[str, Any]:
         raise ConfigError(f"enhancer: cannot read {folder} ({err})") from None
     config = config if isinstance(config, dict) else {}
     training = config.get("training") if isinstance(config.get("training"), dict) else {}
-    return {"folder": str(folder), "arch": config.get("arch"), "name": config.get("name"),
-            "iterations": config.get("iterations"), "task": training.get("task"), "sha256": digest}
+    return {
+        "folder": str(folder),
+        "arch": config.get("arch"),
+        "name": config.get("name"),
+        "iterations": config.get("iterations"),
+        "task": training.get("task"),
+        "sha256": digest,
+    }
 
 
 def _load_photos(folders: Sequence[str], exclude: Sequence[str], crop: int) -> tuple[list[torch.Tensor], int]:
@@ -196,8 +218,12 @@ class LMARRecipe(Recipe):
 
     rng_key = "lmar/rng"
 
-    def __init__(self, config: LMARTrainConfig, images: list[torch.Tensor] | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: LMARTrainConfig,
+        images: list[torch.Tensor] | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
         from anyres.enhancement.api import load_enhancer
 
         self.config = cfg = config
@@ -210,8 +236,10 @@ class LMARRecipe(Recipe):
             raise ConfigError(f"enhancer: {err}") from None
         recorded = self.enhancer_info["task"]
         if cfg.data.task is not None and isinstance(recorded, dict) and recorded.get("name") != cfg.data.task["name"]:
-            log(f"[{cfg.name}] warning: the enhancer was trained on {recorded.get('name')!r} damage, this run "
-                f"damages crops with {cfg.data.task['name']!r}")
+            log(
+                f"[{cfg.name}] warning: the enhancer was trained on {recorded.get('name')!r} damage, this run "
+                f"damages crops with {cfg.data.task['name']!r}"
+            )
         with torch.random.fork_rng(devices=[]):  # initial weights from the seed, the caller's RNG untouched
             torch.manual_seed(cfg.seed)
             self.net = NETWORKS.build("lmar", **cfg.model["args"])
@@ -227,8 +255,10 @@ class LMARRecipe(Recipe):
         self.sides = target_sides(d.crop, d.scale_min, d.scale_max, d.size_step)
         if images is None:
             images, total = _load_photos(d.train, d.exclude, d.crop)
-            log(f"[{cfg.name}] {len(images)} of {total} photos hold a {d.crop}x{d.crop} crop"
-                + (f" ({len(d.exclude)} held out)" if d.exclude else ""))
+            log(
+                f"[{cfg.name}] {len(images)} of {total} photos hold a {d.crop}x{d.crop} crop"
+                + (f" ({len(d.exclude)} held out)" if d.exclude else "")
+            )
         self.images = [img for img in images if min(img.shape[-2:]) >= d.crop]
         if not self.images:
             raise ConfigError(f"no training image holds a {d.crop}x{d.crop} crop")
@@ -252,8 +282,7 @@ class LMARRecipe(Recipe):
             hflip = draw.coin(0.5) if augment else False
             vflip = draw.coin(0.5) if augment else False
             record = self.task.sample(1, g)[0] if self.task is not None else None
-            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip,
-                            "record": record})
+            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip, "record": record})
         return {"side": side, "samples": samples}
 
     def batch_at(self, iteration: int) -> tuple[torch.Tensor, int]:
@@ -263,7 +292,7 @@ class LMARRecipe(Recipe):
         crop = self.config.data.crop
         crops = []
         for s in drawn["samples"]:
-            img = self.images[s["image"]][:, s["top"]:s["top"] + crop, s["left"]:s["left"] + crop]
+            img = self.images[s["image"]][:, s["top"] : s["top"] + crop, s["left"] : s["left"] + crop]
             x = flip(img.to(torch.float32).div(255.0), s["hflip"], s["vflip"]).unsqueeze(0).contiguous()
             crops.append(self.task.apply(x, [s["record"]]) if self.task is not None else x)
         return torch.cat(crops), drawn["side"]
@@ -295,8 +324,7 @@ class LMARRecipe(Recipe):
         return out
 
     def describe(self, mean: dict[str, float]) -> str:
-        parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "adversarial")
-                         if k in mean)
+        parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "adversarial") if k in mean)
         disc = f" D {mean['disc']:.4f}" if "disc" in mean else ""
         return f"G {mean['total']:.4f} ({parts}){disc}"
 
@@ -306,35 +334,57 @@ class LMARRecipe(Recipe):
     def check_resume(self, meta: dict[str, Any], path: Path) -> None:
         was = (meta.get("enhancer") or {}).get("sha256")
         if was != self.enhancer_info["sha256"]:
-            raise ConfigError(f"{path} was trained for another enhancer (weights sha256 {str(was)[:12]}, now "
-                              f"{self.enhancer_info['sha256'][:12]} in {self.config.enhancer}); use --restart")
+            raise ConfigError(
+                f"{path} was trained for another enhancer (weights sha256 {str(was)[:12]}, now "
+                f"{self.enhancer_info['sha256'][:12]} in {self.config.enhancer}); use --restart"
+            )
 
     def recipe(self, engine: Any) -> dict[str, Any]:
         cfg, d = self.config, self.config.data
         return {
-            "enhancer": self.enhancer_info, "data": list(d.train), "exclude": list(d.exclude), "task": d.task,
-            "crop": d.crop, "target_sides": [self.sides[0], self.sides[-1], d.size_step],
-            "scale_range": [d.scale_min, d.scale_max], "augment": d.augment, "batch_size": cfg.batch_size,
-            "iterations": engine.iteration, "planned_iterations": cfg.iterations,
-            "loss_weights": dataclasses.asdict(self.weights), "discriminator_channels": cfg.discriminator_channels,
-            "optimizer": {"name": "adam", "lr": cfg.optim.lr, "betas": list(cfg.optim.betas),
-                          "step_every": cfg.optim.step_every, "gamma": cfg.optim.gamma},
-            "seed": cfg.seed, "wall_time_hours": round(engine.elapsed / 3600, 3),
+            "enhancer": self.enhancer_info,
+            "data": list(d.train),
+            "exclude": list(d.exclude),
+            "task": d.task,
+            "crop": d.crop,
+            "target_sides": [self.sides[0], self.sides[-1], d.size_step],
+            "scale_range": [d.scale_min, d.scale_max],
+            "augment": d.augment,
+            "batch_size": cfg.batch_size,
+            "iterations": engine.iteration,
+            "planned_iterations": cfg.iterations,
+            "loss_weights": dataclasses.asdict(self.weights),
+            "discriminator_channels": cfg.discriminator_channels,
+            "optimizer": {
+                "name": "adam",
+                "lr": cfg.optim.lr,
+                "betas": list(cfg.optim.betas),
+                "step_every": cfg.optim.step_every,
+                "gamma": cfg.optim.gamma,
+            },
+            "seed": cfg.seed,
+            "wall_time_hours": round(engine.elapsed / 3600, 3),
         }
 
     def save_outputs(self, engine: Any) -> None:
         """Write the LMAR weights folder ``out_dir/model`` (weights, config.json with the recipe, README.md)."""
         recipe = self.recipe(engine)
-        folder = save_network(self.net, self.out_dir / "model",
-                              extra={"name": self.config.name, "iterations": engine.iteration, "training": recipe})
+        folder = save_network(
+            self.net,
+            self.out_dir / "model",
+            extra={"name": self.config.name, "iterations": engine.iteration, "training": recipe},
+        )
         last = engine.history[-1] if engine.history else None
         write_bytes_atomic(folder / CARD, _card(self, recipe, last).encode())
 
 
 def _card(r: LMARRecipe, recipe: dict[str, Any], last: dict[str, Any] | None) -> str:
     cfg, d, enh, w = r.config, r.config.data, r.enhancer_info, r.weights
-    task = f"`{d.task['name']}` damage" + (f" (overrides {json.dumps(d.task['args'])})" if d.task["args"] else "") \
-        if d.task is not None else "no damage (clean crops)"
+    task = (
+        f"`{d.task['name']}` damage" + (f" (overrides {json.dumps(d.task['args'])})" if d.task["args"] else "")
+        if d.task is not None
+        else "no damage (clean crops)"
+    )
     lines = [
         f"# {cfg.name}",
         "",
@@ -366,8 +416,12 @@ def _card(r: LMARRecipe, recipe: dict[str, Any], last: dict[str, Any] | None) ->
         f"{cfg.optim.lr:g}, betas {tuple(cfg.optim.betas)}, x{cfg.optim.gamma:g} every {cfg.optim.step_every} "
         f"iterations; seed {cfg.seed}",
         f"- wall time {recipe['wall_time_hours']} h"
-        + (f"; last logged losses: generator {last['total']:.4f}"
-           + (f", discriminator {last['disc']:.4f}" if "disc" in last else "") if last else ""),
+        + (
+            f"; last logged losses: generator {last['total']:.4f}"
+            + (f", discriminator {last['disc']:.4f}" if "disc" in last else "")
+            if last
+            else ""
+        ),
         "",
         "## Metrics",
         "",

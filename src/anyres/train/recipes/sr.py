@@ -32,12 +32,12 @@ __all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "SRRecipe"]
 
 class DataConfig(ConfigModel):
     train: list[str] = Field(default_factory=list)  # folders of HR images
-    patch: PositiveInt = 48                          # LR patch side
+    patch: PositiveInt = 48  # LR patch side
     scale_min: PositiveFloat = 1.0
     scale_max: PositiveFloat = 4.0
-    queries: PositiveInt = 2304                      # sampled HR pixels per patch
+    queries: PositiveInt = 2304  # sampled HR pixels per patch
     augment: bool = True
-    degradation: Any = None                          # None: bicubic LR; else a pipeline name or {name, args}
+    degradation: Any = None  # None: bicubic LR; else a pipeline name or {name, args}
     query_layout: Literal["random", "patch"] = "random"  # "patch": a contiguous sqrt(queries)^2 window (GAN/VGG)
 
 
@@ -45,13 +45,13 @@ class OptimConfig(ConfigModel):
     lr: PositiveFloat = 1e-4
     milestones: Milestones = Field(default_factory=list)  # iterations at which lr *= gamma
     gamma: PositiveFloat = 0.5
-    warmup: Count = 0                                    # iterations of linear lr warm-up (fine-tuning)
+    warmup: Count = 0  # iterations of linear lr warm-up (fine-tuning)
 
 
 class ValConfig(ConfigModel):
-    data: str | None = None          # folder of HR images (benchmark protocol)
+    data: str | None = None  # folder of HR images (benchmark protocol)
     scales: list[PositiveFloat | PositiveInt] = Field(default_factory=lambda: [2.0, 3.0, 4.0])
-    every: Count = 1000              # iterations
+    every: Count = 1000  # iterations
 
 
 class TrainConfig(ConfigModel):
@@ -68,11 +68,11 @@ class TrainConfig(ConfigModel):
     seed: Count = 0
     threads: PositiveInt | None = None
     out_dir: str = "runs/liif"
-    init: str | None = None          # weights folder to start from (fine-tuning); ignored when resuming
-    prior_weight: float = 0.05       # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
+    init: str | None = None  # weights folder to start from (fine-tuning); ignored when resuming
+    prior_weight: float = 0.05  # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
     pixel_loss: Literal["l1", "mse"] = "l1"  # "mse" for LIIFusion stage 2 (the paper's eq. 9)
-    perceptual_weight: float = 0.0   # VGG16 relu5_3 MSE (needs data.query_layout: patch)
-    gan_weight: float = 0.0          # relativistic GAN loss with a U-Net discriminator (needs patch queries)
+    perceptual_weight: float = 0.0  # VGG16 relu5_3 MSE (needs data.query_layout: patch)
+    gan_weight: float = 0.0  # relativistic GAN loss with a U-Net discriminator (needs patch queries)
     discriminator: dict[str, Any] = Field(default_factory=lambda: {"channels": 64})
 
     @model_validator(mode="after")
@@ -91,9 +91,9 @@ class SRRecipe(Recipe):
     """The network (channels-last, DDP-wrapped under torchrun), Adam, the sampler and the optional
     discriminator and VGG loss of one SR run. ``images``: ``(3, H, W)`` uint8 instead of ``data.train``."""
 
-
-    def __init__(self, config: TrainConfig, images: list[torch.Tensor] | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self, config: TrainConfig, images: list[torch.Tensor] | None = None, log: Callable[[str], None] | None = None
+    ):
         self.config = config
         self.world, self.rank = distributed()
         if config.batch_size % self.world:
@@ -123,10 +123,17 @@ class SRRecipe(Recipe):
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)
-        self.sampler = RandomScaleSampler(images, d.patch, d.scale_min, d.scale_max, d.queries, d.augment,
-                                          degradation=d.degradation,
-                                          return_hr=getattr(self.net, "uses_hr_prior", False),
-                                          query_layout=d.query_layout)
+        self.sampler = RandomScaleSampler(
+            images,
+            d.patch,
+            d.scale_min,
+            d.scale_max,
+            d.queries,
+            d.augment,
+            degradation=d.degradation,
+            return_hr=getattr(self.net, "uses_hr_prior", False),
+            query_layout=d.query_layout,
+        )
         self.validate_every = config.val.every if config.val.data else 0
 
     def history_entry(self, iteration: int, window: list, mean: dict[str, float]) -> None:
@@ -191,8 +198,9 @@ class SRRecipe(Recipe):
             return None
         self.net.eval()
         try:
-            report = evaluate(LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales,
-                              progress=False)
+            report = evaluate(
+                LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales, progress=False
+            )
         finally:
             self.net.train()
         return {"iteration": iteration, "psnr": {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}}

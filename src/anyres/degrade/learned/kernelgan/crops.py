@@ -29,7 +29,7 @@ def _zero_border(m: torch.Tensor, width: int) -> torch.Tensor:
     out = torch.zeros_like(m)
     h, w = m.shape
     if 2 * width < h and 2 * width < w:
-        out[width:h - width, width:w - width] = m[width:h - width, width:w - width]
+        out[width : h - width, width : w - width] = m[width : h - width, width : w - width]
     return out
 
 

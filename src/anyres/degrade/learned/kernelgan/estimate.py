@@ -50,8 +50,9 @@ def _load(image: torch.Tensor | str | os.PathLike) -> torch.Tensor:
         raise TypeError(f"image must be a tensor or a path, got {type(image).__name__}")
     x = image[None] if image.dim() == 3 else image
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
-        raise ValueError(f"image must have shape (1, C, H, W) or (C, H, W) with C in {{1, 3}}, "
-                         f"got shape {tuple(image.shape)}")
+        raise ValueError(
+            f"image must have shape (1, C, H, W) or (C, H, W) with C in {{1, 3}}, got shape {tuple(image.shape)}"
+        )
     if not x.is_floating_point():
         raise ValueError(f"image must be a float tensor in [0, 1], got dtype {x.dtype}")
     if not torch.isfinite(x).all() or x.min() < -1e-3 or x.max() > 1 + 1e-3:
@@ -64,12 +65,14 @@ def _prepare(x: torch.Tensor, cfg: KernelGANConfig) -> torch.Tensor:
     h, w = x.shape[-2:]
     need = min_image_side(cfg)
     if h < need or w < need:
-        raise ImageTooSmallError(f"the image is {w}x{h} pixels; KernelGAN needs at least {need}x{need} "
-                                 f"({cfg.crop}-pixel crops after shaving {cfg.shave} pixels per border)")
+        raise ImageTooSmallError(
+            f"the image is {w}x{h} pixels; KernelGAN needs at least {need}x{need} "
+            f"({cfg.crop}-pixel crops after shaving {cfg.shave} pixels per border)"
+        )
     s = cfg.shave
-    x = x[..., s:h - s, s:w - s]
+    x = x[..., s : h - s, s : w - s]
     h, w = x.shape[-2:]
-    return x[..., :h - h % 2, :w - w % 2]
+    return x[..., : h - h % 2, : w - w % 2]
 
 
 def _crop_corners(img01: torch.Tensor, cfg: KernelGANConfig, iters: int, generator: torch.Generator):
@@ -78,7 +81,7 @@ def _crop_corners(img01: torch.Tensor, cfg: KernelGANConfig, iters: int, generat
     map_big = gradient_map(cpu)
     small = imresize(cpu, 0.5)
     map_small = gradient_map(small).repeat_interleave(2, 0).repeat_interleave(2, 1)
-    map_small = map_small[:map_big.shape[0], :map_big.shape[1]]
+    map_small = map_small[: map_big.shape[0], : map_big.shape[1]]
     corners_g = sample_crop_corners(crop_probability(map_small, cfg.crop), cfg.crop, iters, generator)
     corners_d = sample_crop_corners(crop_probability(map_big, cfg.d_crop), cfg.d_crop, iters, generator)
     return corners_g.tolist(), corners_d.tolist()
@@ -101,8 +104,16 @@ def _set_grads(params: list[nn.Parameter], grads: Sequence[torch.Tensor]) -> Non
         param.grad = grad.contiguous()
 
 
-def _train(g_net: KernelGenerator, d_net: PatchDiscriminator, net_img: torch.Tensor, corners_g: list,
-           corners_d: list, cfg: KernelGANConfig, generator: torch.Generator, progress: bool) -> None:
+def _train(
+    g_net: KernelGenerator,
+    d_net: PatchDiscriminator,
+    net_img: torch.Tensor,
+    corners_g: list,
+    corners_d: list,
+    cfg: KernelGANConfig,
+    generator: torch.Generator,
+    progress: bool,
+) -> None:
     """The KernelGAN loop: one G step and one D step per iteration, then the schedule (docs/methods/kernelgan.md)."""
     from tqdm import tqdm
 
@@ -119,9 +130,9 @@ def _train(g_net: KernelGenerator, d_net: PatchDiscriminator, net_img: torch.Ten
 
     for it in tqdm(range(len(corners_g)), desc="KernelGAN", unit="it", disable=not progress, leave=False):
         top, left = corners_g[it]
-        g_in = net_img[..., top:top + crop, left:left + crop]
+        g_in = net_img[..., top : top + crop, left : left + crop]
         top, left = corners_d[it]
-        real = net_img[..., top:top + d_crop, left:left + d_crop]
+        real = net_img[..., top : top + d_crop, left : left + d_crop]
         noise = torch.randn(2, 3, d_crop, d_crop, generator=generator).to(device) * noise_std
         d_net.power_iteration()
 
@@ -131,10 +142,12 @@ def _train(g_net: KernelGenerator, d_net: PatchDiscriminator, net_img: torch.Ten
         g_out = downscale_with_kernel(g_in, kernel)
         target_bic = bicubic_target(g_in, bicubic)
         loss_bicubic = F.mse_loss(g_out, target_bic)
-        loss = (adversarial_loss(d_net(g_out), real=True)
-                + schedule.lambda_bicubic * loss_bicubic
-                + schedule.lambda_sum2one * sum_to_one_loss(kernel)
-                + schedule.lambda_boundaries * boundary_loss(kernel, mask))
+        loss = (
+            adversarial_loss(d_net(g_out), real=True)
+            + schedule.lambda_bicubic * loss_bicubic
+            + schedule.lambda_sum2one * sum_to_one_loss(kernel)
+            + schedule.lambda_boundaries * boundary_loss(kernel, mask)
+        )
         if schedule.lambda_sparse:
             loss = loss + schedule.lambda_sparse * sparsity_loss(kernel, cfg.sparsity_power)
         if schedule.lambda_center:
@@ -198,11 +211,20 @@ def estimate_kernel(
     try:
         generator = torch.Generator().manual_seed(int(seed))
         g_net = KernelGenerator(cfg.g_kernels, cfg.g_channels, gain=cfg.init_gain, generator=generator)
-        d_net = PatchDiscriminator(3, cfg.d_channels, cfg.d_kernel, cfg.d_blocks, gain=cfg.init_gain,
-                                   generator=generator)
+        d_net = PatchDiscriminator(
+            3, cfg.d_channels, cfg.d_kernel, cfg.d_blocks, gain=cfg.init_gain, generator=generator
+        )
         corners_g, corners_d = _crop_corners(img01, cfg, iters, generator)
-        _train(g_net.to(img01.device), d_net.to(img01.device), img01 * 2.0 - 1.0, corners_g, corners_d, cfg,
-               generator, progress)
+        _train(
+            g_net.to(img01.device),
+            d_net.to(img01.device),
+            img01 * 2.0 - 1.0,
+            corners_g,
+            corners_d,
+            cfg,
+            generator,
+            progress,
+        )
         with torch.no_grad():
             k2 = postprocess_kernel(g_net.kernel().detach(), cfg.keep_taps)
     finally:

@@ -45,8 +45,9 @@ def sum_to_one_loss(kernel: torch.Tensor) -> torch.Tensor:
     return (1.0 - kernel.sum()).abs()
 
 
-def boundary_mask(size: int, weight: float = 30.0, *, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def boundary_mask(
+    size: int, weight: float = 30.0, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Penalty map of the boundary regulariser: ``weight * (1 - G / max G)`` on an outer ring, 0 inside.
 
     ``G`` is a wide isotropic Gaussian (sigma = ``size`` pixels) centred on the centre tap, so the penalty
@@ -65,7 +66,7 @@ def boundary_mask(size: int, weight: float = 30.0, *, dtype: torch.dtype = torch
     if ring <= 0:
         mask.zero_()
     else:
-        mask[ring:size - ring, ring:size - ring] = 0.0
+        mask[ring : size - ring, ring : size - ring] = 0.0
     return mask.to(dtype=dtype, device=device)
 
 
@@ -105,8 +106,9 @@ def centre_loss(kernel: torch.Tensor, target: float) -> torch.Tensor:
     return 0.5 * ((com_r - target) ** 2 + (com_c - target) ** 2)
 
 
-def bicubic_x2_kernel(size: int = 13, *, dtype: torch.dtype = torch.float32,
-                      device: torch.device | str | None = None) -> torch.Tensor:
+def bicubic_x2_kernel(
+    size: int = 13, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """MATLAB's antialiased bicubic x1/2 filter (8 x 8, separable) placed in a ``size`` x ``size`` frame.
 
     The 8 taps per axis are ``0.5 * cubic(0.5 d)`` at ``d = +-0.5, +-1.5, +-2.5, +-3.5`` (Keys, a = -0.5):
@@ -120,7 +122,7 @@ def bicubic_x2_kernel(size: int = 13, *, dtype: torch.dtype = torch.float32,
     taps = row[13:21]
     k1 = torch.zeros(size, dtype=torch.float64)
     c = size // 2
-    k1[c - 3:c + 5] = taps
+    k1[c - 3 : c + 5] = taps
     return torch.outer(k1, k1).to(dtype=dtype, device=device)
 
 

@@ -36,8 +36,10 @@ def compose_kernel(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     if not weights:
         raise ValueError("compose_kernel needs at least one weight")
     if weights[0].shape[1] != 1 or weights[-1].shape[0] != 1:
-        raise ValueError(f"the chain must map 1 channel to 1 channel, got first {tuple(weights[0].shape)} and "
-                         f"last {tuple(weights[-1].shape)}")
+        raise ValueError(
+            f"the chain must map 1 channel to 1 channel, got first {tuple(weights[0].shape)} and "
+            f"last {tuple(weights[-1].shape)}"
+        )
     acc = weights[-1]  # (1, m, a, a): the map from the outputs of the layer below to the final output
     for w in reversed(weights[:-1]):
         m, i, b = w.shape[0], w.shape[1], w.shape[-1]
@@ -78,8 +80,14 @@ class KernelGenerator(nn.Module):
     size (13), every channel downscaled by the same kernel. Linear, so any input range works.
     """
 
-    def __init__(self, kernels: Sequence[int] = (7, 5, 3, 1, 1, 1), channels: int = 64, *,
-                 gain: float = 0.1, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        kernels: Sequence[int] = (7, 5, 3, 1, 1, 1),
+        channels: int = 64,
+        *,
+        gain: float = 0.1,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if len(kernels) < 2:
             raise ValueError(f"the generator needs at least two layers, got kernels {tuple(kernels)}")
@@ -159,13 +167,22 @@ class PatchDiscriminator(nn.Module):
     the optimiser step, so the extra steps refine an estimate that is already converged).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = 64, kernel: int = 7, blocks: int = 5, *,
-                 gain: float = 0.1, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: int = 64,
+        kernel: int = 7,
+        blocks: int = 5,
+        *,
+        gain: float = 0.1,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.first = _SpectralWeight(in_channels, channels, kernel, gain, generator)
         self.blocks = nn.ModuleList(_SpectralWeight(channels, channels, 1, gain, generator) for _ in range(blocks))
         self.bn_weight = nn.ParameterList(
-            nn.Parameter(1.0 + 0.02 * torch.randn(channels, generator=generator)) for _ in range(blocks))
+            nn.Parameter(1.0 + 0.02 * torch.randn(channels, generator=generator)) for _ in range(blocks)
+        )
         self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(channels)) for _ in range(blocks))
         self.last = _SpectralWeight(channels, 1, 1, gain, generator)
         self.shave = kernel - 1
@@ -183,8 +200,7 @@ class PatchDiscriminator(nn.Module):
         y = y.reshape(b, c, h * w)
         for layer, weight, bias in zip(self.blocks, self.bn_weight, self.bn_bias):
             y = torch.baddbmm(layer.bias[None, :, None], layer.matrix().expand(b, -1, -1), y)
-            y = F.batch_norm(y.reshape(1, b * c, h * w), None, None, weight.repeat(b), bias.repeat(b),
-                             training=True)
+            y = F.batch_norm(y.reshape(1, b * c, h * w), None, None, weight.repeat(b), bias.repeat(b), training=True)
             y = F.relu(y).reshape(b, c, h * w)
         out = torch.baddbmm(self.last.bias[None, :, None], self.last.matrix().expand(b, -1, -1), y)
         return torch.sigmoid(out).reshape(b, 1, h, w)

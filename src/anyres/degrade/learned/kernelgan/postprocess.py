@@ -108,6 +108,6 @@ def analytic_x4_kernel(kernel: torch.Tensor) -> torch.Tensor:
     # conv_transpose2d with stride 2 adds weight * input[r, c] at offset (2r, 2c): exactly the sum above.
     big = F.conv_transpose2d(k[None], k[:, None], stride=2, groups=b)[0]
     crop = size // 2
-    big = big[:, crop:big.shape[-2] - crop, crop:big.shape[-1] - crop]
+    big = big[:, crop : big.shape[-2] - crop, crop : big.shape[-1] - crop]
     big = big / big.sum(dim=(-2, -1), keepdim=True)
     return big[0] if squeeze else big

@@ -113,7 +113,7 @@ Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args
 - On clean bicubic LR it is worse than `liif` (it has learnt to remove noise and ringing that is not
   there, and sharpens less): use `liif` for clean images.
 - Trained for x1-x4; larger factors extrapolate.
-- Weights: `model.safetensors` (safetensors, no pickle), float16 upcast to float32 on load (the change in PSNR:
+- Weights: `model.safetensors` (safetensors, no pickle), float16 but the decoder (float32), upcast on load (PSNR:
   benchmarks/RESULTS.md, "Float16 weights"); `config.json` rebuilds the network.
 """
     (folder / "README.md").write_text(card)

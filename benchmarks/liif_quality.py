@@ -111,7 +111,7 @@ project's LIIF issue); ours is trained on 391 images for a fraction of the itera
 - Any scale, including non-integer and non-uniform sizes; trained for x1-x4, extrapolates beyond.
 - Trained on bicubic downsampling only: noisy, blurred or JPEG-compressed photos will look soft: use the
   blind model `liif-real` for those.
-- Weights: `model.safetensors` (safetensors, no pickle), float16 upcast to float32 on load (the change in PSNR:
+- Weights: `model.safetensors` (safetensors, no pickle), float16 but the decoder (float32), upcast on load (PSNR:
   benchmarks/RESULTS.md, "Float16 weights"); `config.json` rebuilds the network.
 """
     (folder / "README.md").write_text(card)

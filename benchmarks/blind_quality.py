@@ -43,11 +43,25 @@ def main() -> None:
         for lr_kind in lrs:
             for model in models:
                 tag = f"blind_{model}_{name}_{lr_kind or 'bicubic'}"
-                report = evaluate(model, args.data / name, scales, degradation=lr_kind, seed=args.seed,
-                                  json_path=RESULTS / f"{tag}.json", progress=False, **extra)
+                report = evaluate(
+                    model,
+                    args.data / name,
+                    scales,
+                    degradation=lr_kind,
+                    seed=args.seed,
+                    json_path=RESULTS / f"{tag}.json",
+                    progress=False,
+                    **extra,
+                )
                 for r in report["results"]:
-                    row = {"set": name, "lr": lr_kind or "bicubic", "model": model, "scale": r["scale"],
-                           "psnr": round(r["psnr"], 3), "ssim": round(r["ssim"], 4)}
+                    row = {
+                        "set": name,
+                        "lr": lr_kind or "bicubic",
+                        "model": model,
+                        "scale": r["scale"],
+                        "psnr": round(r["psnr"], 3),
+                        "ssim": round(r["ssim"], 4),
+                    }
                     if "lpips" in r:
                         row["lpips"] = round(r["lpips"], 4)
                     rows.append(row)
@@ -84,24 +98,24 @@ def _write_card(model: str, table: str, args: argparse.Namespace) -> None:
     t = config.get("training", {})
     card = f"""# Model card: `{model}`
 
-{config.get('description', '')}
+{config.get("description", "")}
 
 ## Architecture
 The same network as the default `liif`: LIIF (Chen, Liu, Wang — CVPR 2021) with the EDSR-baseline encoder
 (16 blocks, 64 channels) and a two-hidden-layer (256, 256) implicit decoder, local ensemble and cell decoding.
 
 ## Training
-- Initialised from the shipped `liif` weights, then fine-tuned on {', '.join(t.get('data', []))} with LR patches
+- Initialised from the shipped `liif` weights, then fine-tuned on {", ".join(t.get("data", []))} with LR patches
   made on the fly by anyres' Real-ESRGAN second-order degradation (`anyres.degrade.realesrgan`, the
-  reference's default ranges; every choice drawn per sample) at the sample's own scale U({t.get('scale_range', ['?', '?'])[0]}, {t.get('scale_range', ['?', '?'])[1]}).
+  reference's default ranges; every choice drawn per sample) at the sample's own scale U({t.get("scale_range", ["?", "?"])[0]}, {t.get("scale_range", ["?", "?"])[1]}).
 - L1 against the clean HR (no unsharp-masked GT, no GAN, no perceptual loss: a PSNR-oriented blind model),
-  Adam {json.dumps(t.get('optimizer', {}))}, batch {t.get('batch_size')}, {t.get('patch')}x{t.get('patch')} LR patches,
-  {t.get('queries_per_patch')} queries per patch, {t.get('precision')}.
-- Iterations of fine-tuning: {t.get('iterations')} ({t.get('wall_time_hours')} h of steps on a 2-core CPU).
+  Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("patch")}x{t.get("patch")} LR patches,
+  {t.get("queries_per_patch")} queries per patch, {t.get("precision")}.
+- Iterations of fine-tuning: {t.get("iterations")} ({t.get("wall_time_hours")} h of steps on a 2-core CPU).
 - Command: `anyres train configs/liif-real.yaml`, then `python scripts/ship_model.py runs/liif-real {model}`.
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale); the same LR for every model)
-Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed}{' --metrics ' + args.metrics if args.metrics else ''} --card {model}`
+Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed}{" --metrics " + args.metrics if args.metrics else ""} --card {model}`
 
 {table}
 

@@ -69,9 +69,16 @@ def _compare(old: dict, new: dict) -> list[dict]:
     a, b = _psnrs(old), _psnrs(new)
     for scale in a:
         (pa, ia), (pb, ib) = a[scale], b[scale]
-        rows.append({"scale": scale, "psnr_fp32": round(pa, 4), "psnr_fp16": round(pb, 4),
-                     "delta": round(pb - pa, 4), "max_abs_delta_per_image": round(max(abs(ib[k] - ia[k]) for k in ia), 4),
-                     "n": len(ia)})
+        rows.append(
+            {
+                "scale": scale,
+                "psnr_fp32": round(pa, 4),
+                "psnr_fp16": round(pb, 4),
+                "delta": round(pb - pa, 4),
+                "max_abs_delta_per_image": round(max(abs(ib[k] - ia[k]) for k in ia), 4),
+                "n": len(ia),
+            }
+        )
     return rows
 
 
@@ -92,8 +99,13 @@ def main() -> None:
     models = [m for m in args.models.split(",") if m]
     enhancers = dict(pair.split("=") for pair in args.enhancers.split(",") if pair)
     command = " ".join(["python", *sys.argv])
-    report = {"commands": [command], "fp32": str(args.fp32_dir or args.fp32_commit), "sr": [], "enhancement": [],
-              "folders": {}}
+    report = {
+        "commands": [command],
+        "fp32": str(args.fp32_dir or args.fp32_commit),
+        "sr": [],
+        "enhancement": [],
+        "folders": {},
+    }
     if args.resume and args.json.is_file():
         done = json.loads(args.json.read_text())
         report.update({k: done[k] for k in ("sr", "enhancement", "folders") if k in done})
@@ -131,11 +143,15 @@ def main() -> None:
     print("| model | set | scale | PSNR fp32 | PSNR fp16 | change (dB) | largest per-image change |")
     print("|---|---|---|---|---|---|---|")
     for r in report["sr"]:
-        print(f"| {r['model']} | {r['set']} | x{r['scale']:g} | {r['psnr_fp32']:.4f} | {r['psnr_fp16']:.4f} | "
-              f"{r['delta']:+.4f} | {r['max_abs_delta_per_image']:.4f} |")
+        print(
+            f"| {r['model']} | {r['set']} | x{r['scale']:g} | {r['psnr_fp32']:.4f} | {r['psnr_fp16']:.4f} | "
+            f"{r['delta']:+.4f} | {r['max_abs_delta_per_image']:.4f} |"
+        )
     for r in report["enhancement"]:
-        print(f"| {r['model']} ({r['task']}) | {r['set']} | x1 | {r['psnr_fp32']:.4f} | {r['psnr_fp16']:.4f} | "
-              f"{r['delta']:+.4f} | {r['max_abs_delta_per_image']:.4f} |")
+        print(
+            f"| {r['model']} ({r['task']}) | {r['set']} | x1 | {r['psnr_fp32']:.4f} | {r['psnr_fp16']:.4f} | "
+            f"{r['delta']:+.4f} | {r['max_abs_delta_per_image']:.4f} |"
+        )
     worst = max(abs(r["delta"]) for r in report["sr"] + report["enhancement"])
     print(json.dumps({"largest_mean_change_db": worst}))
 

@@ -26,8 +26,9 @@ PUBLISHED_SET14 = {2: 33.66, 3: 30.34, 4: 28.62, 6: 26.45, 8: 24.94}
 def _run(model: str, data: Path, scales: list[float], mode: str | None) -> dict:
     options = {"mode": mode} if mode else {}
     tag = model if not mode else f"{model}-{mode}"
-    report = evaluate(model, data, scales, json_path=RESULTS / f"{Path(tag).name}_{data.name}.json", progress=False,
-                      **options)
+    report = evaluate(
+        model, data, scales, json_path=RESULTS / f"{Path(tag).name}_{data.name}.json", progress=False, **options
+    )
     return {r["scale"]: r for r in report["results"]}
 
 
@@ -48,9 +49,16 @@ def main() -> None:
         fast = _run(args.model, data, scales, "fast")
         exact = _run(args.model, data, scales, "exact") if args.exact else {}
         for s in scales:
-            row = {"set": name, "scale": s, "bicubic_psnr": round(base[s]["psnr"], 3), "psnr": round(fast[s]["psnr"], 3),
-                   "ssim": round(fast[s]["ssim"], 4), "bicubic_ssim": round(base[s]["ssim"], 4),
-                   "gain": round(fast[s]["psnr"] - base[s]["psnr"], 3), "seconds": round(fast[s]["seconds"], 1)}
+            row = {
+                "set": name,
+                "scale": s,
+                "bicubic_psnr": round(base[s]["psnr"], 3),
+                "psnr": round(fast[s]["psnr"], 3),
+                "ssim": round(fast[s]["ssim"], 4),
+                "bicubic_ssim": round(base[s]["ssim"], 4),
+                "gain": round(fast[s]["psnr"] - base[s]["psnr"], 3),
+                "seconds": round(fast[s]["seconds"], 1),
+            }
             if exact:
                 row["exact_psnr"] = round(exact[s]["psnr"], 4)
                 row["fast_minus_exact"] = round(fast[s]["psnr"] - exact[s]["psnr"], 4)
@@ -65,12 +73,16 @@ def main() -> None:
 
 
 def _table(rows: list[dict], model: str) -> str:
-    lines = [f"| set | scale | bicubic PSNR / SSIM | {model} PSNR / SSIM | gain (dB) | published EDSR-b-LIIF |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"| set | scale | bicubic PSNR / SSIM | {model} PSNR / SSIM | gain (dB) | published EDSR-b-LIIF |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         pub = f"{r['published_psnr']:.2f}" if "published_psnr" in r else "–"
-        lines.append(f"| {r['set']} | x{r['scale']:g} | {r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f} | "
-                     f"{r['psnr']:.2f} / {r['ssim']:.4f} | {r['gain']:+.2f} | {pub} |")
+        lines.append(
+            f"| {r['set']} | x{r['scale']:g} | {r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f} | "
+            f"{r['psnr']:.2f} / {r['ssim']:.4f} | {r['gain']:+.2f} | {pub} |"
+        )
     return "\n".join(lines)
 
 
@@ -81,21 +93,21 @@ def _write_card(model: str, table: str) -> None:
     enc = config["encoder"]
     card = f"""# Model card: `{model}`
 
-{config.get('description', '')}
+{config.get("description", "")}
 
 ## Architecture
-LIIF (Chen, Liu, Wang — CVPR 2021): encoder `{enc['name']}` with {json.dumps(enc.get('args', {}))}; implicit decoder
-MLP with hidden layers {config['hidden']} on 3x3-unfolded features, local ensemble (area weights, diagonal
+LIIF (Chen, Liu, Wang — CVPR 2021): encoder `{enc["name"]}` with {json.dumps(enc.get("args", {}))}; implicit decoder
+MLP with hidden layers {config["hidden"]} on 3x3-unfolded features, local ensemble (area weights, diagonal
 swap) and cell decoding (input {64 * 9} + 2 + 2 = 580 values). Two hidden layers instead of the paper's four
 is the paper's "-d" ablation (-0.02 dB on DIV2K in Table 3), chosen because it trains ~1.5x faster on CPU.
 
 ## Training
-- Data: {', '.join(t.get('data', []))} ({'391 HR images' if len(t.get('data', [])) == 3 else 'HR images'}); no DIV2K.
-- Recipe: random scale U({t.get('scale_range', ['?', '?'])[0]}, {t.get('scale_range', ['?', '?'])[1]}), {t.get('patch')}x{t.get('patch')} LR patches made with
-  anyres' MATLAB-compatible bicubic (rounded to 8 bits), {t.get('queries_per_patch')} sampled HR pixels per patch, flips and
-  transpose, L1 loss, Adam {json.dumps(t.get('optimizer', {}))}, batch {t.get('batch_size')}, {t.get('precision')} (bf16 encoder autocast
+- Data: {", ".join(t.get("data", []))} ({"391 HR images" if len(t.get("data", [])) == 3 else "HR images"}); no DIV2K.
+- Recipe: random scale U({t.get("scale_range", ["?", "?"])[0]}, {t.get("scale_range", ["?", "?"])[1]}), {t.get("patch")}x{t.get("patch")} LR patches made with
+  anyres' MATLAB-compatible bicubic (rounded to 8 bits), {t.get("queries_per_patch")} sampled HR pixels per patch, flips and
+  transpose, L1 loss, Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("precision")} (bf16 encoder autocast
   and bf16 decoder matmuls; float32 weights).
-- Iterations: {t.get('iterations')} ({t.get('wall_time_hours')} h of training steps on a 2-core CPU, no GPU). The paper trains
+- Iterations: {t.get("iterations")} ({t.get("wall_time_hours")} h of training steps on a 2-core CPU, no GPU). The paper trains
   1,000,000 iterations on DIV2K: this model is far less trained; see the gap below.
 - Command: `anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`.
 

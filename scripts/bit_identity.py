@@ -98,6 +98,7 @@ def record(out: Path, tree: Path) -> None:
     from anyres.cli import main
 
     out.mkdir(parents=True, exist_ok=True)
+    (out / "tree.txt").write_text(str(root))  # each tree reads its own checkpoints/: paths differ by this
     work = out / "_work"
     paths = _images(work)
     log: dict[str, str] = {}
@@ -429,10 +430,23 @@ def _strip_timing(obj):
     return obj
 
 
+def _normalised_text(text: str, root: Path) -> str:
+    """``text`` with the recorded tree's root and the recording folder replaced by fixed names (the tree
+    first: a worktree beside the recording shares its prefix)."""
+    tree = root / "tree.txt"
+    if tree.is_file():
+        text = text.replace(tree.read_text(), "TREE")
+    return text.replace(str(root), "OUT")
+
+
+def _normalised(path: Path, root: Path) -> str:
+    return _normalised_text(path.read_text(), root)
+
+
 def _same(a: Path, b: Path, roots: tuple[Path, Path]) -> str | None:
     import numpy as np
 
-    if a.read_bytes() == b.read_bytes():
+    if a.read_bytes() == b.read_bytes() or a.name == "tree.txt":
         return None
     if a.suffix == ".safetensors":
         from safetensors import safe_open
@@ -454,12 +468,8 @@ def _same(a: Path, b: Path, roots: tuple[Path, Path]) -> str | None:
         return f"{len(bad)} tensors differ, e.g. {bad[:3]}" if bad else None
     if a.suffix == ".json":
         try:
-            ja = _strip_timing(
-                json.loads(a.read_text() if a.name == "log.json" else a.read_text().replace(str(roots[0]), "OUT"))
-            )
-            jb = _strip_timing(
-                json.loads(b.read_text() if b.name == "log.json" else b.read_text().replace(str(roots[1]), "OUT"))
-            )
+            ja = _strip_timing(json.loads(a.read_text() if a.name == "log.json" else _normalised(a, roots[0])))
+            jb = _strip_timing(json.loads(b.read_text() if b.name == "log.json" else _normalised(b, roots[1])))
         except ValueError:
             return "differs (not JSON)"
         if a.name == "log.json":
@@ -489,10 +499,11 @@ def _log_line(text: str | None, root: Path) -> str | None:
 
     if text is None:
         return None
-    text = text.replace(str(root), "OUT")
+    text = _normalised_text(text, root)
     text = re.sub(r"\| [0-9.]+ \|$", "| - |", text, flags=re.M)  # the tables' "seconds" column
     text = re.sub(r"[0-9.]+ s\b", "T s", text)
-    lines = [ln.split("\r")[-1] for ln in text.splitlines()]
+    lines = [ln.split("\r")[-1].strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]  # a cleared progress bar leaves spaces as wide as it was
     keep = [ln for ln in lines if not any(w in ln for w in ("it/s", "s/it", "ETA", "eta", " sec"))]
     return "\n".join(keep)
 

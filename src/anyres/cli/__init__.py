@@ -32,6 +32,7 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     from anyres.cli.compare import compare_command
+    from anyres.cli.convert import convert_command
     from anyres.cli.degrade import degrade_command
     from anyres.cli.enhance import enhance
     from anyres.cli.estimate_kernel import estimate_kernel_command
@@ -48,6 +49,7 @@ def _register_subcommands() -> None:
         upscale,
         enhance,
         compare_command,
+        convert_command,
         degrade_command,
         estimate_kernel_command,
         hllhgan_command,

@@ -1,0 +1,30 @@
+"""``anyres convert``: a foreign checkpoint file -> an anyres weights folder (float32, with a card)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anyres.errors import AnyresError
+from anyres.registry import CHECKPOINTS
+
+__all__ = ["convert_command"]
+
+
+@click.command("convert")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Weights folder to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace the files of an existing, non-empty folder.")
+def convert_command(checkpoint: Path, output: Path, overwrite: bool) -> None:
+    """Convert CHECKPOINT (a yinboc/liif .pth, see docs/foreign-checkpoints.md) into a weights folder
+    that --model accepts."""
+    from anyres.sr.checkpoints import convert_checkpoint
+
+    suffixes = sorted({entry.role for entry in CHECKPOINTS.values()})
+    if checkpoint.suffix.lower() not in suffixes:
+        raise AnyresError(f"{checkpoint}: unsupported checkpoint file; known suffixes: {', '.join(suffixes)}")
+    folder = convert_checkpoint(checkpoint, output, overwrite=overwrite)
+    click.echo(f"{checkpoint} -> {folder}")

@@ -11,9 +11,10 @@ from pathlib import Path
 import click
 import torch
 
+from anyres.checks import check_scale
 from anyres.cli.batch import Batch, output_options
 from anyres.degrade import get_pipeline
-from anyres.degrade.base import check_scale, derive_seed
+from anyres.degrade.base import derive_seed
 from anyres.errors import AnyresError, ConfigError
 from anyres.io import read_image, write_bytes_atomic, write_image
 from anyres.ops.color import to_rgb

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from anyres.checks import check_image, check_scale, check_unit_range
 from anyres.errors import ConfigError
 
 __all__ = [
@@ -30,14 +31,9 @@ __all__ = [
     "RECORD_FORMAT",
     "lr_size",
     "scaled_size",
-    "check_scale",
     "derive_seed",
     "make_config",
     "resolve_range",
-    "check_range",
-    "check_prob",
-    "check_probs",
-    "check_choices",
 ]
 
 # Version of the record layout; stored in every record so that old parameter files can be recognised.
@@ -68,12 +64,6 @@ def scaled_size(size: Sequence[int], factor: float) -> list[int]:
     return [max(1, math.floor(size[0] * factor + 0.5)), max(1, math.floor(size[1] * factor + 0.5))]
 
 
-def check_scale(scale: Any) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 1:
-        raise ConfigError(f"scale must be a number >= 1, got {scale!r}")
-    return float(scale)
-
-
 def derive_seed(seed: int, key: str) -> int:
     """A seed in ``[0, 2**63)`` for one item (e.g. an image name) from a run's seed.
 
@@ -85,7 +75,7 @@ def derive_seed(seed: int, key: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Ranges and config validation
+# Scale-dependent ranges
 
 
 def _bound_value(bound: Bound, scale: float) -> float:
@@ -98,72 +88,6 @@ def _bound_value(bound: Bound, scale: float) -> float:
 def resolve_range(rng: Range, scale: float) -> tuple[float, float]:
     """Evaluate a config range at a scale: each bound is a number or ``(c, k)`` meaning ``c + k * scale``."""
     return _bound_value(rng[0], scale), _bound_value(rng[1], scale)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _normalise_bound(name: str, bound: Any) -> float | tuple[float, float]:
-    if _is_number(bound):
-        return bound
-    if isinstance(bound, (list, tuple)) and len(bound) == 2 and all(_is_number(v) for v in bound):
-        return (bound[0], bound[1])
-    raise ConfigError(f"{name}: each bound must be a number or a [c, k] pair (c + k * scale), got {bound!r}")
-
-
-def check_range(
-    name: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    integer: bool = False,
-    scales: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
-) -> tuple:
-    """Validate a ``(low, high)`` range; returns it as a tuple (lists from YAML/JSON are accepted).
-
-    Checked at a few representative scales (a scale-dependent bound could cross another only at some):
-    ``low <= high`` and both within ``[minimum, maximum]``. ``integer`` ranges hold whole numbers only.
-    """
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ConfigError(f"{name} must be a [low, high] range, got {value!r}")
-    rng = tuple(_normalise_bound(name, b) for b in value)
-    if integer and not all(isinstance(b, int) or (isinstance(b, float) and b.is_integer()) for b in rng):
-        raise ConfigError(f"{name} must hold whole numbers, got {value!r}")
-    for s in scales:
-        lo, hi = resolve_range(rng, s)
-        if lo > hi:
-            raise ConfigError(f"{name}: low must be <= high, got {value!r} (at scale {s:g}: {lo:g} > {hi:g})")
-        if minimum is not None and lo < minimum:
-            raise ConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
-        if maximum is not None and hi > maximum:
-            raise ConfigError(f"{name} must be <= {maximum:g}, got {value!r}")
-    return tuple(int(b) for b in rng) if integer else rng
-
-
-def check_prob(name: str, value: Any) -> float:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def check_probs(name: str, value: Any, n: int) -> tuple[float, ...]:
-    """``n`` probabilities that sum to 1 (within 1e-6)."""
-    if not isinstance(value, (list, tuple)) or len(value) != n or not all(_is_number(v) and v >= 0 for v in value):
-        raise ConfigError(f"{name} must be {n} probabilities >= 0, got {value!r}")
-    if abs(sum(value) - 1.0) > 1e-6:
-        raise ConfigError(f"{name} must sum to 1, got {value!r} (sum {sum(value):g})")
-    return tuple(float(v) for v in value)
-
-
-def check_choices(name: str, value: Any, allowed: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(f"{name} must be a non-empty list drawn from {list(allowed)}, got {value!r}")
-    bad = [v for v in value if v not in allowed]
-    if bad:
-        raise ConfigError(f"{name}: unknown value(s) {bad}; expected some of {list(allowed)}")
-    return tuple(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -230,17 +154,6 @@ class Draw:
 
 # ---------------------------------------------------------------------------------------------------------
 # The pipeline interface
-
-
-def _check_hr(hr: torch.Tensor) -> None:
-    if not isinstance(hr, torch.Tensor) or hr.dim() != 4 or hr.shape[1] != 3 or not hr.is_floating_point():
-        shape = tuple(hr.shape) if isinstance(hr, torch.Tensor) else type(hr).__name__
-        dtype = f" and dtype {hr.dtype}" if isinstance(hr, torch.Tensor) else ""
-        raise ValueError(f"hr must be a float (B, 3, H, W) tensor, got shape {shape}{dtype}")
-    if hr.numel():
-        lo, hi = hr.min().item(), hr.max().item()
-        if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
-            raise ValueError(f"hr values must be in [0, 1], got min {lo} and max {hi}")
 
 
 class Configured:
@@ -334,7 +247,8 @@ class Pipeline(Configured):
             ``(B, 3, h, w)`` LR images in [0, 1], ``hr``'s device and dtype. Sample ``b`` of the result equals
             ``apply(hr[b:b+1], params[b:b+1])`` exactly.
         """
-        _check_hr(hr)
+        check_image(hr, "hr", channels=3)
+        check_unit_range(hr, "hr")
         if len(params) != hr.shape[0]:
             raise ValueError(f"got {len(params)} parameter records for a batch of shape {tuple(hr.shape)}")
         sizes = set()
@@ -368,7 +282,8 @@ class Pipeline(Configured):
         self, hr: torch.Tensor, generator: torch.Generator, *, scale: float | Sequence[float]
     ) -> tuple[torch.Tensor, list[dict]]:
         """Sample for ``hr``'s batch and size, then apply: returns ``(lr, records)``."""
-        _check_hr(hr)
+        check_image(hr, "hr", channels=3)
+        check_unit_range(hr, "hr")
         records = self.sample(hr.shape[0], generator, scale=scale, hr_size=tuple(hr.shape[-2:]))
         return self.apply(hr, records), records
 

@@ -13,17 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from anyres.degrade.base import (
-    Draw,
-    Pipeline,
-    Range,
-    check_choices,
-    check_prob,
-    check_probs,
-    check_range,
-    resolve_range,
-    scaled_size,
-)
+from anyres.checks import check_choices, check_prob, check_probs, check_range
+from anyres.degrade.base import Draw, Pipeline, Range, resolve_range, scaled_size
 from anyres.degrade.base import lr_size as lr_size_for
 from anyres.degrade.steps import (
     apply_block_sample,
@@ -74,28 +65,36 @@ class BSRGANConfig:
     def __post_init__(self) -> None:
         s = object.__setattr__
         for name in ("halve_prob", "halve_matlab_prob", "nearest_prob", "jpeg_prob", "camera_prob"):
-            s(self, name, check_prob(name, getattr(self, name)))
+            s(self, name, check_prob(getattr(self, name), name))
         if isinstance(self.halve_min_scale, bool) or not isinstance(self.halve_min_scale, (int, float)):
             raise ConfigError(f"halve_min_scale must be a number, got {self.halve_min_scale!r}")
-        s(self, "blur_kernel_size", check_range("blur_kernel_size", self.blur_kernel_size, minimum=1, integer=True))
-        s(self, "iso_sigma", check_range("iso_sigma", self.iso_sigma, minimum=0.0))
-        s(self, "aniso_var", check_range("aniso_var", self.aniso_var, minimum=1e-6))
-        s(self, "aniso_theta", check_range("aniso_theta", self.aniso_theta))
+        s(
+            self,
+            "blur_kernel_size",
+            check_range(self.blur_kernel_size, "blur_kernel_size", scaled=True, minimum=1, integer=True),
+        )
+        s(self, "iso_sigma", check_range(self.iso_sigma, "iso_sigma", scaled=True, minimum=0.0))
+        s(self, "aniso_var", check_range(self.aniso_var, "aniso_var", scaled=True, minimum=1e-6))
+        s(self, "aniso_theta", check_range(self.aniso_theta, "aniso_theta", scaled=True))
         s(self, "blur_coin", bool(self.blur_coin))
-        s(self, "nearest_sigma", check_range("nearest_sigma", self.nearest_sigma, minimum=0.0))
+        s(self, "nearest_sigma", check_range(self.nearest_sigma, "nearest_sigma", scaled=True, minimum=0.0))
         k = self.nearest_kernel_size
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ConfigError(f"nearest_kernel_size must be an odd int >= 1, got {k!r}")
-        s(self, "down_factor", check_range("down_factor", self.down_factor, minimum=1e-6))
-        s(self, "resize_modes", check_choices("resize_modes", self.resize_modes, _RESIZE_MODES))
+        s(self, "down_factor", check_range(self.down_factor, "down_factor", scaled=True, minimum=1e-6))
+        s(self, "resize_modes", check_choices(self.resize_modes, "resize_modes", _RESIZE_MODES))
         s(self, "antialias", bool(self.antialias))
-        s(self, "noise_level", check_range("noise_level", self.noise_level, minimum=0, integer=True))
-        s(self, "noise_kind_prob", check_probs("noise_kind_prob", self.noise_kind_prob, 3))
-        s(self, "jpeg_range", check_range("jpeg_range", self.jpeg_range, minimum=1, maximum=100, integer=True))
+        s(self, "noise_level", check_range(self.noise_level, "noise_level", scaled=True, minimum=0, integer=True))
+        s(self, "noise_kind_prob", check_probs(self.noise_kind_prob, "noise_kind_prob", 3))
+        s(
+            self,
+            "jpeg_range",
+            check_range(self.jpeg_range, "jpeg_range", scaled=True, minimum=1, maximum=100, integer=True),
+        )
         s(
             self,
             "final_jpeg_range",
-            check_range("final_jpeg_range", self.final_jpeg_range, minimum=1, maximum=100, integer=True),
+            check_range(self.final_jpeg_range, "final_jpeg_range", scaled=True, minimum=1, maximum=100, integer=True),
         )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from anyres.degrade.base import Draw, Pipeline, Range, check_prob, check_range, resolve_range
+from anyres.checks import check_prob, check_range
+from anyres.degrade.base import Draw, Pipeline, Range, resolve_range
 from anyres.degrade.steps import (
     apply_blur,
     apply_gaussian_noise,
@@ -46,9 +47,9 @@ class ClassicalConfig:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "iso_prob", check_prob("iso_prob", self.iso_prob))
-        s(self, "sigma", check_range("sigma", self.sigma, minimum=0.0))
-        s(self, "theta", check_range("theta", self.theta))
+        s(self, "iso_prob", check_prob(self.iso_prob, "iso_prob"))
+        s(self, "sigma", check_range(self.sigma, "sigma", scaled=True, minimum=0.0))
+        s(self, "theta", check_range(self.theta, "theta", scaled=True))
         if self.kernel_size is not None and (
             isinstance(self.kernel_size, bool)
             or not isinstance(self.kernel_size, int)
@@ -59,11 +60,15 @@ class ClassicalConfig:
         if self.downsample not in MODES:
             raise ConfigError(f"downsample must be one of {sorted(MODES)}, got {self.downsample!r}")
         s(self, "antialias", bool(self.antialias))
-        s(self, "noise_prob", check_prob("noise_prob", self.noise_prob))
-        s(self, "noise_level", check_range("noise_level", self.noise_level, minimum=0.0))
-        s(self, "gray_noise_prob", check_prob("gray_noise_prob", self.gray_noise_prob))
-        s(self, "jpeg_prob", check_prob("jpeg_prob", self.jpeg_prob))
-        s(self, "jpeg_range", check_range("jpeg_range", self.jpeg_range, minimum=1, maximum=100, integer=True))
+        s(self, "noise_prob", check_prob(self.noise_prob, "noise_prob"))
+        s(self, "noise_level", check_range(self.noise_level, "noise_level", scaled=True, minimum=0.0))
+        s(self, "gray_noise_prob", check_prob(self.gray_noise_prob, "gray_noise_prob"))
+        s(self, "jpeg_prob", check_prob(self.jpeg_prob, "jpeg_prob"))
+        s(
+            self,
+            "jpeg_range",
+            check_range(self.jpeg_range, "jpeg_range", scaled=True, minimum=1, maximum=100, integer=True),
+        )
         s(self, "quantize", bool(self.quantize))
 
 

@@ -13,17 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from anyres.degrade.base import (
-    Draw,
-    Pipeline,
-    Range,
-    check_choices,
-    check_prob,
-    check_probs,
-    check_range,
-    resolve_range,
-    scaled_size,
-)
+from anyres.checks import check_choices, check_prob, check_probs, check_range
+from anyres.degrade.base import Draw, Pipeline, Range, resolve_range, scaled_size
 from anyres.degrade.steps import apply_blur, apply_jpeg, apply_noise, apply_resize, quantize, resize_step
 from anyres.errors import ConfigError
 
@@ -83,9 +74,9 @@ class RealESRGANConfig:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "kernel_size", check_range("kernel_size", self.kernel_size, minimum=1, integer=True))
-        s(self, "kernel_list", check_choices("kernel_list", self.kernel_list, MIXED_KERNELS))
-        s(self, "kernel_prob", check_probs("kernel_prob", self.kernel_prob, len(self.kernel_list)))
+        s(self, "kernel_size", check_range(self.kernel_size, "kernel_size", scaled=True, minimum=1, integer=True))
+        s(self, "kernel_list", check_choices(self.kernel_list, "kernel_list", MIXED_KERNELS))
+        s(self, "kernel_prob", check_probs(self.kernel_prob, "kernel_prob", len(self.kernel_list)))
         for name in (
             "sinc_prob",
             "sinc_prob2",
@@ -97,7 +88,7 @@ class RealESRGANConfig:
             "final_sinc_prob",
             "final_resize_first_prob",
         ):
-            s(self, name, check_prob(name, getattr(self, name)))
+            s(self, name, check_prob(getattr(self, name), name))
         for name in (
             "blur_sigma",
             "blur_sigma2",
@@ -106,27 +97,27 @@ class RealESRGANConfig:
             "poisson_scale_range",
             "poisson_scale_range2",
         ):
-            s(self, name, check_range(name, getattr(self, name), minimum=0.0))
+            s(self, name, check_range(getattr(self, name), name, scaled=True, minimum=0.0))
         for name in ("betag_range", "betap_range", "betag_range2", "betap_range2"):
-            rng = check_range(name, getattr(self, name), minimum=1e-6)
+            rng = check_range(getattr(self, name), name, scaled=True, minimum=1e-6)
             if not all(isinstance(b, (int, float)) for b in rng) or not rng[0] <= 1.0 <= rng[1]:
                 raise ConfigError(f"{name} must be numbers with low <= 1 <= high, got {getattr(self, name)!r}")
             s(self, name, rng)
-        s(self, "rotation_range", check_range("rotation_range", self.rotation_range))
+        s(self, "rotation_range", check_range(self.rotation_range, "rotation_range", scaled=True))
         if isinstance(self.sinc_small_size, bool) or not isinstance(self.sinc_small_size, int):
             raise ConfigError(f"sinc_small_size must be an int, got {self.sinc_small_size!r}")
         for name in ("sinc_cutoff_small", "sinc_cutoff_large", "final_sinc_cutoff"):
-            s(self, name, check_range(name, getattr(self, name), minimum=1e-6, maximum=math.pi))
+            s(self, name, check_range(getattr(self, name), name, scaled=True, minimum=1e-6, maximum=math.pi))
         for name in ("resize_prob", "resize_prob2"):
-            s(self, name, check_probs(name, getattr(self, name), 3))
+            s(self, name, check_probs(getattr(self, name), name, 3))
         for name in ("resize_range", "resize_range2"):
-            rng = check_range(name, getattr(self, name), minimum=1e-6)
+            rng = check_range(getattr(self, name), name, scaled=True, minimum=1e-6)
             if not all(isinstance(b, (int, float)) for b in rng) or not rng[0] <= 1.0 <= rng[1]:
                 raise ConfigError(f"{name} must be numbers with low <= 1 <= high, got {getattr(self, name)!r}")
             s(self, name, rng)
         for name in ("jpeg_range", "jpeg_range2"):
-            s(self, name, check_range(name, getattr(self, name), minimum=1, maximum=100, integer=True))
-        s(self, "resize_modes", check_choices("resize_modes", self.resize_modes, _RESIZE_MODES))
+            s(self, name, check_range(getattr(self, name), name, scaled=True, minimum=1, maximum=100, integer=True))
+        s(self, "resize_modes", check_choices(self.resize_modes, "resize_modes", _RESIZE_MODES))
         s(self, "antialias", bool(self.antialias))
         if self.poisson_peak is not None and (
             isinstance(self.poisson_peak, bool)

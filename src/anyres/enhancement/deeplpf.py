@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from anyres.checks import check_image, check_shape
 from anyres.enhancement.deeplpf_backbone import ParameterHead, UNetBackbone
 from anyres.enhancement.deeplpf_loss import MS_SSIM_WEIGHTS, deeplpf_loss, ms_ssim, ssim_components
 from anyres.enhancement.filters import (
@@ -127,26 +128,11 @@ def _length(z: torch.Tensor) -> torch.Tensor:
     return _MIN_LENGTH + (1.0 - _MIN_LENGTH) * _tanh01(z)
 
 
-def _check_raw(name: str, raw: torch.Tensor, count: int, per_instance: int) -> int:
-    if (
-        not isinstance(raw, torch.Tensor)
-        or not raw.is_floating_point()
-        or raw.dim() != 2
-        or raw.shape[1] != per_instance * count
-    ):
-        shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
-        raise ValueError(
-            f"{name} head output must be a float (B, {per_instance * count}) tensor for {count} "
-            f"instances, got shape {shape}"
-        )
-    return raw.shape[0]
-
-
 def graduated_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
     """Bound a graduated head's ``(B, 8 N)`` raw output into :func:`~anyres.enhancement.filters.graduated_map`'s
     keyword arguments (layout and ranges: docs/methods/deeplpf.md): ``(B, N)`` tensors ``invert`` (0 or 1),
     ``slope``, ``intercept`` (0, 1), ``offset1``, ``offset2`` [1e-3, 1] and ``scale`` ``(B, N, 3)`` in (0, 2)."""
-    b = _check_raw("graduated", raw, count, _PER_INSTANCE)
+    b = check_shape(raw, f"graduated head output for {count} instances", ("B", _PER_INSTANCE * count))[0]
     n = count
     return {
         "invert": straight_through_bit(raw[:, 0:n]),
@@ -162,7 +148,7 @@ def elliptical_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tens
     """Bound an elliptical head's ``(B, 8 N)`` raw output into :func:`~anyres.enhancement.filters.elliptical_map`'s
     keyword arguments: ``(B, N)`` tensors ``centre_x``, ``centre_y`` (0, 1), ``semi_a``, ``semi_b`` [1e-3, 1],
     ``angle`` (0, pi) radians and ``scale`` ``(B, N, 3)`` in (0, 2)."""
-    b = _check_raw("elliptical", raw, count, _PER_INSTANCE)
+    b = check_shape(raw, f"elliptical head output for {count} instances", ("B", _PER_INSTANCE * count))[0]
     n = count
     return {
         "centre_x": _tanh01(raw[:, 0:n]),
@@ -176,26 +162,12 @@ def elliptical_parameters(raw: torch.Tensor, count: int) -> dict[str, torch.Tens
 
 def cubic_coefficients(raw: torch.Tensor) -> torch.Tensor:
     """A cubic head's ``(B, 60)`` raw output as ``(B, 3, 20)`` coefficients (unbounded; R 0-19, G 20-39, B 40-59)."""
-    b = _check_raw("cubic", raw, 3, _CUBIC_PER_CHANNEL)
+    b = check_shape(raw, "cubic head output", ("B", _CUBIC_PER_CHANNEL * 3))[0]
     return raw.reshape(b, 3, _CUBIC_PER_CHANNEL)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Modules
-
-
-def _check_input(x: torch.Tensor) -> None:
-    if (
-        not isinstance(x, torch.Tensor)
-        or not x.is_floating_point()
-        or x.dim() != 4
-        or x.shape[1] != 3
-        or x.numel() == 0
-    ):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(
-            f"DeepLPF input must be a non-empty float (B, 3, H, W) RGB tensor in [0, 1], got shape {shape}"
-        )
 
 
 class DeepLPF(nn.Module):
@@ -257,7 +229,7 @@ class DeepLPF(nn.Module):
 
     def _run(self, x: torch.Tensor) -> dict[str, Any]:
         """Every intermediate of the forward pass (tensors and bounded parameters)."""
-        _check_input(x)
+        check_image(x, "x", channels=3, nonempty=True)
         h, w = x.shape[-2:]
         feat = self.backbone(x)  # (B, C, H, W): [Y1, features]
         y1 = feat[:, :3]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from anyres.checks import check_image, check_same_shape
 from anyres.metrics import gaussian_taps, ssim_statistics
 from anyres.ops.color_lab import rgb_to_lab
 
@@ -19,15 +20,6 @@ __all__ = ["MS_SSIM_WEIGHTS", "deeplpf_loss", "ms_ssim", "ssim_components"]
 # Wang, Simoncelli & Bovik (2003): exponents of the five scales, finest first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _POSITIVE = 1e-12  # floor before the fractional powers when not shifting (0 ** w has an infinite slope)
-
-
-def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
-    for name, v in (("a", a), ("b", b)):
-        if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.dim() != 4:
-            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-            raise ValueError(f"{name} must be a float (B, C, H, W) tensor, got shape {shape}")
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def ssim_components(
@@ -41,7 +33,8 @@ def ssim_components(
     ``cs = (2 cov + C2) / (var_a + var_b + C2)`` and ``l = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)``,
     SSIM is the mean of ``l cs``. Equals :func:`anyres.metrics.ssim` (MATLAB's ``ssim``) for window 11.
     """
-    _check_pair(a, b)
+    check_image(a, "a")
+    check_same_shape(b, "b", a, "a")
     if a.shape[-2] < window or a.shape[-1] < window:
         raise ValueError(
             f"SSIM with a {window}x{window} window needs images at least that large, got shape {tuple(a.shape)}"
@@ -88,7 +81,8 @@ def ms_ssim(
     ``shift``: map each ``cs`` and ``ssim`` value ``v`` (in [-1, 1]) to ``(v + 1) / 2`` before the powers, as the
     DeepLPF code does; otherwise values are floored at 1e-12 (a negative base has no real fractional power).
     """
-    _check_pair(a, b)
+    check_image(a, "a")
+    check_same_shape(b, "b", a, "a")
     if not weights or any(w < 0 for w in weights):
         raise ValueError(f"weights must be a non-empty list of numbers >= 0, got {list(weights)!r}")
     side = min(a.shape[-2:])
@@ -133,9 +127,8 @@ def deeplpf_loss(
     the ``(v + 1) / 2`` shift (fewer scales on images under 80 pixels a side, see :func:`ms_ssim`). The
     weights default to the digest's MIT-Adobe-5K-DPE values ``1`` and ``1e-3``.
     """
-    _check_pair(pred, target)
-    if pred.shape[1] != 3:
-        raise ValueError(f"pred and target must be (B, 3, H, W) RGB, got shape {tuple(pred.shape)}")
+    check_image(pred, "pred", channels=3)
+    check_same_shape(target, "target", pred, "pred")
     offset = pred.new_tensor([0.0, 0.5, 0.5]).view(1, 3, 1, 1)
     span = pred.new_tensor([100.0, 220.0, 220.0]).view(1, 3, 1, 1)
     lab_pred = rgb_to_lab(pred) / span + offset

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from anyres.checks import check_image, check_unit_range
-from anyres.degrade.base import Configured, Draw, check_prob
+from anyres.checks import check_image, check_prob, check_range, check_unit_range
+from anyres.degrade.base import Configured, Draw
 from anyres.enhancement.filters import elliptical_map, graduated_map
 from anyres.errors import ConfigError
 from anyres.ops.augment import flip
@@ -46,35 +46,6 @@ RECORD_FORMAT = 1
 
 # ---------------------------------------------------------------------------------------------------------
 # Config validation and draws
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _range(
-    name: str,
-    value: Any,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    positive: bool = False,
-    integer: bool = False,
-) -> tuple:
-    """Validate a ``(low, high)`` range of plain numbers; returns it as a tuple."""
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value):
-        raise ConfigError(f"{name} must be a [low, high] range of numbers, got {value!r}")
-    lo, hi = value
-    if lo > hi:
-        raise ConfigError(f"{name}: low must be <= high, got {value!r}")
-    if (minimum is not None and lo < minimum) or (maximum is not None and hi > maximum) or (positive and lo <= 0):
-        bounds = "> 0" if positive else f"in [{minimum}, {maximum}]"
-        raise ConfigError(f"{name} must lie {bounds}, got {value!r}")
-    if integer:
-        if not all(float(v).is_integer() for v in value):
-            raise ConfigError(f"{name} must hold whole numbers, got {value!r}")
-        return int(lo), int(hi)
-    return float(lo), float(hi)
 
 
 def _uniform(draw: Draw, rng: tuple[float, float]) -> float:
@@ -167,25 +138,27 @@ class RetouchConfig:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "exposure", _range("exposure", self.exposure))
-        s(self, "cast", _range("cast", self.cast))
-        s(self, "gamma", _range("gamma", self.gamma, positive=True))
-        s(self, "contrast", _range("contrast", self.contrast, minimum=0.0))
-        s(self, "graduated_count", _range("graduated_count", self.graduated_count, minimum=0, integer=True))
+        s(self, "exposure", check_range(self.exposure, "exposure"))
+        s(self, "cast", check_range(self.cast, "cast"))
+        s(self, "gamma", check_range(self.gamma, "gamma", positive=True))
+        s(self, "contrast", check_range(self.contrast, "contrast", minimum=0.0))
+        s(self, "graduated_count", check_range(self.graduated_count, "graduated_count", minimum=0, integer=True))
         s(
             self,
             "graduated_angle",
-            _range("graduated_angle", self.graduated_angle, minimum=-math.pi / 2 + 1e-3, maximum=math.pi / 2 - 1e-3),
+            check_range(
+                self.graduated_angle, "graduated_angle", minimum=-math.pi / 2 + 1e-3, maximum=math.pi / 2 - 1e-3
+            ),
         )
-        s(self, "graduated_height", _range("graduated_height", self.graduated_height))
-        s(self, "graduated_offset", _range("graduated_offset", self.graduated_offset, positive=True))
-        s(self, "graduated_invert_prob", check_prob("graduated_invert_prob", self.graduated_invert_prob))
-        s(self, "elliptical_count", _range("elliptical_count", self.elliptical_count, minimum=0, integer=True))
-        s(self, "elliptical_centre", _range("elliptical_centre", self.elliptical_centre))
-        s(self, "elliptical_axis", _range("elliptical_axis", self.elliptical_axis, positive=True))
-        s(self, "elliptical_angle", _range("elliptical_angle", self.elliptical_angle))
-        s(self, "local_exposure", _range("local_exposure", self.local_exposure))
-        s(self, "local_tint", _range("local_tint", self.local_tint))
+        s(self, "graduated_height", check_range(self.graduated_height, "graduated_height"))
+        s(self, "graduated_offset", check_range(self.graduated_offset, "graduated_offset", positive=True))
+        s(self, "graduated_invert_prob", check_prob(self.graduated_invert_prob, "graduated_invert_prob"))
+        s(self, "elliptical_count", check_range(self.elliptical_count, "elliptical_count", minimum=0, integer=True))
+        s(self, "elliptical_centre", check_range(self.elliptical_centre, "elliptical_centre"))
+        s(self, "elliptical_axis", check_range(self.elliptical_axis, "elliptical_axis", positive=True))
+        s(self, "elliptical_angle", check_range(self.elliptical_angle, "elliptical_angle"))
+        s(self, "local_exposure", check_range(self.local_exposure, "local_exposure"))
+        s(self, "local_tint", check_range(self.local_tint, "local_tint"))
         s(self, "quantize", bool(self.quantize))
 
 
@@ -293,11 +266,11 @@ class LowLightConfig:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "exposure", _range("exposure", self.exposure))
-        s(self, "gamma", _range("gamma", self.gamma, positive=True))
-        s(self, "photons", _range("photons", self.photons, positive=True))
-        s(self, "read", _range("read", self.read, minimum=0.0))
-        s(self, "noise_prob", check_prob("noise_prob", self.noise_prob))
+        s(self, "exposure", check_range(self.exposure, "exposure"))
+        s(self, "gamma", check_range(self.gamma, "gamma", positive=True))
+        s(self, "photons", check_range(self.photons, "photons", positive=True))
+        s(self, "read", check_range(self.read, "read", minimum=0.0))
+        s(self, "noise_prob", check_prob(self.noise_prob, "noise_prob"))
         s(self, "quantize", bool(self.quantize))
 
 

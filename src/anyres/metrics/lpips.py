@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
-import math
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anyres.checks import check_image, check_unit_range
 from anyres.errors import RegistryError
 
 __all__ = [
@@ -424,22 +424,10 @@ def _lpips_on(net: str, device: torch.device, dtype: torch.dtype) -> LPIPS:
     return copy.deepcopy(base).to(device=device, dtype=dtype)
 
 
-def _check_image(x: Any, name: str, check_range: bool = True) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"{name}: expected (B, 3, H, W) RGB or (B, 1, H, W) gray, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}")
-    if check_range and x.numel():
-        lo, hi = (float(v) for v in torch.aminmax(x.detach()))
-        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -1e-6 or hi > 1 + 1e-6:
-            raise ValueError(f"{name}: values must lie in [0, 1] (clamp first), got min {lo:.4g} max {hi:.4g}")
-    return x
-
-
 def _prepare_pair(x: torch.Tensor, y: torch.Tensor, min_side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = _check_image(x, "x"), _check_image(y, "y")
+    for name, v in (("x", x), ("y", y)):
+        check_image(v, name, channels=(1, 3))
+        check_unit_range(v, name, tolerance=1e-6)
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.shape[0] == 0:
@@ -493,7 +481,7 @@ def vgg16_features(x: torch.Tensor, layers: Sequence[str] = LPIPS_VGG16_LAYERS) 
         One ``(B, C, H_l, W_l)`` map per requested name, in the order given; C = 64, 128, 256, 512, 512 and
         H_l = H // 2**(block - 1) for blocks 1..5. Differentiable with respect to ``x``.
     """
-    x = _check_image(x, "x", check_range=False)
+    check_image(x, "x", channels=(1, 3))
     if x.shape[1] == 1:
         x = x.repeat(1, 3, 1, 1)
     return _lpips_on("vgg", x.device, x.dtype).backbone(x, layers)

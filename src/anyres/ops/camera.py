@@ -14,8 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from anyres.checks import check_image
 from anyres.ops.filtering import pad2d
-from anyres.ops.noise import _check_image, _finish, _per_sample, _randn
+from anyres.ops.noise import _finish, _per_sample, _randn
 
 __all__ = ["mosaic", "demosaic", "unprocess", "process", "camera_sensor_noise", "random_camera_params"]
 
@@ -30,7 +31,7 @@ def _bayer_masks(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]
 
 def mosaic(rgb: torch.Tensor) -> torch.Tensor:
     """Sample ``(B, 3, H, W)`` RGB on an RGGB Bayer pattern (red at even row, even column): ``(B, 1, H, W)``."""
-    _, _, h, w = _check_image(rgb, 3)
+    _, _, h, w = check_image(rgb, "rgb", channels=3)
     red, g_r, g_b, blue = _bayer_masks(h, w, rgb)
     return rgb[:, 0:1] * red + rgb[:, 1:2] * (g_r + g_b) + rgb[:, 2:3] * blue
 
@@ -66,7 +67,7 @@ def demosaic(raw: torch.Tensor) -> torch.Tensor:
     so images whose channels are affine functions of position, flat colours included, come back exactly.
     Differentiable; values may leave [0, 1] slightly near strong edges (the filters overshoot).
     """
-    b, c, h, w = _check_image(raw, 1)
+    b, c, h, w = check_image(raw, "raw", channels=1)
     weight = raw.new_tensor([_M_GREEN_AT_RB, _M_ROW_NEIGHBOURS, _M_COL_NEIGHBOURS, _M_DIAGONAL]) / 8.0
     padded = _extend_bayer(_extend_bayer(raw, -2), -1)
     est = F.conv2d(padded, weight.unsqueeze(1))  # (B, 4, H, W)
@@ -131,7 +132,7 @@ def unprocess(
     Returns:
         ``(B, 1, H, W)`` linear RAW, in [0, 1] when the gains are >= 1 and ``ccm`` is row-stochastic.
     """
-    _check_image(x, 3)
+    check_image(x, "x", channels=3)
     ccm, wb = _check_camera(x, ccm, red_gain, blue_gain, brightness)
     linear = _inverse_smoothstep(x).clamp_min(0.0) ** _GAMMA
     camera = _apply_ccm(ccm, linear) / wb
@@ -148,7 +149,7 @@ def process(
     :func:`unprocess`; ``process(unprocess(x))`` returns ``x`` up to demosaicing error (exact on flat
     colours) and clipping.
     """
-    _check_image(raw, 1)
+    check_image(raw, "raw", channels=1)
     ccm, wb = _check_camera(raw, ccm, red_gain, blue_gain, brightness)
     camera = (demosaic(raw) * wb).clamp(0.0, 1.0)
     linear = _apply_ccm(torch.linalg.inv(ccm), camera).clamp(0.0, 1.0)
@@ -198,7 +199,7 @@ def camera_sensor_noise(
     Returns:
         ``(B, 3, H, W)`` noisy sRGB images; differentiable in ``x`` and the parameters.
     """
-    b, _, h, w = _check_image(x, 3)
+    b, _, h, w = check_image(x, "x", channels=3)
     shot = _per_sample("shot", shot, b, x)
     read = _per_sample("read", read, b, x)
     raw = unprocess(x, ccm, red_gain, blue_gain, brightness)

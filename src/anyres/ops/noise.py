@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from anyres.checks import check_image
 from anyres.ops.color import LUMA
 
 __all__ = ["gaussian_noise", "correlated_gaussian_noise", "random_channel_covariance", "poisson_noise", "poisson_peak"]
@@ -24,14 +25,6 @@ __all__ = ["gaussian_noise", "correlated_gaussian_noise", "random_channel_covari
 
 # ---------------------------------------------------------------------------------------------------------
 # Validation and drawing
-
-
-def _check_image(x: torch.Tensor, channels: int | None = None) -> tuple[int, int, int, int]:
-    if x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float (B, C, H, W) tensor, got shape {tuple(x.shape)} and dtype {x.dtype}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"x must have {channels} channels, got shape {tuple(x.shape)}")
-    return tuple(x.shape)  # type: ignore[return-value]
 
 
 def _per_sample(
@@ -100,7 +93,7 @@ def gaussian_noise(
     Returns:
         ``(B, C, H, W)`` noisy images; differentiable in ``x`` and ``sigma``.
     """
-    b, c, h, w = _check_image(x)
+    b, c, h, w = check_image(x, "x")
     sigma = _per_sample("sigma", sigma, b, x)
     flags = _gray_flags(gray, b, x.device)
     z = _randn((b, c, h, w), generator, x)
@@ -128,7 +121,7 @@ def correlated_gaussian_noise(
     Returns:
         ``(B, C, H, W)`` noisy images.
     """
-    b, c, h, w = _check_image(x)
+    b, c, h, w = check_image(x, "x")
     if covariance.shape != (b, c, c):
         raise ValueError(
             f"covariance must have shape ({b}, {c}, {c}) for x of shape {tuple(x.shape)}, "
@@ -191,7 +184,7 @@ def poisson_peak(x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B,)`` peaks (powers of two in [1, 256]) in ``x``'s dtype.
     """
-    b = _check_image(x)[0]
+    b = check_image(x, "x")[0]
     levels = (x.detach().clamp(0.0, 1.0) * 255.0).round().long().reshape(b, -1)
     hist = torch.zeros((b, 256), device=x.device, dtype=torch.long)
     hist.scatter_add_(1, levels, torch.ones_like(levels))
@@ -227,7 +220,7 @@ def poisson_noise(
     Returns:
         ``(B, C, H, W)`` noisy images. The noise is not differentiable (gradients pass to ``x`` unchanged).
     """
-    b, c, h, w = _check_image(x)
+    b, c, h, w = check_image(x, "x")
     scale = _per_sample("scale", scale, b, x)
     flags = _gray_flags(gray, b, x.device)
     if flags is not None and c not in (1, 3):

@@ -22,7 +22,7 @@ from torch import nn
 from anyres.nn.config import config_from_dict
 from anyres.ops.coords import centres
 from anyres.registry import NETWORKS
-from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
+from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork, check_query
 
 __all__ = ["DIINN", "DIINNConfig", "QUERY_MODES", "SCALE_INPUTS", "nearest_index", "synthesis_input"]
 
@@ -198,7 +198,7 @@ class DIINN(ImplicitNetwork):
         a full ``h x w`` latent grid (exact tiling): coordinates and the scale channel stay global, so a
         tile computes exactly what the whole image would. Every nearest latent must lie inside the block.
         """
-        _check_query(coord, cell)
+        check_query(coord, cell, cell_needed_for="DIINN needs the cell for its scale channel")
         b, block_h, block_w, _ = proj.shape
         h, w, row0, col0 = grid or (block_h, block_w, 0, 0)
         ri, rr = _local(coord[..., 0], h)
@@ -262,7 +262,7 @@ class DIINN(ImplicitNetwork):
     ) -> torch.Tensor:
         """The equations written out plainly; the oracle the fast path is tested against."""
         self._check_feat(feat)
-        _check_query(coord, cell)
+        check_query(coord, cell, cell_needed_for="DIINN needs the cell for its scale channel")
         b, c, h, w = feat.shape
         if self.config.feat_unfold:
             feat = F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
@@ -287,15 +287,6 @@ class DIINN(ImplicitNetwork):
     def _check_feat(self, feat: torch.Tensor) -> None:
         if feat.dim() != 4 or feat.shape[1] != self.encoder.out_dim:
             raise ValueError(f"feat must be (B, {self.encoder.out_dim}, h, w), got {tuple(feat.shape)}")
-
-
-def _check_query(coord: torch.Tensor, cell: torch.Tensor | None) -> None:
-    if coord.dim() != 3 or coord.shape[-1] != 2:
-        raise ValueError(f"coord must be (B, Q, 2), got {tuple(coord.shape)}")
-    if cell is None:
-        raise ValueError("DIINN needs the cell for its scale channel: pass cell of shape (B, Q, 2)")
-    if cell.shape != coord.shape:
-        raise ValueError(f"cell must match coord's shape {tuple(coord.shape)}, got {tuple(cell.shape)}")
 
 
 def _check_block(rows: torch.Tensor, block_h: int, cols: torch.Tensor, block_w: int) -> None:

@@ -8,13 +8,24 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from anyres.checks import check_same_shape, check_shape
 from anyres.nn.config import resolve_config
 from anyres.registry import NETWORKS
 
-__all__ = ["ImplicitNetwork", "QUERY_MODES"]
+__all__ = ["ImplicitNetwork", "QUERY_MODES", "check_query"]
 
 # fast: bf16 hidden layers; exact: float32; reference: the paper's plain path (slow; never tiled).
 QUERY_MODES = ("fast", "exact", "reference")
+
+
+def check_query(coord: torch.Tensor, cell: torch.Tensor | None, *, cell_needed_for: str | None) -> None:
+    """``coord`` is a float ``(B, Q, 2)`` tensor; when ``cell_needed_for`` says why the model needs the cell,
+    ``cell`` must be given with ``coord``'s shape (otherwise it is not looked at)."""
+    check_shape(coord, "coord", ("B", "Q", 2))
+    if cell_needed_for is not None:
+        if cell is None:
+            raise ValueError(f"{cell_needed_for}: pass cell of shape (B, Q, 2)")
+        check_same_shape(cell, "cell", coord, "coord")
 
 
 class ImplicitNetwork(nn.Module):

@@ -20,7 +20,7 @@ from anyres.nn.blocks import MLP
 from anyres.nn.config import config_from_dict
 from anyres.ops.coords import centres, coord_to_index, make_coord
 from anyres.registry import NETWORKS
-from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork
+from anyres.sr.implicit import QUERY_MODES, ImplicitNetwork, check_query
 
 __all__ = ["LIIF", "LIIFConfig", "QUERY_MODES"]
 
@@ -146,7 +146,7 @@ class LIIF(ImplicitNetwork):
         a full ``h x w`` latent grid (exact tiling): coordinates stay global, so a tile computes exactly
         what the whole image would. Every latent a query touches must lie inside the block.
         """
-        _check_query(coord, cell, self.config.cell_decode)
+        check_query(coord, cell, cell_needed_for="this model decodes cells" if self.config.cell_decode else None)
         b, block_h, block_w, _ = proj.shape
         grid = grid or (block_h, block_w, 0, 0)
         idx, rel = self._members(grid, block_w, coord)
@@ -205,7 +205,7 @@ class LIIF(ImplicitNetwork):
         self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The paper's equations written out plainly; the oracle the fast path is tested against."""
-        _check_query(coord, cell, self.config.cell_decode)
+        check_query(coord, cell, cell_needed_for="this model decodes cells" if self.config.cell_decode else None)
         b, c, h, w = feat.shape
         if self.config.feat_unfold:
             feat = F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
@@ -249,16 +249,6 @@ def _ensemble_weights(rel: torch.Tensor) -> torch.Tensor:
     """``(B, 4, Q, 2)`` relative coords -> ``(B, 4, Q, 1)`` area weights, diagonally swapped, summing to 1."""
     area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9
     return (area.flip(1) / area.sum(dim=1, keepdim=True)).unsqueeze(-1)
-
-
-def _check_query(coord: torch.Tensor, cell: torch.Tensor | None, cell_decode: bool) -> None:
-    if coord.dim() != 3 or coord.shape[-1] != 2:
-        raise ValueError(f"coord must be (B, Q, 2), got {tuple(coord.shape)}")
-    if cell_decode:
-        if cell is None:
-            raise ValueError("this model decodes cells: pass cell of shape (B, Q, 2)")
-        if cell.shape != coord.shape:
-            raise ValueError(f"cell must match coord's shape {tuple(coord.shape)}, got {tuple(cell.shape)}")
 
 
 @NETWORKS.register(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from anyres.checks import check_shape
 from anyres.degrade.learned.kernelgan.config import KernelGANConfig
 from anyres.degrade.learned.kernelgan.networks import downscale_with_kernel
 from anyres.ops.kernels import gaussian_kernel
@@ -34,14 +35,9 @@ def adversarial_loss(prediction: torch.Tensor, real: bool) -> torch.Tensor:
     return (prediction - 1.0).abs().mean() if real else prediction.abs().mean()
 
 
-def _check_2d_kernel(kernel: torch.Tensor) -> None:
-    if kernel.dim() != 2:
-        raise ValueError(f"kernel must have shape (k, k), got shape {tuple(kernel.shape)}")
-
-
 def sum_to_one_loss(kernel: torch.Tensor) -> torch.Tensor:
     """``|1 - sum(k)|`` for a ``(k, k)`` kernel (paper: L_sum2one)."""
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     return (1.0 - kernel.sum()).abs()
 
 
@@ -72,7 +68,7 @@ def boundary_mask(
 
 def boundary_loss(kernel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``mean |k * M|`` over all taps (paper: L_boundaries), with ``M`` from :func:`boundary_mask`."""
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     return (kernel * mask).abs().mean()
 
 
@@ -81,7 +77,7 @@ def sparsity_loss(kernel: torch.Tensor, power: float = 0.2) -> torch.Tensor:
 
     Exact zeros contribute 0 with a zero gradient (``|k|^0.2`` has an infinite slope at 0).
     """
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     mag = kernel.abs()
     zero = mag == 0
     safe = torch.where(zero, torch.ones_like(mag), mag)
@@ -97,7 +93,7 @@ def centre_target(size: int, scale: int = 2) -> float:
 def centre_loss(kernel: torch.Tensor, target: float) -> torch.Tensor:
     """Mean over the two axes of ``(centre of mass - target)^2``, centre of mass in 0-based tap indices
     (paper: L_center). The kernel's taps must have a non-zero sum."""
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     total = kernel.sum()
     idx_r = torch.arange(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
     idx_c = torch.arange(kernel.shape[1], dtype=kernel.dtype, device=kernel.device)

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from anyres.degrade.learned.kernelgan.losses import _check_2d_kernel
+from anyres.checks import check_shape
 from anyres.ops.kernels import kernel_centroid
 
 __all__ = ["zero_small_taps", "shift_kernel", "postprocess_kernel", "analytic_x4_kernel"]
@@ -25,7 +25,7 @@ def zero_small_taps(kernel: torch.Tensor, keep: int = 40) -> torch.Tensor:
     small taps G leaves around the kernel (the reference's ``n = 40``). ``(k, k)`` in, ``(k, k)`` summing
     to 1 out.
     """
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     flat = kernel.flatten()
     if keep >= flat.numel():
         t = torch.zeros((), dtype=kernel.dtype, device=kernel.device)
@@ -66,7 +66,7 @@ def shift_kernel(kernel: torch.Tensor, scale: int = 2, min_pad: int = 2) -> torc
     Returns:
         ``(k + 2 p, k + 2 p)`` kernel summing to 1.
     """
-    _check_2d_kernel(kernel)
+    check_shape(kernel, "kernel", ("k", "k"))
     k = kernel.shape[0]
     if kernel.shape[1] != k or k % 2 == 0:
         raise ValueError(f"kernel must be square with an odd side, got shape {tuple(kernel.shape)}")

@@ -1,6 +1,6 @@
-"""Foreign ``.pth`` checkpoints -> anyres weights folders (registered in :data:`~anyres.registry.CHECKPOINTS`).
+"""Foreign ``.pth`` / ``.ckpt`` checkpoints -> anyres weights folders (registered in :data:`~anyres.registry.CHECKPOINTS`).
 
-A ``.pth`` file is read with ``torch.load(weights_only=True)`` (a file that needs arbitrary unpickling is
+A file is read with ``torch.load(weights_only=True)`` (a file that needs arbitrary unpickling is
 refused), its layout is detected, and its tensors are renamed onto the matching anyres network, values
 unchanged. Supported layouts: docs/foreign-checkpoints.md.
 """
@@ -37,6 +37,7 @@ class Converted:
     config: dict[str, Any]
     state: dict[str, torch.Tensor]
     summary: str  # one line for the card: the architecture and its sizes
+    arch: str = "liif"  # the anyres network it maps onto
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Layout:
     shape: str  # the top-level structure, for the card and the "unknown layout" message
     matches: Callable[[Any], bool]
     convert: Callable[[Any], Converted]
+    suffix: str = ".pth"  # the file type the project saves, for the card
 
 
 def _rename(state: Mapping[str, torch.Tensor], renames: Renames, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -78,6 +80,8 @@ def _liif_encoder(spec: Mapping[str, Any], sd: Mapping[str, Any]) -> tuple[dict[
     name, args = spec.get("name"), dict(spec.get("args") or {})
     if not args.get("no_upsampling", False):
         raise RegistryError(f"LIIF encoder {name!r} must be built with no_upsampling=True (it has an upsampler)")
+    if name == "rdn":
+        return _rdn_encoder(sd)
     if name == "edsr-baseline":
         n_resblocks = _count(sd, r"encoder\.body\.\d+\.body\.0\.weight")
         n_feats = _shape(sd, "encoder.head.0.weight")[0]
@@ -90,24 +94,25 @@ def _liif_encoder(spec: Mapping[str, Any], sd: Mapping[str, Any]) -> tuple[dict[
         ]
         enc = {"n_resblocks": n_resblocks, "n_feats": n_feats, "res_scale": res_scale}
         return {"name": "edsr-baseline", "args": enc}, renames, f"EDSR-baseline ({n_resblocks} x {n_feats})"
-    if name == "rdn":
-        g0 = _shape(sd, "encoder.SFENet1.weight")[0]
-        n_blocks = _count(sd, r"encoder\.RDBs\.\d+\.LFF\.weight")
-        n_layers = _count(sd, r"encoder\.RDBs\.0\.convs\.\d+\.conv\.0\.weight")
-        growth = _shape(sd, "encoder.RDBs.0.convs.0.conv.0.weight")[0]
-        renames = [
-            (r"encoder\.SFENet([12])\.(weight|bias)", r"encoder.sfe\1.\2"),
-            (r"encoder\.RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.(weight|bias)", r"encoder.blocks.\1.layers.\2.conv.\3"),
-            (r"encoder\.RDBs\.(\d+)\.LFF\.(weight|bias)", r"encoder.blocks.\1.fuse.\2"),
-            (r"encoder\.GFF\.([01])\.(weight|bias)", r"encoder.gff.\1.\2"),
-        ]
-        enc = {"g0": g0, "n_blocks": n_blocks, "n_layers": n_layers, "growth": growth}
-        return (
-            {"name": "rdn", "args": enc},
-            renames,
-            f"RDN (G0 {g0}, {n_blocks} blocks x {n_layers} layers, G {growth})",
-        )
     raise RegistryError(f"LIIF encoder {name!r} is not supported; supported: edsr-baseline, rdn")
+
+
+def _rdn_encoder(sd: Mapping[str, Any]) -> tuple[dict[str, Any], Renames, str]:
+    """The RDN encoder (the LIIF and DIINN repositories share its key names): G0, blocks, layers and growth
+    from the tensor shapes."""
+    g0 = _shape(sd, "encoder.SFENet1.weight")[0]
+    n_blocks = _count(sd, r"encoder\.RDBs\.\d+\.LFF\.weight")
+    n_layers = _count(sd, r"encoder\.RDBs\.0\.convs\.\d+\.conv\.0\.weight")
+    growth = _shape(sd, "encoder.RDBs.0.convs.0.conv.0.weight")[0]
+    renames = [
+        (r"encoder\.SFENet([12])\.(weight|bias)", r"encoder.sfe\1.\2"),
+        (r"encoder\.RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.(weight|bias)", r"encoder.blocks.\1.layers.\2.conv.\3"),
+        (r"encoder\.RDBs\.(\d+)\.LFF\.(weight|bias)", r"encoder.blocks.\1.fuse.\2"),
+        (r"encoder\.GFF\.([01])\.(weight|bias)", r"encoder.gff.\1.\2"),
+    ]
+    enc = {"g0": g0, "n_blocks": n_blocks, "n_layers": n_layers, "growth": growth}
+    summary = f"RDN (G0 {g0}, {n_blocks} blocks x {n_layers} layers, G {growth})"
+    return {"name": "rdn", "args": enc}, renames, summary
 
 
 def _is_liif(ckpt: Any) -> bool:
@@ -135,8 +140,62 @@ def _convert_liif(ckpt: Any) -> Converted:
     return Converted(config, state, f"LIIF, {summary} encoder, MLP {hidden}")
 
 
+# -- robotic-vision-lab/Dual-Interactive-Implicit-Neural-Network: a PyTorch Lightning SRLitModule checkpoint ---
+# {'state_dict': {'net.encoder.*', 'net.decoder.*', 'sub', 'div'}, 'hyper_parameters': {'arch', 'mode', 'init_q'}}
+def _is_diinn(ckpt: Any) -> bool:
+    sd = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    return isinstance(sd, Mapping) and any(isinstance(k, str) and k.startswith("net.decoder.") for k in sd)
+
+
+def _convert_diinn(ckpt: Any) -> Converted:
+    hp = ckpt.get("hyper_parameters")
+    hp = hp if isinstance(hp, Mapping) else {}
+    arch, mode, init_q = hp.get("arch"), hp.get("mode"), hp.get("init_q")
+    if arch != "diinn" or mode != 3 or init_q is not False:
+        # Modes 1, 2 and 4 and init_q=True are the paper's ablations; mode 2 has mode 3's tensor shapes, so the
+        # hyper-parameters, not the shapes, must say which it is.
+        raise RegistryError(
+            f"DIINN arch={arch!r} mode={mode!r} init_q={init_q!r} is not supported; supported: arch='diinn', "
+            "mode=3, init_q=False (the final model (f); the ablation modes 1, 2, 4 and init_q=True are not)"
+        )
+    sd = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k not in ("sub", "div")}
+    for name in ("sub", "div"):  # the input normalisation (x - sub) / div; anyres's DIINN uses 0.5 / 0.5
+        value = ckpt["state_dict"].get(name)
+        if value is not None and not torch.allclose(value.float(), torch.tensor(0.5)):
+            raise RegistryError(f"DIINN normalisation buffer {name!r} is not 0.5; supported: sub = div = 0.5")
+    if "encoder.SFENet1.weight" not in sd:
+        raise RegistryError("DIINN encoder is not supported (no net.encoder.SFENet1); supported: rdn")
+    encoder, renames, summary = _rdn_encoder(sd)
+    hidden = [_shape(sd, f"decoder.K.{i}.0.weight")[0] for i in range(_count(sd, r"decoder\.K\.\d+\.0\.weight"))]
+    feat = 9 * encoder["args"]["g0"]
+    if not hidden or _shape(sd, "decoder.K.0.0.weight")[1] != feat or _shape(sd, "decoder.Q.0.0.weight")[1] != 3:
+        raise RegistryError(f"DIINN decoder inputs are not the 3x3-unfolded feature ({feat}) and 3 coordinates")
+    if _shape(sd, "decoder.last_layer.weight")[2:] != (1, 1):
+        raise RegistryError("DIINN last layer is not a 1x1 conv (mode 4?); supported: mode 3")
+    # 1x1 convs over the dense HR grid are linear layers per query; K.i takes [s_{i-1}; z] as anyres does.
+    renames += [
+        (r"decoder\.K\.(\d+)\.0\.(weight|bias)", r"modulation.\1.\2"),
+        (r"decoder\.Q\.(\d+)\.0\.(weight|bias)", r"synthesis.\1.\2"),
+        (r"decoder\.last_layer\.(weight|bias)", r"out.\1"),
+    ]
+    state = _rename(sd, renames)
+    state = {
+        k: v.flatten(1) if k.startswith(("modulation.", "synthesis.", "out.")) and v.dim() == 4 else v
+        for k, v in state.items()
+    }
+    config = {"encoder": encoder, "hidden": hidden, "feat_unfold": True, "scale_input": "inv_scale_sq"}
+    return Converted(config, state, f"DIINN mode 3, {summary} encoder, widths {hidden}", arch="diinn")
+
+
 LAYOUTS = (
     Layout("yinboc/liif", "{'model': {'name': 'liif', 'args', 'sd'}, 'optimizer', 'epoch'}", _is_liif, _convert_liif),
+    Layout(
+        "robotic-vision-lab/DIINN",
+        "{'state_dict': {'net.encoder.*', 'net.decoder.*', 'sub', 'div'}, 'hyper_parameters'}",
+        _is_diinn,
+        _convert_diinn,
+        suffix=".ckpt",
+    ),
 )
 
 
@@ -180,20 +239,19 @@ def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool 
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
         raise RegistryError(f"{folder} exists and is not empty; pass --overwrite to replace it")
     layout, converted = read_checkpoint(path)
-    arch = "liif"
-    net = NETWORKS.build(arch, **converted.config)
+    net = NETWORKS.build(converted.arch, **converted.config)
     try:
         net.load_state_dict(converted.state)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise RegistryError(f"{path}: the tensors do not match {converted.summary} ({first})") from None
     sha = _sha256(path)
-    description = f"{converted.summary}; converted from {path.name} ({layout.name} .pth)"
-    source = {"file": path.name, "format": f"{layout.name} .pth", "sha256": sha}
+    description = f"{converted.summary}; converted from {path.name} ({layout.name} {layout.suffix})"
+    source = {"file": path.name, "format": f"{layout.name} {layout.suffix}", "sha256": sha}
     save_network(net, folder, extra={"name": folder.name, "description": description, "source": source})
     card = (
         f"# {folder.name}\n\n{converted.summary}.\n\n"
-        f"Converted by anyres from `{path.name}` (sha256 `{sha}`), a {layout.name} .pth checkpoint "
+        f"Converted by anyres from `{path.name}` (sha256 `{sha}`), a {layout.name} {layout.suffix} checkpoint "
         f"(`{layout.shape}`). Weights float32, values unchanged; not trained or measured by anyres.\n"
     )
     write_bytes_atomic(folder / CARD, card.encode())
@@ -209,4 +267,9 @@ def _scratch_folder(path: Path) -> Path:
 
 @CHECKPOINTS.register("pth", "PyTorch .pth checkpoints: yinboc/liif (EDSR-baseline or RDN encoder)", role=".pth")
 def load_pth(path: Path) -> Path:
+    return convert_checkpoint(path, _scratch_folder(Path(path)))
+
+
+@CHECKPOINTS.register("ckpt", "PyTorch Lightning .ckpt checkpoints: DIINN (RDN encoder, mode 3)", role=".ckpt")
+def load_ckpt(path: Path) -> Path:
     return convert_checkpoint(path, _scratch_folder(Path(path)))

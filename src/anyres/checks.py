@@ -32,6 +32,7 @@ __all__ = [
     "check_probs",
     "check_range",
     "check_choices",
+    "check_seed",
 ]
 
 # The scales at which a scale-dependent range is checked (a ``c + k s`` bound could cross another only at some).
@@ -228,3 +229,10 @@ def check_choices(value: Any, name: str, allowed: Iterable[str]) -> tuple[str, .
     if bad:
         raise ConfigError(f"{name}: unknown value(s) {bad}; expected some of {options}")
     return tuple(value)
+
+
+def check_seed(value: Any, name: str = "--seed") -> int:
+    """A random seed: an int that ``torch.manual_seed`` takes, in ``[-2**63, 2**64)``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**64:
+        raise ConfigError(f"{name} must be an integer from -2**63 to 2**64 - 1, got {value!r}")
+    return value

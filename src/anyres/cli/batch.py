@@ -105,7 +105,7 @@ class Batch:
         ``PATH -> TARGET`` plus the note per success and one error line per failure; returns the failures."""
         from tqdm import tqdm
 
-        from anyres.io import check_not_input
+        from anyres.io import check_not_input, check_outputs
 
         for message in self.errors:
             click.echo(f"anyres: error: {message}", err=True)
@@ -121,8 +121,7 @@ class Batch:
                     check_not_input(t, self.files)
                     if t.resolve() in written:
                         raise AnyresError(f"{path}: its output {t} was already written by another input of this run")
-                    if t.exists() and not self.overwrite:
-                        raise AnyresError(f"{t}: already exists; pass --overwrite to replace it")
+                check_outputs((target, *more), self.files, overwrite=self.overwrite)
                 note = process(path, target, more)
                 written.update(t.resolve() for t in (target, *more))
                 line = f"{path} -> {target}{note}"

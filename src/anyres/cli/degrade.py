@@ -11,12 +11,12 @@ from pathlib import Path
 import click
 import torch
 
-from anyres.checks import check_scale
+from anyres.checks import check_scale, check_seed
 from anyres.cli.batch import Batch, output_options
 from anyres.degrade import get_pipeline
 from anyres.degrade.base import derive_seed
 from anyres.errors import AnyresError, ConfigError
-from anyres.io import read_image, write_bytes_atomic, write_image
+from anyres.io import check_outputs, read_image, write_bytes_atomic, write_image
 from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
 from anyres.registry import DEGRADATIONS
@@ -109,6 +109,8 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
         if scale is None:
             raise ConfigError("--scale is required unless --replay is given")
         seed = 0 if seed is None else seed
+    if seed is not None:
+        check_seed(seed)
     if not (isinstance(scale, float) and math.isfinite(scale) and scale >= 1):
         raise ConfigError(f"--scale must be a number >= 1, got {scale:g}")
     learned = DEGRADATIONS.names("learned")
@@ -123,8 +125,10 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
     # LR images are written losslessly unless -o names another format: a JPEG would add a compression
     # pass that is not in the record.
     batch = Batch(inputs, output, out_dir, overwrite, beside=f"{{stem}}_{pipeline}_x{scale:g}.png", in_dir="{stem}.png")
-    if params_out is not None and params_out.exists() and not overwrite:
-        raise ConfigError(f"{params_out} exists; pass --overwrite to replace it")
+    if params_out is not None:  # checked before any LR image is written
+        check_outputs([params_out], batch.files, overwrite=overwrite)
+        if any(params_out.resolve() == batch.target(f).resolve() for f in batch.files):
+            raise AnyresError(f"--params-out {params_out} is also the name of an LR image; give it its own name")
     records: dict[str, dict] = {}
 
     def check(path: Path) -> None:
@@ -136,6 +140,11 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
         img, meta = read_image(path)
         hr = to_rgb(img)
         hr_size = tuple(hr.shape[-2:])
+        if min(round(n / scale) for n in hr_size) < 1:
+            raise AnyresError(
+                f"{path}: --scale {scale:g} would make the {hr_size[1]}x{hr_size[0]} image an LR of "
+                f"{round(hr_size[1] / scale)}x{round(hr_size[0] / scale)} pixels; the LR needs at least 1 per side"
+            )
         if recorded is not None:
             record = recorded.get(name)
             if record is None:
@@ -164,7 +173,7 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
         return f" ({lr.shape[-1]}x{lr.shape[-2]})"
 
     failed = batch.run(process, check=check)
-    if params_out is not None:
+    if params_out is not None and (records or not failed):
         report = {"pipeline": pipeline, "scale": scale, "seed": seed, "images": records, "config": config}
         write_bytes_atomic(params_out, (json.dumps(report, indent=1) + "\n").encode("utf-8"), overwrite=True)
         click.echo(f"parameters of {len(records)} image(s) -> {params_out}", err=True)

@@ -18,23 +18,16 @@ from pathlib import Path
 import click
 import numpy as np
 
+from anyres.checks import check_seed
 from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
 from anyres.errors import AnyresError, ConfigError
-from anyres.io import check_not_input, read_image, write_bytes_atomic, write_image
+from anyres.io import check_outputs, read_image, write_bytes_atomic, write_image
 from anyres.pictures import kernel_picture
 
 __all__ = ["estimate_kernel_command"]
 
 # Each tap of the --png picture is drawn as a block of this many pixels per side.
 PICTURE_BLOCK = 16
-
-
-def _check_target(path: Path, image: Path, overwrite: bool) -> None:
-    check_not_input(path, image)
-    if path.is_dir():
-        raise AnyresError(f"cannot write {path}: it is a directory")
-    if path.exists() and not overwrite:
-        raise AnyresError(f"{path}: already exists; pass --overwrite to replace it")
 
 
 @click.command("estimate-kernel")
@@ -121,6 +114,7 @@ def _run(
 ) -> None:
     if iters < 1:
         raise ConfigError(f"--iters must be >= 1, got {iters}")
+    check_seed(seed)
     if output is None:
         output = image.with_name(f"{image.stem}_kernel_x{scale}.npy")
     if output.suffix.lower() != ".npy":
@@ -133,8 +127,7 @@ def _run(
     targets = [p for p in (output, png, json_path) if p is not None]
     if len({p.resolve() for p in targets}) != len(targets):
         raise ConfigError("-o, --png and --json must name different files")
-    for target in targets:
-        _check_target(target, image, overwrite)
+    check_outputs(targets, [image], overwrite=overwrite)  # all before the first file is written
 
     start = time.perf_counter()
     kernel = estimate_kernel(img, scale=scale, iters=iters, seed=seed, progress=True).cpu()

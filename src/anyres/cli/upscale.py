@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from anyres.checks import check_seed
 from anyres.cli.batch import Batch, device_option, output_options, resolve_device
 from anyres.errors import AnyresError
 from anyres.registry import UPSCALERS
 from anyres.sr.render import DEFAULT_TILE, RENDER_MODES, RenderOptions
 
-__all__ = ["upscale", "parse_size", "quality_option", "max_pixels_option"]
+__all__ = ["upscale", "parse_size", "quality_option", "max_pixels_option", "MAX_OUTPUT_PIXELS"]
 
 quality_option = click.option(
     "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality."
@@ -19,6 +20,10 @@ quality_option = click.option(
 max_pixels_option = click.option(
     "--max-pixels", type=int, default=None, help="Refuse inputs larger than this many pixels."
 )
+
+# The largest output `upscale` makes unless --max-output-pixels says otherwise: 400 MP (20000 x 20000),
+# about 4.8 GB as float32 RGB, checked before anything is allocated.
+MAX_OUTPUT_PIXELS = 400_000_000
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -57,6 +62,13 @@ def parse_size(text: str) -> tuple[int, int]:
 @quality_option
 @max_pixels_option
 @click.option(
+    "--max-output-pixels",
+    type=int,
+    default=MAX_OUTPUT_PIXELS,
+    show_default=True,
+    help="Refuse outputs larger than this many pixels (checked before any work).",
+)
+@click.option(
     "--blind",
     is_flag=True,
     help="Blind SR: estimate the image's own kernel (KernelGAN), adapt a copy of the model to it on "
@@ -88,6 +100,7 @@ def upscale(
     device,
     quality,
     max_pixels,
+    max_output_pixels,
     blind,
     blind_iters,
     seed,
@@ -109,6 +122,12 @@ def upscale(
         raise AnyresError("give exactly one of --scale, --size, --width or --height")
     if scale is not None and not scale > 0:
         raise AnyresError(f"--scale must be positive, got {scale}")
+    if max_output_pixels < 1:
+        raise AnyresError(f"--max-output-pixels must be a positive number of pixels, got {max_output_pixels}")
+    check_seed(seed)
+    asked = _asked(scale, size, width, height)
+    if size_hw is not None:
+        _check_output_size(size_hw, max_output_pixels, asked)
     if tile is not None and tile < 8:
         raise AnyresError(f"--tile must be at least 8 pixels, got {tile}")
     batch = Batch(inputs, output, out_dir, overwrite, beside="{stem}_anyres{suffix}")
@@ -123,7 +142,14 @@ def upscale(
 
     def process(path: Path, target: Path, _extras: list[Path]) -> str:
         img, meta = read_image(path, max_pixels=max_pixels)
-        out_size = target_size(img.shape[-2], img.shape[-1], scale=scale, size=size_hw, width=width, height=height)
+        in_h, in_w = img.shape[-2:]
+        if scale is not None and min(round(in_h * scale), round(in_w * scale)) < 1:
+            raise AnyresError(
+                f"{path}: {asked} would make the {in_w}x{in_h} image {round(in_w * scale)}x{round(in_h * scale)} "
+                f"pixels; an output needs at least 1 pixel per side"
+            )
+        out_size = target_size(in_h, in_w, scale=scale, size=size_hw, width=width, height=height)
+        _check_output_size(out_size, max_output_pixels, f"{path}: {asked}")
         if blind:
             from anyres.sr.blind import DEFAULT_ITERS, blind_upscale
 
@@ -150,3 +176,21 @@ def upscale(
 
     if batch.run(process):
         raise SystemExit(1)
+
+
+def _asked(scale: float | None, size: str | None, width: int | None, height: int | None) -> str:
+    """The size flag as the user gave it, for error messages."""
+    if scale is not None:
+        return f"--scale {scale:g}"
+    if size is not None:
+        return f"--size {size}"
+    return f"--width {width}" if width is not None else f"--height {height}"
+
+
+def _check_output_size(out_hw: tuple[int, int], limit: int, asked: str) -> None:
+    h, w = out_hw
+    if h * w > limit:
+        raise AnyresError(
+            f"{asked} asks for a {w}x{h} output ({h * w / 1e6:.4g} MP), over the limit of "
+            f"{limit / 1e6:g} MP; pass --max-output-pixels to allow it"
+        )

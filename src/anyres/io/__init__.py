@@ -8,7 +8,7 @@ Decoders: Pillow for 8-bit images of any format it knows; pypng for 16-bit colou
 reduces them to 8 bit); tifffile for 16-bit and floating-point TIFFs (same reason).
 """
 
-from anyres.io.files import as_batch, check_not_input, expand_inputs, list_images
+from anyres.io.files import as_batch, check_not_input, check_output, check_outputs, expand_inputs, list_images
 from anyres.io.reading import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageMeta, read_image
 from anyres.io.writing import write_bytes_atomic, write_image
 
@@ -20,6 +20,8 @@ __all__ = [
     "read_image",
     "write_image",
     "check_not_input",
+    "check_output",
+    "check_outputs",
     "list_images",
     "write_bytes_atomic",
     "expand_inputs",

@@ -12,7 +12,7 @@ import torch
 from anyres.errors import ImageReadError, ImageWriteError
 from anyres.io.reading import IMAGE_EXTENSIONS, read_image
 
-__all__ = ["check_not_input", "list_images", "expand_inputs", "as_batch"]
+__all__ = ["check_not_input", "check_output", "check_outputs", "list_images", "expand_inputs", "as_batch"]
 
 # ----------------------------------------------------------------------------------------------- paths
 
@@ -32,6 +32,41 @@ def check_not_input(out_path: str | os.PathLike, input_paths: str | os.PathLike 
             same = os.path.samefile(out, inp)
         if same:
             raise ImageWriteError(f"refusing to write {out}: it is the input {inp}, and an input is never overwritten")
+
+
+def check_output(
+    out_path: str | os.PathLike, input_paths: str | os.PathLike | Iterable, *, overwrite: bool = False
+) -> Path:
+    """Check, before anything is written, that ``out_path`` can be written: it is not one of ``input_paths``
+    (:func:`check_not_input`), not a folder, not an existing file unless ``overwrite``, and its nearest
+    existing parent is a writable folder. Raises :class:`ImageWriteError` with one line; returns the path."""
+    out = Path(out_path)
+    check_not_input(out, input_paths)
+    if out.is_dir():
+        raise ImageWriteError(f"cannot write {out}: it is a directory")
+    if out.exists() and not overwrite:
+        raise ImageWriteError(f"{out}: already exists; pass --overwrite to replace it")
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ImageWriteError(f"cannot write {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ImageWriteError(f"cannot write {out}: the folder {parent} is not writable")
+    return out
+
+
+def check_outputs(
+    out_paths: Iterable[str | os.PathLike], input_paths: str | os.PathLike | Iterable, *, overwrite: bool = False
+) -> None:
+    """:func:`check_output` for each of a job's outputs, which must also name different files."""
+    inputs = [input_paths] if isinstance(input_paths, (str, os.PathLike)) else list(input_paths)
+    seen: dict[Path, Path] = {}
+    for out in map(Path, out_paths):
+        check_output(out, inputs, overwrite=overwrite)
+        if out.resolve() in seen:
+            raise ImageWriteError(f"{seen[out.resolve()]} and {out} are the same file: each output needs its own name")
+        seen[out.resolve()] = out
 
 
 def list_images(path_or_dir: str | os.PathLike) -> list[Path]:

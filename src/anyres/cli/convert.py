@@ -19,8 +19,8 @@ __all__ = ["convert_command"]
 )
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing, non-empty folder.")
 def convert_command(checkpoint: Path, output: Path, overwrite: bool) -> None:
-    """Convert CHECKPOINT (a yinboc/liif .pth, see docs/foreign-checkpoints.md) into a weights folder
-    that --model accepts."""
+    """Convert CHECKPOINT (a yinboc/liif .pth or a DIINN Lightning .ckpt; see docs/foreign-checkpoints.md)
+    into a weights folder that --model accepts."""
     from anyres.sr.checkpoints import convert_checkpoint
 
     suffixes = sorted({entry.role for entry in CHECKPOINTS.values()})

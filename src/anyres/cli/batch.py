@@ -105,7 +105,7 @@ class Batch:
         ``PATH -> TARGET`` plus the note per success and one error line per failure; returns the failures."""
         from tqdm import tqdm
 
-        from anyres.io import check_not_input, check_outputs
+        from anyres.io import check_outputs
 
         for message in self.errors:
             click.echo(f"anyres: error: {message}", err=True)
@@ -118,7 +118,6 @@ class Batch:
                 target = self.target(path)
                 more = extras(path, target)
                 for t in (target, *more):  # all checked before any work, so a refusal leaves nothing behind
-                    check_not_input(t, self.files)
                     if t.resolve() in written:
                         raise AnyresError(f"{path}: its output {t} was already written by another input of this run")
                 check_outputs((target, *more), self.files, overwrite=self.overwrite)

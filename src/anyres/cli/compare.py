@@ -48,16 +48,14 @@ def compare_command(
     import torch
 
     from anyres.evaluation.compare import check_scale, make_comparison, parse_crop
-    from anyres.io import check_not_input, write_image
+    from anyres.io import check_output, write_image
 
     s = check_scale(scale)
     if as_hr and s < 1:
         raise AnyresError(f"--as-hr needs --scale >= 1, got {s:g}")
     if output.suffix.lower() != ".png":
         raise AnyresError(f"-o/--output must be a .png file, got {output}")
-    check_not_input(output, [image])
-    if output.exists() and not overwrite:
-        raise AnyresError(f"{output} exists; pass --overwrite to replace it")
+    check_output(output, [image], overwrite=overwrite)
     names = [m.strip() for m in models.split(",") if m.strip()]
     box = parse_crop(crop) if crop is not None else None
     composed, records = make_comparison(image, s, names, as_hr=as_hr, crop=box, device=resolve_device(device))

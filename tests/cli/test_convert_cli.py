@@ -1,4 +1,4 @@
-"""``anyres convert`` and ``--model FILE.pth``: official yinboc/liif checkpoints end to end."""
+"""``anyres convert`` and ``--model FILE.pth``: official yinboc/liif and RRDBNet checkpoints end to end."""
 
 import argparse
 import shutil
@@ -21,9 +21,9 @@ def _errors(res):
     return [line for line in res.stderr.splitlines() if line.startswith("anyres: error:")]
 
 
-@pytest.fixture
-def ckpt(tmp_path):
-    return Path(shutil.copy(OFFICIAL / "liif-rdn-tiny.pth", tmp_path / "liif-rdn-tiny.pth"))
+@pytest.fixture(params=["liif-rdn-tiny.pth", "rrdbnet-x2-tiny.pth"])
+def ckpt(tmp_path, request):
+    return Path(shutil.copy(OFFICIAL / request.param, tmp_path / request.param))
 
 
 def test_upscale_from_the_pth_equals_upscale_from_its_converted_folder(tmp_path, ckpt):
@@ -32,7 +32,7 @@ def test_upscale_from_the_pth_equals_upscale_from_its_converted_folder(tmp_path,
     assert res.exit_code == 0, res.output
     res = _run("convert", ckpt, "-o", tmp_path / "folder")
     assert res.exit_code == 0, res.output
-    assert "liif-rdn-tiny.pth" in (tmp_path / "folder" / "README.md").read_text()
+    assert ckpt.name in (tmp_path / "folder" / "README.md").read_text()
     res = _run("upscale", image, "--size", "61x49", "--model", tmp_path / "folder", "-o", tmp_path / "from_dir.png")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "from_pth.png").read_bytes() == (tmp_path / "from_dir.png").read_bytes()

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Generated from the registry: every upscaler network with its registered tiny example, plus LIIFusion's
 # stage 2 (the same network with its diffusion prior).
-ARCHS = {name: dict(NETWORKS[name].example) for name in NETWORKS.names(role="upscaler")}
+ARCHS = {
+    name: dict(NETWORKS[name].example)
+    for name in NETWORKS.names(role="upscaler")
+    if not getattr(NETWORKS[name].builder, "fixed_scale", False)  # RRDBNet: tests/sr/test_checkpoints_rrdbnet.py
+}
 ARCHS["liifusion-s2"] = {**ARCHS["liifusion"], "stage": 2, "denoise_blocks": 1}
 
 

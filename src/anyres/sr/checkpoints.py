@@ -187,6 +187,57 @@ def _convert_diinn(ckpt: Any) -> Converted:
     return Converted(config, state, f"DIINN mode 3, {summary} encoder, widths {hidden}", arch="diinn")
 
 
+# -- XPixelGroup/BasicSR RRDBNet (ESRGAN, Real-ESRGAN): {'params_ema': sd} or {'params': sd} or a bare sd ------
+# xinntao/ESRGAN's own release names the same tensors RRDB_trunk.N.RDBk.convj, trunk_conv, upconv1/2, HRconv.
+_RRDB_RENAMES: Renames = [
+    (r"conv_first\.(weight|bias)", r"head.\1"),
+    (r"(?:body|RRDB_trunk)\.(\d+)\.(?:rdb|RDB)([123])\.conv([1-4])\.(weight|bias)", r"blocks.\1.dense.\2.convs.\3.\4"),
+    (r"(?:body|RRDB_trunk)\.(\d+)\.(?:rdb|RDB)([123])\.conv5\.(weight|bias)", r"blocks.\1.dense.\2.fuse.\3"),
+    (r"(?:conv_body|trunk_conv)\.(weight|bias)", r"body_out.\1"),
+    (r"(?:conv_up1|upconv1)\.(weight|bias)", r"up1.\1"),
+    (r"(?:conv_up2|upconv2)\.(weight|bias)", r"up2.\1"),
+    (r"(?:conv_hr|HRconv)\.(weight|bias)", r"hr.\1"),
+    (r"conv_last\.(weight|bias)", r"out.\1"),
+]
+
+
+def _rrdb_state(ckpt: Any) -> Mapping[str, Any] | None:
+    if not isinstance(ckpt, Mapping):
+        return None
+    for key in ("params_ema", "params"):  # Real-ESRGAN's releases hold both; the EMA weights are the ones shipped
+        if isinstance(ckpt.get(key), Mapping):
+            return ckpt[key]
+    return ckpt
+
+
+def _is_rrdbnet(ckpt: Any) -> bool:
+    sd = _rrdb_state(ckpt)
+    return sd is not None and "conv_first.weight" in sd and ("conv_body.weight" in sd or "trunk_conv.weight" in sd)
+
+
+def _convert_rrdbnet(ckpt: Any) -> Converted:
+    sd = _rrdb_state(ckpt)
+    assert sd is not None
+    # The originals count rdb1-3 and conv1-4 from 1; anyres's module lists count from 0.
+    state = _rename(sd, _RRDB_RENAMES)
+    state = {re.sub(r"dense\.([123])\.", lambda m: f"dense.{int(m[1]) - 1}.", k): v for k, v in state.items()}
+    state = {re.sub(r"convs\.([1-4])\.", lambda m: f"convs.{int(m[1]) - 1}.", k): v for k, v in state.items()}
+    in_ch = _shape(state, "head.weight")[1]
+    unshuffle = {3: 1, 12: 2, 48: 4}.get(in_ch)
+    if unshuffle is None or _shape(state, "out.weight")[0] != 3:
+        raise RegistryError(
+            f"RRDBNet with {in_ch} input / {_shape(state, 'out.weight')[0]} output channels is not supported; "
+            "supported: RGB x4 (3 inputs), x2 (12, pixel-unshuffled) and x1 (48)"
+        )
+    n_feats = _shape(state, "head.weight")[0]
+    n_blocks = _count(state, r"blocks\.\d+\.dense\.0\.convs\.0\.weight")
+    growth = _shape(state, "blocks.0.dense.0.convs.0.weight")[0]
+    config = {"n_feats": n_feats, "n_blocks": n_blocks, "growth": growth, "unshuffle": unshuffle}
+    scale = 4 // unshuffle
+    summary = f"RRDBNet x{scale} ({n_blocks} blocks, {n_feats} features, growth {growth})"
+    return Converted(config, state, summary, arch="rrdbnet")
+
+
 LAYOUTS = (
     Layout("yinboc/liif", "{'model': {'name': 'liif', 'args', 'sd'}, 'optimizer', 'epoch'}", _is_liif, _convert_liif),
     Layout(
@@ -195,6 +246,12 @@ LAYOUTS = (
         _is_diinn,
         _convert_diinn,
         suffix=".ckpt",
+    ),
+    Layout(
+        "BasicSR / Real-ESRGAN / ESRGAN RRDBNet",
+        "{'params_ema': state_dict} or {'params': state_dict} or a bare state_dict with conv_first, body/RRDB_trunk",
+        _is_rrdbnet,
+        _convert_rrdbnet,
     ),
 )
 
@@ -265,7 +322,11 @@ def _scratch_folder(path: Path) -> Path:
     return folder / path.stem
 
 
-@CHECKPOINTS.register("pth", "PyTorch .pth checkpoints: yinboc/liif (EDSR-baseline or RDN encoder)", role=".pth")
+@CHECKPOINTS.register(
+    "pth",
+    "PyTorch .pth checkpoints: yinboc/liif (EDSR-baseline or RDN encoder), ESRGAN / Real-ESRGAN RRDBNet",
+    role=".pth",
+)
 def load_pth(path: Path) -> Path:
     return convert_checkpoint(path, _scratch_folder(Path(path)))
 

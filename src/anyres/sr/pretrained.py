@@ -9,6 +9,7 @@ from typing import Any
 import anyres.sr  # noqa: F401  (networks and baselines first)
 from anyres import hub
 from anyres.registry import UPSCALERS, load, weights_folders
+from anyres.sr.fixed import FixedScaleUpscaler
 from anyres.sr.render import LIIFUpscaler, RenderOptions
 from anyres.sr.upscaler import Upscaler
 
@@ -17,10 +18,12 @@ __all__ = ["load_upscaler", "load_folder_upscaler", "RenderOptions"]
 
 def load_folder_upscaler(
     folder: str | Path, device: str | None = None, options: RenderOptions | None = None, name: str | None = None
-) -> LIIFUpscaler:
-    """A weights folder as a :class:`~anyres.sr.render.LIIFUpscaler` rendering with ``options``."""
+) -> Upscaler:
+    """A weights folder as an upscaler with ``options``: a :class:`~anyres.sr.render.LIIFUpscaler`, or a
+    :class:`~anyres.sr.fixed.FixedScaleUpscaler` for a fixed-scale network (RRDBNet)."""
     net, config = hub.load_network(folder, device=device)
-    return LIIFUpscaler(
+    cls = FixedScaleUpscaler if getattr(net, "fixed_scale", False) else LIIFUpscaler
+    return cls(
         net,
         name=name or config.get("name", Path(folder).name),
         description=config.get("description", ""),

@@ -37,6 +37,7 @@ def _register_subcommands() -> None:
     from anyres.cli.enhance import enhance
     from anyres.cli.estimate_kernel import estimate_kernel_command
     from anyres.cli.evaluate import evaluate
+    from anyres.cli.export import export_command
     from anyres.cli.hllhgan import hllhgan_command
     from anyres.cli.models import models
     from anyres.cli.train import train
@@ -50,6 +51,7 @@ def _register_subcommands() -> None:
         enhance,
         compare_command,
         convert_command,
+        export_command,
         degrade_command,
         estimate_kernel_command,
         hllhgan_command,

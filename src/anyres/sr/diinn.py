@@ -223,7 +223,8 @@ class DIINN(ImplicitNetwork):
         h, w, row0, col0 = grid
         ri, rr = _local(rows, h)
         ci, cr = _local(cols, w)
-        _check_block(ri - row0, block_h, ci - col0, block_w)
+        if not torch.compiler.is_compiling():  # a data-dependent check an exported graph cannot hold
+            _check_block(ri - row0, block_h, ci - col0, block_w)
         n_r, n_c = rows.shape[0], cols.shape[0]
         idx = ((ri - row0)[:, None] * block_w + (ci - col0)[None, :]).reshape(1, n_r * n_c)
         scale = _scale_channel(cell, (h, w), self.config.scale_input).to(rr.dtype)

@@ -170,7 +170,8 @@ class LIIF(ImplicitNetwork):
         if self.config.cell_decode:
             if cell is None or cell.shape != (2,):
                 raise ValueError("this model decodes cells: pass cell of shape (2,)")
-            rel_cell = (cell * torch.tensor(grid[:2], dtype=cell.dtype, device=cell.device)).view(1, 1, 1, 2)
+            # Per element, not via torch.tensor(grid): a traced export keeps the LR size as a graph value.
+            rel_cell = torch.stack((cell[0] * grid[0], cell[1] * grid[1])).view(1, 1, 1, 2)
         return self._decode(proj, idx, rel, rel_cell, mode)
 
     def _decode(

@@ -183,13 +183,34 @@ def test_16bit_tiff_exact_via_tifffile(tmp_path, rng, channels):
     np.testing.assert_array_equal(tifffile.imread(out).reshape(a.shape), a)
 
 
-def test_float_tiff_is_read_and_clipped(tmp_path, rng):
-    a = rng.random((H, W, 3), dtype=np.float32) * 1.2 - 0.1
+def test_float_tiff_rounding_is_clipped_and_float_comes_back_as_float(tmp_path, rng):
+    a = rng.random((H, W, 3), dtype=np.float32) * 1.0008 - 0.0004  # rounding slack around [0, 1]
     src = tmp_path / "f.tif"
     tifffile.imwrite(src, a, photometric="rgb")
     x, meta = read_image(src)
-    assert meta.mode == "RGB;F" and x.shape == (1, 3, H, W)
+    assert meta.mode == "RGB;F" and meta.bit_depth == 32 and x.shape == (1, 3, H, W)
     assert torch.equal(x[0], torch.from_numpy(np.clip(a, 0, 1).transpose(2, 0, 1)))
+    out = write_image(tmp_path / "g.tif", x, meta)
+    back = tifffile.imread(out)
+    assert back.dtype == np.float32 and np.array_equal(back, np.clip(a, 0, 1))
+    png16, _ = read_image(write_image(tmp_path / "g.png", x, meta))  # PNG has no float: 16 bit
+    assert (png16 - x).abs().max() <= 0.5 / 65535 + 1e-7
+
+
+@pytest.mark.parametrize("scale", [255.0, -1.0])
+def test_float_tiff_outside_unit_range_is_refused(tmp_path, rng, scale):
+    tifffile.imwrite(tmp_path / "f.tif", rng.random((H, W, 3), dtype=np.float32) * scale, photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"float samples span .* rescale it"):
+        read_image(tmp_path / "f.tif")
+
+
+def test_multi_frame_inputs_are_refused_not_cut(tmp_path, rng):
+    frames = [Image.fromarray(u8(rng, H, W, 3)) for _ in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    tifffile.imwrite(tmp_path / "p.tif", rng.random((2, H, W), dtype=np.float32))  # two float pages
+    for name, match in (("a.gif", "it has 3 frames"), ("p.tif", "it has 2 pages")):
+        with pytest.raises(ImageReadError, match=match):
+            read_image(tmp_path / name)
 
 
 # ------------------------------------------------------------------------------------------- formats

@@ -11,7 +11,20 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "anyres"
 
-CORE = ("errors", "checks", "registry", "io", "hub", "ops", "nn", "metrics", "pictures", "config")
+CORE = (
+    "errors",
+    "checks",
+    "registry",
+    "io",
+    "hub",
+    "ops",
+    "nn",
+    "metrics",
+    "pictures",
+    "config",
+    "parallel",
+    "progress",
+)
 LAYER = {
     **{name: 0 for name in CORE},
     "degrade": 1,
@@ -26,6 +39,8 @@ LAYER = {
 # Inside the core, a stricter order: errors and checks import nothing of anyres; ops import no nn, ...
 CORE_ORDER = {
     "errors": 0,
+    "parallel": 0,
+    "progress": 0,
     "checks": 1,
     "registry": 1,
     "io": 2,

@@ -387,3 +387,34 @@ def test_files_sharing_a_stem_are_reported_by_full_name(tmp_path):
     rep = evaluate("bicubic", tmp_path, [2], progress=False)
     assert set(rep["results"][0]["per_image"]) == {"a.png", "a.bmp", "b"}
     assert rep["results"][0]["n"] == 3
+
+
+def test_a_bad_image_is_skipped_and_listed_as_failed(hr_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "set"
+    shutil.copytree(hr_dir, data)
+    write_image(data / "tiny.png", _smooth(12, 12, 3, 4))  # 12 - 2 * 2 = 8 rows left at x2: below SSIM's 11
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    report = evaluate("bicubic", data, [2, 3], progress=False, json_path=tmp_path / "r.json")
+    clean = evaluate("bicubic", hr_dir, [2, 3], progress=False)
+    assert [f["image"] for f in report["failed"]] == ["broken", "tiny"]
+    assert "too small for x2" in report["failed"][1]["error"] and "11x11" in report["failed"][1]["error"]
+    assert "corrupt or truncated" in report["failed"][0]["error"]
+    for r, c in zip(report["results"], clean["results"]):  # the good images give exactly the clean report
+        assert r["n"] == 3 and r["per_image"] == c["per_image"] and r["psnr"] == c["psnr"]
+    assert json.loads((tmp_path / "r.json").read_text())["failed"] == report["failed"]
+    assert "failed" not in clean
+
+
+def test_the_python_api_never_overwrites_a_report_or_an_input(hr_dir, tmp_path):
+    from anyres.errors import ImageWriteError
+
+    (tmp_path / "r.json").write_text("keep")
+    with pytest.raises(ImageWriteError, match="--overwrite"):
+        evaluate("bicubic", hr_dir, [2], json_path=tmp_path / "r.json", progress=False)
+    with pytest.raises(ImageWriteError, match="input"):
+        evaluate("bicubic", hr_dir, [2], json_path=hr_dir / "a.png", progress=False)
+    assert (tmp_path / "r.json").read_text() == "keep"
+    evaluate("bicubic", hr_dir, [2], json_path=tmp_path / "r.json", progress=False, overwrite=True)
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == "bicubic"

@@ -19,6 +19,7 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.io import check_outputs, read_image, write_bytes_atomic, write_image
 from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
+from anyres.parallel import gather, is_main, world_size
 from anyres.registry import DEGRADATIONS
 
 __all__ = ["degrade_command", "load_params_file"]
@@ -49,6 +50,7 @@ def load_params_file(path: Path) -> dict:
 @output_options(
     out_dir_help="Folder for the LR images (written as NAME.png).",
     overwrite_help="Replace existing outputs (inputs are never replaced).",
+    suffix_default="_PIPELINE_xSCALE",
 )
 @click.option(
     "--pipeline",
@@ -81,7 +83,7 @@ def load_params_file(path: Path) -> dict:
     default=None,
     help="Weights folder of a learned pipeline (hllhgan: the h2l folder written by `anyres hllhgan`).",
 )
-def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, params_out, replay, weights) -> None:
+def degrade_command(outputs, pipeline, scale, seed, params_out, replay, weights) -> None:
     """Make LR images from HR images (files or folders) with a random degradation pipeline.
 
     Without -o/--out-dir each result is written beside its input as NAME_PIPELINE_xSCALE.png.
@@ -124,19 +126,24 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
 
     # LR images are written losslessly unless -o names another format: a JPEG would add a compression
     # pass that is not in the record.
-    batch = Batch(inputs, output, out_dir, overwrite, beside=f"{{stem}}_{pipeline}_x{scale:g}.png", in_dir="{stem}.png")
+    overwrite = outputs.overwrite
+    batch = Batch(outputs, suffix=f"_{pipeline}_x{scale:g}", ext=".png")
+    names = [batch.key(f) for f in batch.files]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    if twins:  # seeds and records are keyed by file name: refused before anything is written
+        raise AnyresError(
+            f"{len(twins)} file name(s) occur in more than one input folder (e.g. {twins[0]!r}); parameters are "
+            "drawn and recorded by file name (the path under the input folder with --recursive), so give each "
+            "image its own name"
+        )
     if params_out is not None:  # checked before any LR image is written
         check_outputs([params_out], batch.files, overwrite=overwrite)
         if any(params_out.resolve() == batch.target(f).resolve() for f in batch.files):
             raise AnyresError(f"--params-out {params_out} is also the name of an LR image; give it its own name")
     records: dict[str, dict] = {}
 
-    def check(path: Path) -> None:
-        if path.name in records:
-            raise AnyresError(f"{path}: another input is also named {path.name!r}; records are keyed by file name")
-
     def process(path: Path, target: Path, _extras: list[Path]) -> str:
-        name = path.name
+        name = batch.key(path)
         img, meta = read_image(path)
         hr = to_rgb(img)
         hr_size = tuple(hr.shape[-2:])
@@ -172,8 +179,14 @@ def degrade_command(inputs, output, out_dir, overwrite, pipeline, scale, seed, p
         records[name] = record
         return f" ({lr.shape[-1]}x{lr.shape[-2]})"
 
-    failed = batch.run(process, check=check)
-    if params_out is not None and (records or not failed):
+    failed = batch.run(process)
+    if world_size() > 1:  # torchrun: rank 0 writes every rank's records, in input order
+        every: dict[str, dict] = {}
+        for part in gather(records):
+            every.update(part)
+        records = {n: every[n] for n in names if n in every}
+        failed = sum(gather(failed))
+    if params_out is not None and is_main() and (records or not failed):
         report = {"pipeline": pipeline, "scale": scale, "seed": seed, "images": records, "config": config}
         write_bytes_atomic(params_out, (json.dumps(report, indent=1) + "\n").encode("utf-8"), overwrite=True)
         click.echo(f"parameters of {len(records)} image(s) -> {params_out}", err=True)

@@ -17,7 +17,7 @@ __all__ = ["enhance"]
 
 
 @click.command()
-@output_options()
+@output_options(suffix_default="_enhanced")
 @click.option(
     "--model",
     default=DEFAULT_ENHANCER,
@@ -54,20 +54,7 @@ __all__ = ["enhance"]
     default=None,
     help="Weights folder of an LMAR resampler trained for this enhancer (--resampler lmar).",
 )
-def enhance(
-    inputs,
-    output,
-    out_dir,
-    overwrite,
-    model,
-    explain,
-    device,
-    quality,
-    max_pixels,
-    working_size,
-    resampler,
-    resampler_model,
-) -> None:
+def enhance(outputs, model, explain, device, quality, max_pixels, working_size, resampler, resampler_model) -> None:
     """Enhance photos (files or folders) at their own size: exposure, colour, tone, low light.
 
     Outputs keep the input's format, bit depth, alpha and colour profile; a gray image is enhanced as RGB
@@ -87,7 +74,8 @@ def enhance(
     from anyres.io import read_image, write_bytes_atomic, write_image
     from anyres.ops.color import to_rgb
 
-    batch = Batch(inputs, output, out_dir, overwrite, beside="{stem}_enhanced{suffix}")
+    batch = Batch(outputs, suffix="_enhanced")
+    overwrite = outputs.overwrite
     dev = resolve_device(device)
     net = load_enhancer(model, device=dev)
     if working_size is not None and working_size < 1:

@@ -10,6 +10,7 @@ from anyres.checks import check_seed
 from anyres.cli.batch import device_option, resolve_device
 from anyres.errors import AnyresError
 from anyres.metrics import PROTOCOLS
+from anyres.parallel import is_main
 from anyres.registry import DEGRADATIONS, METRICS, RESAMPLERS, TASKS
 from anyres.sr.render import RENDER_MODES
 
@@ -122,7 +123,6 @@ def evaluate(
         scales = scales if "scales" in given else None
         protocol = protocol if "protocol" in given else None
     check_seed(seed)
-    _check_outputs(data, scales, task, json_path, save_dir, overwrite)
     report = run(
         model,
         data,
@@ -141,29 +141,9 @@ def evaluate(
         resampler_model=resampler_model,
         **options,
     )
-    click.echo(format_table(report))
-
-
-def _check_outputs(
-    data: Path, scales: str | None, task: str | None, json_path: Path | None, save_dir: Path | None, overwrite: bool
-) -> None:
-    """Refuse, before any work, a --json or --save file that is one of the HR images, or that exists
-    without --overwrite (the file names are those :func:`anyres.evaluation.evaluate` writes)."""
-    from anyres.evaluation.benchmark import _scale_label, parse_scales
-    from anyres.io import check_outputs, list_images
-
-    if not data.is_dir() or (json_path is None and save_dir is None):
-        return  # a missing folder is reported by the evaluation itself
-    files = list_images(data)
-    targets = [] if json_path is None else [json_path]
-    if save_dir is not None:
-        if task is not None:
-            from anyres.enhancement.tasks import get_task
-
-            folders = [get_task(task).name]
-        else:
-            folders = [f"x{_scale_label(s)}" for s in parse_scales("2,3,4" if scales is None else scales)]
-        stems = [p.stem for p in files]
-        keys = [p.stem if stems.count(p.stem) == 1 else p.name for p in files]
-        targets += [save_dir / folder / f"{key}.png" for folder in folders for key in keys]
-    check_outputs(targets, files, overwrite=overwrite)
+    if is_main():  # torchrun: every rank measured its share; rank 0 reports them all
+        click.echo(format_table(report))
+        if report.get("failed"):
+            click.echo(f'{len(report["failed"])} image(s) could not be evaluated (listed under "failed")', err=True)
+    if report.get("failed"):
+        raise SystemExit(1)

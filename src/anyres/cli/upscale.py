@@ -86,10 +86,7 @@ def parse_size(text: str) -> tuple[int, int]:
     help="Seed of a model that samples (liifusion's 4-step prior sampler); the same seed, the same image.",
 )
 def upscale(
-    inputs,
-    output,
-    out_dir,
-    overwrite,
+    outputs,
     scale,
     size,
     width,
@@ -130,7 +127,7 @@ def upscale(
         _check_output_size(size_hw, max_output_pixels, asked)
     if tile is not None and tile < 8:
         raise AnyresError(f"--tile must be at least 8 pixels, got {tile}")
-    batch = Batch(inputs, output, out_dir, overwrite, beside="{stem}_anyres{suffix}")
+    batch = Batch(outputs, suffix="_anyres")
     baseline = model in UPSCALERS and UPSCALERS[model].role == "baseline"
     if blind_iters is not None and not blind:
         raise AnyresError("--blind-iters needs --blind")
@@ -171,7 +168,7 @@ def upscale(
             if not blind:
                 sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()
             alpha = None if meta.alpha is None else imresize(meta.alpha, size=out_size).clamp(0, 1)
-        write_image(target, sr, meta, alpha=alpha, quality=quality, overwrite=overwrite)
+        write_image(target, sr, meta, alpha=alpha, quality=quality, overwrite=outputs.overwrite)
         return f" ({out_size[1]}x{out_size[0]})"
 
     if batch.run(process):

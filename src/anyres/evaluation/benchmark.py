@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from anyres.io import list_images, read_image, write_bytes_atomic, write_image
 from anyres.metrics import PROTOCOLS, RGB_PROTOCOL, lpips, measure, prepare, psnr, shave_for, ssim
 from anyres.ops.color import quantize, to_rgb
 from anyres.ops.resize import imresize
+from anyres.parallel import is_main
+from anyres.progress import Progress
 from anyres.registry import METRICS
 from anyres.sr.pretrained import load_upscaler
 
@@ -239,8 +241,6 @@ def evaluate(
         degradation the report also holds ``"degradation": {"pipeline", "seed"}`` and each per-image entry
         its parameter record under ``"degradation"``.
     """
-    from tqdm import tqdm
-
     if task is not None:
         if scales is not None:
             raise AnyresError("--scales does not apply to --task: enhancement keeps the image size (scale 1)")
@@ -287,25 +287,21 @@ def evaluate(
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise AnyresError(f"seed must be an integer, got {seed!r}")
     data, files = _hr_files(data)
+    check_report_outputs(files, json_path, save_dir, [f"x{_scale_label(s)}" for s in scale_list], overwrite)
     upscaler = load_upscaler(model, device=device, **model_options)
     dev = torch.device(device) if device else torch.device("cpu")
     model_name = model if isinstance(model, str) else getattr(upscaler, "name", type(upscaler).__name__)
     if isinstance(model, Path):
         model_name = str(model)
 
-    # Images are keyed by file stem; stems shared by several files (a.png, a.jpg) use the full file name.
-    stems = [p.stem for p in files]
-    keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
-    per_scale = {s: {"per_image": {}, "seconds": 0.0} for s in scale_list}
-    bar = tqdm(
-        total=len(files) * len(scale_list),
-        desc=f"evaluate {model_name}",
-        unit="img",
-        disable=progress is False if progress is not None else None,
-        leave=False,
-    )
-    for path in files:
+    keys = image_keys(files)
+
+    def one(path: Path) -> tuple[dict[float, dict[str, Any]], dict[float, float]]:
         hr_full, _meta = read_image(path)
+        for s in scale_list:  # every scale checked before any work or file for this image
+            check_measurable(hr_full.shape[-2:], s, protocol, metric_list, path)
+        entries: dict[float, dict[str, Any]] = {}
+        seconds: dict[float, float] = {}
         for s in scale_list:
             record = None
             if pipeline is None:
@@ -315,37 +311,116 @@ def evaluate(
             start = time.perf_counter()
             with torch.inference_mode():
                 sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
-            per_scale[s]["seconds"] += time.perf_counter() - start
+            seconds[s] = time.perf_counter() - start
             entry = {m: METRICS[m].builder(sr, hr, s, protocol) for m in metric_list}
-            per_scale[s]["per_image"][keys[path]] = entry
+            entries[s] = entry
             if record is not None:
                 entry["degradation"] = record
             if save_dir is not None:
                 write_image(
                     Path(save_dir) / f"x{_scale_label(s)}" / f"{keys[path]}.png", quantize(sr), overwrite=overwrite
                 )
-            bar.update(1)
-    bar.close()
+        return entries, seconds
 
+    done, failed, seconds = each_image(files, keys, one, f"evaluate {model_name}", progress)
     results = []
     for s in scale_list:
-        per_image = per_scale[s]["per_image"]
+        per_image = {key: entries[s] for key, entries in done.items()}
         n = len(per_image)
         results.append(
             {
                 "scale": float(s),
                 **{m: sum(v[m] for v in per_image.values()) / n for m in metric_list},
                 "n": n,
-                "seconds": per_scale[s]["seconds"],
+                "seconds": seconds.get(s, 0.0),
                 "per_image": per_image,
             }
         )
     report = {"model": str(model_name), "dataset": data.resolve().name, "protocol": protocol, "results": results}
+    if failed:  # present only when an image could not be measured (the report is otherwise unchanged)
+        report["failed"] = failed
     if pipeline is not None:
         report["degradation"] = {"pipeline": pipeline.name, "seed": seed}
-    if json_path is not None:
+    if json_path is not None and is_main():
         _write_json(Path(json_path), report)
     return report
+
+
+def image_keys(files: Sequence[Path]) -> dict[Path, str]:
+    """Images are keyed by file stem; stems shared by several files (a.png, a.jpg) use the full file name."""
+    stems = [p.stem for p in files]
+    return {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
+
+
+def check_report_outputs(
+    files: Sequence[Path], json_path: Any, save_dir: Any, folders: Sequence[str], overwrite: bool
+) -> None:
+    """Before any work: the ``json_path`` report and the ``save_dir/FOLDER/KEY.png`` images must not be one of
+    the HR images, nor exist unless ``overwrite``, and must be writable (one-line :class:`ImageWriteError`)."""
+    from anyres.io import check_outputs
+
+    targets = [] if json_path is None else [Path(json_path)]
+    if save_dir is not None:
+        keys = image_keys(files).values()
+        targets += [Path(save_dir) / folder / f"{key}.png" for folder in folders for key in keys]
+    check_outputs(targets, files, overwrite=overwrite)
+
+
+def check_measurable(hw: Sequence[int], scale: float, protocol: str, metrics: Sequence[str], path: Any) -> None:
+    """Refuse, with one line, an HR image too small to measure at ``scale``: no LR pixel, nothing left after
+    the protocol's shave, or less than SSIM's 11x11 window (LPIPS: 16x16)."""
+    try:
+        cropped, _ = crop_for_scale(torch.empty(0, 0, int(hw[0]), int(hw[1])), scale)
+    except ValueError:
+        raise ImageReadError(f"{path}: the {hw[1]}x{hw[0]} image is too small for x{scale:g} (no LR pixel)") from None
+    b = shave_for(scale, protocol)
+    h, w = cropped.shape[-2] - 2 * b, cropped.shape[-1] - 2 * b
+    need = max({"psnr": 1, "ssim": 11, "lpips": 16}.get(m, 1) for m in metrics)
+    if min(h, w) < need:
+        raise ImageReadError(
+            f"{path}: the {hw[1]}x{hw[0]} image is too small for x{scale:g} under the {protocol} protocol: "
+            f"{max(w, 0)}x{max(h, 0)} pixels are left to measure after cropping and shaving {b} per side; "
+            + (f"{'/'.join(metrics)} needs at least {need}x{need}" if need > 1 else "nothing is left")
+        )
+
+
+def each_image(
+    files: list[Path], keys: dict[Path, str], one: Callable[[Path], tuple[Any, dict]], label: str, progress: Any
+) -> tuple[dict[str, Any], list[dict[str, str]], dict]:
+    """Run ``one(path) -> (result, seconds by key)`` on this rank's share of ``files``; an image that cannot be
+    read or measured (:class:`ImageReadError`) costs one error line and goes to the failed list. Every rank's results are
+    gathered (torchrun), so each returns ``({key: result} in file order, [{"image", "error"}], seconds)``:
+    exactly what one process computes. Raises when no image could be measured."""
+    from anyres.parallel import gather, shard
+
+    done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    seconds: dict[Any, float] = {}
+    mine = shard(files)
+    with Progress(len(mine), label=label, unit="img", enabled=progress is not False) as bar:
+        for path in mine:
+            try:
+                result, secs = one(path)
+            except ImageReadError as err:
+                failed[keys[path]] = str(err)
+                bar.write(f"anyres: error: {err}")
+            else:
+                done[keys[path]] = result
+                for k, v in secs.items():
+                    seconds[k] = seconds.get(k, 0.0) + v
+            bar.update(1)
+    for other_done, other_failed, other_seconds in gather((done, failed, seconds)):
+        done.update(other_done)
+        failed.update(other_failed)
+        if other_seconds is not seconds:
+            for k, v in other_seconds.items():
+                seconds[k] = seconds.get(k, 0.0) + v
+    ordered = {keys[p]: done[keys[p]] for p in files if keys[p] in done}
+    if not ordered:
+        raise AnyresError(
+            f"no image could be evaluated ({len(failed)} failed; the first: {next(iter(failed.values()))})"
+        )
+    return ordered, [{"image": keys[p], "error": failed[keys[p]]} for p in files if keys[p] in failed], seconds
 
 
 def make_damaged(clean: torch.Tensor, task: Any, seed: int, key: str) -> tuple[torch.Tensor, dict]:
@@ -393,8 +468,6 @@ def evaluate_task(
         METRIC..., "input_psnr", "input_ssim", "n", "seconds", "per_image": {name: {METRIC..., "input_psnr",
         "input_ssim", "task": record}}}]}``: means over images; ``input_*`` score the damaged input itself.
     """
-    from tqdm import tqdm
-
     from anyres.enhancement.api import enhance_rgb, load_enhancer, load_resampler, working_size
     from anyres.enhancement.tasks import get_task
 
@@ -408,6 +481,7 @@ def evaluate_task(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise AnyresError(f"seed must be an integer, got {seed!r}")
     data, files = _hr_files(data)
+    check_report_outputs(files, json_path, save_dir, [damage.name], overwrite)
     net = load_enhancer(model, device=device)
     dev = next(net.parameters()).device
     if working_scale is None and (resampler != "bicubic" or resampler_model is not None):
@@ -420,32 +494,26 @@ def evaluate_task(
     else:
         model_name = getattr(model, "name", type(model).__name__)
 
-    stems = [p.stem for p in files]
-    keys = {p: p.stem if stems.count(p.stem) == 1 else p.name for p in files}
-    per_image: dict[str, dict[str, Any]] = {}
-    seconds = 0.0
-    bar = tqdm(
-        files,
-        desc=f"evaluate {model_name}",
-        unit="img",
-        leave=False,
-        disable=progress is False if progress is not None else None,
-    )
-    for path in bar:
+    keys = image_keys(files)
+
+    def one(path: Path) -> tuple[dict[str, Any], dict[str, float]]:
         hr, _meta = read_image(path)
+        check_measurable(hr.shape[-2:], 1, protocol, [*metric_list, "ssim"], path)
         clean = to_rgb(hr).contiguous()
         damaged, record = make_damaged(clean, damage, seed, path.name)
         start = time.perf_counter()
         work = None if working_scale is None else working_size(*damaged.shape[-2:], scale=working_scale)
         out = enhance_rgb(net, damaged.to(dev), working=work, resampler=sampler).cpu()
-        seconds += time.perf_counter() - start
+        elapsed = time.perf_counter() - start
         entry: dict[str, Any] = {m: METRICS[m].builder(out, clean, 1, protocol) for m in metric_list}
         before = measure(damaged, clean, 1, protocol)
         entry.update({"input_psnr": before.psnr, "input_ssim": before.ssim, "task": record})
-        per_image[keys[path]] = entry
         if save_dir is not None:
             write_image(Path(save_dir) / damage.name / f"{keys[path]}.png", quantize(out), overwrite=overwrite)
-    bar.close()
+        return entry, {"all": elapsed}
+
+    per_image, failed, secs = each_image(files, keys, one, f"evaluate {model_name}", progress)
+    seconds = secs.get("all", 0.0)
 
     n = len(per_image)
     result = {
@@ -464,9 +532,11 @@ def evaluate_task(
         "task": {"name": damage.name, "seed": seed},
         "results": [result],
     }
+    if failed:
+        report["failed"] = failed
     if working_scale is not None:
         report["working"] = {"scale": float(working_scale), "resampler": resampler}
-    if json_path is not None:
+    if json_path is not None and is_main():
         _write_json(Path(json_path), report)
     return report
 

@@ -9,12 +9,13 @@ reduces them to 8 bit); tifffile for 16-bit and floating-point TIFFs (same reaso
 """
 
 from anyres.io.files import as_batch, check_not_input, check_output, check_outputs, expand_inputs, list_images
-from anyres.io.reading import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageMeta, read_image
+from anyres.io.reading import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, INPUT_EXTENSIONS, ImageMeta, read_image
 from anyres.io.writing import write_bytes_atomic, write_image
 
 __all__ = [
     "as_batch",
     "IMAGE_EXTENSIONS",
+    "INPUT_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
     "ImageMeta",
     "read_image",

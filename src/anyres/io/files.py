@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from anyres.errors import ImageReadError, ImageWriteError
-from anyres.io.reading import IMAGE_EXTENSIONS, read_image
+from anyres.io.reading import INPUT_EXTENSIONS, read_image
 
 __all__ = ["check_not_input", "check_output", "check_outputs", "list_images", "expand_inputs", "as_batch"]
 
@@ -69,38 +69,49 @@ def check_outputs(
         seen[out.resolve()] = out
 
 
-def list_images(path_or_dir: str | os.PathLike) -> list[Path]:
-    """A file gives [file]; a directory gives its image files (by extension, any case, not recursive), sorted.
+def list_images(path_or_dir: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """A file gives [file]; a directory gives its image files (by extension, any case), sorted; with
+    ``recursive``, those of its subfolders too (sorted by path).
 
-    Hidden files are skipped: they are editor/OS clutter (e.g. macOS "._x.png") or our own temp files.
+    Hidden files and folders are skipped: they are editor/OS clutter (e.g. macOS "._x.png") or our own temp
+    files.
     """
     p = Path(path_or_dir)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise ImageReadError(f"cannot read images from {p}: no such file or directory")
+    found = p.rglob("*") if recursive else p.iterdir()
     return sorted(
-        q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and not q.name.startswith(".") and q.is_file()
+        q
+        for q in found
+        if q.suffix.lower() in INPUT_EXTENSIONS
+        and not any(part.startswith(".") for part in q.relative_to(p).parts)
+        and q.is_file()
     )
 
 
 # ----------------------------------------------------------------------------------------------- channels
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+def expand_inputs(
+    inputs: Iterable[str | os.PathLike], *, recursive: bool = False
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Command-line inputs to image files: files stay (a missing one fails when read), folders become
-    their images. Returns ``(files, error lines)``; an empty folder is an error line, not an exception."""
-    files: list[Path] = []
+    their images (``recursive``: of every subfolder too). Returns ``([(file, subfolder)], error lines)``,
+    ``subfolder`` being the file's folder relative to the input folder it came from (``.`` for a file given
+    by name); an empty folder is an error line, not an exception."""
+    files: list[tuple[Path, Path]] = []
     errors: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = list_images(path)
+            found = list_images(path, recursive=recursive)
             if not found:
                 errors.append(f"{path}: no images in this folder")
-            files.extend(found)
+            files.extend((f, f.parent.relative_to(path)) for f in found)
         else:
-            files.append(path)
+            files.append((path, Path(".")))
     return files, errors
 
 

@@ -18,9 +18,13 @@ from PIL import Image, UnidentifiedImageError
 
 from anyres.errors import ConfigError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "INPUT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image"]
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")  # read and written
+# Read too (single-frame images), but written as PNG unless the user picks another --ext.
+READ_ONLY_EXTENSIONS: tuple[str, ...] = (".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga")
+INPUT_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + READ_ONLY_EXTENSIONS
+_FLOAT_SLACK = 1e-3  # float samples this far outside [0, 1] are rounding, and clipped; farther ones are refused
 DEFAULT_MAX_PIXELS = 178_956_970  # twice Pillow's DecompressionBombWarning threshold
 MAX_PIXELS_ENV = "ANYRES_MAX_PIXELS"
 _FORMATS = {
@@ -42,7 +46,7 @@ class ImageMeta:
 
     ``alpha`` is (1, 1, H, W) float32 in [0, 1] at the size of the source image (after EXIF rotation).
     ``mode`` is Pillow-like; 16-bit and float sources that Pillow cannot represent use "RGB;16", "LA;16",
-    "RGB;F", etc. ``bit_depth`` is 8 or 16 (float TIFFs report 16: the best precision we can write back).
+    "RGB;F", etc. ``bit_depth`` is 8, 16, or 32 for float TIFFs (written back as float TIFFs, 16-bit PNGs).
     """
 
     path: str | None = None
@@ -194,6 +198,8 @@ def _read_tiff_hi(path: Path, limit: int | None) -> tuple[np.ndarray, ImageMeta,
         return None  # not a TIFF tifffile understands: let Pillow identify it and report errors
     with tif:
         page = tif.pages.first
+        if len(tif.pages) > 1:
+            raise _Unsupported(f"it has {len(tif.pages)} pages; anyres reads single images: split the pages first")
         if page.dtype is None or page.dtype.kind not in "uf" or page.dtype == np.uint8:
             return None
         if page.dtype.kind == "u" and page.dtype != np.uint16:
@@ -211,12 +217,19 @@ def _read_tiff_hi(path: Path, limit: int | None) -> tuple[np.ndarray, ImageMeta,
         if a.dtype.kind == "f":
             if not np.isfinite(a).all():
                 raise _Unsupported("the float TIFF contains NaN or infinite values")
-            a = np.clip(a, 0.0, 1.0).astype(np.float32)  # float TIFFs are taken to be in [0, 1]
+            lo, hi = float(a.min()), float(a.max())
+            if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
+                raise _Unsupported(
+                    f"its float samples span [{lo:.4g}, {hi:.4g}]; anyres reads float images as values in [0, 1]: "
+                    "rescale it (e.g. divide 0-255 data by 255) first"
+                )
+            a = np.clip(a, 0.0, 1.0).astype(np.float32)
         suffix = ";16" if a.dtype == np.uint16 else ";F"
         mode = {"L;16": "I;16", "L;F": "F"}.get(layout + suffix, layout + suffix)
         icc = _tiff_tag(page, 34675)
+        depth = 16 if a.dtype == np.uint16 else 32
         meta = ImageMeta(
-            str(path), "TIFF", mode, 16, layout.startswith("L"), icc_profile=bytes(icc) if icc is not None else None
+            str(path), "TIFF", mode, depth, layout.startswith("L"), icc_profile=bytes(icc) if icc is not None else None
         )
         return a, meta, int(_tiff_tag(page, 274) or 1)
 
@@ -249,6 +262,12 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tup
         else:
             with _pillow_bomb_check_disabled(), Image.open(path) as img:
                 _check_size(path, img.width, img.height, limit)
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    raise _Unsupported(
+                        f"it has {frames} frames (an animation or a multi-page file); anyres reads single images: "
+                        "extract the frames first"
+                    )
                 if _is_png16_colour(head):
                     a, layout = _decode_png16(path)
                     bit_depth, mode = 16, layout + ";16"

@@ -79,7 +79,7 @@ def _png_with_chunks(fh, data: bytes, icc: bytes | None) -> None:
 
 
 def _encode(fh, fmt: str, a: np.ndarray, icc: bytes | None, dpi: tuple | None, quality: int) -> None:
-    """Write (H, W, C) uint8/uint16 pixels, C in 1..4 (gray, gray+alpha, RGB, RGBA), in format ``fmt``."""
+    """Write (H, W, C) uint8/uint16 (float32: TIFF) pixels, C in 1..4 (gray, gray+alpha, RGB, RGBA), in format ``fmt``."""
     height, width, channels = a.shape
     if fmt == "TIFF":
         extra: dict[str, Any] = {"resolution": tuple(dpi), "resolutionunit": "inch"} if dpi else {}
@@ -154,7 +154,8 @@ def write_image(
     The format follows the extension (see :data:`IMAGE_EXTENSIONS`). ``meta`` (from :func:`read_image`) supplies
     bit depth, alpha, ICC profile, dpi and grayness: a gray source written with C=3 is converted back to gray
     (BT.601 luma). ``alpha`` ((1, 1, H, W) in [0, 1]) overrides ``meta.alpha``; alpha is kept in PNG, WebP and
-    TIFF and dropped in JPEG and BMP. 16-bit output exists for PNG and TIFF only; other formats get 8 bit.
+    TIFF and dropped in JPEG and BMP. 16-bit output exists for PNG and TIFF only, float32 (``bit_depth=32``, a float
+    TIFF source) for TIFF only (PNG gets 16 bit); other formats get 8 bit.
     ``quality`` is the JPEG/WebP quality; for WebP, 100 means lossless. Returns the written path.
     """
     path = Path(path)
@@ -187,13 +188,18 @@ def write_image(
         x = torch.cat([x, alpha], dim=1)
 
     depth = bit_depth if bit_depth is not None else (meta.bit_depth if meta is not None else 8)
-    if depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {depth}")
+    if depth not in (8, 16, 32):
+        raise ValueError(f"bit_depth must be 8, 16 or 32 (float), got {depth}")
     if fmt not in ("PNG", "TIFF"):
         depth = 8
-    top = 255 if depth == 8 else 65535
-    pixels = x[0].mul(top).round_().to(torch.int32).permute(1, 2, 0).numpy()
-    pixels = pixels.astype(np.uint8 if depth == 8 else np.uint16)
+    elif depth == 32 and fmt == "PNG":
+        depth = 16
+    if depth == 32:
+        pixels = x[0].permute(1, 2, 0).contiguous().numpy()  # float32 in [0, 1]
+    else:
+        top = 255 if depth == 8 else 65535
+        pixels = x[0].mul(top).round_().to(torch.int32).permute(1, 2, 0).numpy()
+        pixels = pixels.astype(np.uint8 if depth == 8 else np.uint16)
     icc = meta.icc_profile if meta is not None else None
     if icc and icc[16:20] != (b"GRAY" if x.shape[1] <= 2 else b"RGB "):
         icc = None  # a profile for the other colour space (header bytes 16-20) would be invalid here

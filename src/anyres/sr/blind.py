@@ -17,6 +17,7 @@ import torch
 from anyres.errors import AnyresError
 from anyres.ops.coords import make_coord
 from anyres.ops.filtering import filter2d
+from anyres.progress import Progress
 
 __all__ = ["make_internal_pair", "internal_finetune", "blind_upscale", "DEFAULT_ITERS"]
 
@@ -106,8 +107,6 @@ def blind_upscale(
     """Upscale ``image`` ``(1, C, h, w)`` in [0, 1] to ``size`` after adapting ``upscaler`` (a LIIF-style
     :class:`~anyres.sr.render.LIIFUpscaler`) to the image's own kernel. Returns ``(sr, info)`` with ``info``:
     ``{"kernel": (k, k) list, "kernel_seconds", "adapt_seconds", "iters", "loss_first", "loss_last"}``."""
-    from tqdm import tqdm
-
     from anyres.degrade.learned.kernelgan import estimate_kernel
     from anyres.ops.color import to_rgb
     from anyres.sr.render import LIIFUpscaler
@@ -120,7 +119,7 @@ def blind_upscale(
     if kernel is None:
         kernel = estimate_kernel(rgb, 2, seed=seed, progress=progress)
     t1 = time.perf_counter()
-    bar = tqdm(total=iters, desc="adapting", unit="it", leave=False, disable=None) if progress else None
+    bar = Progress(iters, label="adapting", unit="it") if progress else None
     tuned, losses = internal_finetune(
         net,
         rgb,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from anyres.ops.resize import resize
+from anyres.progress import Progress
 from anyres.sr.render import RenderOptions
 from anyres.sr.rrdbnet import TAIL_RADIUS
 from anyres.sr.upscaler import Upscaler
@@ -100,18 +101,12 @@ class FixedScaleUpscaler(Upscaler):
         return self
 
     def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        from tqdm import tqdm
-
         device = next(self.net.parameters()).device
         outs = []
         for x in lr:
             h, w = x.shape[-2:]
             total = 16 * math.ceil(h / self.net.config.unshuffle) * math.ceil(w / self.net.config.unshuffle)
-            bar = (
-                tqdm(total=total, unit="px", unit_scale=True, leave=False, disable=None)
-                if self.options.progress
-                else None
-            )
+            bar = Progress(total, label="rendering", unit="px", unit_scale=True) if self.options.progress else None
             y = native(self.net, x[None].to(device), self.options.tile, bar)
             if bar is not None:
                 bar.close()

@@ -21,6 +21,7 @@ import torch
 from anyres.checks import check_image
 from anyres.errors import ConfigError
 from anyres.ops.coords import centres
+from anyres.progress import Progress
 from anyres.registry import options_from
 from anyres.sr.implicit import QUERY_MODES
 from anyres.sr.upscaler import Upscaler
@@ -168,17 +169,11 @@ class LIIFUpscaler(Upscaler):
         return self
 
     def upscale_rgb(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        from tqdm import tqdm
-
         device = next(self.net.parameters()).device
         opts = self.options
         outs = []
         for x in lr:
-            bar = (
-                tqdm(total=size[0] * size[1], unit="px", unit_scale=True, leave=False, disable=None)
-                if opts.progress
-                else None
-            )
+            bar = Progress(size[0] * size[1], label="rendering", unit="px", unit_scale=True) if opts.progress else None
             x = x[None].to(device)
             # A sampled prior is drawn once from the whole LR image, so the seed alone fixes the result.
             prior = self.net.lr_prior(x, opts.seed) if hasattr(self.net, "lr_prior") else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -27,6 +26,7 @@ from torch import nn
 from anyres.degrade.base import derive_seed
 from anyres.errors import ConfigError
 from anyres.io import write_bytes_atomic
+from anyres.parallel import distributed
 
 __all__ = [
     "Recipe",
@@ -54,14 +54,6 @@ def stderr_log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # Pieces a recipe uses
-
-
-def distributed() -> tuple[int, int]:
-    """``(world_size, rank)`` from torchrun's environment; joins the gloo process group when ``world > 1``."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return world, rank
 
 
 def make_grads_contiguous(params: Iterable[nn.Parameter]) -> None:
@@ -159,7 +151,7 @@ class Recipe:
     modules: dict[str, nn.Module]
     optimizers: dict[str, tuple[torch.optim.Optimizer, nn.Module]]
     rng_key: str | None = None  # re-seed the global RNG per iteration under this key (dropout)
-    progress_bar: str | None = None  # a tqdm description instead of log lines
+    progress_bar: str | None = None  # a progress label (anyres.progress) instead of log lines
     validate_every: int = 0
 
     @property
@@ -328,15 +320,9 @@ class Engine:
             module.train()
         bar = None
         if r.progress_bar:
-            from tqdm import tqdm
+            from anyres.progress import Progress
 
-            bar = tqdm(
-                total=target,
-                initial=self.iteration,
-                desc=r.progress_bar,
-                unit="it",
-                disable=not (self.progress and main),
-            )
+            bar = Progress(target - self.iteration, label=r.progress_bar, unit="it", enabled=self.progress and main)
         last_ckpt = time.monotonic()
         started, window = time.monotonic(), []
         while self.iteration < target:

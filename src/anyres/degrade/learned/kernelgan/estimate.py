@@ -115,7 +115,7 @@ def _train(
     progress: bool,
 ) -> None:
     """The KernelGAN loop: one G step and one D step per iteration, then the schedule (docs/methods/kernelgan.md)."""
-    from tqdm import tqdm
+    from anyres.progress import Progress
 
     device = net_img.device
     noise_std = 2.0 * cfg.noise_std  # [0, 1] units -> [-1, 1] units
@@ -128,7 +128,9 @@ def _train(
     schedule = KernelGANSchedule(cfg)
     crop, d_crop = cfg.crop, cfg.d_crop
 
-    for it in tqdm(range(len(corners_g)), desc="KernelGAN", unit="it", disable=not progress, leave=False):
+    bar = Progress(len(corners_g), label="KernelGAN", unit="it", enabled=bool(progress))
+    for it in range(len(corners_g)):
+        bar.update(1)
         top, left = corners_g[it]
         g_in = net_img[..., top : top + crop, left : left + crop]
         top, left = corners_d[it]
@@ -188,7 +190,7 @@ def estimate_kernel(
         scale: 2 or 4. KernelGAN learns the x2 kernel; x4 is derived from it (:func:`analytic_x4_kernel`).
         iters: training iterations (the paper: 3000; each is one crop for G and one for D).
         seed: seeds the one ``torch.Generator`` behind every random draw; equal seeds give equal kernels.
-        progress: show a tqdm progress bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, a line every 30 s off one).
         config: the method's constants (defaults: the reference's).
         threads: torch intra-op threads while training, restored afterwards (``None``: leave torch's
             setting). Every op here is tiny (a 26 x 26 crop through a 64-channel net), so more threads

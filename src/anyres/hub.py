@@ -18,7 +18,17 @@ from typing import Any
 from anyres.errors import RegistryError
 from anyres.registry import NETWORKS
 
-__all__ = ["save_network", "load_network", "WEIGHTS", "CONFIG", "CARD", "WEIGHTS_DIR"]
+__all__ = [
+    "save_network",
+    "load_network",
+    "card_header",
+    "write_card",
+    "with_card_header",
+    "WEIGHTS",
+    "CONFIG",
+    "CARD",
+    "WEIGHTS_DIR",
+]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -109,3 +119,76 @@ def load_network(folder: str | Path, device: str | None = None):
     if device:
         net.to(device)
     return net, config
+
+
+# -- model cards: a Hugging Face-style metadata header (YAML front matter) above the README text ---------------
+_TAGS = {
+    "upscaler": ["super-resolution", "image-restoration", "arbitrary-scale"],
+    "enhancer": ["image-enhancement", "image-restoration"],
+    "resampler": ["image-resampling"],
+}
+_TASKS = {
+    "upscaler": ("image-super-resolution", "Image Super-Resolution"),
+    "enhancer": ("image-enhancement", "Image Enhancement"),
+    "resampler": ("image-resampling", "Image Resampling"),
+}
+
+
+def card_header(config: dict[str, Any], metrics: list[dict[str, Any]] | None = None, *, license: str = "mit") -> str:
+    """The YAML front matter of a weights folder's card, built from its ``config.json``: license, library, tags
+    (the task, the architecture), the training datasets, and a ``model-index`` with ``metrics`` (each
+    ``{"dataset", "type", "value", "name"}``, e.g. PSNR on Set5 at x2), so the folder can be published as it is."""
+    import yaml
+
+    arch = str(config.get("arch", ""))
+    role = NETWORKS[arch].role if arch in NETWORKS else ""
+    data = (config.get("training") or {}).get("data") or []
+    meta: dict[str, Any] = {
+        "license": license,
+        "library_name": "anyres",
+        "pipeline_tag": "image-to-image",
+        "tags": [*_TAGS.get(role, []), arch, "anyres"],
+    }
+    if data:
+        meta["datasets"] = [Path(str(d)).name for d in data]
+    if config.get("source"):
+        meta["tags"].append("converted")
+    if metrics:
+        by_set: dict[str, list[dict[str, Any]]] = {}
+        for m in metrics:
+            by_set.setdefault(m["dataset"], []).append({k: m[k] for k in ("type", "value", "name")})
+        meta["model-index"] = [
+            {
+                "name": str(config.get("name", arch)),
+                "results": [
+                    {
+                        "task": dict(zip(("type", "name"), _TASKS.get(role, ("image-to-image", "Image to Image")))),
+                        "dataset": {"name": name, "type": name},
+                        "metrics": values,
+                    }
+                    for name, values in by_set.items()
+                ],
+            }
+        ]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def write_card(folder: str | Path, text: str, metrics: list[dict[str, Any]] | None = None, **header: Any) -> Path:
+    """Write ``folder/README.md``: the metadata header from the folder's ``config.json`` (:func:`card_header`),
+    then ``text``. Returns the card's path."""
+    import json
+
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG).read_text())
+    path = folder / CARD
+    _write_atomic(path, with_card_header(text, card_header(config, metrics, **header)).encode())
+    return path
+
+
+def with_card_header(card: str, header: str) -> str:
+    """``card`` with its front matter replaced by ``header`` (or ``header`` added above it)."""
+    if card.startswith("---\n"):
+        end = card.find("\n---\n", 4)
+        if end != -1:
+            card = card[end + len("\n---\n") :].lstrip("\n")
+    return header + "\n" + card

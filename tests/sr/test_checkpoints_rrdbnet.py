@@ -128,3 +128,13 @@ def test_anyres_load_gives_a_fixed_scale_upscaler_at_any_size():
     expected = torch.from_numpy(np.load(OFFICIAL / "rrdbnet-x2-tiny_outputs.npz")["native"])[None]
     assert torch.allclose(up.upscale(lr, (48, 60)), expected, atol=1e-5, rtol=0)
     assert up.upscale(lr, (31, 77)).shape == (1, 3, 31, 77)
+
+
+def test_the_converted_card_says_where_it_came_from_under_an_unknown_license(tmp_path):
+    import yaml
+
+    folder = convert_checkpoint(OFFICIAL / "rrdbnet-x4-tiny.pth", tmp_path / "m")
+    text = (folder / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["license"] == "unknown" and {"rrdbnet", "converted"} <= set(meta["tags"])
+    assert "rrdbnet-x4-tiny.pth" in text and "model-index" not in meta  # nothing measured by anyres

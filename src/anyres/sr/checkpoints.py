@@ -21,8 +21,7 @@ from typing import Any
 import torch
 
 from anyres.errors import RegistryError
-from anyres.hub import CARD, save_network
-from anyres.io import write_bytes_atomic
+from anyres.hub import save_network, write_card
 from anyres.registry import CHECKPOINTS, NETWORKS
 
 __all__ = ["convert_checkpoint", "read_checkpoint", "LAYOUTS"]
@@ -311,7 +310,7 @@ def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool 
         f"Converted by anyres from `{path.name}` (sha256 `{sha}`), a {layout.name} {layout.suffix} checkpoint "
         f"(`{layout.shape}`). Weights float32, values unchanged; not trained or measured by anyres.\n"
     )
-    write_bytes_atomic(folder / CARD, card.encode())
+    write_card(folder, card, license="unknown")  # the original project's license applies, not anyres's
     return folder
 
 

@@ -19,8 +19,7 @@ from pydantic import Field, field_validator
 from anyres.degrade.base import derive_seed
 from anyres.enhancement.tasks import EnhancePairSampler, get_task
 from anyres.errors import AnyresError, ConfigError
-from anyres.hub import CARD, save_network
-from anyres.io import write_bytes_atomic
+from anyres.hub import save_network, write_card
 from anyres.registry import NETWORKS
 from anyres.sr.data import load_hr_folders
 from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, model_spec, register_task
@@ -183,7 +182,7 @@ class EnhanceRecipe(Recipe):
             extra={"name": cfg.name, "iterations": engine.iteration, "training": recipe},
         )
         last = engine.history[-1]["loss"] if engine.history else None
-        write_bytes_atomic(folder / CARD, self._card(recipe, last).encode())
+        write_card(folder, self._card(recipe, last))
 
     def _card(self, recipe: dict[str, Any], last: float | None) -> str:
         cfg = self.config

@@ -27,8 +27,8 @@ from anyres.degrade.base import Draw, derive_seed
 from anyres.enhancement.lmar import LMARConfig
 from anyres.enhancement.tasks import get_task
 from anyres.errors import AnyresError, ConfigError
-from anyres.hub import CARD, CONFIG, WEIGHTS, save_network
-from anyres.io import list_images, read_image, write_bytes_atomic
+from anyres.hub import CONFIG, WEIGHTS, save_network, write_card
+from anyres.io import list_images, read_image
 from anyres.ops.augment import flip
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
@@ -375,7 +375,7 @@ class LMARRecipe(Recipe):
             extra={"name": self.config.name, "iterations": engine.iteration, "training": recipe},
         )
         last = engine.history[-1] if engine.history else None
-        write_bytes_atomic(folder / CARD, _card(self, recipe, last).encode())
+        write_card(folder, _card(self, recipe, last))
 
 
 def _card(r: LMARRecipe, recipe: dict[str, Any], last: dict[str, Any] | None) -> str:

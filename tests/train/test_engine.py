@@ -188,3 +188,57 @@ def test_the_shipped_sr_checkpoint_resumes_in_a_run_folder(tmp_path):
     after = engine.state_tensors()
     assert after.keys() == saved.keys()
     assert after["optim.0.step"].item() == saved["optim.0.step"].item() + 1  # Adam continued, not restarted
+
+
+def test_a_time_budget_stops_cleanly_saving_the_resume_state_and_weights(tmp_path, enhancer, monkeypatch):
+    import anyres.train.engine as engine_module
+
+    clock = [0.0]
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: clock[0])
+    config = _sr(tmp_path, enhancer)
+    engine = build(config, images=_images(), log=_quiet)
+    step = engine.step
+
+    def slow_step():  # each step "takes" 25 s of a 1-minute budget: it stops after the third
+        clock[0] += 25.0
+        return step()
+
+    engine.step = slow_step
+    engine.deadline = clock[0] + 60.0
+    engine.run()
+    assert engine.budget_reached and not engine.stop_requested and engine.iteration == 3
+    assert (tmp_path / CHECKPOINT).is_file() and (tmp_path / "model" / "model.safetensors").is_file()
+    resumed = build(config, images=_images(), log=_quiet)
+    assert resumed.resume() and resumed.iteration == 3
+    with pytest.raises(Exception, match="budget-minutes"):
+        train(config, log=_quiet, images=_images(), budget_minutes=0)
+
+
+def test_ctrl_c_on_the_cli_saves_and_exits_130(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "hr").mkdir()
+    for i, img in enumerate(_images(3, 40)):
+        from anyres.io import write_image
+
+        write_image(tmp_path / "hr" / f"{i}.png", img[None].float() / 255)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "model: {name: liif, args: {encoder: {name: edsr-baseline, args: {n_resblocks: 1, n_feats: 8}}, "
+        "hidden: [16, 16]}}\n"
+        f"data: {{train: [{tmp_path / 'hr'}], patch: 8, queries: 32}}\n"
+        f"batch_size: 2\niterations: 100000\nprecision: fp32\nlog_every: 1\nout_dir: {tmp_path / 'run'}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anyres.cli", "train", str(cfg), "--threads", "1"], stderr=subprocess.PIPE, text=True
+    )
+    lines = []
+    for line in proc.stderr:  # wait for a few steps
+        lines.append(line)
+        if " it 3/" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "checkpoint and weights folder saved" in rest and (tmp_path / "run" / CHECKPOINT).is_file()

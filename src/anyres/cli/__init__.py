@@ -1,6 +1,7 @@
 """The ``anyres`` command: the group, its error handling and its subcommands (one module each).
 
-A user mistake (:class:`~anyres.errors.AnyresError`) becomes one line on stderr and exit status 1.
+A user mistake (:class:`~anyres.errors.AnyresError`) becomes one line on stderr and exit status 1; a bad flag
+or value (click's usage errors) one line and exit status 2; Ctrl-C exit status 130.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ class _Group(click.Group):
         except AnyresError as err:
             click.echo(f"anyres: error: {err}", err=True)
             sys.exit(1)
+        except click.UsageError as err:  # a bad flag or value: one line too, exit 2 as click does
+            name = err.ctx.command_path if err.ctx is not None else "anyres"
+            message = " ".join(err.format_message().split())
+            click.echo(f"anyres: error: {message} (see {name} --help)", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("anyres: interrupted", err=True)
             sys.exit(130)
@@ -28,6 +34,31 @@ class _Group(click.Group):
 @click.version_option(package_name="anyres")
 def main() -> None:
     """anyres: image restoration at any resolution."""
+
+
+def _threads(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    """``--threads N``: torch's CPU thread count for this command (training: the config's ``threads``)."""
+    if value is None:
+        return
+    if value < 1:
+        raise click.BadParameter(f"must be a positive number of threads, got {value}")
+    import torch
+
+    torch.set_num_threads(value)
+    ctx.meta["anyres.threads"] = value
+
+
+def threads_option() -> click.Option:
+    return click.Option(
+        ["--threads"],
+        type=int,
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_threads,
+        help="CPU threads for torch (default: what torch picks). On a machine busy with other work, 1 is "
+        "often fastest (benchmarks/RESULTS.md).",
+    )
 
 
 def _register_subcommands() -> None:
@@ -56,6 +87,7 @@ def _register_subcommands() -> None:
         estimate_kernel_command,
         hllhgan_command,
     ):
+        command.params.append(threads_option())
         main.add_command(command)
 
 

@@ -21,7 +21,14 @@ __all__ = ["train"]
     metavar="KEY=VALUE",
     help="Override a config value, e.g. --set iterations=500 --set optim.lr=1e-4 (YAML values).",
 )
-def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--budget-minutes",
+    type=float,
+    default=None,
+    help="Stop cleanly after this much wall-clock time (resume state and weights folder saved; the same "
+    "command resumes), e.g. to use a short slot on a GPU machine fully.",
+)
+def train(config: Path, restart: bool, overrides: tuple[str, ...], budget_minutes: float | None) -> None:
     """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
 
     A config with `task: enhance` at its top level trains an enhancement network, one with `task: lmar` an
@@ -38,4 +45,9 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...]) -> None:
             raise AnyresError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         parsed[key] = yaml.safe_load(value)
-    run_training(load_config(config, parsed), resume=not restart)
+    threads = click.get_current_context().meta.get("anyres.threads")
+    if threads is not None:  # --threads N is the config's threads (a --set threads=... still wins)
+        parsed.setdefault("threads", threads)
+    engine = run_training(load_config(config, parsed), resume=not restart, budget_minutes=budget_minutes)
+    if engine.stop_requested:  # Ctrl-C / SIGTERM: the checkpoint is saved; exit as an interrupted command does
+        raise SystemExit(130)

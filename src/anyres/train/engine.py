@@ -221,6 +221,8 @@ class Engine:
         self.history: list[dict[str, Any]] = []
         self.last_losses: dict[str, float] = {}
         self.stop_requested = False  # set by SIGINT/SIGTERM: finish the step, checkpoint, return
+        self.deadline: float | None = None  # time.monotonic() at which a --budget-minutes run stops the same way
+        self.budget_reached = False
 
     @property
     def checkpoint_path(self) -> Path:
@@ -340,13 +342,21 @@ class Engine:
                 if entry is not None:
                     self.history.append(entry)
                     self.log(f"[{r.name}] validation at it {self.iteration}: {entry.get('psnr', entry)}")
-            due, stop = self._decide(time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60, self.stop_requested)
+            over = self.deadline is not None and time.monotonic() >= self.deadline
+            due, stop = self._decide(
+                time.monotonic() - last_ckpt >= cfg.checkpoint_minutes * 60, self.stop_requested or over
+            )
             if stop:
+                self.budget_reached = not self.stop_requested
                 if main:
                     self.save_checkpoint()
+                    why = "the time budget is spent" if self.budget_reached else "stopped"
                     self.log(
-                        f"[{r.name}] stopped at it {self.iteration}; checkpoint saved, run the same command to resume"
+                        f"[{r.name}] {why} at it {self.iteration}; checkpoint and weights folder saved, run the same "
+                        "command to resume"
                     )
+                if bar is not None:
+                    bar.close()
                 return
             if due:
                 if main:
@@ -397,13 +407,23 @@ def build(config: Any, images: list[torch.Tensor] | None = None, log: Callable[[
 
 
 def train(
-    config: Any, resume: bool = True, log: Callable[[str], None] | None = None, images: list[torch.Tensor] | None = None
+    config: Any,
+    resume: bool = True,
+    log: Callable[[str], None] | None = None,
+    images: list[torch.Tensor] | None = None,
+    budget_minutes: float | None = None,
 ) -> Engine:
     """Run a config to completion, resuming from ``out_dir/checkpoint.safetensors`` if it exists; the
-    resolved config is written to ``out_dir/config.yaml``."""
+    resolved config is written to ``out_dir/config.yaml``. ``budget_minutes``: stop cleanly once this much
+    wall-clock time has passed (after the step in progress), saving the resume state and the weights folder
+    as a signal would; the same command resumes (``engine.budget_reached`` says it stopped early)."""
     import yaml
 
+    if budget_minutes is not None and not (isinstance(budget_minutes, (int, float)) and budget_minutes > 0):
+        raise ConfigError(f"--budget-minutes must be a positive number of minutes, got {budget_minutes!r}")
     engine = build(config, images=images, log=log)
+    if budget_minutes is not None:
+        engine.deadline = time.monotonic() + 60.0 * budget_minutes
     if resume:
         engine.resume()
     if engine.rank == 0:

@@ -6,7 +6,13 @@ or value (click's usage errors) one line and exit status 2; Ctrl-C exit status 1
 
 from __future__ import annotations
 
+import os
 import sys
+
+# OpenMP threads that wait sleep instead of spinning: on a machine busy with other work, torch's two threads
+# then no longer fight a competing process for the cores (benchmarks/RESULTS.md, "Threads"). Read when torch
+# loads, so it is set before anything imports torch; a value in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 

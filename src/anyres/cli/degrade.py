@@ -15,6 +15,7 @@ from anyres.checks import check_scale, check_seed
 from anyres.cli.batch import Batch, output_options
 from anyres.degrade import get_pipeline
 from anyres.degrade.base import derive_seed
+from anyres.degrade.records import check_record
 from anyres.errors import AnyresError, ConfigError
 from anyres.io import check_outputs, read_image, write_bytes_atomic, write_image
 from anyres.ops.color import to_rgb
@@ -33,6 +34,8 @@ def load_params_file(path: Path) -> dict:
         raise ConfigError(f"cannot read parameter file {path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read parameter file {path}: {str(err).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"cannot read parameter file {path}: nested deeper than a parameter file can be") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
         raise ConfigError(f'{path} is not an anyres degrade parameter file (no "images" mapping)')
     if data.get("pipeline") not in DEGRADATIONS:
@@ -162,16 +165,21 @@ def degrade_command(outputs, pipeline, scale, seed, params_out, replay, weights)
                     f"{path}: the image is {hr_size[1]}x{hr_size[0]} (WxH) but its record in "
                     f"{replay} was drawn for HR size {got} (HxW)"
                 )
+            try:
+                check_record(record, name, hr_size)
+            except ConfigError as err:
+                raise AnyresError(f"{path}: invalid record in {replay}: {err}") from None
         else:
             generator = torch.Generator().manual_seed(derive_seed(seed, name))
             record = pipe.sample(1, generator, scale=scale, hr_size=hr_size)[0]
         try:
             with torch.inference_mode():
                 lr = pipe.apply(hr, [record])
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, IndexError, AssertionError, RuntimeError, OverflowError) as err:
             if recorded is None:
                 raise
-            raise AnyresError(f"{path}: invalid record in {replay}: {err!r}") from None
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise AnyresError(f"{path}: invalid record in {replay}: {type(err).__name__}: {first}") from None
         alpha = None
         if meta.alpha is not None:
             alpha = imresize(meta.alpha, size=tuple(lr.shape[-2:])).clamp(0.0, 1.0)

@@ -45,13 +45,13 @@ __all__ = ["hllhgan_command"]
 @click.option("--batch", type=int, default=32, show_default=True, help="Crops per iteration (the paper's 32).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, crops and noise.")
 @click.option("--l2h", is_flag=True, help="Also train the Low-to-High GAN on the generated pairs (slow on a CPU).")
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in --out and start over.")
-def hllhgan_command(hr_dirs, lr_dirs, out_dir, iters, batch, seed, l2h, threads, restart) -> None:
+def hllhgan_command(hr_dirs, lr_dirs, out_dir, iters, batch, seed, l2h, restart) -> None:
     """Learn a degradation from unpaired HR and real LR images (HLLHGAN, Bulat et al. 2018; x4)."""
     from anyres.sr.data import load_hr_folders
     from anyres.train.recipes.hllhgan import HLLHGANConfig, train_hllhgan
 
+    threads = click.get_current_context().meta.get("anyres.threads")  # the shared --threads option
     cfg = HLLHGANConfig(iterations=iters, batch=batch, seed=seed, l2h=l2h, threads=threads)
     for paths, what in ((hr_dirs, "--hr"), (lr_dirs, "--lr")):
         for p in paths:

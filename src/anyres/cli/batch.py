@@ -167,10 +167,13 @@ class Batch:
 
     def _check_names(self, extras: Callable[[Path, Path], list[Path]]) -> None:
         """Every output name of the whole job (all ranks) is distinct, checked before anything is written."""
+        from anyres.io.files import check_name_length
+
         seen: dict[Path, Path] = {}
         for path in self.files:
             target = self.target(path)
             for t in (target, *extras(path, target)):
+                check_name_length(t)
                 key = t.resolve()
                 if key in seen and seen[key] != path:
                     raise AnyresError(

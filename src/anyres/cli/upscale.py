@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -117,8 +118,8 @@ def upscale(
     size_hw = parse_size(size) if size else None
     if sum(v is not None for v in (scale, size_hw, width, height)) != 1:
         raise AnyresError("give exactly one of --scale, --size, --width or --height")
-    if scale is not None and not scale > 0:
-        raise AnyresError(f"--scale must be positive, got {scale}")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise AnyresError(f"--scale must be a positive finite number, got {scale}")
     if max_output_pixels < 1:
         raise AnyresError(f"--max-output-pixels must be a positive number of pixels, got {max_output_pixels}")
     check_seed(seed)

@@ -111,6 +111,9 @@ def make_degraded_lr(
     return hr, lr, record
 
 
+MAX_EVAL_SCALE = 100  # beyond x100 no benchmark image keeps a measurable LR
+
+
 def parse_scales(text: str | Iterable[float]) -> list[float]:
     """``"2,3,4"`` or an iterable -> ``[2.0, 3.0, 4.0]``; every scale must be a number >= 1."""
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -120,8 +123,8 @@ def parse_scales(text: str | Iterable[float]) -> list[float]:
             value = float(item)
         except (TypeError, ValueError):
             raise AnyresError(f"invalid scale {item!r}: expected numbers such as 2,3,4 or 2.5") from None
-        if not math.isfinite(value) or value < 1:
-            raise AnyresError(f"invalid scale {item!r}: evaluation scales must be >= 1")
+        if not math.isfinite(value) or value < 1 or value > MAX_EVAL_SCALE:
+            raise AnyresError(f"invalid scale {item!r}: evaluation scales must be from 1 to {MAX_EVAL_SCALE}")
         scales.append(value)
     if not scales:
         raise AnyresError("no scales given")

@@ -34,6 +34,16 @@ def check_not_input(out_path: str | os.PathLike, input_paths: str | os.PathLike 
             raise ImageWriteError(f"refusing to write {out}: it is the input {inp}, and an input is never overwritten")
 
 
+_NAME_MAX = 255  # bytes per file or folder name on the file systems anyres writes to (ext4, APFS, NTFS)
+
+
+def check_name_length(path: str | os.PathLike) -> None:
+    """Refuse a path with a file or folder name longer than the file system allows (one line, no OSError)."""
+    for part in Path(path).absolute().parts[1:]:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise ImageWriteError(f"cannot write {path}: the name {part[:40]}... is longer than {_NAME_MAX} bytes")
+
+
 def check_output(
     out_path: str | os.PathLike, input_paths: str | os.PathLike | Iterable, *, overwrite: bool = False
 ) -> Path:
@@ -41,6 +51,7 @@ def check_output(
     (:func:`check_not_input`), not a folder, not an existing file unless ``overwrite``, and its nearest
     existing parent is a writable folder. Raises :class:`ImageWriteError` with one line; returns the path."""
     out = Path(out_path)
+    check_name_length(out)
     check_not_input(out, input_paths)
     if out.is_dir():
         raise ImageWriteError(f"cannot write {out}: it is a directory")

@@ -169,3 +169,20 @@ def test_upscale_refuses_a_scale_that_rounds_to_zero_pixels_and_a_huge_seed(tmp_
     src = _rgb(tmp_path / "a.png")
     _refused(tmp_path, "upscale", src, "--scale", "1e-9", "--model", "bicubic", contains="at least 1 pixel")
     _refused(tmp_path, "upscale", src, "--scale", 2, "--seed", HUGE_SEED, "--model", "bicubic", contains="--seed")
+
+
+def test_an_output_that_would_not_fit_in_memory_is_refused_up_front(tmp_path, monkeypatch):
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    import anyres.cli.upscale as upscale_module
+    from anyres.cli import main
+
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(upscale_module, "_physical_memory", lambda: 2**30)  # a 1 GiB machine
+    args = ["upscale", str(tmp_path / "a.png"), "--model", "bicubic", "-o", str(tmp_path / "b.png")]
+    res = CliRunner().invoke(main, [*args, "--size", "4000x4000"])  # 16 MP * 36 B = 0.54 GiB > 50 %
+    assert res.exit_code == 1 and "over 50% of this machine's 1.0 GiB" in res.stderr
+    assert not (tmp_path / "b.png").exists()
+    assert CliRunner().invoke(main, [*args, "--size", "100x100"]).exit_code == 0

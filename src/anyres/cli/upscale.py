@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import click
@@ -25,6 +26,10 @@ max_pixels_option = click.option(
 # The largest output `upscale` makes unless --max-output-pixels says otherwise: 400 MP (20000 x 20000),
 # about 4.8 GB as float32 RGB, checked before anything is allocated.
 MAX_OUTPUT_PIXELS = 400_000_000
+# Peak bytes per output pixel: the float32 RGB result (12), its clamped copy (12), the integer pixels (6) and
+# the encoder's buffer (6). Outputs whose estimate passes MEMORY_FRACTION of the RAM are refused up front.
+BYTES_PER_OUTPUT_PIXEL = 36
+MEMORY_FRACTION = 0.5
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -192,3 +197,18 @@ def _check_output_size(out_hw: tuple[int, int], limit: int, asked: str) -> None:
             f"{asked} asks for a {w}x{h} output ({h * w / 1e6:.4g} MP), over the limit of "
             f"{limit / 1e6:g} MP; pass --max-output-pixels to allow it"
         )
+    need, ram = h * w * BYTES_PER_OUTPUT_PIXEL, _physical_memory()
+    if ram and need > MEMORY_FRACTION * ram:
+        raise AnyresError(
+            f"{asked} asks for a {w}x{h} output, which needs about {need / 2**30:.1f} GiB (the float32 result and "
+            f"its 8/16-bit copy are held whole), over {MEMORY_FRACTION:.0%} of this machine's "
+            f"{ram / 2**30:.1f} GiB; ask for a smaller output"
+        )
+
+
+def _physical_memory() -> int:
+    """Bytes of RAM (0 when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0

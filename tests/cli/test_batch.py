@@ -143,3 +143,16 @@ def test_formats_read_but_not_written_come_out_as_png(tmp_path, commands, name, 
     assert res.exit_code == 0, res.output
     target = tmp_path / beside.format(stem="a")
     assert target.suffix == ".png" and Image.open(target).format == "PNG"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_off_a_terminal_progress_is_a_status_line(tmp_path, commands, name, monkeypatch):
+    monkeypatch.setenv("ANYRES_PROGRESS_SECONDS", "0")  # a line at every step instead of every 30 s
+    args, _ = commands[name]
+    for i in range(3):
+        _rgb(tmp_path / "in" / f"{i}.png", seed=i)
+    res = _run(*args, tmp_path / "in", "--out-dir", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    status = [line for line in res.stderr.splitlines() if line.startswith("images: ")]
+    assert [s.split(" (")[0] for s in status] == ["images: 1/3 img", "images: 2/3 img"], res.stderr
+    assert all("img/s" in s and "left" in s for s in status) and "\r" not in res.stderr

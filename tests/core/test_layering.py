@@ -32,6 +32,7 @@ LAYER = {
     "enhancement": 2,
     "evaluation": 3,
     "train": 4,
+    "serve": 4,
     "cli": 5,
     "__init__": 6,
     "__main__": 6,

@@ -77,6 +77,7 @@ def _register_subcommands() -> None:
     from anyres.cli.export import export_command
     from anyres.cli.hllhgan import hllhgan_command
     from anyres.cli.models import models
+    from anyres.cli.serve import serve_command
     from anyres.cli.train import train
     from anyres.cli.upscale import upscale
 
@@ -92,6 +93,7 @@ def _register_subcommands() -> None:
         degrade_command,
         estimate_kernel_command,
         hllhgan_command,
+        serve_command,
     ):
         command.params.append(threads_option())
         main.add_command(command)

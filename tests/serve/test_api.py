@@ -272,6 +272,13 @@ def test_finished_jobs_expire(client, tmp_path):
     assert client.get(f"/api/jobs/{job}").status_code == 404
 
 
-def test_the_page_is_served(client):
-    r = client.get("/")
-    assert r.status_code == 200 and "<html" in r.text
+def test_the_page_is_served_with_nothing_from_elsewhere(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
+        r = client.get(asset)
+        assert r.status_code == 200 and kind in r.headers["content-type"]
+        assert asset in page.text
+    for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    assert client.get("/static/../app.py").status_code == 404

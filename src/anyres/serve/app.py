@@ -116,7 +116,8 @@ def plan(form: dict[str, str]) -> tuple[str, list[str], dict[str, Any]]:
     if scale is not None:
         if not (math.isfinite(scale) and scale > 0):
             raise BadRequest(f"scale must be a positive finite number, got {scale:g}")
-        args += ["--scale", repr(scale)]
+        text = repr(scale)  # the shortest text that reads back as the same float
+        args += ["--scale", text.removesuffix(".0")]
         record["scale"] = scale
     else:
         for key, value in (("width", width), ("height", height)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +14,11 @@ from anyres.enhancement.api import DEFAULT_ENHANCER
 from anyres.errors import AnyresError
 from anyres.registry import ENHANCERS, RESAMPLERS
 
-__all__ = ["enhance"]
+__all__ = ["enhance", "EXPLAIN_MAX_PIXELS"]
+
+# --explain computes every filter map of the image at once (DeepLPF in one pass, about 1.2 KB a pixel): at
+# full size it is refused above this many pixels, with a line naming --working-size.
+EXPLAIN_MAX_PIXELS = 4_000_000
 
 
 @click.command()
@@ -59,19 +64,17 @@ def enhance(outputs, model, explain, device, quality, max_pixels, working_size, 
 
     Outputs keep the input's format, bit depth, alpha and colour profile; a gray image is enhanced as RGB
     and written back as gray. Without -o/--out-dir each result is written beside its input as
-    NAME_enhanced.EXT. The model runs at full resolution (memory grows with the pixel count) unless
-    --working-size is given.
+    NAME_enhanced.EXT. The model runs at full resolution unless --working-size is given; above 1 MP it runs
+    in exact tiles (the shipped models), so memory stays bounded: about 1.2 GB plus 6 bytes per pixel for an
+    8-bit photo of any size (DeepLPF runs its backbone twice over the tiles: once for the filter
+    parameters, once for the image).
     """
-    from anyres.enhancement.api import (
-        downsample_for,
-        enhance_rgb,
-        explain_rgb,
-        load_enhancer,
-        load_resampler,
-        upsample_from,
-    )
+    import torch
+
+    from anyres.enhancement.api import explain_rgb, load_enhancer, load_resampler
     from anyres.enhancement.api import working_size as working_for
-    from anyres.io import read_image, write_bytes_atomic, write_image
+    from anyres.enhancement.blocks import Blocking, downsample_source, enhance_blocks, one_pass_bytes, upsample_blocks
+    from anyres.io import Canvas, read_pixels, write_bytes_atomic, write_image
     from anyres.ops.color import to_rgb
 
     batch = Batch(outputs, suffix="_enhanced")
@@ -88,19 +91,39 @@ def enhance(outputs, model, explain, device, quality, max_pixels, working_size, 
             f"--explain needs a DeepLPF model (its filters are the explanation); {model} is a "
             f"{type(net).__name__}, which predicts no filters"
         )
+    blocking = Blocking()
 
     def notes(path: Path, target: Path) -> list[Path]:
         if not explain:
             return []
         return [target.with_name(f"{path.stem}_filters.json"), target.with_name(f"{path.stem}_filters.png")]
 
-    def process(path: Path, target: Path, extras: list[Path]) -> str:
-        img, meta = read_image(path, max_pixels=max_pixels)
-        rgb = to_rgb(img).to(dev)
-        work = None if working_size is None else working_for(*rgb.shape[-2:], long_side=working_size)
+    def render(path: Path, target: Path, extras: list[Path]) -> tuple[Any, Any, Any]:
+        """The result in a canvas (and the explanation); the input's samples are freed on return."""
+        pixels = read_pixels(path, max_pixels=max_pixels)  # the file's samples; float windows on demand
+        size = pixels.size
+        work = None if working_size is None else working_for(*size, long_side=working_size)
+        if work == size:
+            work = None
+
+        def source(top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+            return to_rgb(pixels.window(top, bottom, left, right))
+
+        canvas = Canvas(target, size, pixels.meta, alpha=pixels.has_alpha, overwrite=overwrite)
+        filters = picture = None
         if explain:
-            out, filters, picture = explain_rgb(net, downsample_for(rgb, work, sampler))
-            out = upsample_from(out, tuple(rgb.shape[-2:]), sampler)
+            if work is None and size[0] * size[1] > EXPLAIN_MAX_PIXELS:
+                gb = one_pass_bytes(net, size[0] * size[1]) / 1e9
+                raise AnyresError(
+                    f"{path}: --explain runs the whole {size[1]}x{size[0]} image at once (about {gb:.0f} GB "
+                    f"above {EXPLAIN_MAX_PIXELS / 1e6:.0f} MP); add --working-size (e.g. 1024)"
+                )
+            if work is None:
+                small = source(0, size[0], 0, size[1]).to(dev)
+            else:
+                small = downsample_source(source, size, work, sampler, blocking, dev)
+            out, filters, picture = explain_rgb(net, small)
+            del small
             filters = {
                 "input": str(path),
                 "output": str(target),
@@ -108,11 +131,20 @@ def enhance(outputs, model, explain, device, quality, max_pixels, working_size, 
                 **filters,
                 "picture": {"file": extras[1].name, **filters["picture"]},
             }
+            blocks = iter([(0, 0, out)]) if work is None else upsample_blocks(out, size, sampler, blocking)
         else:
-            out = enhance_rgb(net, rgb, working=work, resampler=sampler)
+            blocks = enhance_blocks(net, source, size, working=work, resampler=sampler, blocking=blocking)
+        for top, left, block in blocks:
+            bottom, right = top + block.shape[-2], left + block.shape[-1]
+            alpha = pixels.alpha(top, bottom, left, right) if pixels.has_alpha else None
+            canvas.put(top, left, block.cpu(), alpha=alpha)
+        return canvas, filters, picture
+
+    def process(path: Path, target: Path, extras: list[Path]) -> str:
+        canvas, filters, picture = render(path, target, extras)
         written = []
         try:
-            written.append(write_image(target, out.cpu(), meta, quality=quality, overwrite=overwrite))
+            written.append(canvas.write(quality=quality))
             if explain:
                 written.append(
                     write_bytes_atomic(extras[0], (json.dumps(filters, indent=2) + "\n").encode(), overwrite=overwrite)

@@ -5,6 +5,12 @@ Writes the kernel as a ``.npy`` array (``(k, k)`` float32, summing to 1; by defa
 ``{"scale": s, "kernel": [[...]], "seconds": t, "iters": n}``. Every file is written atomically; the input
 is never overwritten, and existing outputs only with ``--overwrite``. User mistakes (a missing or
 unreadable image, an image smaller than KernelGAN's crops, a bad scale) give one error line and exit 1.
+
+Memory: KernelGAN trains on 64-pixel crops, but choosing them builds float64 maps of the whole image (about
+300 bytes a pixel, 19 GB for a 64 MP photo). Above ``--working-pixels`` (4.2 MP, 2048 x 2048) the image's
+8-bit samples are read, its central crop of that many pixels (same aspect, even offsets so G's stride-2
+grid keeps its phase) is converted, and KernelGAN learns from that; a line on stderr says so. Smaller images
+are estimated whole, exactly as before.
 """
 
 from __future__ import annotations
@@ -17,17 +23,20 @@ from pathlib import Path
 
 import click
 import numpy as np
+import torch
 
 from anyres.checks import check_seed
 from anyres.degrade.learned.kernelgan import DEFAULT_ITERS, SCALES, estimate_kernel
 from anyres.errors import AnyresError, ConfigError
-from anyres.io import check_outputs, read_image, write_bytes_atomic, write_image
+from anyres.io import Pixels, check_outputs, read_pixels, write_bytes_atomic, write_image
 from anyres.pictures import kernel_picture
 
 __all__ = ["estimate_kernel_command"]
 
 # Each tap of the --png picture is drawn as a block of this many pixels per side.
 PICTURE_BLOCK = 16
+# Larger images are estimated on their central crop of this many pixels (module docstring): 2048 x 2048.
+WORKING_PIXELS = 1 << 22
 
 
 @click.command("estimate-kernel")
@@ -70,6 +79,14 @@ PICTURE_BLOCK = 16
     help='Write {"scale", "kernel", "seconds", "iters"} to this JSON file.',
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (the input is never replaced).")
+@click.option(
+    "--working-pixels",
+    type=int,
+    default=WORKING_PIXELS,
+    show_default=True,
+    help="Larger images are estimated on their central crop of this many pixels (choosing KernelGAN's crops "
+    "costs about 300 bytes per pixel of the image); 0: the whole image.",
+)
 def estimate_kernel_command(
     image: Path,
     scale: str,
@@ -79,10 +96,11 @@ def estimate_kernel_command(
     seed: int,
     json_path: Path | None,
     overwrite: bool,
+    working_pixels: int,
 ) -> None:
     """Estimate the blur kernel that downscaled IMAGE (KernelGAN, Bell-Kligler et al. 2019)."""
     try:
-        _run(image, _parse_scale(scale), output, png, iters, seed, json_path, overwrite)
+        _run(image, _parse_scale(scale), output, png, iters, seed, json_path, overwrite, working_pixels)
     except AnyresError as err:
         click.echo(f"anyres: error: {err}", err=True)
         raise SystemExit(1) from None
@@ -102,6 +120,26 @@ def _parse_scale(text: str) -> int:
     return int(value)
 
 
+def working_copy(pixels: Pixels, limit: int) -> tuple[torch.Tensor, str | None]:
+    """The image KernelGAN learns from: the whole image (as :func:`~anyres.io.read_image` reads it) up to
+    ``limit`` pixels (0: no limit), else its central crop of at most ``limit`` pixels with the image's aspect,
+    even sides and even offsets, converted alone. Returns the ``(1, C, h, w)`` tensor and a note (None when
+    whole)."""
+    h, w = pixels.size
+    if limit == 0 or h * w <= limit:
+        return pixels.to_tensor()[0], None
+    ch = max(2, min(h, math.isqrt(limit * h // w)))
+    cw = max(2, min(w, limit // ch))
+    ch, cw = ch - ch % 2, cw - cw % 2
+    top, left = (h - ch) // 2, (w - cw) // 2
+    top, left = top - top % 2, left - left % 2
+    note = (
+        f"{w}x{h} is {h * w / 1e6:.1f} MP: KernelGAN learns from its central {cw}x{ch} crop "
+        f"(--working-pixels {limit}; 0 takes the whole image)"
+    )
+    return pixels.window(top, top + ch, left, left + cw), note
+
+
 def _run(
     image: Path,
     scale: int,
@@ -111,6 +149,7 @@ def _run(
     seed: int,
     json_path: Path | None,
     overwrite: bool,
+    working_pixels: int = WORKING_PIXELS,
 ) -> None:
     if iters < 1:
         raise ConfigError(f"--iters must be >= 1, got {iters}")
@@ -123,12 +162,17 @@ def _run(
         raise ConfigError(f"--json must end in .json, got {json_path}")
     if png is not None and png.suffix.lower() != ".png":
         raise ConfigError(f"--png must end in .png, got {png}")
-    img, _ = read_image(image)  # one-line ImageReadError for a missing, unreadable or corrupt file
+    if working_pixels < 0:
+        raise ConfigError(f"--working-pixels must be >= 0 (0: the whole image), got {working_pixels}")
+    # One-line ImageReadError for a missing, unreadable or corrupt file; the samples stay 8-bit until cropped.
+    img, note = working_copy(read_pixels(image), working_pixels)
     targets = [p for p in (output, png, json_path) if p is not None]
     if len({p.resolve() for p in targets}) != len(targets):
         raise ConfigError("-o, --png and --json must name different files")
     check_outputs(targets, [image], overwrite=overwrite)  # all before the first file is written
 
+    if note:
+        click.echo(f"{image}: {note}", err=True)
     start = time.perf_counter()
     kernel = estimate_kernel(img, scale=scale, iters=iters, seed=seed, progress=True).cpu()
     seconds = time.perf_counter() - start

@@ -88,6 +88,7 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
                 raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {channels} channels")
     if batch == 0 or count == 0 or channels == 0:
         raise ValueError(f"parameters must have B, N, C >= 1, got B={batch}, N={count}, C={channels}")
+    assert batch is not None and count is not None  # shapes was not empty
     return batch, count, channels
 
 
@@ -95,18 +96,39 @@ def _check_params(shapes: dict[str, tuple[torch.Tensor, int]]) -> tuple[int, int
 # Coordinates and the inversion bit
 
 
+def _pixel_indices(
+    index: torch.Tensor | None, size: int, what: str, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
+    if index is None:
+        return torch.arange(size, dtype=dtype, device=device)
+    if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.is_floating_point() or index.numel() == 0:
+        raise ValueError(f"{what} must be a non-empty 1-d integer tensor of pixel indices, got {describe(index)}")
+    if int(index.min()) < 0 or int(index.max()) >= size:
+        raise ValueError(f"{what} must lie in [0, {size}), got [{int(index.min())}, {int(index.max())}]")
+    return index.to(device=device, dtype=dtype)  # exact: indices are far below 2^24
+
+
 def unit_grid(
-    height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    height: int,
+    width: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    rows: torch.Tensor | None = None,
+    cols: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel-centre coordinates ``(x, y)`` in (0, 1), each ``(H, W)``: ``x = (j + 0.5) / W``, ``y = (i + 0.5) / H``.
 
-    ``x`` varies along the width (columns, rightwards), ``y`` along the height (rows, downwards).
+    ``x`` varies along the width (columns, rightwards), ``y`` along the height (rows, downwards). ``rows``,
+    ``cols``: 1-d integer tensors of pixel indices (default: all) give the grid of those rows and columns of the
+    ``height x width`` image only, ``(len(rows), len(cols))``, with the same values as that part of the full grid
+    (how a large image is filtered a tile at a time).
     """
     check_int(height, "height", minimum=1)
     check_int(width, "width", minimum=1)
-    y = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
-    x = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
-    return x.expand(height, width), y[:, None].expand(height, width)
+    y = (_pixel_indices(rows, height, "rows", dtype, device) + 0.5) / height
+    x = (_pixel_indices(cols, width, "cols", dtype, device) + 0.5) / width
+    return x.expand(y.shape[0], x.shape[0]), y[:, None].expand(y.shape[0], x.shape[0])
 
 
 def straight_through_bit(logit: torch.Tensor) -> torch.Tensor:
@@ -147,8 +169,12 @@ def graduated_map(
     offset2: torch.Tensor,
     invert: torch.Tensor,
     scale: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    cols: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-instance scale maps of ``N`` graduated filters (Eqs. 1-3), ``(B, N, C, H, W)``.
+
+    ``rows``, ``cols``: only those pixels of the ``height x width`` image (see :func:`unit_grid`).
 
     Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
 
@@ -187,7 +213,7 @@ def graduated_map(
     check_positive(offset2, "offset2")
     if not bool(((invert >= 0) & (invert <= 1)).all()):
         raise ValueError(f"invert must lie in [0, 1], got values in [{invert.min().item()}, {invert.max().item()}]")
-    x, y = unit_grid(height, width, dtype=slope.dtype, device=slope.device)
+    x, y = unit_grid(height, width, dtype=slope.dtype, device=slope.device, rows=rows, cols=cols)
 
     def per_instance(p: torch.Tensor) -> torch.Tensor:  # (B, N) -> (B, N, 1, 1) against (H, W)
         return p[:, :, None, None]
@@ -217,8 +243,12 @@ def elliptical_map(
     semi_b: torch.Tensor,
     angle: torch.Tensor,
     scale: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    cols: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-instance scale maps of ``N`` elliptical filters (Eq. 4), ``(B, N, C, H, W)``.
+
+    ``rows``, ``cols``: only those pixels of the ``height x width`` image (see :func:`unit_grid`).
 
     Parameters (``(B, N)`` unless said otherwise; lengths in the normalised units of docs/methods/deeplpf.md):
 
@@ -250,7 +280,7 @@ def elliptical_map(
     )
     check_positive(semi_a, "semi_a")
     check_positive(semi_b, "semi_b")
-    x, y = unit_grid(height, width, dtype=centre_x.dtype, device=centre_x.device)
+    x, y = unit_grid(height, width, dtype=centre_x.dtype, device=centre_x.device, rows=rows, cols=cols)
 
     def per_instance(p: torch.Tensor) -> torch.Tensor:
         return p[:, :, None, None]
@@ -269,14 +299,17 @@ def elliptical_map(
 # Cubic polynomial filter
 
 
-def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+def cubic_polynomial(
+    image: torch.Tensor, coeffs: torch.Tensor, *, grid: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """The per-channel cubic ``f_c(x, y, i_c)`` of Eq. 6, ``(B, C, H, W)``.
 
     ``image``: ``(B, C, H, W)`` float, any real (DeepLPF applies it to the unbounded backbone image ``Y1``);
     ``i_c`` is channel ``c``'s own intensity, so no channel sees another (there are no cross-channel terms).
     ``coeffs``: ``(B, C, 20)``, any real, the coefficients ``A..T`` of :data:`CUBIC_TERMS` per channel; a
     head's 60 outputs ordered R 0-19, G 20-39, B 40-59 are ``coeffs.view(B, 3, 20)``.
-    ``x, y`` are the normalised pixel centres of docs/methods/deeplpf.md.
+    ``x, y`` are the normalised pixel centres of docs/methods/deeplpf.md; ``grid``: the ``(x, y)`` of the image's
+    pixels when it is a part of a larger image (:func:`unit_grid` with ``rows``, ``cols``), default the full grid.
     """
     b, c, h, w = check_image(image, "image", nonempty=True)
     if (
@@ -290,7 +323,12 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
             f"of shape {tuple(image.shape)}, got shape {describe(coeffs)}"
         )
     coeffs = coeffs.to(dtype=image.dtype)
-    x, y = unit_grid(h, w, dtype=image.dtype, device=image.device)
+    if grid is None:
+        x, y = unit_grid(h, w, dtype=image.dtype, device=image.device)
+    else:
+        x, y = grid
+        if tuple(x.shape) != (h, w) or tuple(y.shape) != (h, w):
+            raise ValueError(f"grid must be two ({h}, {w}) tensors for an image of shape {tuple(image.shape)}")
     # Group the terms by the power of i: f = ((P3 i + P2) i + P1) i + P0, each P_r a polynomial in (x, y)
     # shared by the batch, so no (B, C, 20, H, W) stack is ever built.
     result = None
@@ -299,17 +337,24 @@ def cubic_polynomial(image: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         monomials = torch.stack([x**p * y**q for p, q, _ in (CUBIC_TERMS[n] for n in index)])  # (n, H, W)
         part = torch.einsum("bck,khw->bchw", coeffs[:, :, index], monomials)
         result = part if result is None else result * image + part
+    assert result is not None
     return result
 
 
-def cubic_filter(image: torch.Tensor, coeffs: torch.Tensor, *, residual: bool = True) -> torch.Tensor:
+def cubic_filter(
+    image: torch.Tensor,
+    coeffs: torch.Tensor,
+    *,
+    residual: bool = True,
+    grid: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The cubic filter's output image ``Y2``, ``(B, C, H, W)`` in [0, 1].
 
     ``clamp(image + f, 0, 1)`` with ``f = cubic_polynomial(image, coeffs)`` (the released code's residual
     form, the default), or ``clamp(f, 0, 1)`` with ``residual=False`` (Eq. 6 read as ``i' = f``). Shapes and
-    ranges of the inputs as in :func:`cubic_polynomial`.
+    ranges of the inputs, and ``grid``, as in :func:`cubic_polynomial`.
     """
-    f = cubic_polynomial(image, coeffs)
+    f = cubic_polynomial(image, coeffs, grid=grid)
     return torch.clamp(image + f if residual else f, 0.0, 1.0)
 
 

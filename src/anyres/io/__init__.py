@@ -9,8 +9,16 @@ reduces them to 8 bit); tifffile for 16-bit and floating-point TIFFs (same reaso
 """
 
 from anyres.io.files import as_batch, check_not_input, check_output, check_outputs, expand_inputs, list_images
-from anyres.io.reading import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, INPUT_EXTENSIONS, ImageMeta, read_image
-from anyres.io.writing import write_bytes_atomic, write_image
+from anyres.io.reading import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    INPUT_EXTENSIONS,
+    ImageMeta,
+    Pixels,
+    read_image,
+    read_pixels,
+)
+from anyres.io.writing import Canvas, write_bytes_atomic, write_image
 
 __all__ = [
     "as_batch",
@@ -19,7 +27,10 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageMeta",
     "read_image",
+    "read_pixels",
+    "Pixels",
     "write_image",
+    "Canvas",
     "check_not_input",
     "check_output",
     "check_outputs",

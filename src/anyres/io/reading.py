@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,15 @@ from PIL import Image, UnidentifiedImageError
 
 from anyres.errors import ConfigError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "INPUT_EXTENSIONS", "DEFAULT_MAX_PIXELS", "ImageMeta", "read_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "INPUT_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageMeta",
+    "Pixels",
+    "read_image",
+    "read_pixels",
+]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")  # read and written
 # Read too (single-frame images), but written as PNG unless the user picks another --ext.
@@ -158,13 +166,13 @@ def _decode_pil(img: Image.Image) -> tuple[np.ndarray, str, int]:
     """Pixels of an opened Pillow image as (H, W, C) uint8/uint16, with the channel layout and bit depth."""
     mode = img.mode
     if mode in ("1", "L"):
-        img, layout = img.convert("L"), "L"
+        layout = "L"
     elif mode in ("LA", "La"):
-        img, layout = img.convert("LA"), "LA"
+        layout = "LA"
     elif mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
-        img, layout = img.convert("RGBA"), "RGBA"
+        layout = "RGBA"
     elif mode in ("RGB", "RGBX", "P", "CMYK", "YCbCr", "HSV"):
-        img, layout = img.convert("RGB"), "RGB"
+        layout = "RGB"
     elif mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # older Pillows say "I" for PNG
         return np.asarray(img).astype(np.uint16)[..., None], "L", 16
     else:
@@ -173,6 +181,8 @@ def _decode_pil(img: Image.Image) -> tuple[np.ndarray, str, int]:
             f"unsupported pixel format: {kind} pixels (Pillow mode {mode!r}); "
             f"convert it to 8- or 16-bit grayscale or RGB first"
         )
+    if mode != layout:  # convert() to the mode an image already has only copies it
+        img = img.convert(layout)
     a = np.asarray(img)
     return (a[..., None] if a.ndim == 2 else a), layout, 8
 
@@ -234,16 +244,63 @@ def _read_tiff_hi(path: Path, limit: int | None) -> tuple[np.ndarray, ImageMeta,
         return a, meta, int(_tiff_tag(page, 274) or 1)
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageMeta]:
-    """Read an image file as a float32 tensor (1, C, H, W) in [0, 1] plus its :class:`ImageMeta`.
+@dataclass
+class Pixels:
+    """An image file's samples as decoded, before any float conversion: what :func:`read_pixels` returns.
 
-    C is 1 for grayscale sources (L, 1, LA, I;16, gray TIFFs) and 3 otherwise; palettes and CMYK become RGB.
-    Alpha is split off into ``meta.alpha``. EXIF orientation is applied (to the alpha too). 8-bit values are
-    v / 255 and 16-bit values v / 65535, exactly.
+    ``array``: ``(H, W, C)`` uint8, uint16 or float32 (float TIFFs, already in [0, 1]), C in 1..4 with the alpha
+    channel last (gray, gray + alpha, RGB, RGBA); EXIF orientation applied (possibly a strided view). ``meta``:
+    as from :func:`read_image`, except that ``meta.alpha`` is None (the alpha stays in ``array``). An 8-bit RGB
+    image costs 3 bytes a pixel here against 12 as float32, so large photos can be converted a window at a
+    time: :meth:`window` gives exactly the values :func:`read_image` would.
+    """
 
-    ``max_pixels`` bounds width * height, checked from the header before decoding; None uses the
-    ``ANYRES_MAX_PIXELS`` environment variable or :data:`DEFAULT_MAX_PIXELS`, and a value <= 0 disables it.
-    Every unreadable input raises :class:`ImageReadError` with a one-line message naming the file.
+    array: np.ndarray
+    meta: ImageMeta
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return int(self.array.shape[0]), int(self.array.shape[1])
+
+    @property
+    def channels(self) -> int:
+        """Colour channels: 1 (gray) or 3 (RGB); the alpha is not counted."""
+        return 1 if self.array.shape[2] <= 2 else 3
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.array.shape[2] in (2, 4)
+
+    def _float(self, a: np.ndarray) -> torch.Tensor:
+        scale = {1: 255.0, 2: 65535.0, 4: 1.0}[a.dtype.itemsize]
+        return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32)).div_(scale)[None]  # astype copies
+
+    def window(self, top: int = 0, bottom: int | None = None, left: int = 0, right: int | None = None) -> torch.Tensor:
+        """Rows ``top:bottom`` and columns ``left:right`` of the colour channels as ``(1, C, h, w)`` float32 in
+        [0, 1], equal to the same window of :func:`read_image`'s tensor."""
+        return self._float(self.array[top:bottom, left:right, : self.channels])
+
+    def alpha(self, top: int = 0, bottom: int | None = None, left: int = 0, right: int | None = None) -> torch.Tensor:
+        """The same window of the alpha channel, ``(1, 1, h, w)`` float32 (what ``meta.alpha`` would hold)."""
+        if not self.has_alpha:
+            raise ValueError("the image has no alpha channel")
+        return self._float(self.array[top:bottom, left:right, -1:])
+
+    def to_tensor(self) -> tuple[torch.Tensor, ImageMeta]:
+        """What :func:`read_image` returns: ``(1, C, H, W)`` float32 and the meta with its alpha tensor."""
+        x = self._float(self.array)
+        meta = replace(self.meta)
+        if x.shape[1] in (2, 4):
+            meta.alpha = x[:, -1:].clone()
+            x = x[:, :-1].contiguous()
+        return x, meta
+
+
+def read_pixels(path: str | os.PathLike, *, max_pixels: int | None = None) -> Pixels:
+    """Read an image file's samples without converting them to float: see :class:`Pixels`.
+
+    Checks, orientation, errors and ``max_pixels`` as :func:`read_image` (which is this plus the conversion).
     """
     path = Path(path)
     if not path.exists():
@@ -297,9 +354,22 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tup
     a = _orient(a, orientation)
     if orientation in (5, 6, 7, 8) and meta.dpi:
         meta.dpi = tuple(reversed(meta.dpi))
-    scale = {1: 255.0, 2: 65535.0, 4: 1.0}[a.dtype.itemsize]
-    x = torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32)).div_(scale)[None]  # astype copies
-    if x.shape[1] in (2, 4):
-        meta.alpha = x[:, -1:].clone()
-        x = x[:, :-1].contiguous()
+    return Pixels(a, meta)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageMeta]:
+    """Read an image file as a float32 tensor (1, C, H, W) in [0, 1] plus its :class:`ImageMeta`.
+
+    C is 1 for grayscale sources (L, 1, LA, I;16, gray TIFFs) and 3 otherwise; palettes and CMYK become RGB.
+    Alpha is split off into ``meta.alpha``. EXIF orientation is applied (to the alpha too). 8-bit values are
+    v / 255 and 16-bit values v / 65535, exactly.
+
+    ``max_pixels`` bounds width * height, checked from the header before decoding; None uses the
+    ``ANYRES_MAX_PIXELS`` environment variable or :data:`DEFAULT_MAX_PIXELS`, and a value <= 0 disables it.
+    Every unreadable input raises :class:`ImageReadError` with a one-line message naming the file.
+    For large photos, :func:`read_pixels` keeps the decoded samples and converts windows of them.
+    """
+    pixels = read_pixels(path, max_pixels=max_pixels)
+    x, meta = pixels.to_tensor()
+    del pixels
     return x, meta

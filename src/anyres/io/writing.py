@@ -21,7 +21,7 @@ from anyres.errors import ImageWriteError
 from anyres.io.reading import _FORMATS, IMAGE_EXTENSIONS, ImageMeta, _one_line
 from anyres.ops.color import from_rgb_gray
 
-__all__ = ["write_image", "write_bytes_atomic"]
+__all__ = ["write_image", "write_bytes_atomic", "Canvas"]
 
 # ----------------------------------------------------------------------------------------------- writing
 
@@ -128,15 +128,150 @@ def _encode(fh, fmt: str, a: np.ndarray, icc: bytes | None, dpi: tuple | None, q
 
 
 def _as_bchw(x: torch.Tensor, what: str) -> torch.Tensor:
+    """``(1, C, H, W)`` float32 on the CPU (not yet clamped; :class:`Canvas` checks and clamps it by rows)."""
     x = torch.as_tensor(x)
     if x.dim() == 3:
         x = x[None]
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"{what} must be (1, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
-    x = x.detach().to("cpu", torch.float32)
-    if torch.isnan(x).any():
-        raise ValueError(f"{what} contains NaN values")
-    return x.clamp(0.0, 1.0)
+    return x.detach().to("cpu", torch.float32)
+
+
+def _format_of(path: Path) -> str:
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(
+            f"cannot write {path}: unknown image extension {path.suffix or '(none)'!r}; "
+            f"use one of {', '.join(IMAGE_EXTENSIONS)}"
+        )
+    return fmt
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise ImageWriteError(f"cannot write {path}: it is a directory")
+    if path.exists() and not overwrite:
+        raise ImageWriteError(f"{path} exists; pass --overwrite to replace it")
+
+
+# Rows quantised at a time, so that the float temporaries of a large image stay a few MB.
+_QUANTIZE_PIXELS = 1 << 20
+
+
+class Canvas:
+    """An output image file filled a block at a time, then written atomically: :func:`write_image` for results
+    that are computed in tiles or row bands and are too large to hold as float32.
+
+    ``Canvas(path, (H, W), meta, channels=C)`` checks the path as :func:`write_image` does and allocates the
+    quantised samples only (1 byte per sample for 8-bit outputs, 2 for 16-bit, 4 for float TIFFs);
+    :meth:`put` clamps, converts (gray, alpha) and quantises a ``(1, C, h, w)`` float block exactly as
+    :func:`write_image` would the whole image; :meth:`write` encodes the file. ``alpha``: whether the image
+    has an alpha channel (given to :meth:`put` with each block, or taken from ``meta.alpha``); None means
+    ``meta.alpha is not None``. Alpha, gray conversion, bit depth, ICC profile and dpi follow
+    :func:`write_image`'s rules.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        size: tuple[int, int],
+        meta: ImageMeta | None = None,
+        *,
+        channels: int = 3,
+        alpha: bool | None = None,
+        bit_depth: int | None = None,
+        overwrite: bool = False,
+    ):
+        self.path = Path(path)
+        self.fmt = _format_of(self.path)
+        _check_target(self.path, overwrite)
+        if channels not in (1, 3):
+            raise ValueError(f"image must have 1 or 3 channels, got {channels}")
+        self.meta, self.overwrite = meta, overwrite
+        self.channels = channels
+        self.gray = channels == 3 and meta is not None and meta.gray
+        if alpha is None:
+            alpha = meta is not None and meta.alpha is not None
+        self.alpha = bool(alpha) and self.fmt in ("PNG", "WEBP", "TIFF")  # JPEG and BMP drop it
+        depth = bit_depth if bit_depth is not None else (meta.bit_depth if meta is not None else 8)
+        if depth not in (8, 16, 32):
+            raise ValueError(f"bit_depth must be 8, 16 or 32 (float), got {depth}")
+        if self.fmt not in ("PNG", "TIFF"):
+            depth = 8
+        elif depth == 32 and self.fmt == "PNG":
+            depth = 16
+        self.depth = depth
+        dtype = {8: np.uint8, 16: np.uint16, 32: np.float32}[depth]
+        height, width = int(size[0]), int(size[1])
+        out_channels = (1 if self.gray or channels == 1 else 3) + int(self.alpha)
+        self.pixels = np.empty((height, width, out_channels), dtype=dtype)
+
+    def put(self, top: int, left: int, image: torch.Tensor, alpha: torch.Tensor | None = None) -> None:
+        """Write a ``(1, C, h, w)`` (or ``(C, h, w)``) float block at ``(top, left)``; values are clamped to
+        [0, 1]. ``alpha``: the block's ``(1, 1, h, w)`` alpha (default: that window of ``meta.alpha``)."""
+        x = _as_bchw(image, "image")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"image must have {self.channels} channels, got {x.shape[1]}")
+        h, w = x.shape[-2:]
+        if top < 0 or left < 0 or top + h > self.pixels.shape[0] or left + w > self.pixels.shape[1]:
+            raise ValueError(
+                f"a {h}x{w} block at ({top}, {left}) does not fit a {self.pixels.shape[0]}x{self.pixels.shape[1]} image"
+            )
+        source = "alpha"
+        if self.alpha and alpha is None:
+            if self.meta is None or self.meta.alpha is None:
+                raise ValueError("this image keeps an alpha channel: pass each block's alpha")
+            alpha, source = self.meta.alpha, "meta.alpha"
+            if tuple(alpha.shape[-2:]) != self.pixels.shape[:2]:
+                raise ValueError(
+                    f"meta.alpha is {tuple(alpha.shape[-2:])} but the image is {self.pixels.shape[:2]}; "
+                    f"resize the alpha and pass it as alpha="
+                )
+            alpha = alpha[..., top : top + h, left : left + w]
+        a = None
+        if self.alpha and alpha is not None:
+            a = _as_bchw(torch.as_tensor(alpha).reshape(1, 1, *alpha.shape[-2:]), source)
+            if a.shape[-2:] != x.shape[-2:]:
+                raise ValueError(
+                    f"{source} is {tuple(a.shape[-2:])} but the image is {tuple(x.shape[-2:])}; "
+                    f"resize the alpha and pass it as alpha="
+                )
+        step = max(1, _QUANTIZE_PIXELS // max(1, w))
+        for r in range(0, h, step):
+            rows = x[..., r : r + step, :]
+            if torch.isnan(rows).any():
+                raise ValueError("image contains NaN values")
+            rows = rows.clamp(0.0, 1.0)
+            if self.gray:
+                rows = from_rgb_gray(rows)
+            if a is not None:
+                arows = a[..., r : r + step, :]
+                if torch.isnan(arows).any():
+                    raise ValueError(f"{source} contains NaN values")
+                rows = torch.cat([rows, arows.clamp(0.0, 1.0)], dim=1)
+            target = self.pixels[top + r : top + r + rows.shape[-2], left : left + w]
+            if self.depth == 32:
+                target[...] = rows[0].permute(1, 2, 0).numpy()  # float32 in [0, 1]
+            else:
+                top_value = 255 if self.depth == 8 else 65535
+                target[...] = rows[0].mul(top_value).round_().to(torch.int32).permute(1, 2, 0).numpy()
+
+    def write(self, *, quality: int = 95) -> Path:
+        """Encode the samples into the file (atomically) and return its path. Every block must have been put."""
+        path, meta, channels = self.path, self.meta, self.pixels.shape[2]
+        _check_target(path, self.overwrite)
+        icc = meta.icc_profile if meta is not None else None
+        if icc and icc[16:20] != (b"GRAY" if channels <= 2 else b"RGB "):
+            icc = None  # a profile for the other colour space (header bytes 16-20) would be invalid here
+        dpi = meta.dpi if meta is not None and meta.dpi else None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, lambda fh: _encode(fh, self.fmt, self.pixels, icc, dpi, quality), self.overwrite)
+        except ImageWriteError:
+            raise
+        except (OSError, ValueError, png.Error) as e:  # disk full, permissions, encoder limits...
+            raise ImageWriteError(_one_line(f"cannot write {path}: {e}")) from e
+        return path
 
 
 def write_image(
@@ -157,59 +292,23 @@ def write_image(
     TIFF and dropped in JPEG and BMP. 16-bit output exists for PNG and TIFF only, float32 (``bit_depth=32``, a float
     TIFF source) for TIFF only (PNG gets 16 bit); other formats get 8 bit.
     ``quality`` is the JPEG/WebP quality; for WebP, 100 means lossless. Returns the written path.
+    Results made a block at a time: :class:`Canvas`.
     """
     path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageWriteError(
-            f"cannot write {path}: unknown image extension {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(IMAGE_EXTENSIONS)}"
-        )
-    if path.is_dir():
-        raise ImageWriteError(f"cannot write {path}: it is a directory")
-    if path.exists() and not overwrite:
-        raise ImageWriteError(f"{path} exists; pass --overwrite to replace it")
-
+    _format_of(path)
+    _check_target(path, overwrite)
     x = _as_bchw(image, "image")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"image must have 1 or 3 channels, got {x.shape[1]}")
-    if x.shape[1] == 3 and meta is not None and meta.gray:
-        x = from_rgb_gray(x)
-    source = "alpha"
-    if alpha is None and meta is not None and meta.alpha is not None:
-        alpha, source = meta.alpha, "meta.alpha"
-    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):  # JPEG and BMP drop it, whatever its size
-        alpha = _as_bchw(torch.as_tensor(alpha).reshape(1, 1, *alpha.shape[-2:]), source)
-        if alpha.shape[-2:] != x.shape[-2:]:
-            raise ValueError(
-                f"{source} is {tuple(alpha.shape[-2:])} but the image is {tuple(x.shape[-2:])}; "
-                f"resize the alpha and pass it as alpha="
-            )
-        x = torch.cat([x, alpha], dim=1)
-
-    depth = bit_depth if bit_depth is not None else (meta.bit_depth if meta is not None else 8)
-    if depth not in (8, 16, 32):
-        raise ValueError(f"bit_depth must be 8, 16 or 32 (float), got {depth}")
-    if fmt not in ("PNG", "TIFF"):
-        depth = 8
-    elif depth == 32 and fmt == "PNG":
-        depth = 16
-    if depth == 32:
-        pixels = x[0].permute(1, 2, 0).contiguous().numpy()  # float32 in [0, 1]
-    else:
-        top = 255 if depth == 8 else 65535
-        pixels = x[0].mul(top).round_().to(torch.int32).permute(1, 2, 0).numpy()
-        pixels = pixels.astype(np.uint8 if depth == 8 else np.uint16)
-    icc = meta.icc_profile if meta is not None else None
-    if icc and icc[16:20] != (b"GRAY" if x.shape[1] <= 2 else b"RGB "):
-        icc = None  # a profile for the other colour space (header bytes 16-20) would be invalid here
-    dpi = meta.dpi if meta is not None and meta.dpi else None
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda fh: _encode(fh, fmt, pixels, icc, dpi, quality), overwrite)
-    except ImageWriteError:
-        raise
-    except (OSError, ValueError, png.Error) as e:  # disk full, permissions, encoder limits...
-        raise ImageWriteError(_one_line(f"cannot write {path}: {e}")) from e
-    return path
+    has_alpha = alpha is not None or (meta is not None and meta.alpha is not None)
+    canvas = Canvas(
+        path,
+        (x.shape[-2], x.shape[-1]),
+        meta,
+        channels=x.shape[1],
+        alpha=has_alpha,
+        bit_depth=bit_depth,
+        overwrite=overwrite,
+    )
+    canvas.put(0, 0, x, alpha=alpha)  # None: meta.alpha
+    return canvas.write(quality=quality)

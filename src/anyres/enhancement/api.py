@@ -92,6 +92,9 @@ def _lmar_resampler(model: Any = None, device: str | None = None) -> torch.nn.Mo
     return net.eval()
 
 
+MIN_WORKING = 8  # the large-image path never shrinks an image below this many pixels per side
+
+
 def working_size(
     height: int, width: int, *, long_side: int | None = None, scale: float | None = None
 ) -> tuple[int, int]:
@@ -109,7 +112,15 @@ def working_size(
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
             raise AnyresError(f"working scale must be a number >= 1, got {scale!r}")
         factor = float(scale)
-    return max(1, math.floor(height / factor + 0.5)), max(1, math.floor(width / factor + 0.5))
+    out = max(1, math.floor(height / factor + 0.5)), max(1, math.floor(width / factor + 0.5))
+    least = min(MIN_WORKING, height, width)
+    if min(out) < least:
+        raise AnyresError(
+            f"a working {'scale of ' + format(factor, 'g') if scale is not None else 'size of ' + str(long_side)} "
+            f"leaves the {width}x{height} image {out[1]}x{out[0]} pixels; the enhancer needs at least "
+            f"{least} pixels per side"
+        )
+    return out
 
 
 def load_resampler(resampler: str = "bicubic", model: Any = None, device: str | None = None) -> Any:

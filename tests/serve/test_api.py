@@ -152,6 +152,15 @@ def test_cancel_frees_the_worker(client, tmp_path):
     assert _wait(client, after, timeout=60)["status"] == "done"
 
 
+def test_blind_runs_upscale_blind_and_cancels(client, tmp_path):
+    src = _png(tmp_path / "lr.png", 24, 24)
+    job = _submit(client, src, task="blind", model="liif", scale=2, seed=1)
+    record = client.get(f"/api/jobs/{job}/record").json()
+    assert record["command"] == "anyres upscale lr.png --model liif --scale 2 --seed 1 --blind"
+    assert client.delete(f"/api/jobs/{job}").json()["status"] == "cancelled"
+    assert _wait(client, job)["status"] == "cancelled"
+
+
 def test_bad_image_fails_with_the_commands_one_line_error(client, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"this is not a PNG file")

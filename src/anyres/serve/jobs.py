@@ -186,12 +186,12 @@ class JobQueue:
         )
 
     def _run(self, job: Job) -> None:
-        out_dir = job.folder / "out"
-        out_dir.mkdir()
-        with self.lock:
-            if job.cancel.is_set():
+        with self.lock:  # a job cancelled while queued has lost its folder: it never starts
+            if job.status != "queued" or job.cancel.is_set():
                 return
             job.status = "running"
+        out_dir = job.folder / "out"
+        out_dir.mkdir()
         env = {**os.environ, "ANYRES_PROGRESS_SECONDS": str(self.progress_seconds), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             self.command_line(job, out_dir),

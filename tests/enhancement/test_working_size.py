@@ -34,6 +34,10 @@ def test_working_size_by_hand():
     assert working_size(100, 50, scale=3) == (33, 17)  # 33.33 -> 33, 16.67 -> 17
     assert working_size(5, 3, scale=2) == (3, 2)  # halves round up
     assert working_size(10, 10, scale=1) == (10, 10)
+    with pytest.raises(AnyresError, match="needs at least 8 pixels per side"):
+        working_size(40, 36, scale=1e9)  # would be 1x1
+    with pytest.raises(AnyresError, match="needs at least 8"):
+        working_size(3000, 4000, long_side=4)
     for bad in (dict(long_side=0), dict(scale=0.5), dict(), dict(long_side=5, scale=2)):
         with pytest.raises(AnyresError):
             working_size(10, 10, **bad)

@@ -113,12 +113,11 @@ def working_size(
             raise AnyresError(f"working scale must be a number >= 1, got {scale!r}")
         factor = float(scale)
     out = max(1, math.floor(height / factor + 0.5)), max(1, math.floor(width / factor + 0.5))
-    least = min(MIN_WORKING, height, width)
-    if min(out) < least:
+    if min(out) < MIN_WORKING <= min(height, width):  # an image already that small is left to its own size
         raise AnyresError(
             f"a working {'scale of ' + format(factor, 'g') if scale is not None else 'size of ' + str(long_side)} "
             f"leaves the {width}x{height} image {out[1]}x{out[0]} pixels; the enhancer needs at least "
-            f"{least} pixels per side"
+            f"{MIN_WORKING} pixels per side"
         )
     return out
 

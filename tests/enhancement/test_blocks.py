@@ -151,3 +151,13 @@ def test_filters_on_a_window_equal_the_full_maps():
 def test_one_pass_estimate_names_gigabytes():
     assert blocks.one_pass_bytes(DeepLPF(), 64_000_000) / 1e9 == pytest.approx(77, abs=1)
     assert np.isfinite(blocks.one_pass_bytes(_deeplpf(), 10))
+
+
+def test_enhance_rgb_cuts_single_images_above_its_limit():
+    net, x = _lively(UNetEnhancer(width=2, levels=3)), torch.rand(1, 3, 70, 90)
+    for work in (None, (30, 41)):
+        cut = enhance_rgb(net, x, working=work, blocking=TINY)
+        torch.testing.assert_close(cut, enhance_rgb(net, x, working=work), rtol=0, atol=2e-5)
+        assert torch.equal(cut, enhance_image(net, x, working=work, blocking=TINY))
+    batch = torch.rand(2, 3, 20, 24)  # batches run in one pass
+    assert torch.equal(enhance_rgb(net, batch, blocking=TINY), enhance_rgb(net, batch))

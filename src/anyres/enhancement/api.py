@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from anyres import hub
+from anyres.enhancement.blocks import Blocking, enhance_image
 from anyres.errors import AnyresError
 from anyres.io import as_batch
 from anyres.pictures import gain_picture
@@ -25,6 +26,7 @@ __all__ = [
     "load_resampler",
     "downsample_for",
     "upsample_from",
+    "Blocking",
 ]
 
 
@@ -128,20 +130,32 @@ def load_resampler(resampler: str = "bicubic", model: Any = None, device: str | 
 
 
 def enhance_rgb(
-    net: torch.nn.Module, rgb: torch.Tensor, *, working: tuple[int, int] | None = None, resampler: Any = None
+    net: torch.nn.Module,
+    rgb: torch.Tensor,
+    *,
+    working: tuple[int, int] | None = None,
+    resampler: Any = None,
+    blocking: Blocking | None = None,
 ) -> torch.Tensor:
     """Run an enhancement network on ``(B, 3, H, W)`` RGB in [0, 1], without gradients.
 
     ``working=None`` (or the image's own size): at full resolution. Otherwise the large-image path:
     downsample to ``working = (h, w)``, enhance there, upsample back to ``(H, W)``. ``resampler=None`` is
     the plain path: MATLAB bicubic (antialiased) down and bicubic up. An LMAR network (:func:`load_resampler`)
-    makes the downsampled input model-aware and the result comes back with Lanczos-3, as in LMAR. Memory is
-    bounded by the working size plus a few full-size images (resizing is separable; LMAR runs in row
-    chunks). Returns ``(B, 3, H, W)`` in [0, 1] on ``rgb``'s device.
+    makes the downsampled input model-aware and the result comes back with Lanczos-3, as in LMAR.
+
+    A single image above ``blocking.one_pass_pixels`` (1 MP by default, :class:`~anyres.enhancement.blocks.Blocking`)
+    is computed a block at a time (:func:`~anyres.enhancement.blocks.enhance_image`), equal to the one-pass
+    result to float rounding: DeepLPF and the U-Net enhancer in exact tiles at full size, the resizing in row
+    bands; memory is then the input, the output and one tile (``anyres enhance`` also keeps the file's 8-bit
+    samples rather than float copies). Returns ``(B, 3, H, W)`` in [0, 1] on ``rgb``'s device.
     """
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) RGB tensor, got shape {tuple(rgb.shape)}")
     size = (rgb.shape[-2], rgb.shape[-1])
+    blocking = blocking or Blocking()
+    if rgb.shape[0] == 1 and blocking.splits(*size):
+        return enhance_image(net, rgb, working=working, resampler=resampler, blocking=blocking)
     with torch.inference_mode():
         small = downsample_for(rgb.float(), working, resampler)
         out = net(small).clamp(0.0, 1.0)

@@ -6,7 +6,8 @@ Writes a smooth synthetic 8000 x 8000 RGB PNG (8-bit; sums of low-frequency wave
 photo) into a temporary folder, then runs each command in a fresh Python process with ``OMP_NUM_THREADS=1``:
 the process calls ``anyres``'s command line in-process and, at exit, records its own ``VmHWM`` (the peak
 resident set size, from ``/proc/self/status``), so the figure is that command's alone. The parent also
-polls the child's ``VmHWM`` (a fallback if the child is killed). Prints a Markdown table and writes
+polls the child's ``VmHWM`` (a fallback if the child is killed) and kills a command that passes
+``--max-rss-gb`` (12 GB: the machine is shared), reporting its peak as "more than" what it reached. Prints a Markdown table and writes
 ``benchmarks/results/large_photo_memory.json``. Commands: ``enhance`` at full size and at working sizes
 1024 and 256 (the shipped ``deeplpf-retouch``), ``estimate-kernel --scale 2``, ``degrade --pipeline classical
 --scale 4`` and ``upscale --scale 1.25 --model bicubic``.
@@ -116,18 +117,18 @@ def smooth_photo(path: Path, side: int) -> None:
     Image.fromarray(img).save(path, compress_level=1)
 
 
-def _vmhwm_mb(pid: int) -> float | None:
+def _status_mb(pid: int, key: str = "VmHWM") -> float | None:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
 
 
-def run_one(name: str, args: list[str], workdir: Path, timeout: float) -> dict:
+def run_one(name: str, args: list[str], workdir: Path, timeout: float, max_rss_gb: float = 12.0) -> dict:
     report = workdir / "child.json"
     report.unlink(missing_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -135,10 +136,14 @@ def run_one(name: str, args: list[str], workdir: Path, timeout: float) -> dict:
     start = time.perf_counter()
     with open(workdir / "child.log", "w") as log:
         child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        polled = 0.0
+        polled, killed = 0.0, None
         while child.poll() is None:
-            polled = max(polled, _vmhwm_mb(child.pid) or 0.0)
+            polled = max(polled, _status_mb(child.pid) or 0.0)
             if time.perf_counter() - start > timeout:
+                killed = f"killed after {timeout:.0f} s"
+            elif polled > max_rss_gb * 1024:  # this machine is shared: stop a command before it takes it all
+                killed = f"killed above {max_rss_gb:g} GB"
+            if killed:
                 child.kill()
                 break
             time.sleep(0.2)
@@ -152,6 +157,8 @@ def run_one(name: str, args: list[str], workdir: Path, timeout: float) -> dict:
     else:  # killed or crashed before reporting: the parent's last poll
         row.update(peak_mb=round(polled), cli_s=None)
     row["peak_source"] = "child VmHWM at exit" if report.exists() else "parent poll of VmHWM"
+    if killed:
+        row["killed"] = killed
     return row
 
 
@@ -163,7 +170,8 @@ def shown(args: list[str]) -> str:
 def table(rows: list[dict]) -> str:
     lines = ["| command | exit | peak RSS (MB) | wall (s) |", "|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| `{shown(r['args'])}` | {r['exit']} | {r['peak_mb']:,} | {r['wall_s']:,.0f} |")
+        peak = f"> {r['peak_mb']:,} ({r['killed']})" if r.get("killed") else f"{r['peak_mb']:,}"
+        lines.append(f"| `{shown(r['args'])}` | {r['exit']} | {peak} | {r['wall_s']:,.0f} |")
     return "\n".join(lines)
 
 
@@ -172,6 +180,7 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=8000, help="side of the square test photo (default 8000: 64 MP)")
     ap.add_argument("--only", nargs="*", default=None, help="run only these commands (names as in the table)")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds before a command is killed")
+    ap.add_argument("--max-rss-gb", type=float, default=12.0, help="a command is killed above this peak RSS")
     ap.add_argument("--keep", type=Path, default=None, help="write the photo and outputs here and keep them")
     ap.add_argument("--json", type=Path, default=RESULTS, help="where the results go")
     opts = ap.parse_args()
@@ -194,7 +203,7 @@ def main() -> None:
                 continue
             args = [a.format(src=src, out=out) for a in template]
             print(f"running: anyres {' '.join(args)}", file=sys.stderr, flush=True)
-            rows.append(run_one(name, args, workdir, opts.timeout))
+            rows.append(run_one(name, args, workdir, opts.timeout, opts.max_rss_gb))
             print(f"  -> {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
             for f in out.iterdir():
                 f.unlink()

@@ -163,7 +163,7 @@ def upscale(
                 progress=True,
                 iters=DEFAULT_ITERS if blind_iters is None else blind_iters,
             )
-            sr = sr.clamp(0, 1).cpu()
+            sr = sr.clamp_(0, 1).cpu()
             click.echo(
                 f"{path}: kernel estimated in {info['kernel_seconds']:.0f} s, model adapted in "
                 f"{info['adapt_seconds']:.0f} s (L1 {info['loss_first'] or 0:.4f} -> "
@@ -172,7 +172,7 @@ def upscale(
             )
         with torch.inference_mode():
             if not blind:
-                sr = upscaler.upscale(img.to(dev), out_size).clamp(0, 1).cpu()
+                sr = upscaler.upscale(img.to(dev), out_size).clamp_(0, 1).cpu()
             alpha = None if meta.alpha is None else imresize(meta.alpha, size=out_size).clamp(0, 1)
         write_image(target, sr, meta, alpha=alpha, quality=quality, overwrite=outputs.overwrite)
         return f" ({out_size[1]}x{out_size[0]})"

@@ -18,8 +18,9 @@ from anyres.sr.render import render
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 OFFICIAL = Path(__file__).resolve().parents[1] / "data" / "official"
-# (LR size, output size): integer and non-integer scales, odd sides, and an LR size unlike the traced one.
-CASES = (((20, 24), (80, 96)), ((33, 17), (115, 60)), ((9, 14), (23, 29)))
+# (LR size, output size): integer and non-integer scales, odd sides, LR sizes unlike the traced one, and an
+# output with fewer rows than the graph has bands.
+CASES = (((20, 24), (80, 96)), ((33, 17), (115, 60)), ((9, 14), (23, 29)), ((3, 4), (2, 7)))
 
 
 def _run_file(path, fmt, lr, size):
@@ -47,7 +48,7 @@ def _tiny(name):
 @pytest.mark.parametrize("name", ["liif", "diinn"])
 def test_one_arbitrary_scale_file_serves_every_size(name, fmt, tmp_path):
     net = _tiny(name)
-    path = export(net, tmp_path / f"m.{fmt}", fmt)
+    path = export(net, tmp_path / f"m.{fmt}", fmt, bands=3)  # unequal bands, and an empty one for 2 rows
     for lr_size, size in CASES:
         lr = torch.rand(1, 3, *lr_size)
         expected = render(net, lr, size, mode="exact", tile=None)
@@ -69,7 +70,7 @@ def test_fixed_scale_file_gives_the_native_output_at_any_input_size(fmt, tmp_pat
 
 def test_the_shipped_default_model_matches_exact_mode(tmp_path):
     up = load("liif", options={"mode": "exact", "tile": None})
-    path = export(up, tmp_path / "liif.onnx", "onnx")
+    path = export(up, tmp_path / "liif.onnx", "onnx", bands=2)
     lr = torch.rand(1, 3, 24, 20)
     for size in ((96, 80), (61, 50)):  # x4 and x2.5
         assert (_run_file(path, "onnx", lr, size) - up.upscale(lr, size)).abs().max() < 1e-4
@@ -81,6 +82,8 @@ def test_a_sampled_prior_is_refused_and_nothing_is_written(tmp_path):
         export(net, tmp_path / "m.onnx")
     with pytest.raises(ConfigError, match="unknown export format"):
         export(_tiny("liif"), tmp_path / "m.x", "tflite")
+    with pytest.raises(ConfigError, match="bands must be"):
+        export(_tiny("liif"), tmp_path / "m.onnx", bands=0)
     assert list(tmp_path.iterdir()) == []
 
 

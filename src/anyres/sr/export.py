@@ -32,10 +32,14 @@ _EXAMPLE_LR = (20, 24)  # the traced example; every size is dynamic in the file
 _EXAMPLE_SIZE = (50, 61)
 
 
+DEFAULT_BANDS = 16  # output row bands of an arbitrary-scale graph: its peak memory is about 1/bands of one pass
+
+
 class _ArbitraryScale(nn.Module):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, bands: int = DEFAULT_BANDS):
         super().__init__()
         self.net = net
+        self.bands = bands
 
     def forward(self, lr: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_tracing():
@@ -46,8 +50,14 @@ class _ArbitraryScale(nn.Module):
             torch._check(out_w >= 1)
         proj = self.net.project(self.net.encode(lr)).contiguous()
         cell = 2.0 / size.to(torch.float32)
-        pred = self.net.query_grid(proj, centres(out_h), centres(out_w), cell, mode="exact")
-        return pred[0].t().reshape(1, 3, out_h, out_w)
+        rows, cols = centres(out_h), centres(out_w)
+        # The decoder runs band by band (a fixed number of row bands, each a sequence of nodes in the graph),
+        # so a runtime frees each band's activations before the next: the same values, ~1/bands the memory.
+        parts = []
+        for k in range(self.bands):
+            a, b = (k * out_h) // self.bands, ((k + 1) * out_h) // self.bands
+            parts.append(self.net.query_grid(proj, rows[a:b], cols, cell, mode="exact")[0])
+        return torch.cat(parts).t().reshape(1, 3, out_h, out_w)
 
 
 class _FixedScale(nn.Module):
@@ -63,8 +73,9 @@ class _FixedScale(nn.Module):
         return self.net(x)[..., : h * s, : w * s]
 
 
-def export_module(net: nn.Module) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str]]:
-    """The module to export for ``net``, an example input and the input names."""
+def export_module(net: nn.Module, bands: int = DEFAULT_BANDS) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str]]:
+    """The module to export for ``net`` (``bands``: output row bands of an arbitrary-scale graph), an example
+    input and the input names."""
     net = net.eval().to(memory_format=torch.contiguous_format)
     if hasattr(net, "lr_prior"):
         raise ConfigError(
@@ -76,7 +87,7 @@ def export_module(net: nn.Module) -> tuple[nn.Module, tuple[torch.Tensor, ...], 
         return _FixedScale(net), (lr,), ["lr"]
     if not hasattr(net, "query_grid"):
         raise ConfigError(f"{type(net).__name__} is not an upscaler network")
-    return _ArbitraryScale(net), (lr, torch.tensor(_EXAMPLE_SIZE)), ["lr", "size"]
+    return _ArbitraryScale(net, bands), (lr, torch.tensor(_EXAMPLE_SIZE)), ["lr", "size"]
 
 
 def _write(module: nn.Module, example: tuple[torch.Tensor, ...], names: list[str], fmt: str, path: Path) -> None:
@@ -105,13 +116,16 @@ def _write(module: nn.Module, example: tuple[torch.Tensor, ...], names: list[str
 
 
 @torch.no_grad()
-def export(model: Any, output: str | Path, fmt: str = "onnx") -> Path:
+def export(model: Any, output: str | Path, fmt: str = "onnx", *, bands: int = DEFAULT_BANDS) -> Path:
     """Write ``model`` (an upscaler from :func:`anyres.load`, or its network) to ``output`` in ``fmt``
-    (:data:`FORMATS`). The file appears only when complete."""
+    (:data:`FORMATS`). ``bands``: output row bands of an arbitrary-scale graph (more: less memory when it runs,
+    a longer export). The file appears only when complete."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if isinstance(bands, bool) or not isinstance(bands, int) or not 1 <= bands <= 256:
+        raise ConfigError(f"bands must be an integer from 1 to 256, got {bands!r}")
     net = getattr(model, "net", model)
-    module, example, names = export_module(net)
+    module, example, names = export_module(net, bands)
     output = Path(output)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)

@@ -63,3 +63,15 @@ def test_unknown_layout_and_pickled_objects_fail_with_one_line(tmp_path):
             assert res.exit_code == 1 and "Traceback" not in res.output, res.output
             assert len(_errors(res)) == 1 and expected in _errors(res)[0], res.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_evaluate_and_compare_take_a_foreign_checkpoint(tmp_path, ckpt):
+    data = tmp_path / "hr"
+    data.mkdir()
+    shutil.copy(OFFICIAL / "input_24x30.png", data / "a.png")
+    res = _run("evaluate", "--model", ckpt, "--data", data, "--scales", "2", "--json", tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    assert "| x2 |" in res.stdout and (tmp_path / "r.json").is_file()
+    res = _run("compare", data / "a.png", "--scale", "2", "--models", f"bicubic,{ckpt}", "-o", tmp_path / "c.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.png").stat().st_size > 0 and ckpt.stem in res.stdout

@@ -1,0 +1,139 @@
+"""Validation PSNR (Set5, x2 / x3 / x4) against iterations and against hours of training, per run, from the runs'
+own records, as a PNG and a table.
+
+Usage:
+  python benchmarks/quality_per_cpu_hour.py [--checkpoint checkpoints/liif-edsr-baseline.safetensors ...]
+      [--validation checkpoints/VALIDATION.txt] [--png benchmarks/results/quality_per_cpu_hour.png]
+      [--json benchmarks/results/quality_per_cpu_hour.json]
+
+Sources: a resume state's metadata (its ``history`` of validations, its ``iteration`` and ``elapsed`` seconds of
+training steps), and ``checkpoints/VALIDATION.txt`` for finished runs whose resume state is gone (lines
+``[name] validation at it N: {...}`` under a ``# name`` header), timed by the ``training.wall_time_hours`` of
+the shipped weights folder of that name. The histories hold no per-validation clock, so the hours of a point
+are its iteration times the run's average seconds per iteration: "hours" are hours of training steps on this
+2-core CPU (validation time excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+from safetensors import safe_open
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCALES = ("x2", "x3", "x4")
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+
+
+def from_checkpoint(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["anyres"])
+    rate = meta["elapsed"] / 3600 / max(meta["iteration"], 1)
+    points = [(h["iteration"], h["psnr"]) for h in meta["history"] if isinstance(h.get("psnr"), dict)]
+    name = str(meta.get("config", {}).get("name") or path.stem)
+    return {"name": name, "hours_per_iteration": rate, "iterations": meta["iteration"], "points": points}
+
+
+def from_validation_file(path: Path, skip: set[str]) -> list[dict]:
+    """Runs recorded in VALIDATION.txt (a ``# name ...`` header, then its validation lines)."""
+    runs: dict[str, list] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        header = re.match(r"# ([\w-]+) \(", line)
+        if header:
+            current = header.group(1)
+            continue
+        m = re.match(r"\[[\w-]+\] validation at it (\d+): (\{.*\})", line)
+        if m and current and current not in skip:
+            runs.setdefault(current, []).append((int(m.group(1)), ast.literal_eval(m.group(2))))
+    out = []
+    for name, points in runs.items():
+        folder = ROOT / "src" / "anyres" / "weights" / name
+        if not (folder / "config.json").is_file():
+            folder = ROOT / "checkpoints" / name
+        training = json.loads((folder / "config.json").read_text()).get("training", {}) if folder.is_dir() else {}
+        hours, iters = training.get("wall_time_hours"), training.get("iterations")
+        if hours and iters:
+            out.append({"name": name, "hours_per_iteration": hours / iters, "iterations": iters, "points": points})
+    return out
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    font = ImageFont.load_default()
+    panel_w, panel_h, margin = 360, 260, 48
+    img = Image.new("RGB", (2 * panel_w + margin, len(SCALES) * panel_h + 40), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text(
+        (10, 8),
+        "Set5 validation PSNR (dB): left against iterations, right against hours of training",
+        fill="black",
+        font=font,
+    )
+    for row, scale in enumerate(SCALES):
+        values = [p[1][scale] for r in runs for p in r["points"]]
+        lo, hi = min(values) - 0.2, max(values) + 0.2
+        for col, axis in enumerate(("iterations", "hours")):
+            x0, y0 = margin + col * panel_w, 40 + row * panel_h
+            w, h = panel_w - margin, panel_h - 40
+            xs = [p[0] * (1 if axis == "iterations" else r["hours_per_iteration"]) for r in runs for p in r["points"]]
+            xmax = max(xs) * 1.05
+            draw.rectangle([x0, y0, x0 + w, y0 + h], outline="black")
+            draw.text((x0 + 4, y0 + 4), f"{scale}", fill="black", font=font)
+            draw.text((x0 + w - 60, y0 + h + 4), f"{axis} ({xmax:.3g})", fill="black", font=font)
+            draw.text((x0 - 44, y0), f"{hi:.2f}", fill="black", font=font)
+            draw.text((x0 - 44, y0 + h - 10), f"{lo:.2f}", fill="black", font=font)
+            for k, r in enumerate(runs):
+                pts = [
+                    (
+                        x0 + w * (p[0] * (1 if axis == "iterations" else r["hours_per_iteration"])) / xmax,
+                        y0 + h * (1 - (p[1][scale] - lo) / (hi - lo)),
+                    )
+                    for p in sorted(r["points"])
+                ]
+                colour = COLOURS[k % len(COLOURS)]
+                if len(pts) > 1:
+                    draw.line(pts, fill=colour, width=2)
+                for x, y in pts:
+                    draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+                if row == 0 and col == 0:
+                    draw.text((x0 + 8, y0 + 20 + 12 * k), r["name"], fill=colour, font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--checkpoint", type=Path, nargs="*", default=[ROOT / "checkpoints" / "liif-edsr-baseline.safetensors"]
+    )
+    parser.add_argument("--validation", type=Path, default=ROOT / "checkpoints" / "VALIDATION.txt")
+    parser.add_argument("--png", type=Path, default=HERE / "results" / "quality_per_cpu_hour.png")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "quality_per_cpu_hour.json")
+    args = parser.parse_args()
+    runs = [from_checkpoint(p) for p in args.checkpoint]
+    runs += from_validation_file(args.validation, skip={"liif"})
+    plot(runs, args.png)
+    print("| run | iteration | hours | Set5 x2 | x3 | x4 | dB per hour since the previous point (x4) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        prev = None
+        for it, psnr in sorted(r["points"]):
+            hours = it * r["hours_per_iteration"]
+            slope = "" if prev is None else f"{(psnr['x4'] - prev[1]) / (hours - prev[0]):+.3f}"
+            print(
+                f"| {r['name']} | {it} | {hours:.2f} | {psnr['x2']:.3f} | {psnr['x3']:.3f} | {psnr['x4']:.3f} | {slope} |"
+            )
+            prev = (hours, psnr["x4"])
+    args.json.write_text(
+        json.dumps({"command": "python benchmarks/quality_per_cpu_hour.py", "runs": runs}, indent=1) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -412,12 +412,14 @@ def each_image(
                 for k, v in secs.items():
                     seconds[k] = seconds.get(k, 0.0) + v
             bar.update(1)
-    for other_done, other_failed, other_seconds in gather((done, failed, seconds)):
-        done.update(other_done)
-        failed.update(other_failed)
-        if other_seconds is not seconds:
-            for k, v in other_seconds.items():
-                seconds[k] = seconds.get(k, 0.0) + v
+    # Every rank's part, this one's included (a copy under torchrun, the same objects alone): merged afresh.
+    parts = gather((done, failed, seconds))
+    done, failed, seconds = {}, {}, {}
+    for part_done, part_failed, part_seconds in parts:
+        done.update(part_done)
+        failed.update(part_failed)
+        for k, v in part_seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
     ordered = {keys[p]: done[keys[p]] for p in files if keys[p] in done}
     if not ordered:
         raise AnyresError(

@@ -96,7 +96,7 @@ def _write(module: nn.Module, example: tuple[torch.Tensor, ...], names: list[str
         if missing:
             raise ConfigError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install 'anyres[export]'")
     dynamic = ({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC},) + (None,) * (len(example) - 1)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
+    with warnings.catch_warnings(), open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notes
         if fmt == "onnx":

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 def distributed() -> tuple[int, int]:
     """``(world_size, rank)`` from torchrun's environment; joins the gloo process group when ``world > 1``."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    world, rank = world_size(), int(os.environ.get("RANK", "0"))
     if world > 1:
         import torch.distributed as dist
 

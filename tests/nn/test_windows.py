@@ -79,9 +79,14 @@ def _reference_layer(layer: PriorWindowLayer, x: torch.Tensor, prior: torch.Tens
     ws, shift = layer.ws, layer.shift if min(h, w) > layer.ws else 0
     attn = layer.attn
     heads, hd = attn.heads, c // attn.heads
-    kv = layer.norm1(x)
-    scale, offset = layer.modulation(prior).chunk(2, -1)
-    q = kv * scale[:, None, None] + offset[:, None, None]
+    mod = layer.modulation(prior)[:, None, None]
+    if layer.inject == "queries":
+        kv = layer.norm1(x)
+        scale, offset = mod.chunk(2, -1)
+        q = kv * scale + offset
+    else:
+        scale, offset, fs, fo = mod.chunk(4, -1)
+        q = kv = layer.norm1(x) * (1 + scale) + offset
     bias = attn.position_bias()  # (heads, N, N)
     out = torch.zeros_like(x)
     for n in range(b):
@@ -111,18 +116,34 @@ def _reference_layer(layer: PriorWindowLayer, x: torch.Tensor, prior: torch.Tens
                 o = torch.einsum("hk,khd->hd", logits.softmax(-1), v_).reshape(c)
                 out[n, i, j] = attn.proj(o)
     y = x + out
-    return y + layer.mlp(layer.norm2(y))
+    if layer.inject == "queries":
+        return y + layer.mlp(layer.norm2(y))
+    return y + layer.mlp(layer.norm2(y) * (1 + fs) + fo)
 
 
+@pytest.mark.parametrize("inject", ["queries", "features"])
 @pytest.mark.parametrize("shift", [0, 2])
-def test_prior_layer_equals_per_pixel_reference(shift):
+def test_prior_layer_equals_per_pixel_reference(shift, inject):
     torch.manual_seed(1)
-    layer = PriorWindowLayer(8, 6, ws=4, shift=shift, heads=2)
+    layer = PriorWindowLayer(8, 6, ws=4, shift=shift, heads=2, inject=inject)
     with torch.no_grad():
         layer.attn.bias_table.normal_(0, 0.5)
+        layer.modulation.weight.normal_(0, 0.5)  # the features variant starts at zero
     x, prior = torch.randn(2, 8, 12, 8), torch.randn(2, 6)
     with torch.no_grad():
         torch.testing.assert_close(layer(x, prior), _reference_layer(layer, x, prior), atol=2e-5, rtol=1e-4)
+
+
+def test_features_injection_starts_as_the_identity_modulation():
+    torch.manual_seed(2)
+    feat = PriorWindowLayer(8, 6, ws=4, shift=2, heads=2, inject="features")
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(feat(x, torch.zeros(1, 6)), feat(x, torch.randn(1, 6)))  # zero modulation at first
+        feat.modulation.weight.normal_()
+        assert not torch.allclose(feat(x, torch.zeros(1, 6)), feat(x, torch.randn(1, 6)))
+    with pytest.raises(ValueError, match="inject"):
+        PriorWindowLayer(8, 6, ws=4, inject="values")
 
 
 def test_prior_changes_the_output_and_pad_is_cropped_back():

@@ -113,6 +113,49 @@ def test_the_hr_prior_changes_the_result_and_batches_mixed_sizes():
         assert not torch.allclose(net.encode(lr, prior), net.encode(lr))
 
 
+def test_stage1_started_from_liif_with_identity_injector_equals_liif(tmp_path):
+    from anyres.sr.liif import LIIF
+    from anyres.train.engine import load_init_weights
+
+    torch.manual_seed(0)
+    liif = LIIF(tiny_liif_config()).eval()
+    save_network(liif, tmp_path / "liif")
+    for inject in ("queries", "features"):
+        net = LIIFusion(tiny(inject=inject, start_identity=True, prior_norm="batch")).eval()
+        load_init_weights(net, str(tmp_path / "liif"), net.init_new_modules)
+        lr, coord = torch.rand(1, 3, 8, 8), torch.rand(1, 20, 2) * 2 - 1
+        cell = torch.full((1, 20, 2), 2 / 16)
+        with torch.no_grad():
+            prior = net.prior_from(lr, torch.rand(1, 3, 16, 16))
+            torch.testing.assert_close(net(lr, coord, cell, prior=prior), liif(lr, coord, cell), atol=0, rtol=0)
+    # a stage-1 file with part of the injector is no LIIF file: refused, not half-initialised
+    save_network(LIIFusion(tiny(inject_depth=1)), tmp_path / "s1")
+    from anyres.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not match"):
+        load_init_weights(LIIFusion(tiny()), str(tmp_path / "s1"), ("prior_encoder.", "injector."))
+
+
+def test_batch_prior_norm_standardises_over_the_batch_in_training_only():
+    torch.manual_seed(0)
+    net = LIIFusion(tiny(prior_norm="batch"))
+    lr = torch.rand(4, 3, 8, 8)
+    hrs = [torch.rand(3, 16, 16), torch.rand(3, 24, 24), torch.rand(3, 16, 16), torch.rand(3, 20, 20)]
+    prior, _ = net.prior_batch(lr, hrs)  # one image at a time through the encoder, standardised together
+    torch.testing.assert_close(prior.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    raw = torch.cat([net.prior_from(lr[i : i + 1], h[None], normalise=False) for i, h in enumerate(hrs)])
+    torch.testing.assert_close(prior, (raw - raw.mean(0)) / (raw.var(0, unbiased=False) + 1e-5).sqrt())
+    net.eval()  # inference: the running statistics, so one image alone is fine
+    bn = net.prior_encoder.norm
+    one = net.prior_from(lr[:1], hrs[0][None])
+    expected = (raw[:1] - bn.running_mean) / (bn.running_var + bn.eps).sqrt()
+    torch.testing.assert_close(one, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="prior_norm"):
+        LIIFusionConfig.from_dict(tiny(prior_norm="layer"))
+    with pytest.raises(ValueError, match="inject"):
+        LIIFusionConfig.from_dict(tiny(inject="values"))
+
+
 def test_stage2_initialises_from_stage1_and_freezes_the_prior_encoder(tmp_path):
     from anyres.train.engine import build
     from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig

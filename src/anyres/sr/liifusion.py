@@ -45,6 +45,14 @@ class LIIFusionConfig(LIIFConfig):
     window: int = 8
     heads: int = 4
     mlp_ratio: float = 2.0
+    # Variants (docs/methods/liifusion.md, "Making the prior count"): where the prior enters the window
+    # layers ("queries": the LIIFusion code's; "features": DiffIR's, q/k/v and FFN inputs), whether the prior
+    # is standardised over images ("batch": per-dimension running mean/variance, no affine) and whether the
+    # injector starts as the identity (its output conv zeroed, so a network initialised from LIIF starts
+    # equal to it).
+    inject: str = "queries"
+    prior_norm: str = "none"
+    start_identity: bool = False
     stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser
     denoise_blocks: int = 5  # hidden Linear layers after the first (DiffIR's constructor default)
     timesteps: int = 4
@@ -57,6 +65,10 @@ class LIIFusionConfig(LIIFConfig):
     def __post_init__(self) -> None:
         if self.window < 2 or self.inject_depth < 1 or self.prior_dim < 1:
             raise ValueError("LIIFusion needs window >= 2, inject_depth >= 1 and prior_dim >= 1")
+        if self.inject not in ("queries", "features"):
+            raise ValueError(f"LIIFusion inject must be 'queries' or 'features', got {self.inject!r}")
+        if self.prior_norm not in ("none", "batch"):
+            raise ValueError(f"LIIFusion prior_norm must be 'none' or 'batch', got {self.prior_norm!r}")
         if self.stage not in (1, 2):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
@@ -68,7 +80,7 @@ class LIIFusionConfig(LIIFConfig):
 class PriorEncoder(nn.Module):
     """``(lr_up, hr)`` -> prior ``(B, prior_dim)``; both ``(B, 3, H, W)`` in [0, 1] (see module doc)."""
 
-    def __init__(self, in_images: int = 2, feats: int = 64, blocks: int = 6, prior_dim: int = 256):
+    def __init__(self, in_images: int = 2, feats: int = 64, blocks: int = 6, prior_dim: int = 256, norm: str = "none"):
         super().__init__()
         self.in_images = in_images
         cin = 3 * in_images * UNSHUFFLE * UNSHUFFLE
@@ -90,8 +102,15 @@ class PriorEncoder(nn.Module):
             nn.Linear(prior_dim, prior_dim),
             nn.LeakyReLU(0.1, inplace=True),
         )
+        # "batch": z standardised per dimension over images (running statistics at inference), so that what
+        # one image's prior has in common with every other's is removed before it reaches the injector.
+        self.norm = nn.BatchNorm1d(prior_dim, affine=False) if norm == "batch" else nn.Identity()
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.unnormalised(*images))
+
+    def unnormalised(self, *images: torch.Tensor) -> torch.Tensor:
+        """The prior before ``norm`` (a batch of one image can then be standardised with others)."""
         if len(images) != self.in_images:
             raise ValueError(f"prior encoder takes {self.in_images} images, got {len(images)}")
         x = torch.cat([(im - 0.5) / 0.5 for im in images], dim=1)
@@ -112,14 +131,21 @@ class PriorInjector(nn.Module):
         window: int = 8,
         heads: int = 4,
         mlp_ratio: float = 2.0,
+        inject: str = "queries",
+        start_identity: bool = False,
     ):
         super().__init__()
         self.window = window
         self.layers = nn.ModuleList(
-            PriorWindowLayer(dim, prior_dim, window, shift=(window // 2) * (i % 2), heads=heads, mlp_ratio=mlp_ratio)
+            PriorWindowLayer(
+                dim, prior_dim, window, shift=(window // 2) * (i % 2), heads=heads, mlp_ratio=mlp_ratio, inject=inject
+            )
             for i in range(depth)
         )
         self.conv = conv3x3(dim, dim)
+        if start_identity:
+            nn.init.zeros_(self.conv.weight)
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(feat, self.window)
@@ -197,8 +223,13 @@ class LIIFusion(LIIF):
         super().__init__(config, **kwargs)
         cfg = self.config
         c = self.encoder.out_dim
-        self.prior_encoder = PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim) if cfg.hr_prior_encoder else None
-        self.injector = PriorInjector(c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio)
+        self.prior_encoder = (
+            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm) if cfg.hr_prior_encoder else None
+        )
+        self.injector = PriorInjector(
+            c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio, cfg.inject, cfg.start_identity
+        )
+        self.init_new_modules: tuple[str, ...] = ("prior_encoder.", "injector.")  # stage 1 from a LIIF file
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
         if cfg.stage == 2:
             self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim)
@@ -214,15 +245,18 @@ class LIIFusion(LIIF):
     # see what the whole image sees: :func:`anyres.sr.render.render` renders this network in one pass.
     tile_invariant = False
 
-    def prior_from(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``."""
+    def prior_from(self, lr: torch.Tensor, hr: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+        """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``
+        (``normalise=False``: before the encoder's ``prior_norm``)."""
         if self.prior_encoder is None:
             raise RuntimeError(
                 "this stage-2 LIIFusion was built without its HR prior encoder (hr_prior_encoder: "
                 "false, as shipped); the stage-1 model it started from has the same one"
             )
         lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
-        return self.prior_encoder(lr_up, hr)
+        if normalise:
+            return self.prior_encoder(lr_up, hr)
+        return self.prior_encoder.unnormalised(lr_up, hr)
 
     def prior_batch(
         self, lr: torch.Tensor, hrs: Sequence[torch.Tensor], generator: torch.Generator | None = None
@@ -234,7 +268,8 @@ class LIIFusion(LIIF):
         stage-1 prior ``z`` noised to ``x_T = sqrt(abar_T) z + sqrt(1 - abar_T) eps``, trained through all
         steps; the auxiliary loss is ``mean |prior - z|`` with ``z`` from the frozen stage-1 encoder.
         """
-        target = torch.cat([self.prior_from(lr[i : i + 1], hr[None]) for i, hr in enumerate(hrs)])
+        raw = torch.cat([self.prior_from(lr[i : i + 1], hr[None], normalise=False) for i, hr in enumerate(hrs)])
+        target = self.prior_encoder.norm(raw)  # type: ignore[union-attr]  # prior_from checked it exists
         if self.config.stage == 1:
             return target, None
         target = target.detach()

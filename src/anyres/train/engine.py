@@ -80,17 +80,20 @@ def milestone_lr(lr: float, iteration: int, milestones: Iterable[int], gamma: fl
 
 def load_init_weights(net: nn.Module, folder: str, fresh: tuple[str, ...] = ()) -> None:
     """Start ``net`` from a weights folder; parameters under the prefixes ``fresh`` (modules a network adds on
-    top of the one it starts from) keep their own initialisation, every other one must be in the file."""
+    top of the one it starts from) keep their own initialisation when the file has none of that module, every
+    other one must be in the file (a file holding part of a module does not match)."""
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise ConfigError(f"init: {path} not found (expected a weights folder with model.safetensors)")
+    state = load_file(str(path))
     try:
-        missing, unexpected = net.load_state_dict(load_file(str(path)), strict=False)
+        missing, unexpected = net.load_state_dict(state, strict=False)
     except RuntimeError as err:
         raise ConfigError(f"init: {path} does not match the model spec ({str(err).splitlines()[0]})") from None
-    missing = [k for k in missing if not (fresh and k.startswith(fresh))]
+    absent = tuple(p for p in fresh if not any(k.startswith(p) for k in state))
+    missing = [k for k in missing if not (absent and k.startswith(absent))]
     if missing or unexpected:
         raise ConfigError(
             f"init: {path} does not match the model spec (missing {missing[:3]}, unexpected {unexpected[:3]})"

@@ -2,8 +2,8 @@
 
 :class:`UNetDiscriminator` maps ``(B, 3, H, W)`` in [0, 1] to per-pixel logits ``(B, 1, H, W)``;
 :func:`ragan_g_loss` / :func:`ragan_d_loss` are relativistic average GAN losses on them (means over batch
-and pixels); :class:`PerceptualLoss` is an MSE between VGG16 (not VGG19) features. Layers, the RaGAN form and
-why VGG16: docs/methods/liifusion.md, "Stage-2 losses".
+and pixels); :class:`PerceptualLoss` is an MSE or L1 between VGG16 (not VGG19) features. Layers, the RaGAN
+form and why VGG16: docs/methods/liifusion.md, "Stage-2 losses".
 """
 
 from __future__ import annotations
@@ -75,14 +75,23 @@ def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
 
 
 class PerceptualLoss(nn.Module):
-    """``sum_l w_l * MSE(phi_l(pred), phi_l(gt))`` over VGG16 layers (docs/methods/liifusion.md); images in [0, 1]."""
+    """``sum_l w_l * D(phi_l(pred), phi_l(gt))`` over VGG16 layers, ``D`` the mean squared (``mse``) or absolute
+    (``l1``) difference (docs/methods/liifusion.md); images in [0, 1]."""
 
-    def __init__(self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        layers: Sequence[str] = ("relu5_3",),
+        weights: Sequence[float] | None = None,
+        criterion: str = "mse",
+    ):
         super().__init__()
         self.layers = tuple(layers)
         self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
         if len(self.weights) != len(self.layers):
             raise ValueError("one weight per layer")
+        if criterion not in ("mse", "l1"):
+            raise ValueError(f"perceptual criterion must be 'mse' or 'l1', got {criterion!r}")
+        self.criterion = F.mse_loss if criterion == "mse" else F.l1_loss
 
     def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         from anyres.metrics.lpips import vgg16_features
@@ -90,4 +99,4 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             target = vgg16_features(gt, self.layers)
         feats = vgg16_features(pred, self.layers)
-        return sum(w * F.mse_loss(f, t) for w, f, t in zip(self.weights, feats, target))
+        return sum(w * self.criterion(f, t) for w, f, t in zip(self.weights, feats, target))

@@ -27,7 +27,7 @@ from anyres.sr.render import LIIFUpscaler
 from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, register_task
 from anyres.train.engine import Recipe, distributed, load_init_weights, milestone_lr, update
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "SRRecipe"]
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "PerceptualConfig", "SRRecipe"]
 
 
 class DataConfig(ConfigModel):
@@ -54,6 +54,25 @@ class ValConfig(ConfigModel):
     every: Count = 1000  # iterations
 
 
+class PerceptualConfig(ConfigModel):
+    """VGG16 feature loss: the layers, their weights and the distance (see :class:`~anyres.train.losses.PerceptualLoss`)."""
+
+    layers: list[str] = Field(default_factory=lambda: ["relu5_3"])
+    weights: list[float] | None = None  # one per layer; default 1 each
+    criterion: Literal["mse", "l1"] = "mse"
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> PerceptualConfig:
+        from anyres.metrics.lpips import VGG16_LAYERS
+
+        unknown = [name for name in self.layers if name not in VGG16_LAYERS]
+        if unknown or not self.layers:
+            raise ValueError(f"perceptual.layers must be VGG16 layer names such as relu5_3 or conv4_3, got {unknown}")
+        if self.weights is not None and len(self.weights) != len(self.layers):
+            raise ValueError("perceptual.weights needs one weight per layer")
+        return self
+
+
 class TrainConfig(ConfigModel):
     name: str = "liif"
     model: dict[str, Any] = Field(default_factory=lambda: {"name": "liif", "args": {}})
@@ -71,7 +90,8 @@ class TrainConfig(ConfigModel):
     init: str | None = None  # weights folder to start from (fine-tuning); ignored when resuming
     prior_weight: float = 0.05  # LIIFusion stage 2: weight of the prior (diffusion) L1 loss
     pixel_loss: Literal["l1", "mse"] = "l1"  # "mse" for LIIFusion stage 2 (the paper's eq. 9)
-    perceptual_weight: float = 0.0  # VGG16 relu5_3 MSE (needs data.query_layout: patch)
+    perceptual_weight: float = 0.0  # VGG16 feature loss, by default relu5_3 MSE (needs data.query_layout: patch)
+    perceptual: PerceptualConfig = Field(default_factory=PerceptualConfig)
     gan_weight: float = 0.0  # relativistic GAN loss with a U-Net discriminator (needs patch queries)
     discriminator: dict[str, Any] = Field(default_factory=lambda: {"channels": 64})
 
@@ -119,7 +139,8 @@ class SRRecipe(Recipe):
         if config.perceptual_weight:
             from anyres.train.losses import PerceptualLoss
 
-            self.perceptual = PerceptualLoss()
+            p = config.perceptual
+            self.perceptual = PerceptualLoss(p.layers, p.weights, p.criterion)
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)

@@ -4,7 +4,9 @@ parameters, and CPU time for 256 x 256 -> x4.
 Models are given as ``label=spec`` where spec is a registered name (``liif``) or a weights folder. A
 LIIFusion stage-1 model is scored twice: ``label[hr-prior]`` with the prior its encoder makes from the HR
 image (an oracle: what stage 1 is trained with, and the upper bound for stage 2) and ``label[lr-prior]``
-with the LR-only fallback. LIIFusion stage 2 samples its prior with ``--seed``.
+with the LR-only fallback; ``--priors hr,lr,swap`` adds ``label[swap-prior]``, each image decoded with the
+HR prior of the next image of its set at the same scale (what the prior is worth: if swapping costs
+nothing, the decoder ignores it). LIIFusion stage 2 samples its prior with ``--seed``.
 
 Protocol: ``anyres evaluate``'s (bicubic LR from the HR cropped to a multiple of the scale, rounded to 8
 bits; PSNR/SSIM on Y with the border shaved by the scale; LPIPS-alex on RGB with the same shave).
@@ -42,12 +44,12 @@ HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")
 
 
-def _variants(label: str, spec: str):
+def _variants(label: str, spec: str, priors: list[str]):
     up = load_upscaler(spec, mode="fast")
     net = getattr(up, "net", None)
     if getattr(net, "uses_hr_prior", False) and net.config.stage == 1:
-        yield f"{label}[hr-prior]", up, "hr"
-        yield f"{label}[lr-prior]", up, "lr"
+        for mode in priors:
+            yield f"{label}[{mode}-prior]", up, mode
     else:
         yield label, up, None
 
@@ -59,12 +61,15 @@ def _iterations(spec: str):
     return json.loads(cfg.read_text()).get("iterations") if cfg.is_file() else None
 
 
-def _upscale(up, lr, size, prior_mode, hr, seed):
+def _upscale(up, lr, size, prior_mode, hr, seed, other=None):
+    """``other``: the ``(hr, lr)`` pair whose HR prior ``prior_mode="swap"`` decodes with."""
     net = getattr(up, "net", None)
     if net is None:
         return up.upscale(lr, size)
     if prior_mode == "hr":
         prior = net.prior_from(lr, hr)
+    elif prior_mode == "swap":
+        prior = net.prior_from(other[1], other[0])
     elif getattr(net, "uses_hr_prior", False):
         prior = net.lr_prior(lr, seed)
     else:
@@ -77,11 +82,11 @@ def score(up, prior_mode, sets, scales, seed):
     for name in sets:
         for s in scales:
             rows = []
-            for path in list_images(BENCH / name):
-                img = to_rgb(read_image(path)[0])
-                hr, lr = make_lr(img, s)
+            pairs = [make_lr(to_rgb(read_image(path)[0]), s) for path in list_images(BENCH / name)]
+            for i, (hr, lr) in enumerate(pairs):
+                other = pairs[(i + 1) % len(pairs)]
                 with torch.inference_mode():
-                    sr = _upscale(up, lr, tuple(hr.shape[-2:]), prior_mode, hr, seed).clamp(0, 1)
+                    sr = _upscale(up, lr, tuple(hr.shape[-2:]), prior_mode, hr, seed, other).clamp(0, 1)
                 m = measure(sr, hr, s, "benchmark")
                 rows.append((m.psnr, m.ssim, lpips_score(sr, hr, s, "benchmark")))
             out[f"{name}/x{s:g}"] = {
@@ -117,12 +122,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--priors", default="hr,lr", help="stage-1 LIIFusion priors to score: hr, lr, swap")
     ap.add_argument("--parts", default="scores,timing", help="scores, timing or both (merged into --out)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "arbitrary_scale_comparison.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sets, scales = args.sets.split(","), [float(s) for s in args.scales.split(",")]
     parts = set(args.parts.split(","))
+    priors = args.priors.split(",")
+    if set(priors) - {"hr", "lr", "swap"}:
+        raise SystemExit(f"--priors: expected hr, lr and/or swap, got {args.priors!r}")
     if not parts or parts - {"scores", "timing"}:
         raise SystemExit(f"--parts: expected scores, timing or both, got {args.parts!r}")
     report = {"commands": [], "models": {}}
@@ -133,7 +142,7 @@ def main() -> None:
     )
     for item in args.models.split(","):
         label, spec = item.split("=", 1)
-        for name, up, prior_mode in _variants(label, spec):
+        for name, up, prior_mode in _variants(label, spec, priors):
             net = getattr(up, "net", None)
             entry = report["models"].setdefault(name, {})
             entry.update(
@@ -142,7 +151,9 @@ def main() -> None:
                 iterations=_iterations(spec),
             )
             if "timing" in parts:
-                entry["seconds_256_to_x4"] = timing(up, prior_mode, args.repeats, args.seed)
+                entry["seconds_256_to_x4"] = timing(
+                    up, "hr" if prior_mode == "swap" else prior_mode, args.repeats, args.seed
+                )
             if "scores" in parts:
                 entry["scores"] = score(up, prior_mode, sets, scales, args.seed)
             report["models"][name] = entry

@@ -109,6 +109,25 @@ def test_as_hr_psnr_labels():
     np.testing.assert_array_equal(a[:40, x0 : x0 + 64], expected)
 
 
+def test_degraded_lr_is_the_one_evaluate_uses(tmp_path):
+    from anyres.evaluation import evaluate
+
+    hr = smooth(48, 64)
+    write_image(tmp_path / "hr" / "one.png", hr)
+    _img, records = make_comparison(
+        tmp_path / "hr" / "one.png", 4, ["bicubic"], as_hr=True, crop=(0, 0, 32, 32), degradation="realesrgan", seed=3
+    )
+    report = evaluate("bicubic", tmp_path / "hr", [4], degradation="realesrgan", seed=3, progress=False)
+    psnr = {r["label"]: r["psnr"] for r in records}
+    assert psnr["bicubic"] == pytest.approx(report["results"][0]["psnr"], abs=1e-6)
+    clean = {r["label"]: r["psnr"] for r in make_comparison(hr, 4, ["bicubic"], as_hr=True)[1]}
+    assert psnr["bicubic"] < clean["bicubic"] - 1  # the noisy, blurred LR, not the bicubic one
+    other = make_comparison(tmp_path / "hr" / "one.png", 4, ["bicubic"], as_hr=True, degradation="realesrgan", seed=4)
+    assert other[1][1]["psnr"] != psnr["bicubic"]  # another seed, another draw
+    with pytest.raises(AnyresError, match="--as-hr"):
+        make_comparison(hr, 4, ["bicubic"], degradation="realesrgan")
+
+
 def test_grayscale_and_non_integer_scale():
     hr = smooth(47, 53, channels=1)
     img, records = make_comparison(hr, 2.5, ["lanczos"], as_hr=True)

@@ -30,6 +30,14 @@ __all__ = ["compare_command"]
 @click.option(
     "--crop", "crop", default=None, metavar="X,Y,W,H", help="Crop in output pixels (default: centred, at most 256x256)."
 )
+@click.option(
+    "--degradation",
+    default=None,
+    metavar="NAME",
+    help="With --as-hr: make the LR with this pipeline (realesrgan, bsrgan, classical), as "
+    "`anyres evaluate --degradation NAME --seed N` does for this image.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the --degradation draw.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output PNG file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @device_option
@@ -39,6 +47,8 @@ def compare_command(
     models: str,
     as_hr: bool,
     crop: str | None,
+    degradation: str | None,
+    seed: int,
     output: Path,
     overwrite: bool,
     device: str | None,
@@ -58,7 +68,9 @@ def compare_command(
     check_output(output, [image], overwrite=overwrite)
     names = [m.strip() for m in models.split(",") if m.strip()]
     box = parse_crop(crop) if crop is not None else None
-    composed, records = make_comparison(image, s, names, as_hr=as_hr, crop=box, device=resolve_device(device))
+    composed, records = make_comparison(
+        image, s, names, as_hr=as_hr, crop=box, device=resolve_device(device), degradation=degradation, seed=seed
+    )
     pixels = torch.from_numpy(np.asarray(composed, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0)
     write_image(output, pixels[None], overwrite=overwrite)
     width = max(len(r["label"]) for r in records)

@@ -158,7 +158,7 @@ _metric("lpips", "LPIPS", 4, "LPIPS-alex on RGB, 8-bit, the protocol's border sh
 )
 
 
-def _scale_label(scale: float) -> str:
+def scale_label(scale: float) -> str:
     return str(int(round(scale))) if _is_integer(scale) else f"{scale:g}"
 
 
@@ -198,7 +198,7 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     for r in report["results"]:
         cells = " | ".join([_cell(m, r[m]) for m in names] + [_cell(m, r[f"input_{m}"]) for m in inputs])
-        lines.append(f"| x{_scale_label(r['scale'])} | {cells} | {r['n']} | {r['seconds']:.1f} |")
+        lines.append(f"| x{scale_label(r['scale'])} | {cells} | {r['n']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -290,7 +290,7 @@ def evaluate(
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise AnyresError(f"seed must be an integer, got {seed!r}")
     data, files = _hr_files(data)
-    check_report_outputs(files, json_path, save_dir, [f"x{_scale_label(s)}" for s in scale_list], overwrite)
+    check_report_outputs(files, json_path, save_dir, [f"x{scale_label(s)}" for s in scale_list], overwrite)
     upscaler = load_upscaler(model, device=device, **model_options)
     dev = torch.device(device) if device else torch.device("cpu")
     model_name = model if isinstance(model, str) else getattr(upscaler, "name", type(upscaler).__name__)
@@ -310,7 +310,7 @@ def evaluate(
             if pipeline is None:
                 hr, lr = make_lr(hr_full, s)
             else:
-                hr, lr, record = make_degraded_lr(hr_full, s, pipeline, seed, f"{path.name}@x{_scale_label(s)}")
+                hr, lr, record = make_degraded_lr(hr_full, s, pipeline, seed, f"{path.name}@x{scale_label(s)}")
             start = time.perf_counter()
             with torch.inference_mode():
                 sr = upscaler.upscale(lr.to(dev), hr.shape[-2:]).cpu()
@@ -321,7 +321,7 @@ def evaluate(
                 entry["degradation"] = record
             if save_dir is not None:
                 write_image(
-                    Path(save_dir) / f"x{_scale_label(s)}" / f"{keys[path]}.png", quantize(sr), overwrite=overwrite
+                    Path(save_dir) / f"x{scale_label(s)}" / f"{keys[path]}.png", quantize(sr), overwrite=overwrite
                 )
         return entries, seconds
 

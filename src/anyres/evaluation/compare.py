@@ -126,6 +126,8 @@ def make_comparison(
     as_hr: bool = False,
     crop: Sequence[int] | None = None,
     device: str | torch.device | None = None,
+    degradation: str | None = None,
+    seed: int = 0,
 ) -> tuple[Image.Image, list[dict[str, Any]]]:
     """Compose the same output crop of several upscalers side by side.
 
@@ -139,6 +141,9 @@ def make_comparison(
         crop: ``(x, y, w, h)`` in output pixels; default: centred, at most 256 x 256. A crop that does not lie
             inside the output raises :class:`AnyresError`.
         device: where models run (default cpu).
+        degradation: with ``as_hr``, make the LR with this pipeline (``realesrgan``, ``bsrgan``, ``classical``)
+            instead of bicubic: the LR ``anyres evaluate --degradation NAME --seed SEED`` gives this image at
+            this scale (keyed by the file name; a tensor is keyed ``image``).
 
     Returns:
         ``(PIL RGB image, records)``; one record ``{"label": str, "psnr": float | None}`` per panel, in panel
@@ -157,11 +162,22 @@ def make_comparison(
     x = _as_image(image)
     dev = torch.device(device) if device is not None else torch.device("cpu")
 
+    if degradation is not None and not as_hr:
+        raise AnyresError("--degradation degrades a ground truth: give --as-hr too")
     if as_hr:
         if s < 1:
             raise AnyresError(f"--as-hr needs a scale >= 1 (the LR is made by downscaling), got {s:g}")
         try:
-            hr, lr = make_lr(x, s)
+            if degradation is None:
+                hr, lr = make_lr(x, s)
+            else:
+                from anyres.degrade import get_pipeline
+                from anyres.evaluation.benchmark import make_degraded_lr, scale_label
+
+                if isinstance(seed, bool) or not isinstance(seed, int):
+                    raise AnyresError(f"seed must be an integer, got {seed!r}")
+                name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "image"
+                hr, lr, _record = make_degraded_lr(x, s, get_pipeline(degradation), seed, f"{name}@x{scale_label(s)}")
         except ValueError as err:
             raise AnyresError(str(err)) from None
         out_size = (int(hr.shape[-2]), int(hr.shape[-1]))

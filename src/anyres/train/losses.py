@@ -79,10 +79,7 @@ class PerceptualLoss(nn.Module):
     (``l1``) difference (docs/methods/liifusion.md); images in [0, 1]."""
 
     def __init__(
-        self,
-        layers: Sequence[str] = ("relu5_3",),
-        weights: Sequence[float] | None = None,
-        criterion: str = "mse",
+        self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None, criterion: str = "mse"
     ):
         super().__init__()
         self.layers = tuple(layers)

@@ -92,27 +92,49 @@ def _table(rows: list[dict], models: list[str], seed: int) -> str:
     return "\n".join(lines)
 
 
+def _recipe(model: str, t: dict) -> tuple[str, str, str]:
+    """What the card says of a shipped blind model: its training objective, its config and its limits."""
+    if model == "liif-real-gan":
+        return (
+            "liif-real",
+            "- Objective (Real-ESRGAN's, on an implicit decoder): L1 + 1.0 x VGG16 perceptual L1 (conv1_2, conv2_2,\n"
+            "  conv3_3, conv4_3, conv5_3 before ReLU, weighted 0.1, 0.1, 1, 1, 1) + 0.1 x relativistic GAN with a\n"
+            "  U-Net spectral-norm discriminator, on 48x48 HR windows (docs/methods/liif-real-gan.md).",
+            "- Sharper and more textured than `liif-real`, at a PSNR cost; it may invent plausible detail that\n"
+            "  was not in the scene. Deterministic: the same input gives the same output (no sampling).\n"
+            "- On clean bicubic LR it is far below `liif`: use `liif` for clean images.",
+        )
+    return (
+        "liif",
+        "- L1 against the clean HR (no unsharp-masked GT, no GAN, no perceptual loss: a PSNR-oriented blind model),",
+        "- On clean bicubic LR it is worse than `liif` (it has learnt to remove noise and ringing that is not\n"
+        "  there, and sharpens less): use `liif` for clean images.",
+    )
+
+
 def _write_card(model: str, table: str, args: argparse.Namespace) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
     t = config.get("training", {})
+    init, objective, limits = _recipe(model, t)
     card = f"""# Model card: `{model}`
 
 {config.get("description", "")}
 
 ## Architecture
 The same network as the default `liif`: LIIF (Chen, Liu, Wang — CVPR 2021) with the EDSR-baseline encoder
-(16 blocks, 64 channels) and a two-hidden-layer (256, 256) implicit decoder, local ensemble and cell decoding.
+(16 blocks, 64 channels) and a two-hidden-layer (256, 256) implicit decoder, local ensemble and cell decoding:
+any scale, exact tiling.
 
 ## Training
-- Initialised from the shipped `liif` weights, then fine-tuned on {", ".join(t.get("data", []))} with LR patches
+- Initialised from the shipped `{init}` weights, then fine-tuned on {", ".join(t.get("data", []))} with LR patches
   made on the fly by anyres' Real-ESRGAN second-order degradation (`anyres.degrade.realesrgan`, the
   reference's default ranges; every choice drawn per sample) at the sample's own scale U({t.get("scale_range", ["?", "?"])[0]}, {t.get("scale_range", ["?", "?"])[1]}).
-- L1 against the clean HR (no unsharp-masked GT, no GAN, no perceptual loss: a PSNR-oriented blind model),
+{objective}
   Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("patch")}x{t.get("patch")} LR patches,
   {t.get("queries_per_patch")} queries per patch, {t.get("precision")}.
 - Iterations of fine-tuning: {t.get("iterations")} ({t.get("wall_time_hours")} h of steps on a 2-core CPU).
-- Command: `anyres train configs/liif-real.yaml`, then `python scripts/ship_model.py runs/liif-real {model}`.
+- Command: `anyres train configs/{model}.yaml`, then `python scripts/ship_model.py runs/{model} {model}`.
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale); the same LR for every model)
 Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed}{" --metrics " + args.metrics if args.metrics else ""} --card {model}`
@@ -124,8 +146,7 @@ Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args
 
 ## Use and limits
 - For real photos (noise, blur, JPEG, unknown resampling): `anyres upscale photo.jpg --scale 4 --model {model}`.
-- On clean bicubic LR it is worse than `liif` (it has learnt to remove noise and ringing that is not
-  there, and sharpens less): use `liif` for clean images.
+{limits}
 - Trained for x1-x4; larger factors extrapolate.
 - Weights: `model.safetensors` (safetensors, no pickle), float16 but the decoder (float32), upcast on load (PSNR:
   benchmarks/RESULTS.md, "Float16 weights"); `config.json` rebuilds the network.

@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 KIND = {"deeplpf": EnhanceTrainConfig, "unet": EnhanceTrainConfig, "lmar": LMARTrainConfig}
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_loads_as_its_task_and_round_trips(path, tmp_path):
     cfg = load_config(path)
     assert type(cfg) is KIND.get(path.stem.split("-")[0], TrainConfig)

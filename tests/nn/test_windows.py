@@ -128,19 +128,21 @@ def test_prior_layer_equals_per_pixel_reference(shift, inject):
     layer = PriorWindowLayer(8, 6, ws=4, shift=shift, heads=2, inject=inject)
     with torch.no_grad():
         layer.attn.bias_table.normal_(0, 0.5)
-        layer.modulation.weight.normal_(0, 0.5)  # the features variant starts at zero
+        layer.modulation.weight.normal_(0, 0.5)
     x, prior = torch.randn(2, 8, 12, 8), torch.randn(2, 6)
     with torch.no_grad():
         torch.testing.assert_close(layer(x, prior), _reference_layer(layer, x, prior), atol=2e-5, rtol=1e-4)
 
 
-def test_features_injection_starts_as_the_identity_modulation():
+def test_features_injection_with_zero_modulation_ignores_the_prior():
     torch.manual_seed(2)
     feat = PriorWindowLayer(8, 6, ws=4, shift=2, heads=2, inject="features")
     x = torch.randn(1, 8, 8, 8)
     with torch.no_grad():
-        assert torch.equal(feat(x, torch.zeros(1, 6)), feat(x, torch.randn(1, 6)))  # zero modulation at first
-        feat.modulation.weight.normal_()
+        weight = feat.modulation.weight.clone()
+        feat.modulation.weight.zero_()  # (1 + 0) * LN(F) + 0: the identity modulation
+        assert torch.equal(feat(x, torch.zeros(1, 6)), feat(x, torch.randn(1, 6)))
+        feat.modulation.weight.copy_(weight)
         assert not torch.allclose(feat(x, torch.zeros(1, 6)), feat(x, torch.randn(1, 6)))
     with pytest.raises(ValueError, match="inject"):
         PriorWindowLayer(8, 6, ws=4, inject="values")

@@ -136,6 +136,35 @@ def test_stage1_started_from_liif_with_identity_injector_equals_liif(tmp_path):
         load_init_weights(LIIFusion(tiny()), str(tmp_path / "s1"), ("prior_encoder.", "injector."))
 
 
+def test_new_modules_learn_at_their_own_rate(tmp_path):
+    from anyres.sr.liif import LIIF
+    from anyres.train.engine import build
+    from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
+
+    save_network(LIIF(tiny_liif_config()), tmp_path / "liif")
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 40, 40), generator=g, dtype=torch.uint8) for _ in range(2)]
+    cfg = TrainConfig(
+        model={"name": "liifusion", "args": tiny(start_identity=True)},
+        init=str(tmp_path / "liif"),
+        data=DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=32),
+        batch_size=2,
+        iterations=3,
+        optim=OptimConfig(lr=1e-3, warmup=2, new_modules_lr_scale=10),
+        checkpoint_minutes=1e9,
+        log_every=1000,
+        out_dir=str(tmp_path / "run"),
+    )
+    trainer = build(cfg, images=images, log=lambda msg: None)
+    net = trainer.recipe.net
+    old, new = trainer.recipe.optim.param_groups
+    fresh = {id(p) for n, p in net.named_parameters() if n.startswith(("prior_encoder.", "injector."))}
+    assert {id(p) for p in new["params"]} == fresh and not fresh & {id(p) for p in old["params"]}
+    trainer.run()
+    # after the warm-up: the base rate for the LIIF part, ten times that for the new modules
+    assert old["lr"] == pytest.approx(1e-3) and new["lr"] == pytest.approx(1e-2)
+
+
 def test_batch_prior_norm_standardises_over_the_batch_in_training_only():
     torch.manual_seed(0)
     net = LIIFusion(tiny(prior_norm="batch"))

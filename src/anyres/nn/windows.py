@@ -129,8 +129,6 @@ class PriorWindowLayer(nn.Module):
             raise ValueError(f"inject must be 'queries' or 'features', got {inject!r}")
         self.ws, self.shift, self.inject = ws, shift, inject
         self.modulation = nn.Linear(prior_dim, (2 if inject == "queries" else 4) * dim, bias=False)
-        if inject == "features":  # starts as the identity modulation (1 + 0) * LN(F) + 0
-            nn.init.zeros_(self.modulation.weight)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowCrossAttention(dim, ws, heads)
         self.norm2 = nn.LayerNorm(dim)

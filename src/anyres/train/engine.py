@@ -237,7 +237,7 @@ class Engine:
         lr = r.lr_at(i)
         for optim, _ in r.optimizers.values():
             for group in optim.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
         rng = torch.random.fork_rng(devices=[]) if r.rng_key else nullcontext()
         with rng:
             if r.rng_key:

@@ -46,6 +46,9 @@ class OptimConfig(ConfigModel):
     milestones: Milestones = Field(default_factory=list)  # iterations at which lr *= gamma
     gamma: PositiveFloat = 0.5
     warmup: Count = 0  # iterations of linear lr warm-up (fine-tuning)
+    # lr multiplier for the modules a network adds on top of its init file (its init_new_modules, e.g.
+    # LIIFusion's prior encoder and injector started from a LIIF), which start from scratch
+    new_modules_lr_scale: PositiveFloat = 1.0
 
 
 class ValConfig(ConfigModel):
@@ -127,7 +130,7 @@ class SRRecipe(Recipe):
         self.model = self.net
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(self.net)
-        self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
+        self.optim = torch.optim.Adam(self._param_groups(), lr=config.optim.lr)
         self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}
         self.disc, self.perceptual = None, None
         if config.gan_weight:
@@ -156,6 +159,16 @@ class SRRecipe(Recipe):
             query_layout=d.query_layout,
         )
         self.validate_every = config.val.every if config.val.data else 0
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        scale = self.config.optim.new_modules_lr_scale
+        fresh = tuple(getattr(self.net, "init_new_modules", ())) if self.config.init else ()
+        if scale == 1.0 or not fresh:
+            return [{"params": list(self.net.parameters())}]
+        named = list(self.net.named_parameters())
+        new = [p for n, p in named if n.startswith(fresh)]
+        old = [p for n, p in named if not n.startswith(fresh)]
+        return [{"params": old}, {"params": new, "lr_scale": scale}]
 
     def history_entry(self, iteration: int, window: list, mean: dict[str, float]) -> None:
         return None  # the history holds validation scores (scripts/ship_model.py reads them)

@@ -51,6 +51,7 @@ def main() -> None:
                     seed=args.seed,
                     json_path=RESULTS / f"{tag}.json",
                     progress=False,
+                    overwrite=True,
                     **extra,
                 )
                 for r in report["results"]:
@@ -102,7 +103,9 @@ def _recipe(model: str, t: dict) -> tuple[str, str, str]:
             "  U-Net spectral-norm discriminator, on 48x48 HR windows (docs/methods/liif-real-gan.md).",
             "- Sharper and more textured than `liif-real`, at a PSNR cost; it may invent plausible detail that\n"
             "  was not in the scene. Deterministic: the same input gives the same output (no sampling).\n"
-            "- On clean bicubic LR it is far below `liif`: use `liif` for clean images.",
+            "- On clean bicubic LR it is far below `liif`: use `liif` for clean images.\n"
+            "- Still young (a few CPU-hours of GAN training): softer than Real-ESRGAN x4plus; the comparison, the\n"
+            '  target and pictures are in benchmarks/RESULTS.md, "A perceptual real-world model".',
         )
     return (
         "liif",

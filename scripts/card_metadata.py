@@ -5,7 +5,9 @@ Usage: python scripts/card_metadata.py [--record benchmarks/results/fp16_weights
 The header (``anyres.hub.card_header``) holds the license, tags, training datasets and a ``model-index`` whose
 metric values are the PSNRs measured on the shipped (float16) weights by ``python benchmarks/fp16_weights.py``
 (its JSON record): per SR model Set5 and Set14 at x2 / x3 / x4 (benchmark protocol, Y channel), per enhancer
-Set14 under its synthetic damage task. The card text below the header is left as it is. ``--check`` writes
+Set14 under its synthetic damage task. A model the record does not cover (a newer blind model) takes its
+Set14 PSNR and LPIPS on Real-ESRGAN LR from ``benchmarks/blind_quality.py``'s JSON reports, also measured on
+the shipped weights. The card text below the header is left as it is. ``--check`` writes
 nothing and exits 1 when a card's header differs from what it would write.
 """
 
@@ -41,6 +43,32 @@ def metrics_for(name: str, record: dict) -> list[dict]:
                     "type": "psnr",
                     "value": row["psnr_fp16"],
                     "name": "PSNR (RGB)",
+                }
+            )
+    if not out:
+        out = blind_metrics(name)
+    return out
+
+
+def blind_metrics(name: str) -> list[dict]:
+    """Set14 PSNR / LPIPS of ``name`` on Real-ESRGAN LR (seed 0) from blind_quality.py's report, if any."""
+    path = ROOT / "benchmarks" / "results" / f"blind_{name}_Set14_realesrgan.json"
+    if not path.is_file():
+        return []
+    report = json.loads(path.read_text())
+    dataset = f"Set14 (Real-ESRGAN LR, seed {report['degradation']['seed']})"
+    out = []
+    for r in report["results"]:
+        out.append(
+            {"dataset": dataset, "type": "psnr", "value": round(r["psnr"], 4), "name": f"PSNR (Y) x{r['scale']:g}"}
+        )
+        if "lpips" in r:
+            out.append(
+                {
+                    "dataset": dataset,
+                    "type": "lpips",
+                    "value": round(r["lpips"], 4),
+                    "name": f"LPIPS (alex) x{r['scale']:g}",
                 }
             )
     return out

@@ -42,8 +42,11 @@ def test_every_shipped_card_has_a_header_with_measured_values(folder):
     meta, rest = _front((folder / CARD).read_text())
     config = json.loads((folder / CONFIG).read_text())
     assert meta["license"] == "mit" and config["arch"] in meta["tags"] and meta["datasets"]
-    values = [m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]]
-    assert values and all(isinstance(v, float) and 10 < v < 50 for v in values)
+    metrics = [m for r in meta["model-index"][0]["results"] for m in r["metrics"]]
+    assert metrics and all(isinstance(m["value"], float) for m in metrics)
+    assert all(10 < m["value"] < 50 for m in metrics if m["type"] == "psnr")
+    assert all(0 < m["value"] < 1 for m in metrics if m["type"] == "lpips")
+    assert {m["type"] for m in metrics} <= {"psnr", "lpips"} and any(m["type"] == "psnr" for m in metrics)
     assert rest.startswith("# Model card")
 
 

@@ -93,7 +93,7 @@ def _table(rows: list[dict], models: list[str], seed: int) -> str:
     return "\n".join(lines)
 
 
-def _recipe(model: str, t: dict) -> tuple[str, str, str]:
+def _recipe(model: str) -> tuple[str, str, str]:
     """What the card says of a shipped blind model: its training objective, its config and its limits."""
     if model == "liif-real-gan":
         return (
@@ -119,7 +119,7 @@ def _write_card(model: str, table: str, args: argparse.Namespace) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
     t = config.get("training", {})
-    init, objective, limits = _recipe(model, t)
+    init, objective, limits = _recipe(model)
     card = f"""# Model card: `{model}`
 
 {config.get("description", "")}

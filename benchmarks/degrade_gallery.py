@@ -15,7 +15,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from anyres.degrade import get_pipeline
@@ -23,6 +22,7 @@ from anyres.degrade.gallery import make_gallery
 from anyres.io import list_images, read_image, write_image
 from anyres.ops.color import to_rgb
 from anyres.ops.resize import imresize
+from anyres.pictures import from_pil
 
 PREFERRED = ("baboon", "comic")
 
@@ -117,8 +117,7 @@ def main() -> None:
     image, records = make_gallery(hr, n=args.n, scale=args.scale, seed=args.seed, return_records=True)
 
     out = Path(args.out)
-    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
-    write_image(out, pixels, overwrite=True)
+    write_image(out, from_pil(image), overwrite=True)
     stats = tile_stats(hr, records)
     payload = {
         "image": str(path),

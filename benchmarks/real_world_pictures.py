@@ -20,11 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from anyres.evaluation.compare import make_comparison
 from anyres.io import write_image
+from anyres.pictures import from_pil
 
 HERE = Path(__file__).resolve().parent
 SET14 = Path("../shared/data/benchmark/Set14")
@@ -70,9 +70,8 @@ def main() -> int:
                     degradation="realesrgan",
                     seed=args.seed,
                 )
-                pixels = torch.from_numpy(np.asarray(sheet, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255)
                 path = args.out / f"{name}.png"
-                write_image(path, pixels[None], overwrite=True)
+                write_image(path, from_pil(sheet), overwrite=True)
                 cells = ", ".join(f"{r['label']} {r['psnr']:.2f} dB" for r in records if r["psnr"] is not None)
                 print(f"{path}: {cells}")
         finally:

@@ -106,6 +106,12 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a)
 
 
+def from_pil(image: Any) -> torch.Tensor:
+    """A PIL RGB image -> ``(1, 3, H, W)`` float32 in [0, 1] (each 8-bit sample / 255), ready for ``write_image``."""
+    a = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+
+
 def kernel_picture(kernel: torch.Tensor, block: int = 16) -> torch.Tensor:
     """``(k, k)`` kernel -> ``(1, 1, k * block, k * block)`` gray image in [0, 1]: taps divided by the
     largest one (negative taps show as black), each tap a ``block`` x ``block`` square."""

@@ -54,9 +54,7 @@ def compare_command(
     device: str | None,
 ) -> None:
     """Compose the same crop of nearest, bicubic and each model side by side into one PNG."""
-    import numpy as np
-    import torch
-
+    from anyres import pictures
     from anyres.evaluation.compare import check_scale, make_comparison, parse_crop
     from anyres.io import check_output, write_image
 
@@ -71,8 +69,7 @@ def compare_command(
     composed, records = make_comparison(
         image, s, names, as_hr=as_hr, crop=box, device=resolve_device(device), degradation=degradation, seed=seed
     )
-    pixels = torch.from_numpy(np.asarray(composed, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / 255.0)
-    write_image(output, pixels[None], overwrite=overwrite)
+    write_image(output, pictures.from_pil(composed), overwrite=overwrite)
     width = max(len(r["label"]) for r in records)
     for r in records:
         value = f"{r['psnr']:.2f} dB" if r["psnr"] is not None else "-"

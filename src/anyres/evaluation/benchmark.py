@@ -111,6 +111,12 @@ def make_degraded_lr(
     return hr, lr, record
 
 
+def check_seed(seed: Any) -> None:
+    """One-line :class:`AnyresError` unless ``seed`` is an int (a bool is not)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise AnyresError(f"seed must be an integer, got {seed!r}")
+
+
 MAX_EVAL_SCALE = 100  # beyond x100 no benchmark image keeps a measurable LR
 
 
@@ -287,8 +293,7 @@ def evaluate(
         from anyres.degrade import get_pipeline
 
         pipeline = get_pipeline(degradation)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise AnyresError(f"seed must be an integer, got {seed!r}")
+        check_seed(seed)
     data, files = _hr_files(data)
     check_report_outputs(files, json_path, save_dir, [f"x{scale_label(s)}" for s in scale_list], overwrite)
     upscaler = load_upscaler(model, device=device, **model_options)
@@ -483,8 +488,7 @@ def evaluate_task(
         from anyres.metrics.lpips import load_lpips
 
         load_lpips("alex")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise AnyresError(f"seed must be an integer, got {seed!r}")
+    check_seed(seed)
     data, files = _hr_files(data)
     check_report_outputs(files, json_path, save_dir, [damage.name], overwrite)
     net = load_enhancer(model, device=device)

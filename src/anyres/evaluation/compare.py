@@ -172,10 +172,9 @@ def make_comparison(
                 hr, lr = make_lr(x, s)
             else:
                 from anyres.degrade import get_pipeline
-                from anyres.evaluation.benchmark import make_degraded_lr, scale_label
+                from anyres.evaluation.benchmark import check_seed, make_degraded_lr, scale_label
 
-                if isinstance(seed, bool) or not isinstance(seed, int):
-                    raise AnyresError(f"seed must be an integer, got {seed!r}")
+                check_seed(seed)
                 name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "image"
                 hr, lr, _record = make_degraded_lr(x, s, get_pipeline(degradation), seed, f"{name}@x{scale_label(s)}")
         except ValueError as err:

@@ -5,7 +5,9 @@ For every image of the sets at one scale (bicubic LR, benchmark protocol) it com
 model, the sampled prior (seed 0), then reports:
 
 * ``cos_hr_between_images``: mean cosine between the HR priors of different images (1 = one direction for
-  every image, i.e. the prior can only carry a magnitude);
+  every image, i.e. the prior can only carry a magnitude); with ``prior_layout: window``, between the
+  images' mean window priors, and ``cos_hr_between_windows`` is the mean cosine between the windows of one
+  image (1 = the map is one vector repeated). Cosines, norms and L1 are over every prior vector (window);
 * ``cos_hr_vs_lr`` / ``norm_ratio_lr_to_hr``: the LR-only prior against the HR one, same image;
 * ``cos_sampled_vs_hr`` / ``l1_sampled_vs_hr``: stage 2's sampled prior against its target (the L1 of the
   prior loss);
@@ -41,6 +43,16 @@ HERE = Path(__file__).resolve().parent
 BENCH = Path("../shared/data/benchmark")
 
 
+def _vectors(priors: list[torch.Tensor]) -> torch.Tensor:
+    """Every prior vector of a list of ``(1, P)`` or ``(1, gh, gw, P)`` priors, as rows."""
+    return torch.cat([z.reshape(-1, z.shape[-1]) for z in priors])
+
+
+def _per_image(priors: list[torch.Tensor]) -> torch.Tensor:
+    """One row per image: its prior, or the mean of its window priors."""
+    return torch.cat([z.reshape(-1, z.shape[-1]).mean(0, keepdim=True) for z in priors])
+
+
 def _mean_offdiag_cos(z: torch.Tensor) -> float:
     zn = F.normalize(z, dim=1)
     sim = zn @ zn.t()
@@ -59,16 +71,20 @@ def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict
     # A shipped stage-2 folder leaves out its frozen stage-1 prior encoder: the stage-1 model's is the same one.
     encoder = net if net.prior_encoder is not None else load_network(stage1)[0]
     with torch.inference_mode():
-        hr_priors = torch.cat([encoder.prior_from(lr, hr) for hr, lr in pairs])
-        lr_priors = torch.cat([net.lr_prior(lr, 0) for _, lr in pairs])
+        hr_list = [encoder.prior_from(lr, hr) for hr, lr in pairs]
+        lr_list = [net.lr_prior(lr, 0) for _, lr in pairs]
+        hr_priors, lr_priors = _vectors(hr_list), _vectors(lr_list)
         out = {
             "model": str(folder),
             "stage": stage,
             "iterations": config.get("iterations"),
             "images": len(pairs),
-            "cos_hr_between_images": round(_mean_offdiag_cos(hr_priors), 4),
+            "cos_hr_between_images": round(_mean_offdiag_cos(_per_image(hr_list)), 4),
             "hr_prior_norm": round(float(hr_priors.norm(dim=1).mean()), 4),
         }
+        if hr_list[0].dim() == 4:
+            within = [_mean_offdiag_cos(z.reshape(-1, z.shape[-1])) for z in hr_list if z[0, ..., 0].numel() > 1]
+            out["cos_hr_between_windows"] = round(statistics.fmean(within), 4)
         key = "sampled" if stage == 2 else "lr"
         cos = F.cosine_similarity(lr_priors, hr_priors, dim=1)
         out[f"cos_{key}_vs_hr"] = round(float(cos.mean()), 4)
@@ -76,10 +92,10 @@ def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict
         out[f"l1_{key}_vs_hr"] = round(float((lr_priors - hr_priors).abs().mean()), 4)
         psnr = {"hr": [], key: [], "other_image_hr": []}
         for i, (hr, lr) in enumerate(pairs):
-            psnr["hr"].append(_psnr(net, lr, hr, hr_priors[i : i + 1], scale))
-            psnr[key].append(_psnr(net, lr, hr, lr_priors[i : i + 1], scale))
-            j = (i + 1) % len(pairs)
-            psnr["other_image_hr"].append(_psnr(net, lr, hr, hr_priors[j : j + 1], scale))
+            psnr["hr"].append(_psnr(net, lr, hr, hr_list[i], scale))
+            psnr[key].append(_psnr(net, lr, hr, lr_list[i], scale))
+            j = (i + 1) % len(pairs)  # a window map of another size is resampled to this image's windows
+            psnr["other_image_hr"].append(_psnr(net, lr, hr, hr_list[j], scale))
     for k, v in psnr.items():
         out[f"psnr_{k}"] = round(statistics.fmean(v), 4)
     return out
@@ -92,10 +108,10 @@ def init_priors(folder: Path, pairs) -> dict:
     torch.manual_seed(0)
     net = NETWORKS.build("liifusion", **{**trained.config.__dict__, "stage": 1}).eval()
     with torch.inference_mode():
-        z = torch.cat([net.prior_from(lr, hr) for hr, lr in pairs])
+        z = [net.prior_from(lr, hr) for hr, lr in pairs]
     return {
-        "cos_hr_between_images": round(_mean_offdiag_cos(z), 4),
-        "hr_prior_norm": round(float(z.norm(dim=1).mean()), 4),
+        "cos_hr_between_images": round(_mean_offdiag_cos(_per_image(z)), 4),
+        "hr_prior_norm": round(float(_vectors(z).norm(dim=1).mean()), 4),
     }
 
 

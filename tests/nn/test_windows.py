@@ -79,7 +79,15 @@ def _reference_layer(layer: PriorWindowLayer, x: torch.Tensor, prior: torch.Tens
     ws, shift = layer.ws, layer.shift if min(h, w) > layer.ws else 0
     attn = layer.attn
     heads, hd = attn.heads, c // attn.heads
-    mod = layer.modulation(prior)[:, None, None]
+    # every pixel's own prior: the image's, or that of the unshifted window it lies in
+    pixel_prior = torch.stack(
+        [
+            torch.stack([prior[:, i // ws, j // ws] if prior.dim() == 4 else prior for j in range(w)], 1)
+            for i in range(h)
+        ],
+        1,
+    )
+    mod = layer.modulation(pixel_prior)
     if layer.inject == "queries":
         kv = layer.norm1(x)
         scale, offset = mod.chunk(2, -1)
@@ -121,15 +129,17 @@ def _reference_layer(layer: PriorWindowLayer, x: torch.Tensor, prior: torch.Tens
     return y + layer.mlp(layer.norm2(y) * (1 + fs) + fo)
 
 
+@pytest.mark.parametrize("per_window", [False, True])
 @pytest.mark.parametrize("inject", ["queries", "features"])
 @pytest.mark.parametrize("shift", [0, 2])
-def test_prior_layer_equals_per_pixel_reference(shift, inject):
+def test_prior_layer_equals_per_pixel_reference(shift, inject, per_window):
     torch.manual_seed(1)
     layer = PriorWindowLayer(8, 6, ws=4, shift=shift, heads=2, inject=inject)
     with torch.no_grad():
         layer.attn.bias_table.normal_(0, 0.5)
         layer.modulation.weight.normal_(0, 0.5)
-    x, prior = torch.randn(2, 8, 12, 8), torch.randn(2, 6)
+    x = torch.randn(2, 8, 12, 8)
+    prior = torch.randn(2, 2, 3, 6) if per_window else torch.randn(2, 6)  # (8 / 4) x (12 / 4) windows
     with torch.no_grad():
         torch.testing.assert_close(layer(x, prior), _reference_layer(layer, x, prior), atol=2e-5, rtol=1e-4)
 

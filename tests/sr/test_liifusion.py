@@ -120,8 +120,8 @@ def test_stage1_started_from_liif_with_identity_injector_equals_liif(tmp_path):
     torch.manual_seed(0)
     liif = LIIF(tiny_liif_config()).eval()
     save_network(liif, tmp_path / "liif")
-    for inject in ("queries", "features"):
-        net = LIIFusion(tiny(inject=inject, start_identity=True, prior_norm="batch")).eval()
+    for inject, layout in (("queries", "image"), ("features", "image"), ("features", "window")):
+        net = LIIFusion(tiny(inject=inject, start_identity=True, prior_norm="batch", prior_layout=layout)).eval()
         load_init_weights(net, str(tmp_path / "liif"), net.init_new_modules)
         lr, coord = torch.rand(1, 3, 8, 8), torch.rand(1, 20, 2) * 2 - 1
         cell = torch.full((1, 20, 2), 2 / 16)
@@ -275,3 +275,66 @@ def test_config_is_validated():
         LIIFusionConfig(stage=3)
     with pytest.raises(ValueError, match="unknown LIIF config keys"):
         LIIFusionConfig.from_dict({"widnow": 8})
+
+
+def test_window_prior_pools_the_encoder_map_over_each_window_and_stays_local():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    enc = PriorEncoder(2, 8, 1, 16, window=4).eval()
+    lr_up, hr = torch.rand(1, 3, 64, 56), torch.rand(1, 3, 64, 56)
+    z = enc(lr_up, hr, lr_size=(30, 26))  # a 30 x 26 LR map: 8 x 7 windows, the last row and column partial
+    assert z.shape == (1, 8, 7, 16)
+    with torch.no_grad():
+        x = F.pixel_unshuffle(torch.cat([(lr_up - 0.5) / 0.5, (hr - 0.5) / 0.5], 1), 4)
+        feat = F.adaptive_avg_pool2d(enc.body(x), (30, 26))
+        for i, j in ((0, 0), (3, 5), (7, 6)):  # (7, 6): a 2 x 2 window, the map's last pixels only
+            cell = feat[0, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].mean(dim=(1, 2))
+            torch.testing.assert_close(z[0, i, j], enc.mlp(cell), atol=1e-5, rtol=1e-5)
+        # a change in the top-left corner of the HR leaves the far windows' priors exactly as they were
+        hr2 = hr.clone()
+        hr2[..., :8, :8] = 1 - hr2[..., :8, :8]
+        z2 = enc(lr_up, hr2, lr_size=(30, 26))
+    assert not torch.allclose(z2[0, 0, 0], z[0, 0, 0])
+    assert torch.equal(z2[0, 6:, 5:], z[0, 6:, 5:])
+    with pytest.raises(ValueError, match="lr_size"):
+        enc(lr_up, hr)
+
+
+@pytest.mark.parametrize("inject", ["queries", "features"])
+def test_window_prior_of_one_vector_everywhere_equals_the_image_prior(inject):
+    torch.manual_seed(1)
+    net = LIIFusion(tiny(prior_layout="window", inject=inject)).eval()
+    lr, v = torch.rand(2, 3, 10, 7), torch.randn(2, 16)  # padded to 12 x 8: 3 x 2 windows of 4
+    with torch.no_grad():
+        flat = net.encode(lr, v)
+        torch.testing.assert_close(net.encode(lr, v[:, None, None].expand(2, 3, 2, 16)), flat, atol=1e-6, rtol=0)
+        # a map of another grid (another image's prior) is resampled to this map's windows, nearest
+        other = torch.randn(2, 6, 4, 16)
+        torch.testing.assert_close(net.encode(lr, other), net.encode(lr, other[:, ::2, ::2]), atol=0, rtol=0)
+        # per-window: each window's prior acts on its own window's features first (no shift in layer 0)
+        prior = net.prior_from(lr, torch.rand(2, 3, 20, 14))
+        assert prior.shape == (2, 3, 2, 16)
+        assert not torch.allclose(net.encode(lr, prior), flat)
+
+
+def test_window_prior_trains_standardised_over_windows_and_samples_per_window_in_stage2():
+    torch.manual_seed(2)
+    net = LIIFusion(tiny(prior_layout="window", prior_norm="batch"))
+    lr = torch.rand(3, 3, 8, 8)
+    hrs = [torch.rand(3, 16, 16), torch.rand(3, 24, 24), torch.rand(3, 20, 20)]
+    prior, aux = net.prior_batch(lr, hrs)
+    assert prior.shape == (3, 2, 2, 16) and aux is None  # each window standardised with all the others
+    torch.testing.assert_close(prior.reshape(-1, 16).mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    s2 = LIIFusion(tiny(prior_layout="window", stage=2)).eval()
+    with torch.no_grad():
+        a, b, c = s2.lr_prior(lr[:1, :, :7], 3), s2.lr_prior(lr[:1, :, :7], 3), s2.lr_prior(lr[:1, :, :7], 4)
+    assert a.shape == (1, 2, 2, 16) and torch.equal(a, b) and not torch.allclose(a, c)
+    s2.train()
+    prior, aux = s2.prior_batch(lr, hrs, torch.Generator().manual_seed(0))
+    assert prior.shape == (3, 2, 2, 16)
+    with torch.no_grad():
+        target = torch.cat([s2.prior_from(lr[i : i + 1], h[None]) for i, h in enumerate(hrs)])
+    torch.testing.assert_close(aux, (prior - target).abs().mean())  # per-window L1 to the frozen stage-1 map
+    with pytest.raises(ValueError, match="prior_layout"):
+        LIIFusionConfig.from_dict(tiny(prior_layout="pixel"))

@@ -5,7 +5,7 @@ gives ``(B * nW, ws * ws, C)`` and :func:`window_reverse` inverts it. :func:`shi
 rolled-together regions. :class:`PriorWindowLayer` modulates with the prior: ``inject="queries"`` (the
 LIIFusion code's) forms ``P = z_a * LN(F) + z_b`` and takes queries from ``P``, keys/values from ``LN(F)``;
 ``inject="features"`` (DiffIR's) feeds ``(1 + z_a) * LN(F) + z_b`` to queries, keys and values and
-``(1 + z_c) * LN(F) + z_d`` to the feed-forward block. Window order, mask, bias table and layer layout:
+``(1 + z_c) * LN(F) + z_d`` to the feed-forward block. The prior is one vector per map or one per window. Window order, mask, bias table and layer layout:
 docs/methods/liifusion.md, "Window attention".
 """
 
@@ -136,18 +136,26 @@ class PriorWindowLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """``prior``: ``(B, P)`` for the whole map, or ``(B, H / ws, W / ws, P)``, one per (unshifted) window."""
         b, h, w, c = x.shape
         ws = self.ws
         # Like SwinIR, no shift when the map is a single window.
         shift = self.shift if min(h, w) > ws else 0
-        mod = self.modulation(prior).to(x.dtype)[:, None, None, :]
+        mod = self.modulation(prior).to(x.dtype)
+        # Broadcast over the tokens its prior covers, without materialising a per-token copy.
+        if prior.dim() == 2:
+            mod = mod[:, None, None, :]
+            grid = x.shape
+        else:
+            mod = mod[:, :, None, :, None, :]
+            grid = (b, h // ws, ws, w // ws, ws, c)
         if self.inject == "queries":
             kv = self.norm1(x)
             scale, offset = mod.chunk(2, dim=-1)
-            q = kv * scale + offset
+            q = (kv.reshape(grid) * scale + offset).reshape(b, h, w, c)
         else:
             scale, offset, ffn_scale, ffn_offset = mod.chunk(4, dim=-1)
-            q = kv = self.norm1(x) * (1 + scale) + offset
+            q = kv = (self.norm1(x).reshape(grid) * (1 + scale) + offset).reshape(b, h, w, c)
         mask = None
         if shift:
             q = torch.roll(q, (-shift, -shift), dims=(1, 2))
@@ -160,7 +168,7 @@ class PriorWindowLayer(nn.Module):
         x = x + out
         if self.inject == "queries":
             return x + self.mlp(self.norm2(x))
-        return x + self.mlp(self.norm2(x) * (1 + ffn_scale) + ffn_offset)
+        return x + self.mlp((self.norm2(x).reshape(grid) * (1 + ffn_scale) + ffn_offset).reshape(b, h, w, c))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -53,6 +53,9 @@ class LIIFusionConfig(LIIFConfig):
     inject: str = "queries"
     prior_norm: str = "none"
     start_identity: bool = False
+    # "image": one prior vector per image (the paper's); "window": one per injector window of the LR latent
+    # map, pooled from the prior encoder's map over the HR region that window covers.
+    prior_layout: str = "image"
     stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser
     denoise_blocks: int = 5  # hidden Linear layers after the first (DiffIR's constructor default)
     timesteps: int = 4
@@ -69,6 +72,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion inject must be 'queries' or 'features', got {self.inject!r}")
         if self.prior_norm not in ("none", "batch"):
             raise ValueError(f"LIIFusion prior_norm must be 'none' or 'batch', got {self.prior_norm!r}")
+        if self.prior_layout not in ("image", "window"):
+            raise ValueError(f"LIIFusion prior_layout must be 'image' or 'window', got {self.prior_layout!r}")
         if self.stage not in (1, 2):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
@@ -78,11 +83,24 @@ class LIIFusionConfig(LIIFConfig):
 
 
 class PriorEncoder(nn.Module):
-    """``(lr_up, hr)`` -> prior ``(B, prior_dim)``; both ``(B, 3, H, W)`` in [0, 1] (see module doc)."""
+    """``(lr_up, hr)`` -> prior ``(B, prior_dim)``; both ``(B, 3, H, W)`` in [0, 1] (see module doc).
 
-    def __init__(self, in_images: int = 2, feats: int = 64, blocks: int = 6, prior_dim: int = 256, norm: str = "none"):
+    With ``window`` set, the prior is a map ``(B, ceil(h / window), ceil(w / window), prior_dim)`` for an LR
+    latent map of size ``lr_size = (h, w)``: the conv features, resampled to ``(h, w)``, averaged per window
+    (a window at the border averages only its pixels inside the map), then the MLP per window."""
+
+    def __init__(
+        self,
+        in_images: int = 2,
+        feats: int = 64,
+        blocks: int = 6,
+        prior_dim: int = 256,
+        norm: str = "none",
+        window: int | None = None,
+    ):
         super().__init__()
         self.in_images = in_images
+        self.window = window
         cin = 3 * in_images * UNSHUFFLE * UNSHUFFLE
         act = nn.LeakyReLU(0.1, inplace=True)
         self.body = nn.Sequential(
@@ -106,18 +124,28 @@ class PriorEncoder(nn.Module):
         # one image's prior has in common with every other's is removed before it reaches the injector.
         self.norm = nn.BatchNorm1d(prior_dim, affine=False) if norm == "batch" else nn.Identity()
 
-    def forward(self, *images: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.unnormalised(*images))
+    def forward(self, *images: torch.Tensor, lr_size: Sequence[int] | None = None) -> torch.Tensor:
+        return self.normalise(self.unnormalised(*images, lr_size=lr_size))
 
-    def unnormalised(self, *images: torch.Tensor) -> torch.Tensor:
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        """``norm`` over every prior vector of ``z`` ``(..., prior_dim)`` (each window counts as a sample)."""
+        return self.norm(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+
+    def unnormalised(self, *images: torch.Tensor, lr_size: Sequence[int] | None = None) -> torch.Tensor:
         """The prior before ``norm`` (a batch of one image can then be standardised with others)."""
         if len(images) != self.in_images:
             raise ValueError(f"prior encoder takes {self.in_images} images, got {len(images)}")
         x = torch.cat([(im - 0.5) / 0.5 for im in images], dim=1)
         h, w = x.shape[-2:]
         x = F.pad(x, (0, -w % UNSHUFFLE, 0, -h % UNSHUFFLE), mode="replicate")
-        x = F.pixel_unshuffle(x, UNSHUFFLE)
-        return self.mlp(self.body(x).mean(dim=(-2, -1)))
+        feat = self.body(F.pixel_unshuffle(x, UNSHUFFLE))
+        if self.window is None:
+            return self.mlp(feat.mean(dim=(-2, -1)))
+        if lr_size is None:
+            raise ValueError("a per-window prior needs the LR map size (lr_size)")
+        feat = F.adaptive_avg_pool2d(feat, tuple(lr_size))
+        feat = F.avg_pool2d(feat, self.window, ceil_mode=True)
+        return self.mlp(feat.permute(0, 2, 3, 1))
 
 
 class PriorInjector(nn.Module):
@@ -148,7 +176,13 @@ class PriorInjector(nn.Module):
             nn.init.zeros_(self.conv.bias)
 
     def forward(self, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """``prior``: ``(B, P)``, or ``(B, gh, gw, P)`` per window; a map of another grid (another image's
+        prior) is resampled to this map's windows (nearest)."""
         x, (h, w) = pad_to_multiple(feat, self.window)
+        if prior.dim() == 4:
+            grid = (x.shape[-2] // self.window, x.shape[-1] // self.window)
+            if tuple(prior.shape[1:3]) != grid:
+                prior = F.interpolate(prior.permute(0, 3, 1, 2), size=grid, mode="nearest").permute(0, 2, 3, 1)
         y = x.permute(0, 2, 3, 1)
         for layer in self.layers:
             y = layer(y, prior)
@@ -191,8 +225,9 @@ class PriorDenoiser(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, cond: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
-        tt = torch.full((x_t.shape[0], 1), t / (10 * self.timesteps), dtype=x_t.dtype, device=x_t.device)
-        return self.net(torch.cat([cond, tt, x_t], dim=1))
+        """``cond``, ``x_t``: ``(..., P)`` (one vector per image, or per window: the same MLP on each)."""
+        tt = torch.full((*x_t.shape[:-1], 1), t / (10 * self.timesteps), dtype=x_t.dtype, device=x_t.device)
+        return self.net(torch.cat([cond, tt, x_t], dim=-1))
 
 
 def sample_prior(
@@ -223,8 +258,11 @@ class LIIFusion(LIIF):
         super().__init__(config, **kwargs)
         cfg = self.config
         c = self.encoder.out_dim
+        window = cfg.window if cfg.prior_layout == "window" else None
         self.prior_encoder = (
-            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm) if cfg.hr_prior_encoder else None
+            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm, window)
+            if cfg.hr_prior_encoder
+            else None
         )
         self.injector = PriorInjector(
             c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio, cfg.inject, cfg.start_identity
@@ -232,7 +270,7 @@ class LIIFusion(LIIF):
         self.init_new_modules: tuple[str, ...] = ("prior_encoder.", "injector.")  # stage 1 from a LIIF file
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
         if cfg.stage == 2:
-            self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim)
+            self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim, window=window)
             self.denoiser = PriorDenoiser(cfg.prior_dim, cfg.denoise_blocks, cfg.timesteps)
             if self.prior_encoder is not None:
                 self.prior_encoder.requires_grad_(False)  # stage 2's target: the frozen stage-1 prior encoder
@@ -241,13 +279,14 @@ class LIIFusion(LIIF):
     def config_dict(self) -> dict[str, Any]:
         return {"arch": "liifusion", **asdict(self.config)}
 
-    # Windows are laid out from the map's origin and the prior is one vector per image, so a tile would not
+    # Windows are laid out from the map's origin and the prior is pooled over the image, so a tile would not
     # see what the whole image sees: :func:`anyres.sr.render.render` renders this network in one pass.
     tile_invariant = False
 
     def prior_from(self, lr: torch.Tensor, hr: torch.Tensor, normalise: bool = True) -> torch.Tensor:
-        """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``
-        (``normalise=False``: before the encoder's ``prior_norm``)."""
+        """``(B, P)`` prior of ``lr`` ``(B, 3, h, w)`` with its ground truth ``hr`` ``(B, 3, H, W)``, or
+        ``(B, ceil(h / window), ceil(w / window), P)`` with ``prior_layout: window`` (``normalise=False``:
+        before the encoder's ``prior_norm``)."""
         if self.prior_encoder is None:
             raise RuntimeError(
                 "this stage-2 LIIFusion was built without its HR prior encoder (hr_prior_encoder: "
@@ -255,8 +294,8 @@ class LIIFusion(LIIF):
             )
         lr_up = imresize(lr, size=tuple(hr.shape[-2:]))
         if normalise:
-            return self.prior_encoder(lr_up, hr)
-        return self.prior_encoder.unnormalised(lr_up, hr)
+            return self.prior_encoder(lr_up, hr, lr_size=lr.shape[-2:])
+        return self.prior_encoder.unnormalised(lr_up, hr, lr_size=lr.shape[-2:])
 
     def prior_batch(
         self, lr: torch.Tensor, hrs: Sequence[torch.Tensor], generator: torch.Generator | None = None
@@ -269,13 +308,13 @@ class LIIFusion(LIIF):
         steps; the auxiliary loss is ``mean |prior - z|`` with ``z`` from the frozen stage-1 encoder.
         """
         raw = torch.cat([self.prior_from(lr[i : i + 1], hr[None], normalise=False) for i, hr in enumerate(hrs)])
-        target = self.prior_encoder.norm(raw)  # type: ignore[union-attr]  # prior_from checked it exists
+        target = self.prior_encoder.normalise(raw)  # type: ignore[union-attr]  # prior_from checked it exists
         if self.config.stage == 1:
             return target, None
         target = target.detach()
         noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
         x_t = self.schedule.noisy_start(target, noise)
-        prior = sample_prior(self.denoiser, self.condition_encoder(lr), self.schedule, x_t)
+        prior = sample_prior(self.denoiser, self.condition_encoder(lr, lr_size=lr.shape[-2:]), self.schedule, x_t)
         return prior, (prior - target).abs().mean()
 
     def lr_prior(self, lr: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -283,10 +322,11 @@ class LIIFusion(LIIF):
         drawn with ``seed`` (the same seed gives the same prior and the same image). Stage 1: the prior
         encoder with the LR standing in for both inputs (a fallback; see the module doc)."""
         if self.config.stage == 1:
-            return self.prior_encoder(lr, lr)
+            return self.prior_encoder(lr, lr, lr_size=lr.shape[-2:])
+        cond = self.condition_encoder(lr, lr_size=lr.shape[-2:])
         g = torch.Generator().manual_seed(seed)
-        x_t = torch.randn(lr.shape[0], self.config.prior_dim, generator=g).to(lr.device, lr.dtype)
-        return sample_prior(self.denoiser, self.condition_encoder(lr), self.schedule, x_t)
+        x_t = torch.randn(cond.shape, generator=g).to(lr.device, lr.dtype)
+        return sample_prior(self.denoiser, cond, self.schedule, x_t)
 
     def encode(self, lr: torch.Tensor, prior: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         feat = super().encode(lr)

@@ -51,7 +51,7 @@ def test_a_list_field_given_a_string_is_one_error(tmp_path):
 def test_an_unknown_key_is_one_error_listing_the_valid_ones(tmp_path):
     assert (
         _error(tmp_path, "optim: {lr: 1.0e-4, milestone: [5]}\n")
-        == "optim.milestone: unknown key; valid keys here: gamma, lr, milestones, new_modules_lr_scale, warmup"
+        == "optim.milestone: unknown key; valid keys here: cooldown, gamma, lr, milestones, new_modules_lr_scale, warmup"
     )
     assert _error(tmp_path, "task: lmar\nenhancer: x\nbatchsize: 2\n").startswith("batchsize: unknown key; ")
 

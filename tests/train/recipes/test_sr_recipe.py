@@ -70,6 +70,13 @@ def test_tiny_training_lowers_the_loss(tmp_path):
 def test_learning_rate_follows_milestones(tmp_path):
     t = build(_config(tmp_path, optim=OptimConfig(lr=1.0, milestones=[2, 5], gamma=0.1)), images=_images())
     assert [t.recipe.lr_at(i) for i in (0, 1, 2, 4, 5)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
+    # a cooldown [4, 8] ramps the scheduled rate linearly to 0 at 8, on top of the milestones
+    t = build(
+        _config(tmp_path, optim=OptimConfig(lr=1.0, milestones=[2], gamma=0.1, cooldown=[4, 8])), images=_images()
+    )
+    assert [t.recipe.lr_at(i) for i in (1, 3, 4, 5, 6, 8, 9)] == pytest.approx([1.0, 0.1, 0.1, 0.075, 0.05, 0.0, 0.0])
+    with pytest.raises(ConfigError, match="cooldown must be"):
+        OptimConfig(cooldown=[8, 4])
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

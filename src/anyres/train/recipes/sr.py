@@ -10,7 +10,7 @@ LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -49,6 +49,16 @@ class OptimConfig(ConfigModel):
     # lr multiplier for the modules a network adds on top of its init file (its init_new_modules, e.g.
     # LIIFusion's prior encoder and injector started from a LIIF), which start from scratch
     new_modules_lr_scale: PositiveFloat = 1.0
+    # [start, end]: from `start` the rate falls linearly to 0 at `end` (warm-up, stable, decay). A branch of
+    # a long constant-rate run, resumed from its state with a cooldown, gives a model to ship while the run
+    # itself goes on at its rate (docs/training.md, "Cooling down a long run").
+    cooldown: list[Annotated[int, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _check_cooldown(self) -> OptimConfig:
+        if self.cooldown is not None and (len(self.cooldown) != 2 or self.cooldown[0] >= self.cooldown[1]):
+            raise ValueError(f"optim.cooldown must be [start, end] with start < end, got {self.cooldown}")
+        return self
 
 
 class ValConfig(ConfigModel):
@@ -177,7 +187,11 @@ class SRRecipe(Recipe):
         o = self.config.optim
         # A fresh Adam state takes full-size steps at once; a warm-up keeps fine-tuning from wrecking the
         # initial weights in its first iterations.
-        return milestone_lr(o.lr, iteration, o.milestones, o.gamma, o.warmup)
+        lr = milestone_lr(o.lr, iteration, o.milestones, o.gamma, o.warmup)
+        if o.cooldown is not None:
+            start, end = o.cooldown
+            lr *= min(1.0, max(0.0, (end - iteration) / (end - start)))
+        return lr
 
     def step(self, iteration: int) -> dict[str, float]:
         cfg = self.config

@@ -338,3 +338,23 @@ def test_window_prior_trains_standardised_over_windows_and_samples_per_window_in
     torch.testing.assert_close(aux, (prior - target).abs().mean())  # per-window L1 to the frozen stage-1 map
     with pytest.raises(ValueError, match="prior_layout"):
         LIIFusionConfig.from_dict(tiny(prior_layout="pixel"))
+
+
+def test_kaiming_prior_init_keeps_the_signal_that_the_default_init_loses():
+    # eight flat-coloured images with a little texture: priors that cannot tell them apart carry nothing
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(8, 3, 1, 1, generator=g) * 0.8 + 0.1 + 0.05 * torch.rand(8, 3, 32, 32, generator=g)
+    spread = {}
+    for init in ("torch", "kaiming"):
+        torch.manual_seed(0)
+        enc = PriorEncoder(2, 16, 2, 32, init=init)
+        with torch.no_grad():
+            spread[init] = float(enc.unnormalised(hr, hr).var(0).mean())
+    eps = torch.nn.BatchNorm1d(1).eps  # what a batch-norm prior adds to the variance it divides by
+    assert spread["torch"] < eps < spread["kaiming"] / 100
+    torch.manual_seed(0)
+    enc = PriorEncoder(2, 16, 2, 32, init="kaiming")
+    layers = [m for m in enc.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert all(not m.bias.detach().any() for m in layers)
+    with pytest.raises(ValueError, match="prior_init"):
+        LIIFusionConfig.from_dict(tiny(prior_init="xavier"))

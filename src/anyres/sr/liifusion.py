@@ -56,6 +56,11 @@ class LIIFusionConfig(LIIFConfig):
     # "image": one prior vector per image (the paper's); "window": one per injector window of the LR latent
     # map, pooled from the prior encoder's map over the HR region that window covers.
     prior_layout: str = "image"
+    # "torch": PyTorch's layer defaults (the reference code's); "kaiming": He-normal for LeakyReLU(0.1)
+    # (variance-preserving), the residual blocks' second convs x0.1, zero biases. The defaults shrink the
+    # signal ~6x in variance per layer, so the raw prior varies by ~1e-4 between images and windows (below
+    # BatchNorm's eps): the prior encoder starts, and stays, nearly constant (docs/methods/liifusion.md).
+    prior_init: str = "torch"
     stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser
     denoise_blocks: int = 5  # hidden Linear layers after the first (DiffIR's constructor default)
     timesteps: int = 4
@@ -72,6 +77,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion inject must be 'queries' or 'features', got {self.inject!r}")
         if self.prior_norm not in ("none", "batch"):
             raise ValueError(f"LIIFusion prior_norm must be 'none' or 'batch', got {self.prior_norm!r}")
+        if self.prior_init not in ("torch", "kaiming"):
+            raise ValueError(f"LIIFusion prior_init must be 'torch' or 'kaiming', got {self.prior_init!r}")
         if self.prior_layout not in ("image", "window"):
             raise ValueError(f"LIIFusion prior_layout must be 'image' or 'window', got {self.prior_layout!r}")
         if self.stage not in (1, 2):
@@ -97,6 +104,7 @@ class PriorEncoder(nn.Module):
         prior_dim: int = 256,
         norm: str = "none",
         window: int | None = None,
+        init: str = "torch",
     ):
         super().__init__()
         self.in_images = in_images
@@ -123,6 +131,14 @@ class PriorEncoder(nn.Module):
         # "batch": z standardised per dimension over images (running statistics at inference), so that what
         # one image's prior has in common with every other's is removed before it reaches the injector.
         self.norm = nn.BatchNorm1d(prior_dim, affine=False) if norm == "batch" else nn.Identity()
+        if init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(m.weight, a=0.1, mode="fan_in", nonlinearity="leaky_relu")
+                    nn.init.zeros_(m.bias)
+            for m in self.modules():
+                if isinstance(m, ResBlock):
+                    m.conv2.weight.data.mul_(0.1)
 
     def forward(self, *images: torch.Tensor, lr_size: Sequence[int] | None = None) -> torch.Tensor:
         return self.normalise(self.unnormalised(*images, lr_size=lr_size))
@@ -260,7 +276,7 @@ class LIIFusion(LIIF):
         c = self.encoder.out_dim
         window = cfg.window if cfg.prior_layout == "window" else None
         self.prior_encoder = (
-            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm, window)
+            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm, window, cfg.prior_init)
             if cfg.hr_prior_encoder
             else None
         )
@@ -270,7 +286,9 @@ class LIIFusion(LIIF):
         self.init_new_modules: tuple[str, ...] = ("prior_encoder.", "injector.")  # stage 1 from a LIIF file
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
         if cfg.stage == 2:
-            self.condition_encoder = PriorEncoder(1, 64, cfg.prior_blocks, cfg.prior_dim, window=window)
+            self.condition_encoder = PriorEncoder(
+                1, 64, cfg.prior_blocks, cfg.prior_dim, window=window, init=cfg.prior_init
+            )
             self.denoiser = PriorDenoiser(cfg.prior_dim, cfg.denoise_blocks, cfg.timesteps)
             if self.prior_encoder is not None:
                 self.prior_encoder.requires_grad_(False)  # stage 2's target: the frozen stage-1 prior encoder

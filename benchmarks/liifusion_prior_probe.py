@@ -16,9 +16,13 @@ model, the sampled prior (seed 0), then reports:
 * ``psnr_*``: PSNR (Y, shave = scale) with the HR prior, with the LR-only / sampled prior, and with another
   image's HR prior (the next image in the list), to show how much the decoder depends on the prior.
 
+``--init-only`` instead reports, for freshly initialised prior encoders (``prior_init`` torch and kaiming,
+``prior_layout`` image and window, ``torch.manual_seed(0)``), the mean variance of the raw prior (before any
+standardisation) between images, or between the windows of all images, against BatchNorm's ``eps``.
+
 Usage: ``python benchmarks/liifusion_prior_probe.py --stage1 src/anyres/weights/liifusion-s1
-[--stage2 src/anyres/weights/liifusion] [--sets Set5,Set14] [--scale 4]``. Prints one JSON object and
-writes it to ``benchmarks/results/liifusion_prior_probe.json``.
+[--stage2 src/anyres/weights/liifusion] [--sets Set5,Set14] [--scale 4]``, or ``--init-only``. Prints one
+JSON object and writes it to ``benchmarks/results/liifusion_prior_probe.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -115,9 +119,25 @@ def init_priors(folder: Path, pairs) -> dict:
     }
 
 
+def init_spread(pairs) -> dict:
+    """Variance of the raw prior between images (image layout) or windows (window layout) at init."""
+    from anyres.sr.liifusion import LIIFusion
+
+    out = {"batchnorm_eps": torch.nn.BatchNorm1d(1).eps}
+    for init in ("torch", "kaiming"):
+        for layout in ("image", "window"):
+            torch.manual_seed(0)
+            net = LIIFusion({"prior_init": init, "prior_layout": layout}).eval()
+            with torch.inference_mode():
+                z = _vectors([net.prior_from(lr, hr, normalise=False) for hr, lr in pairs])
+            out[f"{init}_{layout}_raw_variance"] = float(f"{float(z.var(0).mean()):.3g}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stage1", type=Path, required=True)
+    ap.add_argument("--stage1", type=Path, default=None)
+    ap.add_argument("--init-only", action="store_true", help="only the raw prior's spread at initialisation")
     ap.add_argument("--stage2", type=Path, default=None)
     ap.add_argument("--sets", default="Set5,Set14")
     ap.add_argument("--scale", type=float, default=4.0)
@@ -129,12 +149,15 @@ def main() -> None:
     for name in args.sets.split(","):
         for path in list_images(BENCH / name):
             pairs.append(make_lr(to_rgb(read_image(path)[0]), args.scale))
-    report = {
-        "command": " ".join(["python", *sys.argv]),
-        "scale": args.scale,
-        "sets": args.sets,
-        "stage1": probe(args.stage1, pairs, args.scale),
-    }
+    report = {"command": " ".join(["python", *sys.argv]), "scale": args.scale, "sets": args.sets}
+    if args.init_only:
+        report["init_spread"] = init_spread(pairs)
+        write_bytes_atomic(args.out, (json.dumps(report, indent=1) + "\n").encode())
+        print(json.dumps(report))
+        return
+    if args.stage1 is None:
+        raise SystemExit("--stage1 is required (or --init-only)")
+    report["stage1"] = probe(args.stage1, pairs, args.scale)
     report["init"] = init_priors(args.stage1, pairs)
     if args.stage2 is not None:
         report["stage2"] = probe(args.stage2, pairs, args.scale, stage1=args.stage1)

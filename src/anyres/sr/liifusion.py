@@ -58,7 +58,7 @@ class LIIFusionConfig(LIIFConfig):
     prior_layout: str = "image"
     # "torch": PyTorch's layer defaults (the reference code's); "kaiming": He-normal for LeakyReLU(0.1)
     # (variance-preserving), the residual blocks' second convs x0.1, zero biases. The defaults shrink the
-    # signal ~6x in variance per layer, so the raw prior varies by ~1e-4 between images and windows (below
+    # signal ~6x in variance per layer, so the raw prior's variance between images and windows is ~1e-6 (below
     # BatchNorm's eps): the prior encoder starts, and stays, nearly constant (docs/methods/liifusion.md).
     prior_init: str = "torch"
     stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser

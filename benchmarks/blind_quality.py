@@ -93,11 +93,25 @@ def _table(rows: list[dict], models: list[str], seed: int) -> str:
     return "\n".join(lines)
 
 
-def _recipe(model: str) -> tuple[str, str, str]:
-    """What the card says of a shipped blind model: its training objective, its config and its limits."""
+def _recipe(model: str) -> tuple[str, str, str, str]:
+    """What the card says of a shipped blind model: where it started, its objective, its limits and the
+    commands that made it."""
+    command = f"`anyres train configs/{model}.yaml`, then `python scripts/ship_model.py runs/{model} {model}`"
+    if model == "liif-real":
+        return (
+            "the first stage of `liif-real` (`configs/liif-real.yaml`: the shipped `liif` fine-tuned 3,000\n"
+            "  iterations on Real-ESRGAN-degraded LR only)",
+            "- 30 % of the samples keep the clean MATLAB-bicubic LR (`degradation.prob: 0.7`), so that one model\n"
+            "  serves clean and degraded photos. L1 against the clean HR (no GAN, no perceptual loss: a\n"
+            "  PSNR-oriented blind model),",
+            "- On clean bicubic LR it is above bicubic upsampling but below `liif` (table): use `liif` for clean\n"
+            "  images when the last dB matters.",
+            "`anyres train configs/liif-real.yaml`, `anyres train configs/liif-real-mix.yaml`, then\n"
+            "  `python scripts/ship_model.py runs/liif-real-mix liif-real`",
+        )
     if model == "liif-real-gan":
         return (
-            "liif-real",
+            "the first stage of `liif-real` (`configs/liif-real.yaml`, before its clean-sample fine-tuning)",
             "- Objective (Real-ESRGAN's, on an implicit decoder): L1 + 1.0 x VGG16 perceptual L1 (conv1_2, conv2_2,\n"
             "  conv3_3, conv4_3, conv5_3 before ReLU, weighted 0.1, 0.1, 1, 1, 1) + 0.1 x relativistic GAN with a\n"
             "  U-Net spectral-norm discriminator, on 48x48 HR windows (docs/methods/liif-real-gan.md).",
@@ -106,12 +120,14 @@ def _recipe(model: str) -> tuple[str, str, str]:
             "- On clean bicubic LR it is far below `liif`: use `liif` for clean images.\n"
             "- Still young (a few CPU-hours of GAN training): softer than Real-ESRGAN x4plus; the comparison, the\n"
             '  target and pictures are in benchmarks/RESULTS.md, "A perceptual real-world model".',
+            command,
         )
     return (
-        "liif",
+        "`liif`",
         "- L1 against the clean HR (no unsharp-masked GT, no GAN, no perceptual loss: a PSNR-oriented blind model),",
         "- On clean bicubic LR it is worse than `liif` (it has learnt to remove noise and ringing that is not\n"
         "  there, and sharpens less): use `liif` for clean images.",
+        command,
     )
 
 
@@ -119,7 +135,7 @@ def _write_card(model: str, table: str, args: argparse.Namespace) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
     t = config.get("training", {})
-    init, objective, limits = _recipe(model)
+    init, objective, limits, command = _recipe(model)
     card = f"""# Model card: `{model}`
 
 {config.get("description", "")}
@@ -130,14 +146,14 @@ The same network as the default `liif`: LIIF (Chen, Liu, Wang — CVPR 2021) wit
 any scale, exact tiling.
 
 ## Training
-- Initialised from the shipped `{init}` weights, then fine-tuned on {", ".join(t.get("data", []))} with LR patches
+- Initialised from {init}, then fine-tuned on {", ".join(t.get("data", []))} with LR patches
   made on the fly by anyres' Real-ESRGAN second-order degradation (`anyres.degrade.realesrgan`, the
   reference's default ranges; every choice drawn per sample) at the sample's own scale U({t.get("scale_range", ["?", "?"])[0]}, {t.get("scale_range", ["?", "?"])[1]}).
 {objective}
   Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("patch")}x{t.get("patch")} LR patches,
   {t.get("queries_per_patch")} queries per patch, {t.get("precision")}.
-- Iterations of fine-tuning: {t.get("iterations")} ({t.get("wall_time_hours")} h of steps on a 2-core CPU).
-- Command: `anyres train configs/{model}.yaml`, then `python scripts/ship_model.py runs/{model} {model}`.
+- Iterations of this fine-tuning: {t.get("iterations")} ({t.get("wall_time_hours")} h of steps on a 2-core CPU).
+- Commands: {command}.
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale); the same LR for every model)
 Command: `python benchmarks/blind_quality.py --models {args.models} --sets {args.sets} --scales {args.scales} --degradations {args.degradations} --seed {args.seed}{" --metrics " + args.metrics if args.metrics else ""} --card {model}`

@@ -16,7 +16,9 @@ PSNR, shave = scale, default ``fast`` mode; LIIFusion stage 2 with seed 0); enha
 ``anyres.evaluation.evaluate_task(folder, set, task, seed=0)`` (RGB, no shave). The JSON records, per model,
 set and scale, the mean PSNR of each folder, their difference (float16 - float32) and the largest
 per-image difference. Prints a Markdown table. ``--resume`` keeps the rows already in the JSON and measures
-only what is missing (the JSON is rewritten after every model and set; ``commands`` lists every run).
+only what is missing (the JSON is rewritten after every model and set; ``commands`` lists every run, and
+``folders.NAME.fp32_from`` where each model's float32 weights came from: a model shipped after the float16
+switch is compared with its training run's float32 folder, e.g. ``--fp32-dir`` over ``runs/``).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def main() -> None:
     }
     if args.resume and args.json.is_file():
         done = json.loads(args.json.read_text())
-        report.update({k: done[k] for k in ("sr", "enhancement", "folders") if k in done})
+        report.update({k: done[k] for k in ("fp32", "sr", "enhancement", "folders") if k in done})
         report["commands"] = done.get("commands", [done.get("command")]) + [command]
     measured = {(r["model"], r["set"]) for r in report["sr"] + report["enhancement"]}
 
@@ -118,7 +120,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32_root = args.fp32_dir or _extract(args.fp32_commit, models + list(enhancers), Path(tmp))
         for name in models + list(enhancers):
-            report["folders"][name] = {"fp32": _dtypes(fp32_root / name), "fp16": _dtypes(WEIGHTS_DIR / name)}
+            report["folders"][name] = {
+                "fp32": _dtypes(fp32_root / name),
+                "fp16": _dtypes(WEIGHTS_DIR / name),
+                "fp32_from": str(args.fp32_dir / name) if args.fp32_dir else f"git {args.fp32_commit}",
+            }
         for name in models:
             for set_name in args.sets.split(","):
                 if (name, set_name) in measured:

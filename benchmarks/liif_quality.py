@@ -27,7 +27,13 @@ def _run(model: str, data: Path, scales: list[float], mode: str | None) -> dict:
     options = {"mode": mode} if mode else {}
     tag = model if not mode else f"{model}-{mode}"
     report = evaluate(
-        model, data, scales, json_path=RESULTS / f"{Path(tag).name}_{data.name}.json", progress=False, **options
+        model,
+        data,
+        scales,
+        json_path=RESULTS / f"{Path(tag).name}_{data.name}.json",
+        progress=False,
+        overwrite=True,  # a rerun (a new shipped model) replaces its own report
+        **options,
     )
     return {r["scale"]: r for r in report["results"]}
 

@@ -74,7 +74,7 @@ def main() -> None:
     table = _table(rows, args.model)
     print(table)
     if args.card:
-        _write_card(args.model, table)
+        _write_card(args.model, table, args.exact)
     print(json.dumps({"model": args.model, "rows": rows}))
 
 
@@ -92,7 +92,7 @@ def _table(rows: list[dict], model: str) -> str:
     return "\n".join(lines)
 
 
-def _write_card(model: str, table: str) -> None:
+def _write_card(model: str, table: str, exact: bool) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
     t = config.get("training", {})
@@ -115,10 +115,12 @@ is the paper's "-d" ablation (-0.02 dB on DIV2K in Table 3), chosen because it t
   and bf16 decoder matmuls; float32 weights).
 - Iterations: {t.get("iterations")} ({t.get("wall_time_hours")} h of training steps on a 2-core CPU, no GPU). The paper trains
   1,000,000 iterations on DIV2K: this model is far less trained; see the gap below.
-- Command: `anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`.
+- Commands: `anyres train configs/liif-edsr-baseline.yaml` (constant rate), then a cooled-down branch of the
+  run's resume state (docs/training.md, "Cooling down a long run": `--set out_dir=runs/liif-cooldown --set
+  optim.cooldown=[START,END] --set iterations=END`), then `python scripts/ship_model.py runs/liif-cooldown {model}`.
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale), 8-bit images)
-Command: `python benchmarks/liif_quality.py --model {model} --exact --card`
+Command: `python benchmarks/liif_quality.py --model {model}{" --exact" if exact else ""} --card`
 
 {table}
 

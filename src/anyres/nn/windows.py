@@ -143,9 +143,10 @@ class PriorWindowLayer(nn.Module):
         shift = self.shift if min(h, w) > ws else 0
         mod = self.modulation(prior).to(x.dtype)
         # Broadcast over the tokens its prior covers, without materialising a per-token copy.
+        grid: tuple[int, ...]
         if prior.dim() == 2:
             mod = mod[:, None, None, :]
-            grid = x.shape
+            grid = (b, h, w, c)
         else:
             mod = mod[:, :, None, :, None, :]
             grid = (b, h // ws, ws, w // ws, ws, c)

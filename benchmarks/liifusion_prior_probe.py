@@ -87,7 +87,7 @@ def probe(folder: Path, pairs, scale: float, stage1: Path | None = None) -> dict
             "hr_prior_norm": round(float(hr_priors.norm(dim=1).mean()), 4),
         }
         if hr_list[0].dim() == 4:
-            within = [_mean_offdiag_cos(z.reshape(-1, z.shape[-1])) for z in hr_list if z[0, ..., 0].numel() > 1]
+            within = [_mean_offdiag_cos(z.reshape(-1, z.shape[-1])) for z in hr_list if z.shape[1] * z.shape[2] > 1]
             out["cos_hr_between_windows"] = round(statistics.fmean(within), 4)
         key = "sampled" if stage == 2 else "lr"
         cos = F.cosine_similarity(lr_priors, hr_priors, dim=1)

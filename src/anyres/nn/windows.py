@@ -5,8 +5,8 @@ gives ``(B * nW, ws * ws, C)`` and :func:`window_reverse` inverts it. :func:`shi
 rolled-together regions. :class:`PriorWindowLayer` modulates with the prior: ``inject="queries"`` (the
 LIIFusion code's) forms ``P = z_a * LN(F) + z_b`` and takes queries from ``P``, keys/values from ``LN(F)``;
 ``inject="features"`` (DiffIR's) feeds ``(1 + z_a) * LN(F) + z_b`` to queries, keys and values and
-``(1 + z_c) * LN(F) + z_d`` to the feed-forward block. The prior is one vector per map or one per window. Window order, mask, bias table and layer layout:
-docs/methods/liifusion.md, "Window attention".
+``(1 + z_c) * LN(F) + z_d`` to the feed-forward block. The prior is one vector per map or one per window.
+Window order, mask, bias table and layer layout: docs/methods/liifusion.md, "Window attention".
 """
 
 from __future__ import annotations

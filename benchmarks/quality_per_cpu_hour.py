@@ -9,7 +9,8 @@ Usage:
 Sources: a resume state's metadata (its ``history`` of validations, its ``iteration`` and ``elapsed`` seconds of
 training steps), and ``checkpoints/VALIDATION.txt`` for finished runs whose resume state is gone (lines
 ``[name] validation at it N: {...}`` under a ``# name`` header), timed by the ``training.wall_time_hours`` of
-the shipped weights folder of that name. The histories hold no per-validation clock, so the hours of a point
+the shipped weights folder of that name, and shipped folders trained as a cooled-down branch of a run
+(``--branch``: their ``config.json`` records the validations; they are put on the parent run's clock). The histories hold no per-validation clock, so the hours of a point
 are its iteration times the run's average seconds per iteration: "hours" are hours of training steps on this
 2-core CPU (validation time excluded).
 """
@@ -64,6 +65,25 @@ def from_validation_file(path: Path, skip: set[str]) -> list[dict]:
     return out
 
 
+def from_weights_folder(folder: Path) -> dict | None:
+    """A shipped branch of a run (its config's ``training.optim.cooldown`` set): the validations its
+    ``config.json`` records from the last one before the branch point on, timed by its ``wall_time_hours``."""
+    training = json.loads((folder / "config.json").read_text()).get("training", {})
+    cooldown = training.get("optimizer", {}).get("cooldown")
+    points = [(v["iteration"], v["psnr"]) for v in training.get("validation", []) if isinstance(v.get("psnr"), dict)]
+    hours, iters = training.get("wall_time_hours"), training.get("iterations")
+    if not (cooldown and points and hours and iters):
+        return None
+    start = max([it for it, _ in points if it <= cooldown[0]], default=cooldown[0])
+    name = f"{folder.name}, cooled down from {cooldown[0]}"
+    return {
+        "name": name,
+        "hours_per_iteration": hours / iters,
+        "iterations": iters,
+        "points": [p for p in points if p[0] >= start],
+    }
+
+
 def plot(runs: list[dict], path: Path) -> None:
     font = ImageFont.load_default()
     panel_w, panel_h, margin = 360, 260, 48
@@ -112,11 +132,25 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint", type=Path, nargs="*", default=[ROOT / "checkpoints" / "liif-edsr-baseline.safetensors"]
     )
+    parser.add_argument(
+        "--branch",
+        type=Path,
+        nargs="*",
+        default=[ROOT / "src" / "anyres" / "weights" / "liif"],
+        help="shipped weights folders trained as a cooled-down branch of a run (optim.cooldown)",
+    )
     parser.add_argument("--validation", type=Path, default=ROOT / "checkpoints" / "VALIDATION.txt")
     parser.add_argument("--png", type=Path, default=HERE / "results" / "quality_per_cpu_hour.png")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "quality_per_cpu_hour.json")
     args = parser.parse_args()
     runs = [from_checkpoint(p) for p in args.checkpoint]
+    for branch in filter(None, map(from_weights_folder, args.branch)):
+        # An iteration costs the same on a branch: put it on its parent run's clock, so the branch starts
+        # where the parent was when it forked.
+        parent = next((r for r in runs if branch["name"].startswith(r["name"] + ",")), None)
+        if parent is not None:
+            branch["hours_per_iteration"] = parent["hours_per_iteration"]
+        runs.append(branch)
     runs += from_validation_file(args.validation, skip={"liif"})
     plot(runs, args.png)
     print("| run | iteration | hours | Set5 x2 | x3 | x4 | dB per hour since the previous point (x4) |")

@@ -8,10 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from anyres.errors import ConfigError
+from anyres.ops.color import quantize
+from anyres.ops.filtering import unsharp_mask
+from anyres.ops.resize import imresize
 from anyres.sr.data import RandomScaleSampler
 from anyres.train.engine import build
 from anyres.train.losses import PerceptualLoss, UNetDiscriminator, ragan_d_loss, ragan_g_loss
-from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig
+from anyres.train.recipes.sr import DataConfig, OptimConfig, TrainConfig, _batch_generator
 from conftest import tiny_liif_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,6 +54,34 @@ def test_patch_queries_are_a_contiguous_window_of_the_hr_crop():
         assert c[0, 1, 1].item() == pytest.approx(-1 + (2 * (x + 1) + 1) / side, abs=1e-6)
     with pytest.raises(ConfigError, match="square number"):
         RandomScaleSampler(_images(), patch=8, queries=30, query_layout="patch")
+
+
+def test_sharpened_targets_keep_the_crops_and_make_lr_and_gt_from_the_sharpened_crop():
+    kwargs = dict(patch=8, scale_min=1.5, scale_max=3, queries=36, query_layout="patch", return_hr=True)
+    plain = RandomScaleSampler(_images(), **kwargs).sample(3, torch.Generator().manual_seed(0))
+    sharp = RandomScaleSampler(_images(), sharpen_gt=True, **kwargs).sample(3, torch.Generator().manual_seed(0))
+    assert plain.gt_plain is None
+    torch.testing.assert_close(sharp.gt_plain, plain.gt, rtol=0, atol=0)  # same crops, windows and flips
+    torch.testing.assert_close(sharp.coord, plain.coord, rtol=0, atol=0)
+    assert not torch.equal(sharp.gt, plain.gt)
+    for i in range(3):
+        hr = unsharp_mask(plain.hr[i][None])[0]
+        side = hr.shape[-1]
+        window = sharp.gt[i].reshape(6, 6, 3).permute(2, 0, 1)
+        assert any(torch.equal(hr[:, y : y + 6, x : x + 6], window) for y in range(side - 5) for x in range(side - 5))
+        torch.testing.assert_close(sharp.lr[i], quantize(imresize(hr, size=(8, 8))), rtol=0, atol=0)
+
+
+def test_the_discriminator_sees_unsharpened_real_images(tmp_path, monkeypatch):
+    cfg = _gan_config(tmp_path, False)
+    cfg.data.sharpen_gt = True
+    engine = build(cfg, images=_images(), log=lambda m: None)
+    recipe, seen = engine.recipe, {}
+    monkeypatch.setattr(recipe, "_discriminator_step", lambda real, fake, bf16: seen.update(real=real))
+    batch = recipe.sampler.sample(cfg.batch_size, _batch_generator(cfg.seed, 0, 0))
+    recipe.step(0)
+    assert torch.equal(seen["real"], batch.gt_plain.reshape(-1, 16, 16, 3).permute(0, 3, 1, 2))
+    assert not torch.equal(seen["real"], batch.gt.reshape(-1, 16, 16, 3).permute(0, 3, 1, 2))
 
 
 def test_unet_discriminator_gives_per_pixel_logits():

@@ -20,6 +20,7 @@ from anyres.errors import ConfigError
 from anyres.ops.augment import flip
 from anyres.ops.color import quantize
 from anyres.ops.coords import make_coord
+from anyres.ops.filtering import unsharp_mask
 from anyres.ops.resize import imresize
 
 __all__ = ["load_hr_folders", "RandomScaleSampler", "Batch"]
@@ -49,6 +50,7 @@ class Batch:
     gt: torch.Tensor  # (B, Q, 3) in [0, 1]
     scale: torch.Tensor  # (B,)
     hr: list[torch.Tensor] | None = None  # the augmented HR crops (3, side, side), with return_hr=True
+    gt_plain: torch.Tensor | None = None  # with sharpen_gt: gt before sharpening (B, Q, 3)
 
 
 class RandomScaleSampler:
@@ -63,6 +65,7 @@ class RandomScaleSampler:
         degradation: Any = None,
         return_hr: bool = False,
         query_layout: str = "random",
+        sharpen_gt: bool = False,
     ):
         if not 1.0 <= scale_min <= scale_max:
             raise ConfigError(f"need 1 <= scale_min <= scale_max, got {scale_min}, {scale_max}")
@@ -74,6 +77,9 @@ class RandomScaleSampler:
             raise ConfigError(f"queries ({self.queries}) cannot exceed patch^2 ({patch * patch})")
         self.augment = augment
         self.return_hr = return_hr
+        # Real-ESRGAN's targets: each HR crop is unsharp-masked (anyres.ops.filtering.unsharp_mask) and both the
+        # LR and gt are made from the sharpened crop; gt_plain keeps the unsharpened pixels (a GAN's real images).
+        self.sharpen_gt = sharpen_gt
         if query_layout not in ("random", "patch"):
             raise ConfigError(f"query_layout must be 'random' or 'patch', got {query_layout!r}")
         self.query_layout = query_layout
@@ -103,7 +109,7 @@ class RandomScaleSampler:
             raise ConfigError(f"all training images are smaller than the {patch}px patch")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        lrs, coords, cells, gts, scales, hrs = [], [], [], [], [], []
+        lrs, coords, cells, gts, scales, hrs, plains = [], [], [], [], [], [], []
         degrade_gen = None
         if self.degradation is not None:
             # A stream of its own (from the batch generator's seed), so a blind run sees the same crops and
@@ -112,8 +118,9 @@ class RandomScaleSampler:
 
             degrade_gen = torch.Generator().manual_seed(derive_seed(generator.initial_seed(), "degradation"))
         for _ in range(batch_size):
-            lr, coord, cell, gt, s, hr = self._one(generator, degrade_gen)
+            lr, coord, cell, gt, s, hr, plain = self._one(generator, degrade_gen)
             lrs.append(lr), coords.append(coord), cells.append(cell), gts.append(gt), scales.append(s), hrs.append(hr)
+            plains.append(plain)
         return Batch(
             torch.stack(lrs),
             torch.stack(coords),
@@ -121,6 +128,7 @@ class RandomScaleSampler:
             torch.stack(gts),
             torch.tensor(scales),
             hrs if self.return_hr else None,
+            torch.stack(plains) if self.sharpen_gt else None,
         )
 
     def _one(self, g: torch.Generator, degrade_gen: torch.Generator | None = None):
@@ -150,6 +158,9 @@ class RandomScaleSampler:
         else:
             pick = torch.randperm(n, generator=g)[: self.queries]
         coord = make_coord(side, side)[pick]
+        plain = hr.reshape(3, n)[:, pick].t().contiguous()
+        if self.sharpen_gt:
+            hr = unsharp_mask(hr.unsqueeze(0))[0]
         gt = hr.reshape(3, n)[:, pick].t()
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.
         # With prob < 1 a coin (from the degradation stream) keeps some samples clean (bicubic LR), so one
@@ -163,4 +174,4 @@ class RandomScaleSampler:
             records = self.degradation.sample(1, degrade_gen, scale=side / self.patch, hr_size=[side, side])
             lr = self.degradation.apply(hr.unsqueeze(0).contiguous(), records)[0]
         cell = torch.tensor([2.0 / side, 2.0 / side]).expand(self.queries, 2)
-        return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch, hr.contiguous()
+        return lr.contiguous(), coord, cell, gt.contiguous(), side / self.patch, hr.contiguous(), plain

@@ -39,6 +39,9 @@ class DataConfig(ConfigModel):
     augment: bool = True
     degradation: Any = None  # None: bicubic LR; else a pipeline name or {name, args}
     query_layout: Literal["random", "patch"] = "random"  # "patch": a contiguous sqrt(queries)^2 window (GAN/VGG)
+    # Real-ESRGAN's unsharp-masked targets: LR made from, and pixel/perceptual losses against, the sharpened
+    # HR crop; the discriminator's real images stay unsharpened (docs/methods/liif-real-gan.md)
+    sharpen_gt: bool = False
 
 
 class OptimConfig(ConfigModel):
@@ -167,6 +170,7 @@ class SRRecipe(Recipe):
             degradation=d.degradation,
             return_hr=getattr(self.net, "uses_hr_prior", False),
             query_layout=d.query_layout,
+            sharpen_gt=d.sharpen_gt,
         )
         self.validate_every = config.val.every if config.val.data else 0
 
@@ -218,6 +222,7 @@ class SRRecipe(Recipe):
             qs = self.sampler.query_side
             pred_img = pred.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
             gt_img = batch.gt.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
+            real_img = gt_img if batch.gt_plain is None else batch.gt_plain.reshape(-1, qs, qs, 3).permute(0, 3, 1, 2)
         if self.perceptual is not None:
             loss = loss + cfg.perceptual_weight * self.perceptual(pred_img, gt_img)
         if self.disc is not None:
@@ -225,11 +230,11 @@ class SRRecipe(Recipe):
 
             self.disc.requires_grad_(False)
             with torch.autocast(lr.device.type, dtype=torch.bfloat16, enabled=bf16):
-                adv = ragan_g_loss(self.disc(gt_img), self.disc(pred_img))
+                adv = ragan_g_loss(self.disc(real_img), self.disc(pred_img))
             loss = loss + cfg.gan_weight * adv.float()
         update(self.optim, self.net, loss)
         if self.disc is not None:
-            self._discriminator_step(gt_img, pred_img.detach(), bf16)
+            self._discriminator_step(real_img, pred_img.detach(), bf16)
         return {"loss": float(loss.detach())}
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, bf16: bool) -> None:

@@ -8,8 +8,9 @@ a degradation neither SR model was shown.
    the same hidden draw into ``set14_lr/``. Nothing downstream is told the hidden parameters.
 2. ``gan``: HLLHGAN (``anyres.degrade.learned.hllhgan``) learns High-to-Low from ``hr_half`` and ``real_lr``
    (unpaired: different images).
-3. ``sr``: two fine-tunes of the shipped ``liif`` at x4 on ``hr_half``, same seed, iterations and schedule:
-   ``liif-hllhgan`` (LR made on the fly by the learned H2L generator) and ``liif-bicubic`` (bicubic LR).
+3. ``sr``: fine-tunes of ``liif`` (as shipped at 6,130 iterations, ``--init``) at x4 on ``hr_half``, same seed,
+   iterations and schedule: ``liif-hllhgan`` (LR made on the fly by the learned H2L generator),
+   ``liif-bicubic`` (bicubic LR) and ``liif-oracle`` (LR made by the hidden draw itself: the upper bound).
 4. ``eval``: PSNR/SSIM (Y, shave 4) and LPIPS (alex) on ``set14_lr`` -> Set14 x4 for bicubic, ``liif``,
    ``liif-bicubic`` and ``liif-hllhgan``; and ``gallery.png``: rows of real LR patches, H2L-generated LR
    patches and bicubic LR patches (16 x 16, shown x4 nearest).
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 
 from anyres.degrade import get_pipeline
+from anyres.degrade.realesrgan import RealESRGANPipeline
 from anyres.io import list_images, read_image, write_bytes_atomic, write_image
 from anyres.ops.color import to_rgb
 
@@ -50,6 +52,20 @@ def hidden_records(hr: torch.Tensor, seed: int) -> list[dict]:
     return get_pipeline("realesrgan").sample(
         1, torch.Generator().manual_seed(seed), scale=SCALE, hr_size=list(hr.shape[-2:])
     )
+
+
+class HiddenDraw(RealESRGANPipeline):
+    """The oracle's LR: every crop degraded by the hidden draw itself (its records for the crop's size)."""
+
+    name = "hllhgan-hidden"
+    seed = 0  # the hidden seed, set by stage_sr
+
+    def sample(self, batch, generator, *, scale, hr_size):
+        if scale != SCALE:
+            raise ValueError(f"the hidden draw is x{SCALE}, not x{scale}")
+        return [
+            {**hidden_records(torch.zeros(1, 3, *hr_size), self.seed)[0], "pipeline": self.name} for _ in range(batch)
+        ]
 
 
 def _crop4(img: torch.Tensor) -> torch.Tensor:
@@ -100,7 +116,7 @@ def stage_gan(root: Path, iters: int, threads: int) -> dict:
     return train_hllhgan(hr, lr, root / "gan", HLLHGANConfig(iterations=iters, threads=threads))
 
 
-def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, threads: int) -> Path:
+def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, threads: int, init: Path) -> Path:
     import yaml
 
     cfg = {
@@ -112,7 +128,7 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, thre
                 "hidden": [256, 256],
             },
         },
-        "init": str(ROOT / "src" / "anyres" / "weights" / "liif"),
+        "init": str(init),
         "data": {
             "train": [str(root / "hr_half")],
             "patch": 48,
@@ -139,15 +155,28 @@ def _sr_config(root: Path, name: str, degradation: dict | None, iters: int, thre
     return path
 
 
-def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
+def stage_sr(root: Path, iters: int, which: list[str], threads: int, init: Path, hidden_seed: int) -> dict:
+    from anyres.registry import DEGRADATIONS
     from anyres.train.config import load_config
     from anyres.train.engine import train
 
+    if not (init / "config.json").is_file():
+        sys.exit(
+            f"error: {init} is missing: the SR runs start from liif as shipped at 6,130 iterations; write it "
+            f"with python scripts/earlier_weights.py liif --iterations 6130 --out {init}"
+        )
+    if HiddenDraw.name not in DEGRADATIONS:
+        DEGRADATIONS.add_class(HiddenDraw, role="synthetic")
+    HiddenDraw.seed = hidden_seed
     out = {}
-    runs = {"liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}}, "liif-bicubic": None}
+    runs = {
+        "liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}},
+        "liif-bicubic": None,
+        "liif-oracle": {"name": HiddenDraw.name},
+    }
     for name in which:
         t0 = time.perf_counter()
-        trainer = train(load_config(_sr_config(root, name, runs[name], iters, threads)))
+        trainer = train(load_config(_sr_config(root, name, runs[name], iters, threads, init)))
         out[name] = {
             "iterations": trainer.iteration,
             "seconds": round(trainer.elapsed, 1),
@@ -156,16 +185,17 @@ def stage_sr(root: Path, iters: int, which: list[str], threads: int) -> dict:
     return out
 
 
-def stage_eval(root: Path) -> dict:
+def stage_eval(root: Path, init: Path) -> dict:
     from anyres.metrics import measure
     from anyres.metrics.lpips import lpips
     from anyres.sr.pretrained import load_upscaler
 
     models = {
         "bicubic": "bicubic",
-        "liif": "liif",
+        "liif": str(init),  # the SR runs' start (the shipped liif has trained on since)
         "liif-bicubic": str(root / "runs" / "liif-bicubic" / "model"),
         "liif-hllhgan": str(root / "runs" / "liif-hllhgan" / "model"),
+        "liif-oracle": str(root / "runs" / "liif-oracle" / "model"),
     }
     rows: dict[str, dict] = {}
     for label, spec in models.items():
@@ -262,7 +292,12 @@ def main() -> None:
     ap.add_argument("--hidden-seed", type=int, default=0)
     ap.add_argument("--gan-iters", type=int, default=1500)
     ap.add_argument("--sr-iters", type=int, default=800)
-    ap.add_argument("--sr-runs", default="liif-hllhgan,liif-bicubic")
+    ap.add_argument(
+        "--sr-runs", default="liif-hllhgan,liif-bicubic", help="any of liif-hllhgan, liif-bicubic, liif-oracle"
+    )
+    ap.add_argument(
+        "--init", type=Path, default=ROOT / "runs" / "liif-6130", help="weights folder the SR runs start from"
+    )
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     root = args.root
@@ -275,15 +310,21 @@ def main() -> None:
         elif stage == "gan":
             result = {"gan": stage_gan(root, args.gan_iters, args.threads)}
         elif stage == "sr":
-            result = {"sr": stage_sr(root, args.sr_iters, args.sr_runs.split(","), args.threads)}
+            result = {
+                "sr": stage_sr(root, args.sr_iters, args.sr_runs.split(","), args.threads, args.init, args.hidden_seed)
+            }
         elif stage == "eval":
-            result = {"eval": stage_eval(root), "gallery": str(stage_gallery(root).relative_to(ROOT))}
+            result = {"eval": stage_eval(root, args.init.resolve())}
+            if (root / "gan" / "h2l").is_dir():
+                result["gallery"] = str(stage_gallery(root).relative_to(ROOT))
         else:
             result = {"patch_statistics": patch_statistics(root)}
         # Re-read before writing: stages may run as separate processes at the same time.
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         if "sr" in result:
             result["sr"] = {**summary.get("sr", {}), **result["sr"]}
+        if "eval" in result:  # rows of runs whose folders are gone (not committed) stay as they were measured
+            result["eval"] = {**summary.get("eval", {}), **result["eval"]}
         summary.update(result)
         summary.setdefault("commands", {})[stage] = " ".join(["python", *sys.argv])
         write_bytes_atomic(summary_path, (json.dumps(summary, indent=1) + "\n").encode())

@@ -21,6 +21,7 @@ from anyres.registry import NETWORKS
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
+    _match,
     attention_map,
     deeplpf_features,
     edge_loss,
@@ -383,3 +384,33 @@ def test_generator_loss_without_a_discriminator_needs_a_zero_adversarial_weight(
         lmar_generator_loss(x_c, hr, encoder_features(enhancer))
     out = lmar_generator_loss(x_c, hr, encoder_features(enhancer), weights=LMARLossWeights(adversarial=0.0))
     assert "adversarial" not in out and torch.isfinite(out["total"])
+
+
+def test_rms_feature_norm_makes_the_feature_terms_independent_of_the_encoders_scale():
+    enhancer = freeze(UNetEnhancer(width=4, levels=3))
+    encoder = encoder_features(enhancer)
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32)
+    x_c = _plain(hr, (20, 20)) + 0.05 * torch.rand(2, 3, 20, 20)
+    weights = LMARLossWeights(adversarial=0.0)
+
+    def scaled(x, c=1e-3):  # the same encoder with its channels shrunk 1000x and one channel 10x more
+        f = encoder(x)[0] * c
+        return [torch.cat([f[:, :1] * 10, f[:, 1:]], dim=1)]
+
+    for name in ("consistency", "edge", "attention"):
+        raw = lmar_generator_loss(x_c, hr, encoder, weights=weights)[name]
+        small = lmar_generator_loss(x_c, hr, scaled, weights=weights)[name]
+        normed = lmar_generator_loss(x_c, hr, encoder, weights=weights, feature_norm="rms")[name]
+        normed_small = lmar_generator_loss(x_c, hr, scaled, weights=weights, feature_norm="rms")[name]
+        torch.testing.assert_close(normed_small, normed, rtol=1e-4, atol=1e-9, msg=name)
+        if name != "attention":  # the raw terms shrink with the features
+            assert small < 0.1 * raw, name
+    # by hand: the consistency term of rms-normalised maps (SmoothL1, beta 1)
+    fx, fc = encoder(hr)[0], encoder(x_c)[0]
+    s = fx.pow(2).mean(dim=(0, 2, 3), keepdim=True).sqrt()
+    expected = torch.nn.functional.smooth_l1_loss(_match(fc / s, fx), fx / s)
+    got = lmar_generator_loss(x_c, hr, encoder, weights=weights, feature_norm="rms")["consistency"]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="feature_norm"):
+        lmar_generator_loss(x_c, hr, encoder, weights=weights, feature_norm="batch")

@@ -254,15 +254,24 @@ def lmar_generator_loss(
     encoder: EncoderFn,
     discriminator: nn.Module | None = None,
     weights: LMARLossWeights | None = None,
+    feature_norm: str = "none",
 ) -> dict[str, torch.Tensor]:
     """The resampler's loss. ``x_c`` ``(B, 3, h, w)`` from the resampler, ``hr`` ``(B, 3, H, W)`` in [0, 1];
     ``encoder`` as :func:`encoder_features` returns (of a frozen enhancer). ``E(hr)`` is computed without
     gradient. Returns ``{"total", "consistency", "attention", "edge"[, "adversarial"]}`` (unweighted terms
-    plus the weighted ``total``); the adversarial term needs ``discriminator``."""
+    plus the weighted ``total``); the adversarial term needs ``discriminator``. ``feature_norm="rms"`` divides
+    both maps, channel by channel, by the RMS of that channel of ``E(hr)`` over the batch, so the feature terms
+    do not depend on the scale of the enhancer's features (``"none"``: the reference's raw features)."""
     weights = weights or LMARLossWeights()
+    if feature_norm not in ("none", "rms"):
+        raise ValueError(f"feature_norm must be 'none' or 'rms', got {feature_norm!r}")
     with torch.no_grad():
         feats_x = [f.detach() for f in encoder(hr)]
     feats_c = encoder(x_c)
+    if feature_norm == "rms":
+        scales = [f.pow(2).mean(dim=(0, 2, 3), keepdim=True).sqrt().clamp_min(1e-12) for f in feats_x]
+        feats_x = [f / s for f, s in zip(feats_x, scales)]
+        feats_c = [f / s for f, s in zip(feats_c, scales)]
     terms = {
         "consistency": resampling_consistency_loss(feats_c, feats_x),
         "attention": feature_attention_loss(feats_c, feats_x),

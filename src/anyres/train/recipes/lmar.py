@@ -136,6 +136,10 @@ class LMARTrainConfig(ConfigModel):
     optim: LMAROptimConfig = Field(default_factory=LMAROptimConfig)
     loss: LMARLossConfig = Field(default_factory=LMARLossConfig)  # 0 adversarial: no discriminator step
     discriminator_channels: PositiveInt = 4  # the reference PatchGAN's width
+    # "rms": the feature terms compare the enhancer's encoder maps in units of each channel's spread on the HR
+    # crop ("none": raw, as the reference). An encoder with tiny or nearly input-blind features (DeepLPF with
+    # its identity init) otherwise leaves only the GAN term to steer the resampler (docs/methods/lmar.md).
+    feature_norm: Literal["none", "rms"] = "none"
     grad_checkpoint: bool = False  # recompute LMAR's row chunks in the backward pass (large crops)
     seed: Count = 0
     threads: PositiveInt | None = None
@@ -310,7 +314,9 @@ class LMARRecipe(Recipe):
         x_c = self.net(hr, (side, side), checkpoint=self.config.grad_checkpoint)
         self.disc.requires_grad_(False)  # the generator's loss must not leave gradients in D
         try:
-            terms = lmar_generator_loss(x_c, hr, self.encoder, self.disc if adversarial else None, self.weights)
+            terms = lmar_generator_loss(
+                x_c, hr, self.encoder, self.disc if adversarial else None, self.weights, self.config.feature_norm
+            )
         finally:
             self.disc.requires_grad_(True)
         update(self.optim_g, self.net, terms["total"])

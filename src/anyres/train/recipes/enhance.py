@@ -130,8 +130,8 @@ class EnhanceRecipe(Recipe):
             )
         if config.init:
             load_init_weights(self.net, config.init)
-        # Channels-last convolutions: 1.43x faster steps for DeepLPF at batch 4 x 256 px on one CPU thread
-        # (measured beside two training jobs); the same arithmetic up to float rounding.
+        # Channels-last convolutions: faster steps on CPU (benchmarks/enhance_train_speed.py, RESULTS
+        # "Enhancement"); the same arithmetic up to float rounding.
         self.net = self.net.to(memory_format=torch.channels_last)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
         self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from anyres.ops.kernels import gaussian_kernel
+
 __all__ = ["filter2d", "pad2d", "unsharp_mask", "BORDERS", "FFT_MIN_TAPS", "FFT_MIN_PIXELS"]
 
 BORDERS = ("reflect", "replicate", "circular", "constant")
@@ -130,10 +132,7 @@ def unsharp_mask(x: torch.Tensor, weight: float = 0.5, size: int = 51, threshold
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be odd and >= 3, got {size}")
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
-    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    taps = torch.exp(-(r**2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    kernel = (taps[:, None] * taps[None, :]).unsqueeze(0)
+    kernel = gaussian_kernel(size, torch.tensor([sigma], dtype=torch.float64))
     residual = x - filter2d(x, kernel)
     mask = filter2d((residual.abs() > threshold).to(x.dtype), kernel)
     sharp = (x + weight * residual).clamp(0.0, 1.0)

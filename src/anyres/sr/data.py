@@ -158,8 +158,9 @@ class RandomScaleSampler:
         else:
             pick = torch.randperm(n, generator=g)[: self.queries]
         coord = make_coord(side, side)[pick]
-        plain = hr.reshape(3, n)[:, pick].t().contiguous()
+        plain = None
         if self.sharpen_gt:
+            plain = hr.reshape(3, n)[:, pick].t().contiguous()
             hr = unsharp_mask(hr.unsqueeze(0))[0]
         gt = hr.reshape(3, n)[:, pick].t()
         # Flips and transposes commute with the symmetric MATLAB resize, so augmenting HR first is exact.

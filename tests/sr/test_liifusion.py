@@ -136,6 +136,20 @@ def test_stage1_started_from_liif_with_identity_injector_equals_liif(tmp_path):
         load_init_weights(LIIFusion(tiny()), str(tmp_path / "s1"), ("prior_encoder.", "injector."))
 
 
+def test_start_scale_shrinks_the_injector_output_conv_and_is_validated():
+    torch.manual_seed(3)
+    full = LIIFusion(tiny(start_identity=False))
+    torch.manual_seed(3)
+    small = LIIFusion(tiny(start_identity=False, start_scale=0.1))
+    torch.testing.assert_close(small.injector.conv.weight, 0.1 * full.injector.conv.weight)
+    torch.testing.assert_close(small.injector.conv.bias, 0.1 * full.injector.conv.bias)
+    # everything else is drawn identically
+    torch.testing.assert_close(small.injector.layers[0].state_dict(), full.injector.layers[0].state_dict())
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="start_scale"):
+            LIIFusion(tiny(start_scale=bad))
+
+
 def test_new_modules_learn_at_their_own_rate(tmp_path):
     from anyres.sr.liif import LIIF
     from anyres.train.engine import build

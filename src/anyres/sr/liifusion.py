@@ -53,6 +53,9 @@ class LIIFusionConfig(LIIFConfig):
     inject: str = "queries"
     prior_norm: str = "none"
     start_identity: bool = False
+    # With start_identity false: the injector's output conv at PyTorch's default init times this factor. A small
+    # factor (0.1) starts the network near LIIF while the prior path still gets gradients well above Adam's eps.
+    start_scale: float = 1.0
     # "image": one prior vector per image (the paper's); "window": one per injector window of the LR latent
     # map, pooled from the prior encoder's map over the HR region that window covers.
     prior_layout: str = "image"
@@ -85,6 +88,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
             raise ValueError("need timesteps >= 1 and 0 < beta_start <= beta_end < 1")
+        if not 0 < self.start_scale <= 1:
+            raise ValueError(f"LIIFusion start_scale must be in (0, 1], got {self.start_scale}")
         if not self.hr_prior_encoder and self.stage == 1:
             raise ValueError("LIIFusion stage 1 needs its prior encoder (hr_prior_encoder: true)")
 
@@ -177,6 +182,7 @@ class PriorInjector(nn.Module):
         mlp_ratio: float = 2.0,
         inject: str = "queries",
         start_identity: bool = False,
+        start_scale: float = 1.0,
     ):
         super().__init__()
         self.window = window
@@ -190,6 +196,10 @@ class PriorInjector(nn.Module):
         if start_identity:
             nn.init.zeros_(self.conv.weight)
             nn.init.zeros_(self.conv.bias)
+        elif start_scale != 1.0:
+            with torch.no_grad():
+                self.conv.weight.mul_(start_scale)
+                self.conv.bias.mul_(start_scale)
 
     def forward(self, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """``prior``: ``(B, P)``, or ``(B, gh, gw, P)`` per window; a map of another grid (another image's
@@ -281,7 +291,15 @@ class LIIFusion(LIIF):
             else None
         )
         self.injector = PriorInjector(
-            c, cfg.prior_dim, cfg.inject_depth, cfg.window, cfg.heads, cfg.mlp_ratio, cfg.inject, cfg.start_identity
+            c,
+            cfg.prior_dim,
+            cfg.inject_depth,
+            cfg.window,
+            cfg.heads,
+            cfg.mlp_ratio,
+            cfg.inject,
+            cfg.start_identity,
+            cfg.start_scale,
         )
         self.init_new_modules: tuple[str, ...] = ("prior_encoder.", "injector.")  # stage 1 from a LIIF file
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)

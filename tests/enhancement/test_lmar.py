@@ -414,3 +414,27 @@ def test_rms_feature_norm_makes_the_feature_terms_independent_of_the_encoders_sc
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-9)
     with pytest.raises(ValueError, match="feature_norm"):
         lmar_generator_loss(x_c, hr, encoder, weights=weights, feature_norm="batch")
+
+
+def test_colour_term_penalises_a_colour_cast_not_detail():
+    enhancer = freeze(UNetEnhancer(width=2, levels=3))
+    encoder = encoder_features(enhancer)
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 16, 16)
+    pooled = torch.nn.functional.avg_pool2d(hr, 2)  # keeps each image's mean colour exactly
+    off = LMARLossWeights(adversarial=0.0)
+    on = LMARLossWeights(adversarial=0.0, colour=10.0)
+    assert "colour" not in lmar_generator_loss(pooled, hr, encoder, weights=off)  # the reference's objective
+    assert float(lmar_generator_loss(pooled, hr, encoder, weights=on)["colour"]) < 1e-6
+    # zero-mean detail keeps the mean colour: no colour loss
+    detail = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(4, 4) * 0.05
+    assert float(lmar_generator_loss(pooled + detail, hr, encoder, weights=on)["colour"]) < 1e-6
+    # a blue cast of -0.03: one channel in three off by 0.03
+    cast = pooled.clone()
+    cast[:, 2] -= 0.03
+    out = lmar_generator_loss(cast, hr, encoder, weights=on)
+    torch.testing.assert_close(out["colour"], torch.tensor(0.01), atol=1e-6, rtol=0)
+    without = lmar_generator_loss(cast, hr, encoder, weights=off)["total"]
+    torch.testing.assert_close(out["total"], without + 10.0 * out["colour"])
+    with pytest.raises(ValueError, match="colour"):
+        LMARLossWeights(colour=-1.0)

@@ -240,12 +240,21 @@ class LMARLossWeights:
     consistency: float = 1.0
     attention: float = 5000.0
     edge: float = 1.0
+    # Not in the reference: the L1 between each image's mean colour in x_c and in the HR crop. 0 (the
+    # reference's objective) skips it; docs/methods/lmar.md says when it is needed.
+    colour: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("adversarial", "consistency", "attention", "edge"):
+        for name in ("adversarial", "consistency", "attention", "edge", "colour"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"LMAR loss weight {name} must be a finite number >= 0, got {value!r}")
+
+
+def mean_colour_loss(x_c: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean over images and channels of ``|mean(x_c) - mean(hr)|``, each mean over one image's pixels: a
+    resize keeps an image's mean colour, so this penalises only a colour cast, not the detail LMAR shapes."""
+    return (x_c.mean(dim=(2, 3)) - hr.mean(dim=(2, 3))).abs().mean()
 
 
 def lmar_generator_loss(
@@ -258,7 +267,7 @@ def lmar_generator_loss(
 ) -> dict[str, torch.Tensor]:
     """The resampler's loss. ``x_c`` ``(B, 3, h, w)`` from the resampler, ``hr`` ``(B, 3, H, W)`` in [0, 1];
     ``encoder`` as :func:`encoder_features` returns (of a frozen enhancer). ``E(hr)`` is computed without
-    gradient. Returns ``{"total", "consistency", "attention", "edge"[, "adversarial"]}`` (unweighted terms
+    gradient. Returns ``{"total", "consistency", "attention", "edge"[, "colour"][, "adversarial"]}`` (unweighted terms
     plus the weighted ``total``); the adversarial term needs ``discriminator``. ``feature_norm="rms"`` divides
     both maps, channel by channel, by the RMS of that channel of ``E(hr)`` over the batch, so the feature terms
     do not depend on the scale of the enhancer's features (``"none"``: the reference's raw features)."""
@@ -277,6 +286,8 @@ def lmar_generator_loss(
         "attention": feature_attention_loss(feats_c, feats_x),
         "edge": edge_loss(feats_c, feats_x, hr),
     }
+    if weights.colour:
+        terms["colour"] = mean_colour_loss(x_c, hr)
     if discriminator is not None:
         terms["adversarial"] = lsgan_g_loss(discriminator(x_c))
     elif weights.adversarial:

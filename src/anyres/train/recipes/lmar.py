@@ -123,6 +123,7 @@ class LMARLossConfig(ConfigModel):
     consistency: Weight = 1.0
     attention: Weight = 5000.0
     edge: Weight = 1.0
+    colour: Weight = 0.0  # not the reference's: keeps each crop's mean colour (docs/methods/lmar.md)
 
 
 class LMARTrainConfig(ConfigModel):
@@ -330,7 +331,7 @@ class LMARRecipe(Recipe):
         return out
 
     def describe(self, mean: dict[str, float]) -> str:
-        parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "adversarial") if k in mean)
+        parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "colour", "adversarial") if k in mean)
         disc = f" D {mean['disc']:.4f}" if "disc" in mean else ""
         return f"G {mean['total']:.4f} ({parts}){disc}"
 
@@ -415,7 +416,9 @@ def _card(r: LMARRecipe, recipe: dict[str, Any], last: dict[str, Any] | None) ->
         f"- target side d uniform over multiples of {d.size_step} in [{r.sides[0]}, {r.sides[-1]}] "
         f"(scale {d.crop}/d in ({d.scale_min:g}, {d.scale_max:g}]), one d per batch",
         f"- generator loss {w.adversarial:g} L_adv + {w.consistency:g} L_rc + {w.attention:g} L_fa + "
-        f"{w.edge:g} L_edge on the enhancer's encoder features (`anyres.train.lmar_losses.encoder_features`); "
+        f"{w.edge:g} L_edge"
+        + (f" + {w.colour:g} L_colour (mean colour of each crop)" if w.colour else "")
+        + " on the enhancer's encoder features (`anyres.train.lmar_losses.encoder_features`); "
         f"PatchGAN discriminator "
         f"({cfg.discriminator_channels} channels), one step per iteration, plain resize as real",
         f"- {recipe['iterations']} of {cfg.iterations} iterations, batch {cfg.batch_size}; Adam (both) lr "

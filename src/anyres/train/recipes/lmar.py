@@ -331,7 +331,9 @@ class LMARRecipe(Recipe):
         return out
 
     def describe(self, mean: dict[str, float]) -> str:
-        parts = " ".join(f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "colour", "adversarial") if k in mean)
+        parts = " ".join(
+            f"{k} {mean[k]:.4g}" for k in ("consistency", "attention", "edge", "colour", "adversarial") if k in mean
+        )
         disc = f" D {mean['disc']:.4f}" if "disc" in mean else ""
         return f"G {mean['total']:.4f} ({parts}){disc}"
 

@@ -418,10 +418,9 @@ def _card(r: LMARRecipe, recipe: dict[str, Any], last: dict[str, Any] | None) ->
         f"- target side d uniform over multiples of {d.size_step} in [{r.sides[0]}, {r.sides[-1]}] "
         f"(scale {d.crop}/d in ({d.scale_min:g}, {d.scale_max:g}]), one d per batch",
         f"- generator loss {w.adversarial:g} L_adv + {w.consistency:g} L_rc + {w.attention:g} L_fa + "
-        f"{w.edge:g} L_edge"
-        + (f" + {w.colour:g} L_colour (mean colour of each crop)" if w.colour else "")
-        + " on the enhancer's encoder features (`anyres.train.lmar_losses.encoder_features`); "
-        f"PatchGAN discriminator "
+        f"{w.edge:g} L_edge on the enhancer's encoder features (`anyres.train.lmar_losses.encoder_features`)"
+        + (f" + {w.colour:g} L_colour (each crop's mean colour against the HR crop's)" if w.colour else "")
+        + "; PatchGAN discriminator "
         f"({cfg.discriminator_channels} channels), one step per iteration, plain resize as real",
         f"- {recipe['iterations']} of {cfg.iterations} iterations, batch {cfg.batch_size}; Adam (both) lr "
         f"{cfg.optim.lr:g}, betas {tuple(cfg.optim.betas)}, x{cfg.optim.gamma:g} every {cfg.optim.step_every} "

@@ -41,6 +41,7 @@ __all__ = [
     "adam_state_tensors",
     "load_adam_state",
     "make_grads_contiguous",
+    "ema_update",
     "format_eta",
     "stderr_log",
 ]
@@ -70,6 +71,17 @@ def update(optim: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor) 
     loss.backward()
     make_grads_contiguous(module.parameters())
     optim.step()
+
+
+@torch.no_grad()
+def ema_update(average: nn.Module, module: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * module`` for every floating parameter and buffer (other
+    buffers are copied): one step of an exponential moving average of weights."""
+    for a, m in zip(average.state_dict().values(), module.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            a.lerp_(m.detach(), 1.0 - decay)
+        else:
+            a.copy_(m)
 
 
 def milestone_lr(lr: float, iteration: int, milestones: Iterable[int], gamma: float, warmup: int = 0) -> float:
@@ -201,6 +213,11 @@ class Recipe:
     def check_resume(self, meta: dict[str, Any], path: Path) -> None:
         """Raise :class:`ConfigError` when the checkpoint ``meta`` cannot be resumed by this recipe."""
 
+    def fill_missing(self, prefix: str) -> bool:
+        """A checkpoint has no tensors for the module ``prefix`` (e.g. an EMA switched on when resuming a run
+        that had none): start it some other way and return True, or return False to refuse the checkpoint."""
+        return False
+
     def save_outputs(self, engine: Engine) -> None:
         """Write the weights folder(s) beside the checkpoint."""
         raise NotImplementedError
@@ -279,7 +296,12 @@ class Engine:
         self.recipe.check_resume(meta, path)
         for prefix, module in self.recipe.modules.items():
             n = len(prefix) + 1
-            module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+            part = {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            if not part:
+                if self.recipe.fill_missing(prefix):
+                    continue
+                raise ConfigError(f"{path} has no weights for '{prefix}': it was made by a different config")
+            module.load_state_dict(part)
         for prefix, (optim, module) in self.recipe.optimizers.items():
             load_adam_state(optim, module.parameters(), tensors, prefix)
         self.iteration = int(meta["iteration"])

@@ -236,3 +236,64 @@ def test_init_loads_weights_and_refuses_mismatched_ones(tmp_path):
     other.model = {"name": "liif", "args": {**tiny_liif_config(), "hidden": [8]}}
     with pytest.raises(ConfigError, match="does not match"):
         build(other, images=_images(), log=lambda m: None)
+
+
+def test_ema_update_is_the_moving_average():
+    from anyres.train.engine import ema_update
+
+    avg, net = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = {k: v.clone() for k, v in avg.state_dict().items()}
+    ema_update(avg, net, 0.9)
+    for k, v in avg.state_dict().items():
+        assert torch.allclose(v, 0.9 * before[k] + 0.1 * net.state_dict()[k], atol=1e-7)
+
+
+def test_ema_tracks_the_weights_resumes_exactly_and_exports_both(tmp_path):
+    from anyres.hub import load_network
+
+    images = _images()
+    # The average the recipe keeps equals one recomputed from the weights after every step.
+    t = build(_config(tmp_path / "a", ema=0.5), images=images, log=lambda m: None)
+    ref = {k: v.clone() for k, v in t.recipe.net.state_dict().items()}
+    for _ in range(6):
+        t.step()
+        for k, v in t.recipe.net.state_dict().items():
+            ref[k] = 0.5 * ref[k] + 0.5 * v
+    avg = t.recipe.ema_net.state_dict()
+    assert all(torch.allclose(avg[k], ref[k], atol=1e-6) for k in ref)
+    assert any(not torch.allclose(avg[k], v) for k, v in t.recipe.net.state_dict().items())
+    # Straight through vs stopped at 4 and resumed: the same average.
+    full = build(_config(tmp_path / "b", ema=0.5), images=images, log=lambda m: None)
+    full.run()
+    part = build(_config(tmp_path / "c", ema=0.5), images=images, log=lambda m: None)
+    part.run(stop_after=4)
+    part.save_checkpoint()
+    resumed = build(_config(tmp_path / "c", ema=0.5), images=images, log=lambda m: None)
+    resumed.load_checkpoint(tmp_path / "c" / "run" / CHECKPOINT)
+    resumed.run()
+    a, b = full.recipe.ema_net.state_dict(), resumed.recipe.ema_net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # model/ holds the average, model-raw/ the trained weights.
+    run = tmp_path / "c" / "run"
+    shipped, cfg = load_network(run / "model")
+    raw, _ = load_network(run / "model-raw")
+    assert cfg["ema"] == 0.5
+    assert all(torch.equal(v, b[k]) for k, v in shipped.state_dict().items())
+    net = resumed.recipe.net.state_dict()
+    assert all(torch.equal(v, net[k]) for k, v in raw.state_dict().items())
+
+
+def test_ema_switched_on_when_resuming_starts_from_the_resumed_weights(tmp_path):
+    images = _images()
+    plain = build(_config(tmp_path), images=images, log=lambda m: None)
+    plain.run(stop_after=3)
+    plain.save_checkpoint()
+    resumed = build(_config(tmp_path, ema=0.9), images=images, log=lambda m: None)
+    resumed.load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    net, avg = resumed.recipe.net.state_dict(), resumed.recipe.ema_net.state_dict()
+    assert all(torch.equal(avg[k], v) for k, v in net.items())
+    # Without an average to fill, a checkpoint that lacks a module is refused.
+    patches = DataConfig(patch=8, scale_min=1.0, scale_max=3.0, queries=16, query_layout="patch")
+    gan = build(_config(tmp_path, data=patches, gan_weight=0.1), images=images)
+    with pytest.raises(ConfigError, match="no weights for 'disc'"):
+        gan.load_checkpoint(tmp_path / "run" / CHECKPOINT)

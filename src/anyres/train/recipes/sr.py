@@ -9,6 +9,7 @@ LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its ow
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ from anyres.registry import NETWORKS
 from anyres.sr.data import RandomScaleSampler, load_hr_folders
 from anyres.sr.render import LIIFUpscaler
 from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, register_task
-from anyres.train.engine import Recipe, distributed, load_init_weights, milestone_lr, update
+from anyres.train.engine import Recipe, distributed, ema_update, load_init_weights, milestone_lr, update
 
 __all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "PerceptualConfig", "SRRecipe"]
 
@@ -110,6 +111,9 @@ class TrainConfig(ConfigModel):
     perceptual: PerceptualConfig = Field(default_factory=PerceptualConfig)
     gan_weight: float = 0.0  # relativistic GAN loss with a U-Net discriminator (needs patch queries)
     discriminator: dict[str, Any] = Field(default_factory=lambda: {"channels": 64})
+    # decay of an exponential moving average of the network's weights (0: none; Real-ESRGAN: 0.999). With it,
+    # validation and the weights folder `model/` use the average and `model-raw/` holds the trained weights.
+    ema: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     @model_validator(mode="after")
     def _image_losses_need_patches(self) -> TrainConfig:
@@ -145,6 +149,10 @@ class SRRecipe(Recipe):
             self.model = torch.nn.parallel.DistributedDataParallel(self.net)
         self.optim = torch.optim.Adam(self._param_groups(), lr=config.optim.lr)
         self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}
+        self.ema_net = None
+        if config.ema:
+            self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
+            self.modules["ema"] = self.ema_net
         self.disc, self.perceptual = None, None
         if config.gan_weight:
             from anyres.train.losses import UNetDiscriminator
@@ -233,6 +241,8 @@ class SRRecipe(Recipe):
                 adv = ragan_g_loss(self.disc(real_img), self.disc(pred_img))
             loss = loss + cfg.gan_weight * adv.float()
         update(self.optim, self.net, loss)
+        if self.ema_net is not None:
+            ema_update(self.ema_net, self.net, cfg.ema)
         if self.disc is not None:
             self._discriminator_step(real_img, pred_img.detach(), bf16)
         return {"loss": float(loss.detach())}
@@ -245,21 +255,36 @@ class SRRecipe(Recipe):
             d_loss = ragan_d_loss(self.disc(real), self.disc(fake))
         update(self.optimizers["optim_disc"][0], self.disc, d_loss.float())
 
+    def fill_missing(self, prefix: str) -> bool:
+        if prefix != "ema" or self.ema_net is None:
+            return False
+        # An average switched on when resuming a run that had none starts from the weights resumed.
+        self.ema_net.load_state_dict(self.net.state_dict())
+        return True
+
+    @property
+    def shipped_net(self) -> torch.nn.Module:
+        """What validation scores and ``model/`` holds: the weight average when there is one."""
+        return self.net if self.ema_net is None else self.ema_net
+
     def validate(self, iteration: int) -> dict[str, Any] | None:
         v = self.config.val
         if not v.data:
             return None
-        self.net.eval()
+        net = self.shipped_net
+        net.eval()
         try:
-            report = evaluate(
-                LIIFUpscaler(self.net, name=self.config.name, mode="fast"), v.data, v.scales, progress=False
-            )
+            report = evaluate(LIIFUpscaler(net, name=self.config.name, mode="fast"), v.data, v.scales, progress=False)
         finally:
-            self.net.train()
+            net.train()
         return {"iteration": iteration, "psnr": {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}}
 
     def save_outputs(self, engine: Any) -> None:
-        save_network(self.net, self.out_dir / "model", extra={"name": self.config.name, "iterations": engine.iteration})
+        extra = {"name": self.config.name, "iterations": engine.iteration}
+        if self.ema_net is not None:
+            save_network(self.net, self.out_dir / "model-raw", extra=extra)
+            extra["ema"] = self.config.ema
+        save_network(self.shipped_net, self.out_dir / "model", extra=extra)
 
 
 register_task(None, TrainConfig, SRRecipe)

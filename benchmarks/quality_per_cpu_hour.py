@@ -32,13 +32,21 @@ SCALES = ("x2", "x3", "x4")
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
 
-def from_checkpoint(path: Path) -> dict:
+def from_checkpoint(path: Path) -> list[dict]:
+    """The run's validations of its trained weights and, where it keeps an average of its weights
+    (``ema``: a validation entry has ``psnr_raw``), a second series for the average."""
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["anyres"])
     rate = meta["elapsed"] / 3600 / max(meta["iteration"], 1)
-    points = [(h["iteration"], h["psnr"]) for h in meta["history"] if isinstance(h.get("psnr"), dict)]
+    history = [h for h in meta["history"] if isinstance(h.get("psnr"), dict)]
     name = str(meta.get("config", {}).get("name") or path.stem)
-    return {"name": name, "hours_per_iteration": rate, "iterations": meta["iteration"], "points": points}
+    raw = [(h["iteration"], h.get("psnr_raw", h["psnr"])) for h in history]
+    runs = [{"name": name, "hours_per_iteration": rate, "iterations": meta["iteration"], "points": raw}]
+    average = [(h["iteration"], h["psnr"]) for h in history if "psnr_raw" in h]
+    if average:
+        ema = meta.get("config", {}).get("ema")
+        runs.append({**runs[0], "name": f"{name}, average of weights (ema {ema})", "points": average})
+    return runs
 
 
 def from_validation_file(path: Path, skip: set[str]) -> list[dict]:
@@ -143,7 +151,7 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=HERE / "results" / "quality_per_cpu_hour.png")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "quality_per_cpu_hour.json")
     args = parser.parse_args()
-    runs = [from_checkpoint(p) for p in args.checkpoint]
+    runs = [run for p in args.checkpoint for run in from_checkpoint(p)]
     for branch in filter(None, map(from_weights_folder, args.branch)):
         # An iteration costs the same on a branch: put it on its parent run's clock, so the branch starts
         # where the parent was when it forked.

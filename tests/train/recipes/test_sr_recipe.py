@@ -297,3 +297,25 @@ def test_ema_switched_on_when_resuming_starts_from_the_resumed_weights(tmp_path)
     gan = build(_config(tmp_path, data=patches, gan_weight=0.1), images=images)
     with pytest.raises(ConfigError, match="no weights for 'disc'"):
         gan.load_checkpoint(tmp_path / "run" / CHECKPOINT)
+
+
+def test_validation_scores_the_average_and_the_trained_weights(tmp_path):
+    from anyres.evaluation import evaluate
+    from anyres.io.writing import write_image
+    from anyres.sr.render import LIIFUpscaler
+    from anyres.train.recipes.sr import ValConfig
+
+    val = tmp_path / "val"
+    val.mkdir()
+    for i, img in enumerate(_images(2, 48)):
+        write_image(val / f"{i}.png", img.float() / 255)
+    t = build(_config(tmp_path, ema=0.5, val=ValConfig(data=str(val), scales=[2], every=3)), images=_images())
+    t.run(stop_after=3)
+    entry = t.history[-1]
+    assert entry["iteration"] == 3 and set(entry) == {"iteration", "psnr", "psnr_raw"}
+
+    def psnr(net):
+        return round(evaluate(LIIFUpscaler(net, mode="fast"), str(val), [2], progress=False)["results"][0]["psnr"], 3)
+
+    assert entry["psnr"] == {"x2": psnr(t.recipe.ema_net)} and entry["psnr_raw"] == {"x2": psnr(t.recipe.net)}
+    assert entry["psnr"] != entry["psnr_raw"]

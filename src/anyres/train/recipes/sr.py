@@ -268,16 +268,23 @@ class SRRecipe(Recipe):
         return self.net if self.ema_net is None else self.ema_net
 
     def validate(self, iteration: int) -> dict[str, Any] | None:
+        """Validation PSNR of what ``model/`` holds; with an average, ``psnr_raw`` is that of the trained weights."""
         v = self.config.val
         if not v.data:
             return None
-        net = self.shipped_net
+        entry: dict[str, Any] = {"iteration": iteration, "psnr": self._validation_psnr(self.shipped_net)}
+        if self.ema_net is not None:
+            entry["psnr_raw"] = self._validation_psnr(self.net)
+        return entry
+
+    def _validation_psnr(self, net: torch.nn.Module) -> dict[str, float]:
+        v = self.config.val
         net.eval()
         try:
             report = evaluate(LIIFUpscaler(net, name=self.config.name, mode="fast"), v.data, v.scales, progress=False)
         finally:
             net.train()
-        return {"iteration": iteration, "psnr": {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}}
+        return {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}
 
     def save_outputs(self, engine: Any) -> None:
         extra = {"name": self.config.name, "iterations": engine.iteration}

@@ -507,3 +507,14 @@ def test_unsharp_mask_equals_a_direct_reference_and_keeps_flat_regions():
     assert torch.equal(filtering.unsharp_mask(flat), flat)
     with pytest.raises(ValueError, match="odd"):
         filtering.unsharp_mask(x, size=50)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_unsharp_mask_stays_in_the_unit_range(dtype):
+    # A near-black / white checkerboard: the blurred mask sums to 1 + rounding and, unclamped, the blend of a
+    # dark pixel sharpened to 0 came out at -1e-9 (float32) or -3e-18 (float64), which the degradation
+    # pipelines reject as out of range.
+    x = torch.ones(1, 3, 60, 60, dtype=dtype)
+    x[..., ::2, ::2] = x[..., 1::2, 1::2] = 1 / 255
+    y = filtering.unsharp_mask(x)
+    assert y.min() == 0 and y.max() == 1

@@ -136,4 +136,6 @@ def unsharp_mask(x: torch.Tensor, weight: float = 0.5, size: int = 51, threshold
     residual = x - filter2d(x, kernel)
     mask = filter2d((residual.abs() > threshold).to(x.dtype), kernel)
     sharp = (x + weight * residual).clamp(0.0, 1.0)
-    return mask * sharp + (1 - mask) * x
+    # A blend of two images in [0, 1] is in [0, 1]; the clamp only removes float rounding (-7e-16 was seen,
+    # which the degradation pipelines reject).
+    return (mask * sharp + (1 - mask) * x).clamp(0.0, 1.0)

@@ -1,7 +1,7 @@
 """Blind SR: the bicubic-trained default `liif` vs the blind `liif-real` on degraded and on bicubic LR.
 
 Usage:
-  python benchmarks/blind_quality.py [--models liif,liif-real] [--sets Set14] [--scales 2,4]
+  python benchmarks/blind_quality.py [--models liif,liif-real,LABEL=runs/NAME/model] [--sets Set14] [--scales 2,4]
                                      [--degradations realesrgan,bsrgan] [--seed 0] [--card liif-real]
 
 Each model is evaluated with ``anyres.evaluate`` (benchmark protocol: Y, shave ceil(s)) on plain bicubic LR
@@ -25,7 +25,11 @@ RESULTS = HERE / "results"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="bicubic,liif,liif-real")
+    ap.add_argument(
+        "--models",
+        default="bicubic,liif,liif-real",
+        help="names, or LABEL=FOLDER for a weights folder (a run's model/)",
+    )
     ap.add_argument("--data", default="../shared/data/benchmark", type=Path)
     ap.add_argument("--sets", default="Set14")
     ap.add_argument("--scales", default="2,4")
@@ -35,7 +39,8 @@ def main() -> None:
     ap.add_argument("--card", default=None, help="shipped model whose card gets the table")
     args = ap.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
-    models = args.models.split(",")
+    specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.models.split(","))
+    models = list(specs)
     lrs = [None] + [d for d in args.degradations.split(",") if d]
     extra = {"metrics": args.metrics.split(",")} if args.metrics else {}
     rows = []
@@ -44,7 +49,7 @@ def main() -> None:
             for model in models:
                 tag = f"blind_{model}_{name}_{lr_kind or 'bicubic'}"
                 report = evaluate(
-                    model,
+                    specs[model],
                     args.data / name,
                     scales,
                     degradation=lr_kind,

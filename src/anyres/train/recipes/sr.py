@@ -2,8 +2,8 @@
 
 Each iteration draws ``batch_size / world`` random-scale crops with sampled query pixels from a generator
 seeded by ``(seed, rank, iteration)`` (:class:`~anyres.sr.data.RandomScaleSampler`): ``lr`` ``(B, 3, p, p)``
-in [0, 1], ``coord`` ``(B, Q, 2)`` in [-1, 1], ``gt`` ``(B, Q, 3)`` in [-1, 1]. The loss is the pixel loss in
-the network's [-1, 1] space, ``2 |pred - gt|`` (L1) or ``4 (pred - gt)^2`` (MSE), plus, when set, the
+in [0, 1], ``coord`` ``(B, Q, 2)`` in [-1, 1], ``gt`` ``(B, Q, 3)`` in [0, 1]. The pixel loss is scaled to the
+paper's [-1, 1] space, ``2 |pred - gt|`` (L1) or ``4 (pred - gt)^2`` (MSE), plus, when set, the
 LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its own discriminator step.
 """
 

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from anyres.evaluation import evaluate
+from anyres.hub import with_card_header
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -92,6 +93,19 @@ def _table(rows: list[dict], model: str) -> str:
     return "\n".join(lines)
 
 
+def _commands(model: str, t: dict) -> str:
+    """How the shipped weights were made, read from the recipe config.json records."""
+    if t.get("optimizer", {}).get("cooldown"):
+        return f"""`anyres train configs/liif-edsr-baseline.yaml` (constant rate), then a cooled-down branch of the
+  run's resume state (docs/training.md, "Cooling down a long run": `--set out_dir=runs/liif-cooldown --set
+  optim.cooldown=[START,END] --set iterations=END`), then `python scripts/ship_model.py runs/liif-cooldown {model}`."""
+    if t.get("ema"):
+        return f"""`anyres train configs/liif-edsr-baseline.yaml` (constant rate; an average of the weights,
+  `ema: {t["ema"]}`, from iteration 10,007 on: docs/training.md, "An average of the weights"), then
+  `python scripts/ship_model.py runs/liif-edsr-baseline {model}`, which ships the average (`model/`)."""
+    return f"`anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`."
+
+
 def _write_card(model: str, table: str, exact: bool) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
@@ -115,9 +129,7 @@ is the paper's "-d" ablation (-0.02 dB on DIV2K in Table 3), chosen because it t
   and bf16 decoder matmuls; float32 weights).
 - Iterations: {t.get("iterations")} ({t.get("wall_time_hours")} h of training steps on a 2-core CPU, no GPU). The paper trains
   1,000,000 iterations on DIV2K: this model is far less trained; see the gap below.
-- Commands: `anyres train configs/liif-edsr-baseline.yaml` (constant rate), then a cooled-down branch of the
-  run's resume state (docs/training.md, "Cooling down a long run": `--set out_dir=runs/liif-cooldown --set
-  optim.cooldown=[START,END] --set iterations=END`), then `python scripts/ship_model.py runs/liif-cooldown {model}`.
+- Commands: {_commands(model, t)}
 
 ## Measured (benchmark protocol: Y channel, shave = ceil(scale), 8-bit images)
 Command: `python benchmarks/liif_quality.py --model {model}{" --exact" if exact else ""} --card`
@@ -134,6 +146,10 @@ project's LIIF issue); ours is trained on 391 images for a fraction of the itera
 - Weights: `model.safetensors` (safetensors, no pickle), float16 but the decoder (float32), upcast on load (PSNR:
   benchmarks/RESULTS.md, "Float16 weights"); `config.json` rebuilds the network.
 """
+    old = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
+    if old.startswith("---\n") and "\n---\n" in old[4:]:
+        # Keep the metadata header (python scripts/card_metadata.py rewrites it from the float16 record).
+        card = with_card_header(card, old[: old.index("\n---\n", 4) + 5])
     (folder / "README.md").write_text(card)
 
 

@@ -18,13 +18,20 @@ __all__ = ["convert_command"]
     "-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Weights folder to write."
 )
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing, non-empty folder.")
-def convert_command(checkpoint: Path, output: Path, overwrite: bool) -> None:
-    """Convert CHECKPOINT (a yinboc/liif .pth or a DIINN Lightning .ckpt; see docs/foreign-checkpoints.md)
-    into a weights folder that --model accepts."""
+@click.option(
+    "--weights",
+    type=click.Choice(["average", "trained"]),
+    default=None,
+    help="For an anyres training state: the average of the weights (default, where the run kept one) or the "
+    "trained weights.",
+)
+def convert_command(checkpoint: Path, output: Path, overwrite: bool, weights: str | None) -> None:
+    """Convert CHECKPOINT (a yinboc/liif .pth, a DIINN Lightning .ckpt, an ESRGAN RRDBNet .pth or an anyres
+    training state .safetensors; see docs/foreign-checkpoints.md) into a weights folder that --model accepts."""
     from anyres.sr.checkpoints import convert_checkpoint
 
     suffixes = sorted({entry.role for entry in CHECKPOINTS.values()})
     if checkpoint.suffix.lower() not in suffixes:
         raise AnyresError(f"{checkpoint}: unsupported checkpoint file; known suffixes: {', '.join(suffixes)}")
-    folder = convert_checkpoint(checkpoint, output, overwrite=overwrite)
+    folder = convert_checkpoint(checkpoint, output, overwrite=overwrite, weights=weights)
     click.echo(f"{checkpoint} -> {folder}")

@@ -229,7 +229,7 @@ METRICS = Registry("metric", populate=("anyres.evaluation",), ordered=True)
 RESAMPLERS = Registry("resampler", populate=("anyres.enhancement",), ordered=True)
 # Foreign checkpoint formats (a file that is not a weights folder), one entry per file suffix (its ``role``):
 # the builder takes the file's path and returns a weights folder it wrote (see :func:`_convert`).
-CHECKPOINTS = Registry("checkpoint format", populate=("anyres.sr.checkpoints",))
+CHECKPOINTS = Registry("checkpoint format", populate=("anyres.sr.checkpoints", "anyres.train.states"))
 
 
 def _task(kind: ModelRegistry | None) -> str:

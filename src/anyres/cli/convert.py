@@ -29,9 +29,15 @@ def convert_command(checkpoint: Path, output: Path, overwrite: bool, weights: st
     """Convert CHECKPOINT (a yinboc/liif .pth, a DIINN Lightning .ckpt, an ESRGAN RRDBNet .pth or an anyres
     training state .safetensors; see docs/foreign-checkpoints.md) into a weights folder that --model accepts."""
     from anyres.sr.checkpoints import convert_checkpoint
+    from anyres.train.states import state_to_folder
 
     suffixes = sorted({entry.role for entry in CHECKPOINTS.values()})
     if checkpoint.suffix.lower() not in suffixes:
         raise AnyresError(f"{checkpoint}: unsupported checkpoint file; known suffixes: {', '.join(suffixes)}")
-    folder = convert_checkpoint(checkpoint, output, overwrite=overwrite, weights=weights)
+    if checkpoint.suffix.lower() == ".safetensors":
+        folder = state_to_folder(checkpoint, output, weights=weights or "average", overwrite=overwrite)
+    elif weights is not None:
+        raise AnyresError(f"{checkpoint}: --weights applies to anyres training states (.safetensors) only")
+    else:
+        folder = convert_checkpoint(checkpoint, output, overwrite=overwrite)
     click.echo(f"{checkpoint} -> {folder}")

@@ -288,22 +288,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def convert_checkpoint(
-    path: str | Path, folder: str | Path, *, overwrite: bool = False, weights: str | None = None
-) -> Path:
+def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool = False) -> Path:
     """Write the checkpoint at ``path`` as an anyres weights folder (float32, values unchanged) with a card
-    naming the source file and its format. A non-empty ``folder`` is refused unless ``overwrite``.
-
-    An anyres training state (``.safetensors``) goes to :func:`anyres.train.states.state_to_folder`;
-    ``weights`` (``"average"``, the default, or ``"trained"``) picks which of its weights, and applies to
-    training states only."""
+    naming the source file and its format. A non-empty ``folder`` is refused unless ``overwrite``."""
     path, folder = Path(path), Path(folder)
-    if path.suffix.lower() == ".safetensors":
-        from anyres.train.states import state_to_folder
-
-        return state_to_folder(path, folder, weights=weights or "average", overwrite=overwrite)
-    if weights is not None:
-        raise RegistryError(f"{path}: --weights applies to anyres training states (.safetensors) only")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
         raise RegistryError(f"{folder} exists and is not empty; pass --overwrite to replace it")
     layout, converted = read_checkpoint(path)
@@ -340,18 +328,6 @@ def _scratch_folder(path: Path) -> Path:
 )
 def load_pth(path: Path) -> Path:
     return convert_checkpoint(path, _scratch_folder(Path(path)))
-
-
-@CHECKPOINTS.register(
-    "safetensors",
-    "anyres training states (a run's checkpoint.safetensors): the average of the weights where the run kept one",
-    role=".safetensors",
-)
-def load_state(path: Path) -> Path:
-    path = Path(path)
-    if (path.parent / "config.json").is_file() and path.name == "model.safetensors":
-        return path.parent  # a weights folder's own file: the folder
-    return convert_checkpoint(path, _scratch_folder(path))
 
 
 @CHECKPOINTS.register("ckpt", "PyTorch Lightning .ckpt checkpoints: DIINN (RDN encoder, mode 3)", role=".ckpt")

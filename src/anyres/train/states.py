@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from anyres.errors import RegistryError
+from anyres.registry import CHECKPOINTS
 
-__all__ = ["WEIGHTS", "read_state", "state_to_folder"]
+__all__ = ["WEIGHTS", "read_state", "state_to_folder", "load_state"]
 
 # Which weights of a state to write: the average (the default where the run kept one) or the trained ones.
 WEIGHTS = ("average", "trained")
@@ -99,3 +100,23 @@ def state_to_folder(path: str | Path, folder: str | Path, *, weights: str = "ave
     )
     write_card(folder, card)
     return folder
+
+
+@CHECKPOINTS.register(
+    "safetensors",
+    "anyres training states (a run's checkpoint.safetensors): the average of the weights where the run kept one",
+    role=".safetensors",
+)
+def load_state(path: Path) -> Path:
+    """``--model STATE``: the state written once into a scratch folder removed at exit; a weights folder's own
+    ``model.safetensors`` is that folder."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    if path.name == "model.safetensors" and (path.parent / "config.json").is_file():
+        return path.parent
+    scratch = Path(tempfile.mkdtemp(prefix="anyres-state-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return state_to_folder(path, scratch / path.stem)

@@ -309,6 +309,13 @@ def main() -> None:
             result = {"data": stage_data(root, args.hidden_seed)}
         elif stage == "gan":
             result = {"gan": stage_gan(root, args.gan_iters, args.threads)}
+            if (
+                result["gan"]["iterations"] < args.gan_iters
+            ):  # stopped (SIGTERM / Ctrl-C): the record keeps the last run
+                print(
+                    f"stopped at iteration {result['gan']['iterations']} of {args.gan_iters}; the same command resumes"
+                )
+                return
         elif stage == "sr":
             result = {
                 "sr": stage_sr(root, args.sr_iters, args.sr_runs.split(","), args.threads, args.init, args.hidden_seed)

@@ -52,7 +52,8 @@ CHECKPOINT = "checkpoint.safetensors"
 
 # glibc mallopt parameters (malloc.h) and the values training uses: see keep_freed_memory.
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_KEEP = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 4 << 30, _M_TOP_PAD: 1 << 30}
+# mallopt takes a C int: the trim threshold is the largest one (2 GiB - 1), i.e. practically never trim.
+_KEEP = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 2**31 - 1, _M_TOP_PAD: 1 << 30}
 
 
 def keep_freed_memory() -> bool:
@@ -76,7 +77,7 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False  # not glibc (e.g. musl has no mallopt)
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(param, min(value, 2**31 - 1)) == 1 for param, value in _KEEP.items())
+    return all(mallopt(param, value) == 1 for param, value in _KEEP.items())
 
 
 def stderr_log(msg: str) -> None:

@@ -24,7 +24,7 @@ from anyres.errors import RegistryError
 from anyres.hub import save_network, write_card
 from anyres.registry import CHECKPOINTS, NETWORKS
 
-__all__ = ["convert_checkpoint", "read_checkpoint", "LAYOUTS"]
+__all__ = ["convert_checkpoint", "read_checkpoint", "LAYOUTS", "file_sha256", "scratch_folder", "check_output_folder"]
 
 Renames = list[tuple[str, str]]  # (regex on the foreign key, replacement giving the anyres key)
 
@@ -280,7 +280,13 @@ def read_checkpoint(path: str | Path) -> tuple[Layout, Converted]:
     raise RegistryError(f"{path}: unknown checkpoint layout; known: {known}")
 
 
-def _sha256(path: Path) -> str:
+def check_output_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a non-empty (or non-folder) ``folder`` unless ``overwrite``: one-line error, nothing touched."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+        raise RegistryError(f"{folder} exists and is not empty; pass --overwrite to replace it")
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -292,8 +298,7 @@ def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool 
     """Write the checkpoint at ``path`` as an anyres weights folder (float32, values unchanged) with a card
     naming the source file and its format. A non-empty ``folder`` is refused unless ``overwrite``."""
     path, folder = Path(path), Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
-        raise RegistryError(f"{folder} exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(folder, overwrite)
     layout, converted = read_checkpoint(path)
     net = NETWORKS.build(converted.arch, **converted.config)
     try:
@@ -301,7 +306,7 @@ def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool 
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise RegistryError(f"{path}: the tensors do not match {converted.summary} ({first})") from None
-    sha = _sha256(path)
+    sha = file_sha256(path)
     description = f"{converted.summary}; converted from {path.name} ({layout.name} {layout.suffix})"
     source = {"file": path.name, "format": f"{layout.name} {layout.suffix}", "sha256": sha}
     save_network(net, folder, extra={"name": folder.name, "description": description, "source": source})
@@ -314,7 +319,7 @@ def convert_checkpoint(path: str | Path, folder: str | Path, *, overwrite: bool 
     return folder
 
 
-def _scratch_folder(path: Path) -> Path:
+def scratch_folder(path: Path) -> Path:
     """A fresh folder for a checkpoint loaded by path, removed when the process exits."""
     folder = Path(tempfile.mkdtemp(prefix="anyres-converted-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -327,9 +332,9 @@ def _scratch_folder(path: Path) -> Path:
     role=".pth",
 )
 def load_pth(path: Path) -> Path:
-    return convert_checkpoint(path, _scratch_folder(Path(path)))
+    return convert_checkpoint(path, scratch_folder(Path(path)))
 
 
 @CHECKPOINTS.register("ckpt", "PyTorch Lightning .ckpt checkpoints: DIINN (RDN encoder, mode 3)", role=".ckpt")
 def load_ckpt(path: Path) -> Path:
-    return convert_checkpoint(path, _scratch_folder(Path(path)))
+    return convert_checkpoint(path, scratch_folder(Path(path)))

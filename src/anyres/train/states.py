@@ -8,7 +8,6 @@ there is one), so any state of a run can be scored or shipped, e.g. an earlier o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -57,12 +56,12 @@ def state_to_folder(path: str | Path, folder: str | Path, *, weights: str = "ave
     """
     from anyres.hub import save_network, write_card
     from anyres.registry import NETWORKS
+    from anyres.sr.checkpoints import check_output_folder, file_sha256
 
     path, folder = Path(path), Path(folder)
     if weights not in WEIGHTS:
         raise RegistryError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
-        raise RegistryError(f"{folder} exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(folder, overwrite)
     meta, tensors = read_state(path)
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     spec = config.get("model")
@@ -85,7 +84,7 @@ def state_to_folder(path: str | Path, folder: str | Path, *, weights: str = "ave
         first = str(err).splitlines()[0]
         raise RegistryError(f"{path}: the '{prefix}' tensors do not match the network ({first})") from None
     iteration = int(meta.get("iteration", 0))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     extra: dict[str, Any] = {"name": config.get("name") or folder.name, "iterations": iteration}
     if average:
         extra["ema"] = config.get("ema")
@@ -110,13 +109,9 @@ def state_to_folder(path: str | Path, folder: str | Path, *, weights: str = "ave
 def load_state(path: Path) -> Path:
     """``--model STATE``: the state written once into a scratch folder removed at exit; a weights folder's own
     ``model.safetensors`` is that folder."""
-    import atexit
-    import shutil
-    import tempfile
+    from anyres.sr.checkpoints import scratch_folder
 
     path = Path(path)
     if path.name == "model.safetensors" and (path.parent / "config.json").is_file():
         return path.parent
-    scratch = Path(tempfile.mkdtemp(prefix="anyres-state-"))
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    return state_to_folder(path, scratch / path.stem)
+    return state_to_folder(path, scratch_folder(path))

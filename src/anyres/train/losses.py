@@ -2,8 +2,9 @@
 
 :class:`UNetDiscriminator` maps ``(B, 3, H, W)`` in [0, 1] to per-pixel logits ``(B, 1, H, W)``;
 :func:`ragan_g_loss` / :func:`ragan_d_loss` are relativistic average GAN losses on them (means over batch
-and pixels); :class:`PerceptualLoss` is an MSE or L1 between VGG16 (not VGG19) features. Layers, the RaGAN
-form and why VGG16: docs/methods/liifusion.md, "Stage-2 losses".
+and pixels); :class:`PerceptualLoss` is an MSE or L1 between VGG16 (not VGG19) features, or LPIPS-VGG16.
+Layers, the RaGAN form and why VGG16: docs/methods/liifusion.md, "Stage-2 losses"; the LPIPS form:
+docs/methods/liif-real-gan.md.
 """
 
 from __future__ import annotations
@@ -76,24 +77,35 @@ def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
 
 class PerceptualLoss(nn.Module):
     """``sum_l w_l * D(phi_l(pred), phi_l(gt))`` over VGG16 layers, ``D`` the mean squared (``mse``) or absolute
-    (``l1``) difference (docs/methods/liifusion.md); images in [0, 1]."""
+    (``l1``) difference (docs/methods/liifusion.md); images in [0, 1]. ``criterion="lpips"`` is the batch mean
+    of LPIPS-VGG16 instead (its five ReLU taps, unit-normalised, weighted by its linear layers; ``layers``
+    and ``weights`` must be left at their defaults)."""
 
     def __init__(
         self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None, criterion: str = "mse"
     ):
         super().__init__()
+        from anyres.metrics.lpips import LPIPS_VGG16_LAYERS
+
+        if criterion not in ("mse", "l1", "lpips"):
+            raise ValueError(f"perceptual criterion must be 'mse', 'l1' or 'lpips', got {criterion!r}")
+        if criterion == "lpips":
+            if tuple(layers) not in (("relu5_3",), LPIPS_VGG16_LAYERS) or weights is not None:
+                raise ValueError("the lpips criterion uses LPIPS's own VGG16 layers and weights; leave them unset")
+            layers = LPIPS_VGG16_LAYERS
         self.layers = tuple(layers)
         self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
         if len(self.weights) != len(self.layers):
             raise ValueError("one weight per layer")
-        if criterion not in ("mse", "l1"):
-            raise ValueError(f"perceptual criterion must be 'mse' or 'l1', got {criterion!r}")
+        self.criterion_name = criterion
         self.criterion = F.mse_loss if criterion == "mse" else F.l1_loss
 
     def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        from anyres.metrics.lpips import vgg16_features
+        from anyres.metrics.lpips import lpips_from_features, lpips_linear_weights, vgg16_features
 
         with torch.no_grad():
             target = vgg16_features(gt, self.layers)
         feats = vgg16_features(pred, self.layers)
+        if self.criterion_name == "lpips":
+            return lpips_from_features(feats, target, lpips_linear_weights("vgg", pred.device, pred.dtype)).mean()
         return sum(w * self.criterion(f, t) for w, f, t in zip(self.weights, feats, target))

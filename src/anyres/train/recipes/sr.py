@@ -76,11 +76,20 @@ class PerceptualConfig(ConfigModel):
 
     layers: list[str] = Field(default_factory=lambda: ["relu5_3"])
     weights: list[float] | None = None  # one per layer; default 1 each
-    criterion: Literal["mse", "l1"] = "mse"
+    criterion: Literal["mse", "l1", "lpips"] = "mse"  # lpips: LPIPS-VGG16, its own layers and weights
 
     @model_validator(mode="after")
     def _check_layers(self) -> PerceptualConfig:
-        from anyres.metrics.lpips import VGG16_LAYERS
+        from anyres.metrics.lpips import LPIPS_VGG16_LAYERS, VGG16_LAYERS
+
+        if self.criterion == "lpips":
+            if self.weights is not None or (
+                "layers" in self.model_fields_set and tuple(self.layers) != LPIPS_VGG16_LAYERS
+            ):
+                raise ValueError(
+                    "perceptual.criterion lpips uses LPIPS's own VGG16 layers and weights; leave them unset"
+                )
+            self.__dict__["layers"] = list(LPIPS_VGG16_LAYERS)  # not an assignment: that would re-validate
 
         unknown = [name for name in self.layers if name not in VGG16_LAYERS]
         if unknown or not self.layers:

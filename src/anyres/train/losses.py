@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["UNetDiscriminator", "ragan_d_loss", "ragan_g_loss", "PerceptualLoss"]
+__all__ = ["UNetDiscriminator", "ragan_d_loss", "ragan_g_loss", "PerceptualLoss", "perceptual_layers"]
 
 
 class UNetDiscriminator(nn.Module):
@@ -75,28 +75,38 @@ def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
     return 0.5 * (_bce(fake_logits - real_logits.mean(), 1.0) + _bce(real_logits - fake_logits.mean(), 0.0))
 
 
+def perceptual_layers(
+    layers: Sequence[str] | None, weights: Sequence[float] | None, criterion: str
+) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The VGG16 layers and weights a perceptual loss compares: ``layers`` (``None``: ``relu5_3``) with
+    ``weights`` (``None``: 1 each), or LPIPS's own taps for ``criterion="lpips"``, which takes neither.
+    Raises ValueError (one line) on an unknown criterion or a bad combination."""
+    from anyres.metrics.lpips import LPIPS_VGG16_LAYERS
+
+    if criterion not in ("mse", "l1", "lpips"):
+        raise ValueError(f"perceptual criterion must be 'mse', 'l1' or 'lpips', got {criterion!r}")
+    if criterion == "lpips":
+        if (layers is not None and tuple(layers) != LPIPS_VGG16_LAYERS) or weights is not None:
+            raise ValueError("the lpips criterion uses LPIPS's own VGG16 layers and weights; leave them unset")
+        layers = LPIPS_VGG16_LAYERS
+    layers = tuple(layers) if layers is not None else ("relu5_3",)
+    weights = tuple(weights) if weights is not None else (1.0,) * len(layers)
+    if len(weights) != len(layers):
+        raise ValueError("perceptual loss needs one weight per layer")
+    return layers, weights
+
+
 class PerceptualLoss(nn.Module):
     """``sum_l w_l * D(phi_l(pred), phi_l(gt))`` over VGG16 layers, ``D`` the mean squared (``mse``) or absolute
     (``l1``) difference (docs/methods/liifusion.md); images in [0, 1]. ``criterion="lpips"`` is the batch mean
     of LPIPS-VGG16 instead (its five ReLU taps, unit-normalised, weighted by its linear layers; ``layers``
-    and ``weights`` must be left at their defaults)."""
+    and ``weights`` must be left unset). Defaults and checks: :func:`perceptual_layers`."""
 
     def __init__(
-        self, layers: Sequence[str] = ("relu5_3",), weights: Sequence[float] | None = None, criterion: str = "mse"
+        self, layers: Sequence[str] | None = None, weights: Sequence[float] | None = None, criterion: str = "mse"
     ):
         super().__init__()
-        from anyres.metrics.lpips import LPIPS_VGG16_LAYERS
-
-        if criterion not in ("mse", "l1", "lpips"):
-            raise ValueError(f"perceptual criterion must be 'mse', 'l1' or 'lpips', got {criterion!r}")
-        if criterion == "lpips":
-            if tuple(layers) not in (("relu5_3",), LPIPS_VGG16_LAYERS) or weights is not None:
-                raise ValueError("the lpips criterion uses LPIPS's own VGG16 layers and weights; leave them unset")
-            layers = LPIPS_VGG16_LAYERS
-        self.layers = tuple(layers)
-        self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
-        if len(self.weights) != len(self.layers):
-            raise ValueError("one weight per layer")
+        self.layers, self.weights = perceptual_layers(layers, weights, criterion)
         self.criterion_name = criterion
         self.criterion = F.mse_loss if criterion == "mse" else F.l1_loss
 

@@ -80,22 +80,15 @@ class PerceptualConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _check_layers(self) -> PerceptualConfig:
-        from anyres.metrics.lpips import LPIPS_VGG16_LAYERS, VGG16_LAYERS
-
-        if self.criterion == "lpips":
-            if self.weights is not None or (
-                "layers" in self.model_fields_set and tuple(self.layers) != LPIPS_VGG16_LAYERS
-            ):
-                raise ValueError(
-                    "perceptual.criterion lpips uses LPIPS's own VGG16 layers and weights; leave them unset"
-                )
-            self.__dict__["layers"] = list(LPIPS_VGG16_LAYERS)  # not an assignment: that would re-validate
+        from anyres.metrics.lpips import VGG16_LAYERS
+        from anyres.train.losses import perceptual_layers
 
         unknown = [name for name in self.layers if name not in VGG16_LAYERS]
         if unknown or not self.layers:
             raise ValueError(f"perceptual.layers must be VGG16 layer names such as relu5_3 or conv4_3, got {unknown}")
-        if self.weights is not None and len(self.weights) != len(self.layers):
-            raise ValueError("perceptual.weights needs one weight per layer")
+        given = self.layers if "layers" in self.model_fields_set else None
+        layers, _ = perceptual_layers(given, self.weights, self.criterion)
+        self.__dict__["layers"] = list(layers)  # not an assignment: that would re-validate
         return self
 
 

@@ -120,8 +120,15 @@ def test_stage1_started_from_liif_with_identity_injector_equals_liif(tmp_path):
     torch.manual_seed(0)
     liif = LIIF(tiny_liif_config()).eval()
     save_network(liif, tmp_path / "liif")
-    for inject, layout in (("queries", "image"), ("features", "image"), ("features", "window")):
-        net = LIIFusion(tiny(inject=inject, start_identity=True, prior_norm="batch", prior_layout=layout)).eval()
+    windowed = {"inject": "features", "prior_layout": "window"}
+    variants = (
+        {"inject": "queries", "prior_layout": "image"},
+        {"inject": "features", "prior_layout": "image"},
+        windowed,
+        {**windowed, "prior_pool": "unshuffle", "prior_pixels": True},  # the pixel path starts at zero
+    )
+    for variant in variants:
+        net = LIIFusion(tiny(start_identity=True, prior_norm="batch", **variant)).eval()
         load_init_weights(net, str(tmp_path / "liif"), net.init_new_modules)
         lr, coord = torch.rand(1, 3, 8, 8), torch.rand(1, 20, 2) * 2 - 1
         cell = torch.full((1, 20, 2), 2 / 16)
@@ -372,3 +379,61 @@ def test_kaiming_prior_init_keeps_the_signal_that_the_default_init_loses():
     assert all(not m.bias.detach().any() for m in layers)
     with pytest.raises(ValueError, match="prior_init"):
         LIIFusionConfig.from_dict(tiny(prior_init="xavier"))
+
+
+def test_unshuffled_window_prior_sees_where_things_are_in_a_window_and_stays_local():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    mean = PriorEncoder(2, 8, 1, 16, window=4, init="kaiming").eval()
+    stack = PriorEncoder(2, 8, 1, 16, window=4, init="kaiming", pool="unshuffle").eval()
+    stack.load_state_dict(mean.state_dict(), strict=False)  # the same body: only the pooling differs
+    lr_up, hr = torch.rand(1, 3, 64, 56), torch.rand(1, 3, 64, 56)
+    with torch.no_grad():
+        z = stack(lr_up, hr, lr_size=(16, 14))  # 4 x 4 windows, the last column partial (zero-padded)
+        assert z.shape == (1, 4, 4, 16)
+        x = F.pixel_unshuffle(torch.cat([(lr_up - 0.5) / 0.5, (hr - 0.5) / 0.5], 1), 4)
+        feat = F.adaptive_avg_pool2d(stack.body(x), (16, 14))
+        padded = F.pad(stack.reduce(feat), (0, 2))
+        for i, j in ((0, 0), (2, 1), (3, 3)):
+            block = padded[0, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4]  # (16, 4, 4): channel-major, as unshuffle
+            torch.testing.assert_close(z[0, i, j], stack.mlp(stack.stack(block.reshape(-1))), atol=1e-5, rtol=1e-5)
+        # two pixels of window (1, 2) swapped: the mean-pooled vector cannot tell, the stacked one can, and no
+        # other window's vector moves
+        swapped = feat.clone()
+        swapped[..., 5, 9], swapped[..., 6, 10] = feat[..., 6, 10], feat[..., 5, 9]
+        moved = [(e.pool_windows(swapped) - e.pool_windows(feat)).abs().amax(-1)[0] for e in (mean, stack)]
+    assert float(moved[0].max()) < 1e-6
+    assert float(moved[1][1, 2]) > 1e-3 and float(moved[1].sum() - moved[1][1, 2]) == 0
+    with pytest.raises(ValueError, match="prior_layout"):
+        LIIFusionConfig.from_dict(tiny(prior_pool="unshuffle"))
+    with pytest.raises(ValueError, match="prior_pool"):
+        LIIFusionConfig.from_dict(tiny(prior_layout="window", prior_pool="max"))
+
+
+def test_prior_pixels_adds_each_windows_term_to_its_own_pixels_and_gets_gradients_from_zero():
+    torch.manual_seed(4)
+    net = LIIFusion(tiny(inject="features", prior_layout="window", prior_pixels=True, start_identity=True))
+    lr, hr = torch.rand(2, 3, 8, 6), torch.rand(2, 3, 16, 12)  # an 8 x 6 map, padded to 8 x 8: 2 x 2 windows
+    coord, cell = torch.rand(2, 30, 2) * 2 - 1, torch.full((2, 30, 2), 2 / 16)
+    loss = (net(lr, coord, cell, prior=net.prior_from(lr, hr)) - torch.rand(2, 30, 3)).abs().mean()
+    loss.backward()
+    # zero-initialised, yet its weights get a gradient at once (the prior multiplies it), unlike the prior encoder
+    # behind a zeroed output conv
+    assert net.injector.pixels.weight.grad.abs().sum() > 0
+    assert all(not p.grad.any() for p in net.prior_encoder.parameters() if p.grad is not None)
+    inj = net.injector.eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(inj.pixels.weight)
+        prior = torch.randn(2, 2, 2, 16)
+        term = inj.pixel_term(prior, (8, 8))
+        assert term.shape == (2, 8, 8, 8)  # (B, C, H, W): C = 8 latent channels of the tiny encoder
+        # pixel (u, v) of window (i, j): entry (u, v, c) of that window's mapped vector
+        mapped = inj.pixels(prior[1, 1, 0]).reshape(4, 4, 8)
+        torch.testing.assert_close(term[1, :, 4:8, 0:4], mapped.permute(2, 0, 1), atol=1e-6, rtol=0)
+        changed = prior.clone()
+        changed[0, 1, 0] += 1
+        diff = (inj.pixel_term(changed, (8, 8)) - term)[0].abs().sum(0)
+    assert diff[4:, :4].min() > 0 and not diff[:4].any() and not diff[:, 4:].any()
+    with pytest.raises(ValueError, match="prior_layout"):
+        LIIFusionConfig.from_dict(tiny(prior_pixels=True))

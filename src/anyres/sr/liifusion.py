@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 UNSHUFFLE = 4
+UNSHUFFLE_CHANNELS = 16  # channels per pixel of a window stacked by PriorEncoder(pool="unshuffle")
 
 
 @dataclass
@@ -64,6 +65,14 @@ class LIIFusionConfig(LIIFConfig):
     # signal ~6x in variance per layer, so the raw prior's variance between images and windows is ~1e-6 (below
     # BatchNorm's eps): the prior encoder starts, and stays, nearly constant (docs/methods/liifusion.md).
     prior_init: str = "torch"
+    # With prior_layout "window": how a window's vector is read from the prior encoder's map. "mean": averaged over
+    # the window (spatial detail inside a window is lost); "unshuffle": a 1x1 conv to 16 channels, the window's
+    # pixels stacked (pixel-unshuffle) and a Linear layer, so the vector can code where things are in the window.
+    prior_pool: str = "mean"
+    # With prior_layout "window": each window's prior also adds a per-pixel term to the latent map, one Linear
+    # layer from the vector to the window's window x window x C features, zero-initialised (the network starts as
+    # it would without it). A direct, linear path from the prior to every latent pixel (docs/methods/liifusion.md).
+    prior_pixels: bool = False
     stage: int = 1  # 2 adds the LR condition encoder and the prior denoiser
     denoise_blocks: int = 5  # hidden Linear layers after the first (DiffIR's constructor default)
     timesteps: int = 4
@@ -84,6 +93,10 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion prior_init must be 'torch' or 'kaiming', got {self.prior_init!r}")
         if self.prior_layout not in ("image", "window"):
             raise ValueError(f"LIIFusion prior_layout must be 'image' or 'window', got {self.prior_layout!r}")
+        if self.prior_pool not in ("mean", "unshuffle"):
+            raise ValueError(f"LIIFusion prior_pool must be 'mean' or 'unshuffle', got {self.prior_pool!r}")
+        if (self.prior_pool != "mean" or self.prior_pixels) and self.prior_layout != "window":
+            raise ValueError("LIIFusion prior_pool 'unshuffle' and prior_pixels need prior_layout 'window'")
         if self.stage not in (1, 2):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
@@ -99,7 +112,10 @@ class PriorEncoder(nn.Module):
 
     With ``window`` set, the prior is a map ``(B, ceil(h / window), ceil(w / window), prior_dim)`` for an LR
     latent map of size ``lr_size = (h, w)``: the conv features, resampled to ``(h, w)``, averaged per window
-    (a window at the border averages only its pixels inside the map), then the MLP per window."""
+    (a window at the border averages only its pixels inside the map), then the MLP per window. With
+    ``pool="unshuffle"`` the window's features are reduced to 16 channels by a 1x1 conv and stacked pixel by
+    pixel (zero-padded at the border) into one ``16 * window**2`` vector, mapped to ``prior_dim`` by a Linear
+    layer before the MLP: the vector can then tell pixels of a window apart."""
 
     def __init__(
         self,
@@ -110,10 +126,12 @@ class PriorEncoder(nn.Module):
         norm: str = "none",
         window: int | None = None,
         init: str = "torch",
+        pool: str = "mean",
     ):
         super().__init__()
         self.in_images = in_images
         self.window = window
+        self.pool = pool
         cin = 3 * in_images * UNSHUFFLE * UNSHUFFLE
         act = nn.LeakyReLU(0.1, inplace=True)
         self.body = nn.Sequential(
@@ -133,6 +151,11 @@ class PriorEncoder(nn.Module):
             nn.Linear(prior_dim, prior_dim),
             nn.LeakyReLU(0.1, inplace=True),
         )
+        if pool == "unshuffle":
+            if window is None:
+                raise ValueError("an unshuffled prior needs a window")
+            self.reduce = nn.Conv2d(prior_dim, UNSHUFFLE_CHANNELS, 1)
+            self.stack = nn.Linear(UNSHUFFLE_CHANNELS * window * window, prior_dim)
         # "batch": z standardised per dimension over images (running statistics at inference), so that what
         # one image's prior has in common with every other's is removed before it reaches the injector.
         self.norm = nn.BatchNorm1d(prior_dim, affine=False) if norm == "batch" else nn.Identity()
@@ -164,9 +187,17 @@ class PriorEncoder(nn.Module):
             return self.mlp(feat.mean(dim=(-2, -1)))
         if lr_size is None:
             raise ValueError("a per-window prior needs the LR map size (lr_size)")
-        feat = F.adaptive_avg_pool2d(feat, tuple(lr_size))
-        feat = F.avg_pool2d(feat, self.window, ceil_mode=True)
-        return self.mlp(feat.permute(0, 2, 3, 1))
+        return self.mlp(self.pool_windows(F.adaptive_avg_pool2d(feat, tuple(lr_size))))
+
+    def pool_windows(self, feat: torch.Tensor) -> torch.Tensor:
+        """``(B, prior_dim, h, w)`` map at the LR size -> ``(B, gh, gw, prior_dim)``, one vector per window
+        (before the MLP), by ``pool``."""
+        assert self.window is not None
+        if self.pool == "unshuffle":
+            h, w = feat.shape[-2:]
+            feat = F.pad(self.reduce(feat), (0, -w % self.window, 0, -h % self.window))
+            return self.stack(F.pixel_unshuffle(feat, self.window).permute(0, 2, 3, 1))
+        return F.avg_pool2d(feat, self.window, ceil_mode=True).permute(0, 2, 3, 1)
 
 
 class PriorInjector(nn.Module):
@@ -183,9 +214,15 @@ class PriorInjector(nn.Module):
         inject: str = "queries",
         start_identity: bool = False,
         start_scale: float = 1.0,
+        pixels: bool = False,
     ):
         super().__init__()
         self.window = window
+        # prior_pixels: window vector -> the window's (window, window, dim) features, added before the layers
+        self.pixels = nn.Linear(prior_dim, window * window * dim) if pixels else None
+        if self.pixels is not None:
+            nn.init.zeros_(self.pixels.weight)
+            nn.init.zeros_(self.pixels.bias)
         self.layers = nn.ModuleList(
             PriorWindowLayer(
                 dim, prior_dim, window, shift=(window // 2) * (i % 2), heads=heads, mlp_ratio=mlp_ratio, inject=inject
@@ -209,11 +246,24 @@ class PriorInjector(nn.Module):
             grid = (x.shape[-2] // self.window, x.shape[-1] // self.window)
             if tuple(prior.shape[1:3]) != grid:
                 prior = F.interpolate(prior.permute(0, 3, 1, 2), size=grid, mode="nearest").permute(0, 2, 3, 1)
+        if self.pixels is not None:
+            x = x + self.pixel_term(prior, x.shape[-2:])
         y = x.permute(0, 2, 3, 1)
         for layer in self.layers:
             y = layer(y, prior)
         y = self.conv(y.permute(0, 3, 1, 2).contiguous()) + x
         return y[..., :h, :w]
+
+    def pixel_term(self, prior: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """``(B, C, H, W)`` term that ``prior_pixels`` adds to a map padded to ``size`` (multiples of the window):
+        window ``(i, j)``'s vector, mapped by ``self.pixels``, laid out as that window's pixels."""
+        assert self.pixels is not None
+        ws, (h, w) = self.window, size
+        if prior.dim() == 2:
+            prior = prior[:, None, None, :].expand(-1, h // ws, w // ws, -1)
+        b, gh, gw, _ = prior.shape
+        t = self.pixels(prior).reshape(b, gh, gw, ws, ws, -1)
+        return t.permute(0, 5, 1, 3, 2, 4).reshape(b, -1, gh * ws, gw * ws)
 
 
 class DiffusionSchedule:
@@ -286,7 +336,7 @@ class LIIFusion(LIIF):
         c = self.encoder.out_dim
         window = cfg.window if cfg.prior_layout == "window" else None
         self.prior_encoder = (
-            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm, window, cfg.prior_init)
+            PriorEncoder(2, 64, cfg.prior_blocks, cfg.prior_dim, cfg.prior_norm, window, cfg.prior_init, cfg.prior_pool)
             if cfg.hr_prior_encoder
             else None
         )
@@ -300,12 +350,13 @@ class LIIFusion(LIIF):
             cfg.inject,
             cfg.start_identity,
             cfg.start_scale,
+            cfg.prior_pixels,
         )
         self.init_new_modules: tuple[str, ...] = ("prior_encoder.", "injector.")  # stage 1 from a LIIF file
         self.schedule = DiffusionSchedule(cfg.timesteps, cfg.beta_start, cfg.beta_end)
         if cfg.stage == 2:
             self.condition_encoder = PriorEncoder(
-                1, 64, cfg.prior_blocks, cfg.prior_dim, window=window, init=cfg.prior_init
+                1, 64, cfg.prior_blocks, cfg.prior_dim, window=window, init=cfg.prior_init, pool=cfg.prior_pool
             )
             self.denoiser = PriorDenoiser(cfg.prior_dim, cfg.denoise_blocks, cfg.timesteps)
             if self.prior_encoder is not None:

@@ -437,3 +437,23 @@ def test_prior_pixels_adds_each_windows_term_to_its_own_pixels_and_gets_gradient
     assert diff[4:, :4].min() > 0 and not diff[:4].any() and not diff[:, 4:].any()
     with pytest.raises(ValueError, match="prior_layout"):
         LIIFusionConfig.from_dict(tiny(prior_pixels=True))
+
+
+def test_windows_prior_norm_standardises_each_image_over_its_own_windows_in_training_and_inference():
+    torch.manual_seed(5)
+    net = LIIFusion(tiny(prior_layout="window", prior_norm="windows", prior_init="kaiming"))
+    lr = torch.rand(2, 3, 12, 12)  # 3 x 3 windows of 4
+    hrs = [torch.rand(3, 24, 24), torch.rand(3, 36, 36)]
+    prior, _ = net.prior_batch(lr, hrs)
+    assert prior.shape == (2, 3, 3, 16)
+    var, mean = torch.var_mean(prior, dim=(1, 2), unbiased=False)
+    with torch.no_grad():
+        raw = torch.cat([net.prior_from(lr[i : i + 1], h[None], normalise=False) for i, h in enumerate(hrs)])
+    raw_var = raw.var(dim=(1, 2), unbiased=False)
+    torch.testing.assert_close(mean, torch.zeros(2, 16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(var, raw_var / (raw_var + 1e-5), atol=1e-4, rtol=1e-4)  # unit variance, but eps
+    with torch.no_grad():
+        alone = net.eval().prior_from(lr[1:], hrs[1][None])  # in inference, alone: the same as in the batch
+    torch.testing.assert_close(alone, prior[1:].detach(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="prior_layout"):
+        LIIFusionConfig.from_dict(tiny(prior_norm="windows"))

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 UNSHUFFLE = 4
+PRIOR_EPS = 1e-5  # BatchNorm's, for prior_norm "windows"
 UNSHUFFLE_CHANNELS = 16  # channels per pixel of a window stacked by PriorEncoder(pool="unshuffle")
 
 
@@ -48,7 +49,8 @@ class LIIFusionConfig(LIIFConfig):
     mlp_ratio: float = 2.0
     # Variants (docs/methods/liifusion.md, "Making the prior count"): where the prior enters the window
     # layers ("queries": the LIIFusion code's; "features": DiffIR's, q/k/v and FFN inputs), whether the prior
-    # is standardised over images ("batch": per-dimension running mean/variance, no affine) and whether the
+    # is standardised ("batch": per dimension over images, running mean/variance, no affine; "windows": per
+    # dimension over each image's own windows, no running statistics) and whether the
     # injector starts as the identity (its output conv zeroed, so a network initialised from LIIF starts
     # equal to it).
     inject: str = "queries"
@@ -87,8 +89,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError("LIIFusion needs window >= 2, inject_depth >= 1 and prior_dim >= 1")
         if self.inject not in ("queries", "features"):
             raise ValueError(f"LIIFusion inject must be 'queries' or 'features', got {self.inject!r}")
-        if self.prior_norm not in ("none", "batch"):
-            raise ValueError(f"LIIFusion prior_norm must be 'none' or 'batch', got {self.prior_norm!r}")
+        if self.prior_norm not in ("none", "batch", "windows"):
+            raise ValueError(f"LIIFusion prior_norm must be 'none', 'batch' or 'windows', got {self.prior_norm!r}")
         if self.prior_init not in ("torch", "kaiming"):
             raise ValueError(f"LIIFusion prior_init must be 'torch' or 'kaiming', got {self.prior_init!r}")
         if self.prior_layout not in ("image", "window"):
@@ -97,6 +99,8 @@ class LIIFusionConfig(LIIFConfig):
             raise ValueError(f"LIIFusion prior_pool must be 'mean' or 'unshuffle', got {self.prior_pool!r}")
         if (self.prior_pool != "mean" or self.prior_pixels) and self.prior_layout != "window":
             raise ValueError("LIIFusion prior_pool 'unshuffle' and prior_pixels need prior_layout 'window'")
+        if self.prior_norm == "windows" and self.prior_layout != "window":
+            raise ValueError("LIIFusion prior_norm 'windows' needs prior_layout 'window'")
         if self.stage not in (1, 2):
             raise ValueError(f"LIIFusion stage must be 1 or 2, got {self.stage}")
         if self.timesteps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
@@ -158,7 +162,10 @@ class PriorEncoder(nn.Module):
             self.stack = nn.Linear(UNSHUFFLE_CHANNELS * window * window, prior_dim)
         # "batch": z standardised per dimension over images (running statistics at inference), so that what
         # one image's prior has in common with every other's is removed before it reaches the injector.
+        # "windows": each image's window vectors standardised per dimension over that image's windows, with its
+        # own statistics in training and inference alike (no running statistics to lag behind).
         self.norm = nn.BatchNorm1d(prior_dim, affine=False) if norm == "batch" else nn.Identity()
+        self.per_image = norm == "windows"
         if init == "kaiming":
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -172,7 +179,11 @@ class PriorEncoder(nn.Module):
         return self.normalise(self.unnormalised(*images, lr_size=lr_size))
 
     def normalise(self, z: torch.Tensor) -> torch.Tensor:
-        """``norm`` over every prior vector of ``z`` ``(..., prior_dim)`` (each window counts as a sample)."""
+        """``norm`` over every prior vector of ``z`` ``(..., prior_dim)`` (each window counts as a sample), or
+        with ``"windows"`` over the windows of each image of ``z`` ``(B, gh, gw, prior_dim)``."""
+        if self.per_image:
+            var, mean = torch.var_mean(z, dim=(1, 2), unbiased=False, keepdim=True)
+            return (z - mean) * torch.rsqrt(var + PRIOR_EPS)
         return self.norm(z.reshape(-1, z.shape[-1])).reshape(z.shape)
 
     def unnormalised(self, *images: torch.Tensor, lr_size: Sequence[int] | None = None) -> torch.Tensor:

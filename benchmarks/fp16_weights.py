@@ -3,7 +3,7 @@
 Usage:
   python benchmarks/fp16_weights.py [--fp32-commit 214e54b | --fp32-dir DIR] [--models liif,liif-real,...]
       [--sets Set5,Set14] [--scales 2,3,4] [--enhancers deeplpf-retouch=retouch,deeplpf-lowlight=lowlight]
-      [--task-sets Set14] [--threads 2] [--json benchmarks/results/fp16_weights.json] [--resume]
+      [--task-sets Set14] [--threads 2] [--json benchmarks/results/fp16_weights.json] [--resume [--replace]]
 
 The float16 folders are this tree's ``src/anyres/weights/NAME``; the float32 ones are the same folders as
 they were at ``--fp32-commit`` (the last commit that shipped float32 weights; extracted with ``git show``
@@ -96,6 +96,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=HERE / "results" / "fp16_weights.json")
     ap.add_argument("--resume", action="store_true", help="keep the rows of --json; measure only the missing ones")
+    ap.add_argument(
+        "--replace", action="store_true", help="with --resume: drop the rows of the listed models first (re-shipped)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = [m for m in args.models.split(",") if m]
@@ -112,6 +115,9 @@ def main() -> None:
         done = json.loads(args.json.read_text())
         report.update({k: done[k] for k in ("fp32", "sr", "enhancement", "folders") if k in done})
         report["commands"] = done.get("commands", [done.get("command")]) + [command]
+        if args.replace:
+            for part in ("sr", "enhancement"):
+                report[part] = [r for r in report[part] if r["model"] not in models and r["model"] not in enhancers]
     measured = {(r["model"], r["set"]) for r in report["sr"] + report["enhancement"]}
 
     def save() -> None:

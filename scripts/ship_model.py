@@ -101,6 +101,7 @@ def ship(run: Path, name: str, description: str | None) -> None:
                 "optimizer": {"name": "adam", **train["optim"]},
                 "precision": train["precision"],
                 "seed": train["seed"],
+                **({"init": train["init"]} if train.get("init") else {}),
                 **({"ema": train["ema"]} if train.get("ema") else {}),
                 **({"sharpen_gt": True} if train["data"].get("sharpen_gt") else {}),
                 "validation": meta.get("history", [])[-5:],

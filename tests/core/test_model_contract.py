@@ -41,7 +41,8 @@ def _random_queries(b, q, scale=3.0, lr_size=(9, 11)):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("mode,encoder_bf16", [("exact", False), ("fast", True)])
-def test_forward_shape_finite_and_every_parameter_learns(arch, mode, encoder_bf16):
+def test_forward_shape_finite_and_every_parameter_learns(arch, mode, encoder_bf16, monkeypatch):
+    monkeypatch.setenv("ANYRES_BF16", "1")  # the bf16 path, whether or not this CPU has native bf16
     net = _net(arch)
     lr = torch.rand(2, 3, 9, 11)
     coord, cell = _random_queries(2, 50)

@@ -10,11 +10,12 @@ from torch import nn
 
 from anyres.checks import check_same_shape, check_shape
 from anyres.nn.config import resolve_config
+from anyres.nn.precision import bf16_fast, resolve_mode
 from anyres.registry import NETWORKS
 
 __all__ = ["ImplicitNetwork", "QUERY_MODES", "check_query"]
 
-# fast: bf16 hidden layers; exact: float32; reference: the paper's plain path (slow; never tiled).
+# fast: bf16 hidden layers where bf16 is native (anyres.nn.precision), else float32; exact: float32; reference: the paper's plain path (slow; never tiled).
 QUERY_MODES = ("fast", "exact", "reference")
 
 
@@ -62,7 +63,8 @@ class ImplicitNetwork(nn.Module):
     ) -> torch.Tensor:
         """``query(encode(lr, **encode_options), coord, cell, mode)``; ``encoder_bf16`` runs ``encode`` under
         bfloat16 autocast (training speed). ``encode_options``: e.g. LIIFusion's ``prior``."""
-        if encoder_bf16:
+        mode = resolve_mode(mode, lr.device)
+        if encoder_bf16 and bf16_fast(lr.device):
             with torch.autocast(lr.device.type, dtype=torch.bfloat16):
                 feat = self.encode(lr, **encode_options)
             feat = feat.float()
@@ -87,6 +89,7 @@ class ImplicitNetwork(nn.Module):
         b, block_h, block_w, _ = proj.shape
         if b != 1:
             raise ValueError(f"query_grid renders one image, got a batch of {b}")
+        mode = resolve_mode(mode, proj.device)
         return self._query_grid(proj, rows, cols, cell, mode, grid or (block_h, block_w, 0, 0))
 
     def query(
@@ -97,4 +100,5 @@ class ImplicitNetwork(nn.Module):
             return self.query_reference(feat, coord, cell)
         if mode not in QUERY_MODES:
             raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
+        mode = resolve_mode(mode, feat.device)
         return self.query_projected(self.project_for(feat, mode), coord, cell, mode=mode)

@@ -20,6 +20,7 @@ import torch
 
 from anyres.checks import check_image
 from anyres.errors import ConfigError
+from anyres.nn.precision import resolve_mode
 from anyres.ops.coords import centres
 from anyres.progress import Progress
 from anyres.registry import options_from
@@ -84,7 +85,7 @@ def render(
 ) -> torch.Tensor:
     """Upscale ``lr`` ``(1, 3, h, w)`` in [0, 1] to ``size = (H, W)`` with a LIIF-style network.
 
-    ``mode``: ``fast`` (bf16 hidden layers), ``exact`` (float32) or ``reference`` (the paper's plain path,
+    ``mode``: ``fast`` (bf16 hidden layers where bf16 is native, else float32), ``exact`` (float32) or ``reference`` (the paper's plain path,
     slow; never tiled). ``tile``: LR tile side, or None for one pass. ``prior``: a ``(1, P)`` prior for
     networks that take one (LIIFusion; e.g. the HR prior of a stage-1 model in an oracle evaluation).
     Returns ``(1, 3, H, W)`` float32, not clamped.
@@ -94,6 +95,7 @@ def render(
         raise ValueError(f"render expects one RGB image (1, 3, h, w), got {tuple(lr.shape)}")
     out_h, out_w = int(size[0]), int(size[1])
     h, w = lr.shape[-2:]
+    mode = resolve_mode(mode, lr.device)
     out = torch.empty(1, 3, out_h, out_w, dtype=torch.float32, device=lr.device)
     if (
         tile is None

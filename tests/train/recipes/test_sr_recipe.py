@@ -80,7 +80,8 @@ def test_learning_rate_follows_milestones(tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resume_gives_the_same_weights(tmp_path, precision):
+def test_resume_gives_the_same_weights(tmp_path, precision, monkeypatch):
+    monkeypatch.setenv("ANYRES_BF16", "1")  # bf16 is bf16 here, whether or not this CPU has native bf16
     images = _images()
     full = build(_config(tmp_path / "a", precision=precision), images=images, log=lambda m: None)
     full.run()
@@ -319,3 +320,17 @@ def test_validation_scores_the_average_and_the_trained_weights(tmp_path):
 
     assert entry["psnr"] == {"x2": psnr(t.recipe.ema_net)} and entry["psnr_raw"] == {"x2": psnr(t.recipe.net)}
     assert entry["psnr"] != entry["psnr_raw"]
+
+
+def test_bf16_run_falls_back_to_float32_where_bf16_is_not_native(tmp_path, monkeypatch):
+    images = _images()
+    fp32 = build(_config(tmp_path / "a", precision="fp32"), images=images, log=lambda m: None)
+    fp32.run()
+    monkeypatch.setenv("ANYRES_BF16", "0")  # as on a CPU without bf16 instructions
+    said = []
+    fallback = build(_config(tmp_path / "b", precision="bf16"), images=images, log=said.append)
+    assert not fallback.recipe.bf16
+    assert any("no native bf16" in m and "float32" in m for m in said)
+    fallback.run()
+    a, b = _weights(fp32), _weights(fallback)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same run as precision fp32, bit for bit

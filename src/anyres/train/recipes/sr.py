@@ -22,11 +22,13 @@ from anyres.errors import ConfigError
 # Imported up front, not lazily at the first validation: a long run must not pick up half-edited code.
 from anyres.evaluation import evaluate
 from anyres.hub import save_network
+from anyres.nn.precision import ENV as PRECISION_ENV
+from anyres.nn.precision import bf16_fast
 from anyres.registry import NETWORKS
 from anyres.sr.data import RandomScaleSampler, load_hr_folders
 from anyres.sr.render import LIIFUpscaler
 from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, register_task
-from anyres.train.engine import Recipe, distributed, ema_update, load_init_weights, milestone_lr, update
+from anyres.train.engine import Recipe, distributed, ema_update, load_init_weights, milestone_lr, stderr_log, update
 
 __all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "PerceptualConfig", "SRRecipe"]
 
@@ -183,6 +185,13 @@ class SRRecipe(Recipe):
             sharpen_gt=d.sharpen_gt,
         )
         self.validate_every = config.val.every if config.val.data else 0
+        # bf16 only where it is native: elsewhere it is many times slower than float32 (anyres.nn.precision).
+        self.bf16 = config.precision == "bf16" and bf16_fast("cpu")
+        if config.precision == "bf16" and not self.bf16 and self.rank == 0:
+            (log or stderr_log)(
+                f"[{config.name}] precision bf16: this CPU has no native bf16, so the run computes in float32 "
+                f"(set {PRECISION_ENV}=1 to force bf16)"
+            )
 
     def _param_groups(self) -> list[dict[str, Any]]:
         scale = self.config.optim.new_modules_lr_scale
@@ -211,7 +220,7 @@ class SRRecipe(Recipe):
         cfg = self.config
         batch = self.sampler.sample(cfg.batch_size // self.world, _batch_generator(cfg.seed, self.rank, iteration))
         lr = batch.lr.contiguous(memory_format=torch.channels_last)
-        bf16 = cfg.precision == "bf16"
+        bf16 = self.bf16
         extra, aux = {}, None
         if batch.hr is not None:  # networks conditioned on a prior made from the HR crop (LIIFusion)
             g = torch.Generator().manual_seed(derive_seed(cfg.seed, f"prior/{self.rank}/{iteration}"))

@@ -87,18 +87,23 @@ def _lmar(out, enhancer):
 class _HLLHGAN:
     """Builds HLLHGAN engines the way train_hllhgan does (the recipe takes two image sets, not a YAML config)."""
 
-    def __init__(self, out):
-        self.out = out
+    def __init__(self, out, **overrides):
+        self.out, self.overrides = out, overrides
 
     def engine(self):
-        cfg = HLLHGANConfig(h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2, iterations=4)
+        cfg = HLLHGANConfig(
+            h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2, iterations=4, **self.overrides
+        )
         return Engine(HLLHGANRecipe(cfg, _images(2, 24), _images(2, 8), self.out), log=_quiet, progress=False)
 
 
-def _engine(kind, out, enhancer):
+def _engine(kind, out, enhancer, **overrides):
     if kind == "hllhgan":
-        return _HLLHGAN(out).engine()
-    return build({"sr": _sr, "enhance": _enhance, "lmar": _lmar}[kind](out, enhancer), images=_images(), log=_quiet)
+        return _HLLHGAN(out, **overrides).engine()
+    cfg = {"sr": _sr, "enhance": _enhance, "lmar": _lmar}[kind](out, enhancer)
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return build(cfg, images=_images(), log=_quiet)
 
 
 def _state(engine):
@@ -119,6 +124,32 @@ def test_resume_is_bit_identical_for_every_recipe(tmp_path, kind, enhancer):
     assert a.keys() == b.keys() and any(".exp_avg" in k for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
     assert any(not torch.equal(initial[k], a[k]) for k in initial)  # it did train
+
+
+@pytest.mark.parametrize("kind", ["sr", "enhance", "lmar", "hllhgan"])
+def test_data_workers_give_the_same_run_for_every_recipe(tmp_path, kind, enhancer):
+    inline = _engine(kind, tmp_path / "a", enhancer, workers=0)
+    inline.run()
+    first = _engine(kind, tmp_path / "b", enhancer, workers=2, device="cpu")
+    assert first.recipe.device == torch.device("cpu")
+    first.run(stop_after=1)
+    resumed = _engine(kind, tmp_path / "b", enhancer, workers=2, device="cpu")
+    assert resumed.resume()
+    resumed.run()  # its workers start again at iteration 1
+    a, b = _state(inline), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_moves_between_cuda_and_the_cpu(tmp_path, enhancer):
+    gpu = _engine("sr", tmp_path, enhancer, device="cuda", precision="bf16", workers=1)
+    assert gpu.recipe.device.type == "cuda"
+    gpu.run(stop_after=2)
+    assert all(v.device.type == "cpu" for v in gpu.state_tensors().values())  # a resume state any machine reads
+    cpu = _engine("sr", tmp_path, enhancer, device="cpu")
+    assert cpu.resume() and cpu.iteration == 2
+    cpu.run()
+    assert cpu.iteration == 4 and all(torch.isfinite(v).all() for v in _state(cpu).values())
 
 
 def test_sigint_checkpoints_after_the_step_and_the_run_resumes_exactly(tmp_path, enhancer):
@@ -149,6 +180,8 @@ def test_log_lines_and_history(tmp_path, enhancer):
     cfg = _enhance(tmp_path, enhancer)
     cfg.log_every = 2
     engine = build(cfg, images=_images(), log=lines.append)
+    assert lines == ["[tiny] training on cpu"]  # where it computes, first
+    lines.clear()
     engine.run()
     assert [ln.split(" lr ")[0].rsplit(" loss ", 1)[0] for ln in lines] == ["[tiny] it 2/4", "[tiny] it 4/4"]
     assert all(" it/s ETA " in ln for ln in lines)

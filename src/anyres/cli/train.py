@@ -28,7 +28,14 @@ __all__ = ["train"]
     help="Stop cleanly after this much wall-clock time (resume state and weights folder saved; the same "
     "command resumes), e.g. to use a short slot on a GPU machine fully.",
 )
-def train(config: Path, restart: bool, overrides: tuple[str, ...], budget_minutes: float | None) -> None:
+@click.option(
+    "--device",
+    default=None,
+    help="auto (CUDA when there is a GPU, else the CPU), cpu, cuda or cuda:N; the config's device otherwise.",
+)
+def train(
+    config: Path, restart: bool, overrides: tuple[str, ...], budget_minutes: float | None, device: str | None
+) -> None:
     """Train a model from a YAML CONFIG (resumes from the run folder's checkpoint).
 
     A config with `task: enhance` at its top level trains an enhancement network, one with `task: lmar` an
@@ -48,6 +55,8 @@ def train(config: Path, restart: bool, overrides: tuple[str, ...], budget_minute
     threads = click.get_current_context().meta.get("anyres.threads")
     if threads is not None:  # --threads N is the config's threads (a --set threads=... still wins)
         parsed.setdefault("threads", threads)
+    if device is not None:  # --device is the config's device (a --set device=... still wins)
+        parsed.setdefault("device", device)
     engine = run_training(load_config(config, parsed), resume=not restart, budget_minutes=budget_minutes)
     if engine.stop_requested:  # Ctrl-C / SIGTERM: the checkpoint is saved; exit as an interrupted command does
         raise SystemExit(130)

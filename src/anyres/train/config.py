@@ -20,6 +20,7 @@ from anyres.errors import ConfigError
 
 __all__ = [
     "ConfigModel",
+    "RunConfig",
     "Count",
     "PositiveInt",
     "PositiveFloat",
@@ -73,6 +74,14 @@ class ConfigModel(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in declaration order (what ``config.yaml`` and the checkpoint metadata hold)."""
         return self.model_dump()
+
+
+class RunConfig(ConfigModel):
+    """Where a run computes, shared by every task's config: the same recipe on any machine (docs/training.md,
+    "Devices and data workers")."""
+
+    device: str = "auto"  # auto (CUDA when there is a GPU, else the CPU), cpu, cuda or cuda:N
+    workers: Count = 0  # DataLoader processes making the next batches (0: in the training process)
 
 
 # task value -> (config model, recipe factory); filled by anyres.train.recipes

@@ -45,6 +45,9 @@ __all__ = [
     "format_eta",
     "stderr_log",
     "keep_freed_memory",
+    "train_device",
+    "BatchStream",
+    "to_device",
 ]
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -86,6 +89,98 @@ def stderr_log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # Pieces a recipe uses
+
+
+def train_device(spec: str = "auto") -> torch.device:
+    """The device a run trains on: ``auto`` (CUDA when PyTorch sees a GPU, else the CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``. Under torchrun a bare ``cuda`` (or ``auto``) is ``cuda:LOCAL_RANK``. A CUDA device that is not
+    there is a :class:`ConfigError` before the run starts, not a crash at its first step."""
+    import os
+
+    if not isinstance(spec, str):
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {spec!r}") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device: {spec!r}, but PyTorch sees no CUDA device here; use cpu or auto")
+    index = dev.index if dev.index is not None else int(os.environ.get("LOCAL_RANK", "0"))
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {spec!r}, but PyTorch sees only {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device("cuda", index)
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor in it (also inside lists, tuples, dicts and dataclasses) moved to ``device``."""
+    import dataclasses
+
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(x, device) for x in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(
+            obj, **{f.name: to_device(getattr(obj, f.name), device) for f in dataclasses.fields(obj)}
+        )
+    return obj
+
+
+class _ByIteration(torch.utils.data.Dataset):
+    """Item ``k`` is the batch of iteration ``start + k``."""
+
+    def __init__(self, make: Callable[[int], Any], start: int, stop: int):
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, k: int) -> Any:
+        return self.make(self.start + k)
+
+
+class BatchStream:
+    """The batches of a run: batch ``i`` is ``make(i)``, a pure function of ``i`` made on the CPU and moved to
+    ``device``. With ``workers > 0``, DataLoader processes make the next batches while the current step runs;
+    they are the same batches as with ``workers=0``, so a run's result does not depend on ``workers``.
+    ``make`` must pickle where processes are spawned rather than forked (a module-level function or a
+    ``functools.partial`` of one)."""
+
+    def __init__(self, make: Callable[[int], Any], workers: int = 0, device: torch.device | None = None, stop: int = 0):
+        self.make, self.workers, self.stop = make, int(workers), int(stop)
+        self.device = device or torch.device("cpu")
+        self._it: Any = None
+        self._next = -1
+
+    def get(self, iteration: int) -> Any:
+        if self.workers == 0 or iteration >= self.stop:
+            batch = self.make(iteration)
+        else:
+            if self._it is None or iteration != self._next:  # first call, or a jump (resume): restart there
+                loader = torch.utils.data.DataLoader(
+                    _ByIteration(self.make, iteration, self.stop),
+                    batch_size=None,
+                    num_workers=self.workers,
+                    pin_memory=self.device.type == "cuda",
+                    # its own generator for the workers' base seed: the global RNG (dropout) stays untouched
+                    generator=torch.Generator().manual_seed(0),
+                )
+                self._it = iter(loader)
+            batch = next(self._it)
+            self._next = iteration + 1
+        return batch if self.device.type == "cpu" else to_device(batch, self.device)
+
+    def close(self) -> None:
+        """Stop the worker processes (the next :meth:`get` starts them again)."""
+        self._it, self._next = None, -1
 
 
 def make_grads_contiguous(params: Iterable[nn.Parameter]) -> None:
@@ -151,9 +246,9 @@ def adam_state_tensors(
     for i, p in enumerate(params):
         st = optim.state.get(p)
         if st:
-            tensors[f"{prefix}.{i}.exp_avg"] = st["exp_avg"].contiguous()
-            tensors[f"{prefix}.{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-            tensors[f"{prefix}.{i}.step"] = st["step"].reshape(1).float().clone()
+            tensors[f"{prefix}.{i}.exp_avg"] = st["exp_avg"].cpu().contiguous()
+            tensors[f"{prefix}.{i}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
+            tensors[f"{prefix}.{i}.step"] = st["step"].reshape(1).float().cpu().clone()
     return tensors
 
 
@@ -168,8 +263,8 @@ def load_adam_state(
         if f"{prefix}.{i}.exp_avg" in tensors:
             optim.state[p] = {
                 "step": torch.tensor(float(tensors[f"{prefix}.{i}.step"][0])),
-                "exp_avg": tensors[f"{prefix}.{i}.exp_avg"].clone(),
-                "exp_avg_sq": tensors[f"{prefix}.{i}.exp_avg_sq"].clone(),
+                "exp_avg": tensors[f"{prefix}.{i}.exp_avg"].to(p.device, copy=True),
+                "exp_avg_sq": tensors[f"{prefix}.{i}.exp_avg_sq"].to(p.device, copy=True),
             }
 
 
@@ -199,6 +294,8 @@ class Recipe:
     rng_key: str | None = None  # re-seed the global RNG per iteration under this key (dropout)
     progress_bar: str | None = None  # a progress label (anyres.progress) instead of log lines
     validate_every: int = 0
+    device: torch.device = torch.device("cpu")  # set by a recipe from its config's device (train_device)
+    batches: BatchStream | None = None  # a recipe's batches when it makes them through a BatchStream
 
     @property
     def name(self) -> str:
@@ -298,7 +395,7 @@ class Engine:
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {}
         for prefix, module in self.recipe.modules.items():
-            tensors.update({f"{prefix}.{k}": v.detach().contiguous() for k, v in module.state_dict().items()})
+            tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
         for prefix, (optim, module) in self.recipe.optimizers.items():
             tensors.update(adam_state_tensors(optim, module.parameters(), prefix))
         return tensors
@@ -413,6 +510,8 @@ class Engine:
                     )
                 if bar is not None:
                     bar.close()
+                if r.batches is not None:
+                    r.batches.close()
                 return
             if due:
                 if main:
@@ -421,6 +520,8 @@ class Engine:
                 last_ckpt = time.monotonic()
         if bar is not None:
             bar.close()
+        if r.batches is not None:
+            r.batches.close()
         if main:
             self.save_checkpoint()
 
@@ -460,7 +561,11 @@ def build(config: Any, images: list[torch.Tensor] | None = None, log: Callable[[
         torch.set_num_threads(config.threads)
     keep_freed_memory()
     log = log or stderr_log
-    return Engine(factory(config, images=images, log=log), log=log)
+    recipe = factory(config, images=images, log=log)
+    if distributed()[1] == 0:
+        workers = getattr(config, "workers", 0)
+        log(f"[{recipe.name}] training on {recipe.device}" + (f", {workers} data workers" if workers else ""))
+    return Engine(recipe, log=log)
 
 
 def train(

@@ -9,6 +9,7 @@ which the engine re-seeds per iteration, so resume is exact. Outputs: ``model/``
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -22,8 +23,17 @@ from anyres.errors import AnyresError, ConfigError
 from anyres.hub import save_network, write_card
 from anyres.registry import NETWORKS
 from anyres.sr.data import load_hr_folders
-from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, model_spec, register_task
-from anyres.train.engine import Recipe, load_init_weights, milestone_lr, update
+from anyres.train.config import (
+    ConfigModel,
+    Count,
+    Milestones,
+    PositiveFloat,
+    PositiveInt,
+    RunConfig,
+    model_spec,
+    register_task,
+)
+from anyres.train.engine import BatchStream, Recipe, load_init_weights, milestone_lr, train_device, update
 
 __all__ = [
     "EnhanceTrainConfig",
@@ -71,7 +81,7 @@ class EnhanceOptimConfig(ConfigModel):
     gamma: PositiveFloat = 0.5
 
 
-class EnhanceTrainConfig(ConfigModel):
+class EnhanceTrainConfig(RunConfig):
     task: Literal["enhance"] = TASK_KEY
     name: str = "deeplpf-retouch"
     model: dict[str, Any] = Field(default_factory=lambda: {"name": "deeplpf", "args": {}})
@@ -108,6 +118,13 @@ def _l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _LOSS_FUNCTIONS = {"deeplpf": _lab_loss, "l1": _l1_loss}
 
 
+def _enhance_batch(
+    sampler: EnhancePairSampler, size: int, seed: int, iteration: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(derive_seed(seed, f"enhance/batch/{iteration}"))
+    return sampler.sample(size, g)
+
+
 class EnhanceRecipe(Recipe):
     """The network, Adam and the pair sampler of one run. ``images``: ``(3, H, W)`` uint8 photos to train on
     instead of ``config.data.train`` (tests)."""
@@ -132,7 +149,8 @@ class EnhanceRecipe(Recipe):
             load_init_weights(self.net, config.init)
         # Channels-last convolutions: faster steps on CPU (benchmarks/enhance_train_speed.py, RESULTS
         # "Enhancement"); the same arithmetic up to float rounding.
-        self.net = self.net.to(memory_format=torch.channels_last)
+        self.device = train_device(config.device)
+        self.net = self.net.to(self.device, memory_format=torch.channels_last)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr)
         self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}
         self.loss_fn = _LOSS_FUNCTIONS[config.loss]
@@ -142,18 +160,19 @@ class EnhanceRecipe(Recipe):
         self.sampler = EnhancePairSampler(
             images, get_task(d.task["name"], d.task["args"] or None), patch=d.patch, flip=d.augment
         )
+        make = functools.partial(_enhance_batch, self.sampler, config.batch_size, config.seed)
+        self.batches = BatchStream(make, config.workers, self.device, stop=config.iterations)
 
     def lr_at(self, iteration: int) -> float:
         o = self.config.optim
         return milestone_lr(o.lr, iteration, o.milestones, o.gamma)
 
     def batch_at(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(degraded, target)`` of an iteration, each ``(B, 3, p, p)`` in [0, 1]; a pure function of it."""
-        g = torch.Generator().manual_seed(derive_seed(self.config.seed, f"enhance/batch/{iteration}"))
-        return self.sampler.sample(self.config.batch_size, g)
+        """``(degraded, target)`` of an iteration, each ``(B, 3, p, p)`` in [0, 1] on the CPU; a pure function of it."""
+        return _enhance_batch(self.sampler, self.config.batch_size, self.config.seed, iteration)
 
     def step(self, iteration: int) -> dict[str, float]:
-        degraded, target = self.batch_at(iteration)
+        degraded, target = self.batches.get(iteration)
         loss = self.loss_fn(self.net(degraded.contiguous(memory_format=torch.channels_last)), target)
         update(self.optim, self.net, loss)
         return {"loss": float(loss.detach())}

@@ -10,6 +10,7 @@ generator seeded by ``(seed, i)``, then updates in order ``D_low`` (hinge, real 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from anyres.degrade.learned.hllhgan import (
 from anyres.errors import ConfigError
 from anyres.hub import save_network
 from anyres.train.crops import random_crops
-from anyres.train.engine import Engine, Recipe, stderr_log, update
+from anyres.train.engine import BatchStream, Engine, Recipe, stderr_log, train_device, update
 
 __all__ = ["HLLHGANConfig", "HLLHGANRecipe", "random_crops", "train_hllhgan"]
 
@@ -58,6 +59,8 @@ class HLLHGANConfig:
     seed: int = 0
     checkpoint_minutes: float = 5.0
     threads: int | None = None
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (anyres.train.engine.train_device)
+    workers: int = 0  # DataLoader processes making the next batches
 
     def __post_init__(self) -> None:
         if self.hr_size % 16 or self.hr_size < 16:
@@ -65,8 +68,26 @@ class HLLHGANConfig:
         for name in ("batch", "iterations"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.workers) < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+
+
+def _hllhgan_batch(
+    hr_images: Sequence[torch.Tensor],
+    lr_images: Sequence[torch.Tensor],
+    hr_size: int,
+    batch: int,
+    noise_shape: tuple[int, ...],
+    seed: int,
+    iteration: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(hr, real_lr, noise)`` of an iteration: HR and real LR crops in [-1, 1] and the generator's noise."""
+    g = torch.Generator().manual_seed(derive_seed(seed, f"hllhgan-step-{iteration}"))
+    hr = random_crops(hr_images, hr_size, batch, g) * 2 - 1
+    real_lr = random_crops(lr_images, hr_size // SCALE, batch, g) * 2 - 1
+    return hr, real_lr, torch.randn((batch, *noise_shape), generator=g)
 
 
 class HLLHGANRecipe(Recipe):
@@ -91,10 +112,19 @@ class HLLHGANRecipe(Recipe):
             self.g_l2h = L2HGenerator(config.l2h_width, config.l2h_width2)
             self.d_high = ResDiscriminator(config.hr_size, config.d_channels)
             self.modules.update(g_l2h=self.g_l2h, d_high=self.d_high)
+        self.device = train_device(config.device)
+        for module in self.modules.values():
+            module.to(self.device)
         self.optimizers = {
             f"optim_{k}": (torch.optim.Adam(n.parameters(), lr=config.lr, betas=tuple(config.betas)), n)
             for k, n in self.modules.items()
         }
+        # the shape H2LGenerator.make_noise draws (without drawing: the global RNG stays untouched)
+        noise_shape = (self.g_h2l.z_dim,) if self.g_h2l.noise == "fc" else (1, config.hr_size, config.hr_size)
+        make = functools.partial(
+            _hllhgan_batch, hr_images, lr_images, config.hr_size, config.batch, noise_shape, config.seed
+        )
+        self.batches = BatchStream(make, config.workers, self.device, stop=config.iterations)
 
     name = "hllhgan"
 
@@ -113,10 +143,7 @@ class HLLHGANRecipe(Recipe):
 
     def step(self, iteration: int) -> dict[str, float]:
         cfg = self.config
-        g = torch.Generator().manual_seed(derive_seed(cfg.seed, f"hllhgan-step-{iteration}"))
-        hr = random_crops(self.hr_images, cfg.hr_size, cfg.batch, g) * 2 - 1
-        real_lr = random_crops(self.lr_images, cfg.hr_size // SCALE, cfg.batch, g) * 2 - 1
-        noise = self.g_h2l.make_noise(cfg.batch, cfg.hr_size, cfg.hr_size, g)
+        hr, real_lr, noise = self.batches.get(iteration)
         fake_lr = self.g_h2l(hr, noise)
         d_loss = hinge_d_loss(self.d_low(real_lr), self.d_low(fake_lr.detach()))
         self._update("d_low", d_loss)
@@ -148,7 +175,9 @@ class HLLHGANRecipe(Recipe):
         saved = meta["config"]
         mine = json.loads(json.dumps(dataclasses.asdict(self.config)))
         differ = sorted(
-            k for k in mine if k not in ("iterations", "checkpoint_minutes", "threads") and saved.get(k) != mine[k]
+            k
+            for k in mine
+            if k not in ("iterations", "checkpoint_minutes", "threads", "device", "workers") and saved.get(k) != mine[k]
         )
         if differ:
             raise ConfigError(

@@ -32,8 +32,8 @@ from anyres.io import list_images, read_image
 from anyres.ops.augment import flip
 from anyres.ops.resize import imresize
 from anyres.registry import NETWORKS
-from anyres.train.config import ConfigModel, Count, PositiveFloat, PositiveInt, model_spec, register_task
-from anyres.train.engine import Recipe, stderr_log, update
+from anyres.train.config import ConfigModel, Count, PositiveFloat, PositiveInt, RunConfig, model_spec, register_task
+from anyres.train.engine import BatchStream, Recipe, stderr_log, train_device, update
 from anyres.train.lmar_losses import (
     LMARLossWeights,
     PatchDiscriminator,
@@ -126,7 +126,7 @@ class LMARLossConfig(ConfigModel):
     colour: Weight = 0.0  # not the reference's: keeps each crop's mean colour (docs/methods/lmar.md)
 
 
-class LMARTrainConfig(ConfigModel):
+class LMARTrainConfig(RunConfig):
     task: Literal["lmar"] = TASK_KEY
     name: str = "lmar"
     enhancer: str | None = None  # weights folder of the frozen enhancer (required)
@@ -217,6 +217,46 @@ def _load_photos(folders: Sequence[str], exclude: Sequence[str], crop: int) -> t
     return images, total
 
 
+@dataclasses.dataclass
+class LMARBatches:
+    """Batch ``i`` of an LMAR run, ``(x, d)``: the LMAR input ``(B, 3, crop, crop)`` float32 in [0, 1] (damaged
+    crops when a task is set) and the target side; a pure function of ``(seed, i)``."""
+
+    images: list[torch.Tensor]
+    task: Any
+    sides: list[int]
+    crop: int
+    augment: bool
+    batch_size: int
+    seed: int
+
+    def draw_at(self, iteration: int) -> dict[str, Any]:
+        """The random choices of an iteration as JSON: ``{"side": d, "samples": [{"image", "top", "left",
+        "hflip", "vflip", "record"}, ...]}``."""
+        g = torch.Generator().manual_seed(derive_seed(self.seed, f"lmar/batch/{iteration}"))
+        draw = Draw(g)
+        side = self.sides[draw.integer(0, len(self.sides) - 1)]
+        samples = []
+        for _ in range(self.batch_size):
+            index = draw.integer(0, len(self.images) - 1)
+            h, w = self.images[index].shape[-2:]
+            top, left = draw.integer(0, h - self.crop), draw.integer(0, w - self.crop)
+            hflip = draw.coin(0.5) if self.augment else False
+            vflip = draw.coin(0.5) if self.augment else False
+            record = self.task.sample(1, g)[0] if self.task is not None else None
+            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip, "record": record})
+        return {"side": side, "samples": samples}
+
+    def __call__(self, iteration: int) -> tuple[torch.Tensor, int]:
+        drawn = self.draw_at(iteration)
+        crop, crops = self.crop, []
+        for s in drawn["samples"]:
+            img = self.images[s["image"]][:, s["top"] : s["top"] + crop, s["left"] : s["left"] + crop]
+            x = flip(img.to(torch.float32).div(255.0), s["hflip"], s["vflip"]).unsqueeze(0).contiguous()
+            crops.append(self.task.apply(x, [s["record"]]) if self.task is not None else x)
+        return torch.cat(crops), drawn["side"]
+
+
 class LMARRecipe(Recipe):
     """The frozen enhancer, the LMAR network, the discriminator and their Adams of one run. ``images``:
     ``(3, H, W)`` uint8 photos instead of ``config.data.train`` (tests; ``exclude`` does not apply)."""
@@ -249,6 +289,9 @@ class LMARRecipe(Recipe):
             torch.manual_seed(cfg.seed)
             self.net = NETWORKS.build("lmar", **cfg.model["args"])
             self.disc = PatchDiscriminator(cfg.discriminator_channels)
+        self.device = train_device(cfg.device)
+        for module in (self.enhancer, self.net, self.disc):
+            module.to(self.device)
         betas = tuple(cfg.optim.betas)
         self.optim_g = torch.optim.Adam(self.net.parameters(), lr=cfg.optim.lr, betas=betas)
         self.optim_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.optim.lr, betas=betas)
@@ -267,40 +310,20 @@ class LMARRecipe(Recipe):
         self.images = [img for img in images if min(img.shape[-2:]) >= d.crop]
         if not self.images:
             raise ConfigError(f"no training image holds a {d.crop}x{d.crop} crop")
+        self.make_batch = LMARBatches(self.images, self.task, self.sides, d.crop, d.augment, cfg.batch_size, cfg.seed)
+        self.batches = BatchStream(self.make_batch, cfg.workers, self.device, stop=cfg.iterations)
 
     def lr_at(self, iteration: int) -> float:
         o = self.config.optim
         return o.lr * o.gamma ** (iteration // o.step_every)
 
     def draw_at(self, iteration: int) -> dict[str, Any]:
-        """The random choices of an iteration as JSON: ``{"side": d, "samples": [{"image", "top", "left",
-        "hflip", "vflip", "record"}, ...]}``; a pure function of ``(seed, iteration)``."""
-        g = torch.Generator().manual_seed(derive_seed(self.config.seed, f"lmar/batch/{iteration}"))
-        draw = Draw(g)
-        crop, augment = self.config.data.crop, self.config.data.augment
-        side = self.sides[draw.integer(0, len(self.sides) - 1)]
-        samples = []
-        for _ in range(self.config.batch_size):
-            index = draw.integer(0, len(self.images) - 1)
-            h, w = self.images[index].shape[-2:]
-            top, left = draw.integer(0, h - crop), draw.integer(0, w - crop)
-            hflip = draw.coin(0.5) if augment else False
-            vflip = draw.coin(0.5) if augment else False
-            record = self.task.sample(1, g)[0] if self.task is not None else None
-            samples.append({"image": index, "top": top, "left": left, "hflip": hflip, "vflip": vflip, "record": record})
-        return {"side": side, "samples": samples}
+        """The random choices of an iteration (:meth:`LMARBatches.draw_at`)."""
+        return self.make_batch.draw_at(iteration)
 
     def batch_at(self, iteration: int) -> tuple[torch.Tensor, int]:
-        """``(x, d)``: the LMAR input ``(B, 3, crop, crop)`` float32 in [0, 1] (damaged crops when a task is set)
-        and the target side of the iteration."""
-        drawn = self.draw_at(iteration)
-        crop = self.config.data.crop
-        crops = []
-        for s in drawn["samples"]:
-            img = self.images[s["image"]][:, s["top"] : s["top"] + crop, s["left"] : s["left"] + crop]
-            x = flip(img.to(torch.float32).div(255.0), s["hflip"], s["vflip"]).unsqueeze(0).contiguous()
-            crops.append(self.task.apply(x, [s["record"]]) if self.task is not None else x)
-        return torch.cat(crops), drawn["side"]
+        """``(x, d)`` of an iteration on the CPU (:class:`LMARBatches`)."""
+        return self.make_batch(iteration)
 
     def plain_resize(self, hr: torch.Tensor, side: int) -> torch.Tensor:
         """``D(x)``, LMAR's own resize without the learned compensation: the discriminator's real examples."""
@@ -310,7 +333,7 @@ class LMARRecipe(Recipe):
     def step(self, iteration: int) -> dict[str, float]:
         """One generator and one discriminator update; returns the iteration's loss terms (unweighted, plus
         the weighted generator ``total`` and the discriminator's ``disc``)."""
-        hr, side = self.batch_at(iteration)
+        hr, side = self.batches.get(iteration)
         adversarial = self.weights.adversarial > 0
         x_c = self.net(hr, (side, side), checkpoint=self.config.grad_checkpoint)
         self.disc.requires_grad_(False)  # the generator's loss must not leave gradients in D

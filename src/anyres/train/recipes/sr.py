@@ -10,6 +10,7 @@ LIIFusion prior L1, VGG16 perceptual MSE and a relativistic GAN term with its ow
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -27,8 +28,18 @@ from anyres.nn.precision import bf16_fast
 from anyres.registry import NETWORKS
 from anyres.sr.data import RandomScaleSampler, load_hr_folders
 from anyres.sr.render import LIIFUpscaler
-from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, register_task
-from anyres.train.engine import Recipe, distributed, ema_update, load_init_weights, milestone_lr, stderr_log, update
+from anyres.train.config import ConfigModel, Count, Milestones, PositiveFloat, PositiveInt, RunConfig, register_task
+from anyres.train.engine import (
+    BatchStream,
+    Recipe,
+    distributed,
+    ema_update,
+    load_init_weights,
+    milestone_lr,
+    stderr_log,
+    train_device,
+    update,
+)
 
 __all__ = ["TrainConfig", "DataConfig", "OptimConfig", "ValConfig", "PerceptualConfig", "SRRecipe"]
 
@@ -94,7 +105,7 @@ class PerceptualConfig(ConfigModel):
         return self
 
 
-class TrainConfig(ConfigModel):
+class TrainConfig(RunConfig):
     name: str = "liif"
     model: dict[str, Any] = Field(default_factory=lambda: {"name": "liif", "args": {}})
     data: DataConfig = Field(default_factory=DataConfig)
@@ -131,6 +142,10 @@ def _batch_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
     return torch.Generator().manual_seed(hash((seed, rank, iteration)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
+def _sr_batch(sampler: RandomScaleSampler, size: int, seed: int, rank: int, iteration: int) -> Any:
+    return sampler.sample(size, _batch_generator(seed, rank, iteration))
+
+
 class SRRecipe(Recipe):
     """The network (channels-last, DDP-wrapped under torchrun), Adam, the sampler and the optional
     discriminator and VGG loss of one SR run. ``images``: ``(3, H, W)`` uint8 instead of ``data.train``."""
@@ -147,10 +162,12 @@ class SRRecipe(Recipe):
         self.net = NETWORKS.build(spec["name"], **spec.get("args", {}))
         if config.init:
             load_init_weights(self.net, config.init, tuple(getattr(self.net, "init_new_modules", ())))
-        self.net = self.net.to(memory_format=torch.channels_last)
+        self.device = train_device(config.device)
+        self.net = self.net.to(self.device, memory_format=torch.channels_last)
         self.model = self.net
         if self.world > 1:
-            self.model = torch.nn.parallel.DistributedDataParallel(self.net)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.optim = torch.optim.Adam(self._param_groups(), lr=config.optim.lr)
         self.modules, self.optimizers = {"model": self.net}, {"optim": (self.optim, self.net)}
         self.ema_net = None
@@ -161,14 +178,14 @@ class SRRecipe(Recipe):
         if config.gan_weight:
             from anyres.train.losses import UNetDiscriminator
 
-            self.disc = UNetDiscriminator(**config.discriminator).to(memory_format=torch.channels_last)
+            self.disc = UNetDiscriminator(**config.discriminator).to(self.device, memory_format=torch.channels_last)
             self.modules["disc"] = self.disc
             self.optimizers["optim_disc"] = (torch.optim.Adam(self.disc.parameters(), lr=config.optim.lr), self.disc)
         if config.perceptual_weight:
             from anyres.train.losses import PerceptualLoss
 
             p = config.perceptual
-            self.perceptual = PerceptualLoss(p.layers, p.weights, p.criterion)
+            self.perceptual = PerceptualLoss(p.layers, p.weights, p.criterion).to(self.device)
         d = config.data
         if images is None:
             images = load_hr_folders(d.train)
@@ -184,12 +201,18 @@ class SRRecipe(Recipe):
             query_layout=d.query_layout,
             sharpen_gt=d.sharpen_gt,
         )
+        self.batches = BatchStream(
+            functools.partial(_sr_batch, self.sampler, config.batch_size // self.world, config.seed, self.rank),
+            config.workers,
+            self.device,
+            stop=config.iterations,
+        )
         self.validate_every = config.val.every if config.val.data else 0
         # bf16 only where it is native: elsewhere it is many times slower than float32 (anyres.nn.precision).
-        self.bf16 = config.precision == "bf16" and bf16_fast("cpu")
+        self.bf16 = config.precision == "bf16" and bf16_fast(self.device)
         if config.precision == "bf16" and not self.bf16 and self.rank == 0:
             (log or stderr_log)(
-                f"[{config.name}] precision bf16: this CPU has no native bf16, so the run computes in float32 "
+                f"[{config.name}] precision bf16: {self.device.type} here has no native bf16, so the run computes in float32 "
                 f"(set {PRECISION_ENV}=1 to force bf16)"
             )
 
@@ -218,7 +241,7 @@ class SRRecipe(Recipe):
 
     def step(self, iteration: int) -> dict[str, float]:
         cfg = self.config
-        batch = self.sampler.sample(cfg.batch_size // self.world, _batch_generator(cfg.seed, self.rank, iteration))
+        batch = self.batches.get(iteration)
         lr = batch.lr.contiguous(memory_format=torch.channels_last)
         bf16 = self.bf16
         extra, aux = {}, None
@@ -292,7 +315,8 @@ class SRRecipe(Recipe):
         v = self.config.val
         net.eval()
         try:
-            report = evaluate(LIIFUpscaler(net, name=self.config.name, mode="fast"), v.data, v.scales, progress=False)
+            up = LIIFUpscaler(net, name=self.config.name, mode="fast")
+            report = evaluate(up, v.data, v.scales, progress=False, device=str(self.device))
         finally:
             net.train()
         return {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}

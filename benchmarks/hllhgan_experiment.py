@@ -18,7 +18,9 @@ a degradation neither SR model was shown.
    degradation closer to the real one than bicubic is?).
 
 Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval|stats] [--gan-iters 1500]
-[--sr-iters 800]``. Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
+[--sr-iters 800]``. The GAN's resume state between machines is ``checkpoints/hllhgan-gan.safetensors``
+(copy ``gan/checkpoint.safetensors`` there when a session stops; the ``gan`` stage starts from it when its
+run folder has none). Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
 ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -113,6 +116,11 @@ def stage_gan(root: Path, iters: int, threads: int) -> dict:
 
     hr = load_hr_folders([root / "hr_half"])
     lr = load_hr_folders([root / "real_lr"])
+    state, committed = root / "gan" / "checkpoint.safetensors", ROOT / "checkpoints" / "hllhgan-gan.safetensors"
+    if not state.exists() and committed.exists():  # a new machine: go on from the committed resume state
+        state.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(committed, state)
+        print(f"resuming from the committed state {committed.relative_to(ROOT)}")
     return train_hllhgan(hr, lr, root / "gan", HLLHGANConfig(iterations=iters, threads=threads))
 
 

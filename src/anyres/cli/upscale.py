@@ -62,7 +62,8 @@ def parse_size(text: str) -> tuple[int, int]:
     type=click.Choice(RENDER_MODES),
     default="fast",
     show_default=True,
-    help="fast: bf16 MLP; exact: float32; reference: the paper's plain path (slow).",
+    help="fast: bf16 MLP where the CPU/GPU has native bf16, else float32; exact: float32; reference: the "
+    "paper's plain path (slow).",
 )
 @device_option
 @quality_option

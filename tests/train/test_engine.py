@@ -92,7 +92,12 @@ class _HLLHGAN:
 
     def engine(self):
         cfg = HLLHGANConfig(
-            h2l_channels=(4, 4, 4, 4), d_channels=(4, 4, 4, 4, 4, 4), hr_size=16, batch=2, iterations=4, **self.overrides
+            h2l_channels=(4, 4, 4, 4),
+            d_channels=(4, 4, 4, 4, 4, 4),
+            hr_size=16,
+            batch=2,
+            iterations=4,
+            **self.overrides,
         )
         return Engine(HLLHGANRecipe(cfg, _images(2, 24), _images(2, 8), self.out), log=_quiet, progress=False)
 

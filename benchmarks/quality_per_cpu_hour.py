@@ -10,9 +10,12 @@ Sources: a resume state's metadata (its ``history`` of validations, its ``iterat
 training steps), and ``checkpoints/VALIDATION.txt`` for finished runs whose resume state is gone (lines
 ``[name] validation at it N: {...}`` under a ``# name`` header), timed by the ``training.wall_time_hours`` of
 the shipped weights folder of that name, and shipped folders trained as a cooled-down branch of a run
-(``--branch``: their ``config.json`` records the validations; they are put on the parent run's clock). The histories hold no per-validation clock, so the hours of a point
-are its iteration times the run's average seconds per iteration: "hours" are hours of training steps on this
-2-core CPU (validation time excluded).
+(``--branch``: their ``config.json`` records the validations; they are put on the parent run's clock). A
+validation made by the engine since 2026-12-07 records ``elapsed``, the seconds of training steps so far: such
+a point is placed at that clock. An older point, which has none, is placed at its iteration times the run's
+average seconds per iteration up to its first clocked point (or over the whole run when none is clocked).
+"Hours" are hours of training steps on the machine that ran them (validation time excluded): the run moved to
+a slower CPU at iteration 18,274 (benchmarks/RESULTS.md, "Precision").
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ def from_checkpoint(path: Path) -> list[dict]:
     (``ema``: a validation entry has ``psnr_raw``), a second series for the average."""
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["anyres"])
-    rate = meta["elapsed"] / 3600 / max(meta["iteration"], 1)
     history = [h for h in meta["history"] if isinstance(h.get("psnr"), dict)]
+    clock = {h["iteration"]: h["elapsed"] / 3600 for h in history if "elapsed" in h}
+    first = min(clock, default=None)
+    rate = clock[first] / first if first else meta["elapsed"] / 3600 / max(meta["iteration"], 1)
     name = str(meta.get("config", {}).get("name") or path.stem)
     raw = [(h["iteration"], h.get("psnr_raw", h["psnr"])) for h in history]
-    runs = [{"name": name, "hours_per_iteration": rate, "iterations": meta["iteration"], "points": raw}]
+    runs = [{"name": name, "hours_per_iteration": rate, "clock": clock, "iterations": meta["iteration"], "points": raw}]
     average = [(h["iteration"], h["psnr"]) for h in history if "psnr_raw" in h]
     if average:
         ema = meta.get("config", {}).get("ema")
@@ -92,6 +97,11 @@ def from_weights_folder(folder: Path) -> dict | None:
     }
 
 
+def hours_at(run: dict, iteration: int) -> float:
+    """Hours of training steps at ``iteration``: the run's clock there, else iterations times its rate."""
+    return run.get("clock", {}).get(iteration, iteration * run["hours_per_iteration"])
+
+
 def plot(runs: list[dict], path: Path) -> None:
     font = ImageFont.load_default()
     panel_w, panel_h, margin = 360, 260, 48
@@ -109,7 +119,7 @@ def plot(runs: list[dict], path: Path) -> None:
         for col, axis in enumerate(("iterations", "hours")):
             x0, y0 = margin + col * panel_w, 40 + row * panel_h
             w, h = panel_w - margin, panel_h - 40
-            xs = [p[0] * (1 if axis == "iterations" else r["hours_per_iteration"]) for r in runs for p in r["points"]]
+            xs = [p[0] if axis == "iterations" else hours_at(r, p[0]) for r in runs for p in r["points"]]
             xmax = max(xs) * 1.05
             draw.rectangle([x0, y0, x0 + w, y0 + h], outline="black")
             draw.text((x0 + 4, y0 + 4), f"{scale}", fill="black", font=font)
@@ -119,7 +129,7 @@ def plot(runs: list[dict], path: Path) -> None:
             for k, r in enumerate(runs):
                 pts = [
                     (
-                        x0 + w * (p[0] * (1 if axis == "iterations" else r["hours_per_iteration"])) / xmax,
+                        x0 + w * (p[0] if axis == "iterations" else hours_at(r, p[0])) / xmax,
                         y0 + h * (1 - (p[1][scale] - lo) / (hi - lo)),
                     )
                     for p in sorted(r["points"])
@@ -166,7 +176,7 @@ def main() -> None:
     for r in runs:
         prev = None
         for it, psnr in sorted(r["points"]):
-            hours = it * r["hours_per_iteration"]
+            hours = hours_at(r, it)
             slope = "" if prev is None else f"{(psnr['x4'] - prev[1]) / (hours - prev[0]):+.3f}"
             print(
                 f"| {r['name']} | {it} | {hours:.2f} | {psnr['x2']:.3f} | {psnr['x3']:.3f} | {psnr['x4']:.3f} | {slope} |"

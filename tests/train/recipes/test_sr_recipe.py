@@ -313,7 +313,8 @@ def test_validation_scores_the_average_and_the_trained_weights(tmp_path):
     t = build(_config(tmp_path, ema=0.5, val=ValConfig(data=str(val), scales=[2], every=3)), images=_images())
     t.run(stop_after=3)
     entry = t.history[-1]
-    assert entry["iteration"] == 3 and set(entry) == {"iteration", "psnr", "psnr_raw"}
+    assert entry["iteration"] == 3 and set(entry) == {"iteration", "psnr", "psnr_raw", "elapsed"}
+    assert 0 < entry["elapsed"] == round(t.elapsed, 1)  # its clock: the seconds of steps up to it
 
     def psnr(net):
         return round(evaluate(LIIFUpscaler(net, mode="fast"), str(val), [2], progress=False)["results"][0]["psnr"], 3)

@@ -86,6 +86,9 @@ def ship(run: Path, name: str, description: str | None) -> None:
             f"(it {meta['iteration']}) differ; wait for the next checkpoint"
         )
     train = meta["config"]
+    shipped = ROOT / "src" / "anyres" / "weights" / name / "config.json"
+    if not (description or config.get("description")) and shipped.is_file():  # a new version keeps its line
+        description = json.loads(shipped.read_text()).get("description")
     config.update(
         {
             "name": name,

@@ -493,7 +493,7 @@ class Engine:
             if main and r.validate_every and self.iteration % r.validate_every == 0:
                 entry = r.validate(self.iteration)
                 if entry is not None:
-                    entry.setdefault("elapsed", round(self.elapsed, 1))  # its clock: seconds of steps so far
+                    entry.setdefault("elapsed", round(self.elapsed, 3))  # its clock: seconds of steps so far
                     self.history.append(entry)
                     self.log(f"[{r.name}] validation at it {self.iteration}: {entry.get('psnr', entry)}")
             over = self.deadline is not None and time.monotonic() >= self.deadline

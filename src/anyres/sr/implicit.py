@@ -15,7 +15,8 @@ from anyres.registry import NETWORKS
 
 __all__ = ["ImplicitNetwork", "QUERY_MODES", "check_query"]
 
-# fast: bf16 hidden layers where bf16 is native (anyres.nn.precision), else float32; exact: float32; reference: the paper's plain path (slow; never tiled).
+# fast: bf16 hidden layers where bf16 is native (anyres.nn.precision), else float32; exact: float32;
+# reference: the paper's plain path (slow; never tiled).
 QUERY_MODES = ("fast", "exact", "reference")
 
 
@@ -63,7 +64,6 @@ class ImplicitNetwork(nn.Module):
     ) -> torch.Tensor:
         """``query(encode(lr, **encode_options), coord, cell, mode)``; ``encoder_bf16`` runs ``encode`` under
         bfloat16 autocast (training speed). ``encode_options``: e.g. LIIFusion's ``prior``."""
-        mode = resolve_mode(mode, lr.device)
         if encoder_bf16 and bf16_fast(lr.device):
             with torch.autocast(lr.device.type, dtype=torch.bfloat16):
                 feat = self.encode(lr, **encode_options)

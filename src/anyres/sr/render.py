@@ -85,8 +85,8 @@ def render(
 ) -> torch.Tensor:
     """Upscale ``lr`` ``(1, 3, h, w)`` in [0, 1] to ``size = (H, W)`` with a LIIF-style network.
 
-    ``mode``: ``fast`` (bf16 hidden layers where bf16 is native, else float32), ``exact`` (float32) or ``reference`` (the paper's plain path,
-    slow; never tiled). ``tile``: LR tile side, or None for one pass. ``prior``: a ``(1, P)`` prior for
+    ``mode``: ``fast`` (bf16 hidden layers where bf16 is native, else float32), ``exact`` (float32) or
+    ``reference`` (the paper's plain path, slow; never tiled). ``tile``: LR tile side, or None for one pass. ``prior``: a ``(1, P)`` prior for
     networks that take one (LIIFusion; e.g. the HR prior of a stage-1 model in an oracle evaluation).
     Returns ``(1, 3, H, W)`` float32, not clamped.
     """

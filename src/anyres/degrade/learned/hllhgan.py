@@ -119,6 +119,10 @@ class H2LGenerator(nn.Module):
             "fc_size": self.fc_size,
         }
 
+    def noise_shape(self, height: int, width: int) -> tuple[int, ...]:
+        """The shape of one sample's noise for a ``height x width`` input."""
+        return (self.z_dim,) if self.noise == "fc" else (1, height, width)
+
     def make_noise(
         self,
         batch: int,
@@ -127,8 +131,7 @@ class H2LGenerator(nn.Module):
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
     ) -> torch.Tensor:
-        shape = (batch, self.z_dim) if self.noise == "fc" else (batch, 1, height, width)
-        return torch.randn(shape, generator=generator).to(device)
+        return torch.randn((batch, *self.noise_shape(height, width)), generator=generator).to(device)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         b, _, h, w = x.shape

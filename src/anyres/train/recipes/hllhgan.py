@@ -119,8 +119,7 @@ class HLLHGANRecipe(Recipe):
             f"optim_{k}": (torch.optim.Adam(n.parameters(), lr=config.lr, betas=tuple(config.betas)), n)
             for k, n in self.modules.items()
         }
-        # the shape H2LGenerator.make_noise draws (without drawing: the global RNG stays untouched)
-        noise_shape = (self.g_h2l.z_dim,) if self.g_h2l.noise == "fc" else (1, config.hr_size, config.hr_size)
+        noise_shape = self.g_h2l.noise_shape(config.hr_size, config.hr_size)
         make = functools.partial(
             _hllhgan_batch, hr_images, lr_images, config.hr_size, config.batch, noise_shape, config.seed
         )

@@ -76,18 +76,23 @@ def _crop4(img: torch.Tensor) -> torch.Tensor:
     return img[..., : h - h % SCALE, : w - w % SCALE]
 
 
-def _degrade_folder(paths: list[Path], out: Path, seed: int) -> None:
+def _degrade_folder(paths: list[Path], out: Path, seed: int) -> int:
+    """Degrade the images not yet in ``out``; returns how many it made."""
     pipe = get_pipeline("realesrgan")
     out.mkdir(parents=True, exist_ok=True)
+    made = 0
     for path in paths:
         target = out / f"{path.stem}.png"
         if target.exists():
             continue
         hr = _crop4(to_rgb(read_image(path)[0]))
         write_image(target, pipe.apply(hr, hidden_records(hr, seed)))
+        made += 1
+    return made
 
 
-def stage_data(root: Path, hidden_seed: int) -> dict:
+def stage_data(root: Path, hidden_seed: int) -> dict | None:
+    """Make the unpaired data; None when it was all there already (its record, data.json, is kept)."""
     paths = sorted((p for folder in TRAIN for p in list_images(folder)), key=lambda p: (p.parent.name, p.name))
     hr_half, real_half = paths[0::2], paths[1::2]
     link_dir = root / "hr_half"
@@ -97,8 +102,11 @@ def stage_data(root: Path, hidden_seed: int) -> dict:
         if not link.exists():
             os.symlink(p.resolve(), link)
     t0 = time.perf_counter()
-    _degrade_folder(real_half, root / "real_lr", hidden_seed)
-    _degrade_folder(list_images(DATA / "benchmark" / "Set14"), root / "set14_lr", hidden_seed)
+    made = _degrade_folder(real_half, root / "real_lr", hidden_seed)
+    made += _degrade_folder(list_images(DATA / "benchmark" / "Set14"), root / "set14_lr", hidden_seed)
+    record = root / "data.json"
+    if not made and record.is_file():
+        return None
     info = {
         "hr_images": len(hr_half),
         "real_lr_images": len(real_half),
@@ -106,7 +114,7 @@ def stage_data(root: Path, hidden_seed: int) -> dict:
         "hidden_record_256": hidden_records(torch.zeros(1, 3, 256, 256), hidden_seed)[0],
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    write_bytes_atomic(root / "data.json", (json.dumps(info, indent=1) + "\n").encode())
+    write_bytes_atomic(record, (json.dumps(info, indent=1) + "\n").encode())
     return info
 
 
@@ -311,10 +319,14 @@ def main() -> None:
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
     summary_path = root / "hllhgan.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     stages = ["data", "gan", "sr", "eval", "stats"] if args.stage == "all" else [args.stage]
     for stage in stages:
         if stage == "data":
-            result = {"data": stage_data(root, args.hidden_seed)}
+            data = stage_data(root, args.hidden_seed)
+            if data is None:  # nothing new was made: the summary keeps the command that made the data
+                continue
+            result = {"data": data}
         elif stage == "gan":
             result = {"gan": stage_gan(root, args.gan_iters, args.threads)}
             if (

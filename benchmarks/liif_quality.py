@@ -106,6 +106,10 @@ def _commands(model: str, t: dict) -> str:
     return f"`anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`."
 
 
+# The campaign run moved to a CPU without bf16 instructions at this iteration (RESULTS, "Training campaign").
+_FP32_SINCE = "; the campaign run computed in float32 from iteration 18,274 on, on such a CPU"
+
+
 def _write_card(model: str, table: str, exact: bool) -> None:
     folder = HERE.parent / "src" / "anyres" / "weights" / model
     config = json.loads((folder / "config.json").read_text())
@@ -126,7 +130,8 @@ is the paper's "-d" ablation (-0.02 dB on DIV2K in Table 3), chosen because it t
 - Recipe: random scale U({t.get("scale_range", ["?", "?"])[0]}, {t.get("scale_range", ["?", "?"])[1]}), {t.get("patch")}x{t.get("patch")} LR patches made with
   anyres' MATLAB-compatible bicubic (rounded to 8 bits), {t.get("queries_per_patch")} sampled HR pixels per patch, flips and
   transpose, L1 loss, Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("precision")} (bf16 encoder autocast
-  and bf16 decoder matmuls; float32 weights).
+  and bf16 decoder matmuls; float32 weights) where the CPU has bf16 instructions, float32 where it has not
+  (docs/training.md, "Precision"){_FP32_SINCE if model == "liif" else ""}.
 - Iterations: {t.get("iterations")} ({t.get("wall_time_hours")} h of training steps on a 2-core CPU, no GPU). The paper trains
   1,000,000 iterations on DIV2K: this model is far less trained; see the gap below.
 - Commands: {_commands(model, t)}

@@ -1,0 +1,140 @@
+"""The campaign's Set14 gap to the `liif` target, and the iterations and hours that would close it, from a
+fit of the run's own Set14 scores.
+
+Usage:
+  python benchmarks/campaign_projection.py                       # table from the recorded points
+  python benchmarks/campaign_projection.py --add 19895 F.json --weights cooled --command "..."
+  python benchmarks/campaign_projection.py --at 19895             # also the fit's scores there
+
+``benchmarks/results/campaign_set14.json`` holds one point per scoring of the campaign run (``anyres evaluate
+--data Set14 --scales 2,3,4,6,8 --json F`` on its weights; ``--add`` records one from such a JSON). The
+projection fits ``psnr = a + b ln(iteration)`` per scale to the points of the constant-rate run's average
+(``--weights average``), from ``--since`` on, and solves for the target. A log fit says each doubling of the
+iterations gains ``b ln 2`` dB; the recent gains have shrunk faster than that at some scales, so read the
+projection as an estimate, not a promise. Hours are hours of one thread at the run's recent rate (the
+resume state's clock since its first clocked validation), or ``--seconds-per-iteration``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from safetensors import safe_open
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RECORD = HERE / "results" / "campaign_set14.json"
+STATE = ROOT / "checkpoints" / "liif-edsr-baseline.safetensors"
+SCALES = ("x2", "x3", "x4", "x6", "x8")
+
+
+def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least squares ``y = a + b ln(x)``; returns ``(a, b)``."""
+    xs = [math.log(x) for x, _ in points]
+    ys = [y for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("the fit needs points at two or more iterations")
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return my - b * mx, b
+
+
+def recent_seconds_per_iteration(state: Path) -> float:
+    """Seconds of training steps per iteration since the run's first clocked validation."""
+    with safe_open(str(state), framework="pt") as f:
+        meta = json.loads(f.metadata()["anyres"])
+    clocked = [h for h in meta["history"] if "elapsed" in h]
+    if not clocked or meta["iteration"] <= clocked[0]["iteration"]:
+        return meta["elapsed"] / max(meta["iteration"], 1)
+    first = clocked[0]
+    return (meta["elapsed"] - first["elapsed"]) / (meta["iteration"] - first["iteration"])
+
+
+def add_point(record: dict, iteration: int, eval_json: Path, weights: str, command: str) -> dict:
+    report = json.loads(eval_json.read_text())
+    psnr = {f"x{r['scale']:g}": round(r["psnr"], 3) for r in report["results"]}
+    missing = [s for s in SCALES if s not in psnr]
+    if missing:
+        raise SystemExit(f"{eval_json}: no result at {', '.join(missing)} (evaluate with --scales 2,3,4,6,8)")
+    if report.get("dataset") != "Set14":
+        raise SystemExit(f"{eval_json}: scores {report.get('dataset')!r}, not Set14")
+    point = {"iteration": iteration, "weights": weights, "psnr": {s: psnr[s] for s in SCALES}, "command": command}
+    points = [p for p in record["points"] if (p["iteration"], p["weights"]) != (iteration, weights)]
+    record["points"] = sorted([*points, point], key=lambda p: (p["iteration"], p["weights"]))
+    return record
+
+
+def projection(record: dict, since: int, seconds_per_iteration: float, at: int | None = None) -> str:
+    """The markdown table of gaps and projected iterations; ``at``: also the fit's scores at that iteration."""
+    target = record["target"]
+    run = [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
+    last = run[-1]
+    lines = [
+        f"Fit: psnr = a + b ln(iteration) over the average's {len(run)} points from {run[0]['iteration']:,} to "
+        f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration (one thread).",
+        "",
+        "| Set14 | target | average at {:,} | gap | fit: dB per doubling | iteration reaching the target | "
+        "hours from {:,} |".format(last["iteration"], last["iteration"]),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in SCALES:
+        a, b = fit_log([(p["iteration"], p["psnr"][s]) for p in run])
+        gap = last["psnr"][s] - target[s]
+        if gap >= 0:
+            reach, hours = "met", "0"
+        elif b <= 0:
+            reach, hours = "not on this curve", "-"
+        else:
+            it = math.exp((target[s] - a) / b)
+            reach = f"{it:,.0f}"
+            hours = f"{max(it - last['iteration'], 0) * seconds_per_iteration / 3600:.1f}"
+        lines.append(
+            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {reach} | {hours} |"
+        )
+    if at:
+        gains = [
+            fit_log([(p["iteration"], p["psnr"][s]) for p in run])[1] * math.log(at / last["iteration"]) for s in SCALES
+        ]
+        lines += [
+            "",
+            f"At {at:,} iterations (constant rate): the fit's gain over {last['iteration']:,} is "
+            + " / ".join(f"{g:+.3f}" for g in gains)
+            + " dB, so about "
+            + " / ".join(f"{last['psnr'][s] + g:.3f}" for s, g in zip(SCALES, gains))
+            + ".",
+        ]
+    others = [p for p in record["points"] if p["weights"] != "average"]
+    if others:
+        lines += ["", "Other weights scored (not in the fit):", ""]
+        for p in others:
+            scores = " / ".join(f"{p['psnr'][s]:.3f}" for s in SCALES)
+            gaps = " / ".join(f"{p['psnr'][s] - target[s]:+.3f}" for s in SCALES)
+            lines.append(f"- {p['weights']} at {p['iteration']:,}: {scores} (gap {gaps})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--record", type=Path, default=RECORD)
+    ap.add_argument("--add", nargs=2, metavar=("ITERATION", "EVAL_JSON"), help="record a scoring of the run")
+    ap.add_argument("--weights", default="average", help="with --add: average, raw, cooled, ...")
+    ap.add_argument("--command", default="", help="with --add: the commands that made the JSON")
+    ap.add_argument("--since", type=int, default=11806, help="first iteration the fit uses")
+    ap.add_argument("--state", type=Path, default=STATE, help="resume state whose clock gives the rate")
+    ap.add_argument("--seconds-per-iteration", type=float, default=None)
+    ap.add_argument("--at", type=int, default=None, help="also print the fit's scores at this iteration")
+    args = ap.parse_args()
+    record = json.loads(args.record.read_text())
+    if args.add:
+        record = add_point(record, int(args.add[0]), Path(args.add[1]), args.weights, args.command)
+        args.record.write_text(json.dumps(record, indent=1) + "\n")
+    rate = args.seconds_per_iteration or recent_seconds_per_iteration(args.state)
+    print(projection(record, args.since, rate, args.at))
+
+
+if __name__ == "__main__":
+    main()

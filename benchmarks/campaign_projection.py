@@ -73,6 +73,7 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
     target = record["target"]
     run = [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
     last = run[-1]
+    fits = {s: fit_log([(p["iteration"], p["psnr"][s]) for p in run]) for s in SCALES}
     lines = [
         f"Fit: psnr = a + b ln(iteration) over the average's {len(run)} points from {run[0]['iteration']:,} to "
         f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration (one thread).",
@@ -82,7 +83,7 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
         "|---|---|---|---|---|---|---|",
     ]
     for s in SCALES:
-        a, b = fit_log([(p["iteration"], p["psnr"][s]) for p in run])
+        a, b = fits[s]
         gap = last["psnr"][s] - target[s]
         if gap >= 0:
             reach, hours = "met", "0"
@@ -96,9 +97,7 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
             f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {reach} | {hours} |"
         )
     if at:
-        gains = [
-            fit_log([(p["iteration"], p["psnr"][s]) for p in run])[1] * math.log(at / last["iteration"]) for s in SCALES
-        ]
+        gains = [fits[s][1] * math.log(at / last["iteration"]) for s in SCALES]
         lines += [
             "",
             f"At {at:,} iterations (constant rate): the fit's gain over {last['iteration']:,} is "

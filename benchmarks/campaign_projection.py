@@ -22,7 +22,7 @@ import json
 import math
 from pathlib import Path
 
-from safetensors import safe_open
+from anyres.train.states import read_state
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -45,8 +45,7 @@ def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 def recent_seconds_per_iteration(state: Path) -> float:
     """Seconds of training steps per iteration since the run's first clocked validation."""
-    with safe_open(str(state), framework="pt") as f:
-        meta = json.loads(f.metadata()["anyres"])
+    meta, _ = read_state(state, tensors=False)
     clocked = [h for h in meta["history"] if "elapsed" in h]
     if not clocked or meta["iteration"] <= clocked[0]["iteration"]:
         return meta["elapsed"] / max(meta["iteration"], 1)

@@ -27,7 +27,8 @@ import re
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
-from safetensors import safe_open
+
+from anyres.train.states import read_state
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,8 +39,7 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 def from_checkpoint(path: Path) -> list[dict]:
     """The run's validations of its trained weights and, where it keeps an average of its weights
     (``ema``: a validation entry has ``psnr_raw``), a second series for the average."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["anyres"])
+    meta, _ = read_state(path, tensors=False)
     history = [h for h in meta["history"] if isinstance(h.get("psnr"), dict)]
     clock = {h["iteration"]: h["elapsed"] / 3600 for h in history if "elapsed" in h}
     first = min(clock, default=None)

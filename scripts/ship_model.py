@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
+from anyres.train.states import read_state
 
 ROOT = Path(__file__).resolve().parents[1]
 # Per architecture, the state-dict prefixes the fast render casts to bfloat16: stored float32 (module doc).
@@ -76,8 +76,7 @@ def repack(folder: Path) -> None:
 def ship(run: Path, name: str, description: str | None) -> None:
     from anyres.hub import load_network
 
-    with safe_open(str(run / "checkpoint.safetensors"), framework="pt") as f:
-        meta = json.loads(f.metadata()["anyres"])
+    meta, _ = read_state(run / "checkpoint.safetensors", tensors=False)
     model_dir = run / "model"
     net, config = load_network(model_dir)
     if config.get("iterations") != meta["iteration"]:

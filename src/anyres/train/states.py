@@ -23,8 +23,9 @@ WEIGHTS = ("average", "trained")
 _NETWORK_PREFIXES = ("model", "lmar")
 
 
-def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(metadata, tensors)`` of a training state; a file that is not one gets a one-line error."""
+def read_state(path: str | Path, *, tensors: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metadata, tensors)`` of a training state (``tensors=False``: the metadata alone, tensors ``{}``); a
+    file that is not one gets a one-line error."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -36,7 +37,7 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
                     f"{path}: not an anyres training state (no 'anyres' metadata); a weights file loads "
                     "with its folder (config.json beside model.safetensors)"
                 )
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            weights = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise RegistryError(f"{path}: not a readable safetensors file ({first})") from None
@@ -44,7 +45,7 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = json.loads(raw)
     except ValueError:
         raise RegistryError(f"{path}: its 'anyres' metadata is not JSON") from None
-    return meta, tensors
+    return meta, weights
 
 
 def state_to_folder(path: str | Path, folder: str | Path, *, weights: str = "average", overwrite: bool = False) -> Path:

@@ -12,7 +12,7 @@ from anyres.cli import main
 from anyres.errors import AnyresError
 from anyres.hub import load_network
 from anyres.train.engine import CHECKPOINT, build
-from anyres.train.states import state_to_folder
+from anyres.train.states import read_state, state_to_folder
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,13 @@ def test_the_average_and_the_trained_weights_equal_the_run_and_its_folders(run, 
     assert cfg_avg["iterations"] == 5 and cfg_avg["ema"] == 0.5 and "ema" not in cfg_raw
     assert cfg_avg["source"]["file"] == CHECKPOINT and len(cfg_avg["source"]["sha256"]) == 64
     assert "average of the weights" in (avg / "README.md").read_text()
+
+
+def test_reading_the_metadata_alone_gives_the_same_metadata_and_no_tensors(run):
+    folder, trainer = run
+    meta, tensors = read_state(folder / CHECKPOINT)
+    alone, none = read_state(folder / CHECKPOINT, tensors=False)
+    assert alone == meta and alone["iteration"] == trainer.iteration == 5 and none == {} and tensors
 
 
 def test_a_state_without_an_average_gives_its_trained_weights(tmp_path):

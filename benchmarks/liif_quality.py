@@ -106,8 +106,8 @@ def _commands(model: str, t: dict) -> str:
     return f"`anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`."
 
 
-# The campaign run moved to a CPU without bf16 instructions at this iteration (RESULTS, "Training campaign").
-_FP32_SINCE = "; the campaign run computed in float32 from iteration 18,274 on, on such a CPU"
+# The campaign run spent these iterations on a CPU without bf16 instructions (RESULTS, "Training campaign").
+_FP32_SINCE = "; the campaign run computed in float32 from iteration 18,274 to 19,616, on such a CPU, and in bf16 before and after"
 
 
 def _write_card(model: str, table: str, exact: bool) -> None:

@@ -18,9 +18,11 @@ a degradation neither SR model was shown.
    degradation closer to the real one than bicubic is?).
 
 Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval|stats] [--gan-iters 1500]
-[--sr-iters 800]``. The GAN's resume state between machines is ``checkpoints/hllhgan-gan.safetensors``
-(copy ``gan/checkpoint.safetensors`` there when a session stops; the ``gan`` stage starts from it when its
-run folder has none). Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
+[--sr-iters 800]``. The finished GAN's generator (15,000 iterations) is committed in float16 as
+``checkpoints/hllhgan-h2l``; the ``sr``, ``eval`` and ``stats`` stages use it when ``gan/h2l`` is missing.
+While a GAN run is in progress its resume state travels between machines as
+``checkpoints/hllhgan-gan.safetensors`` (copy ``gan/checkpoint.safetensors`` there when a session stops; the
+``gan`` stage starts from it when its run folder has none). Everything goes to ``benchmarks/results/hllhgan/`` (images and runs are not committed;
 ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
 """
 
@@ -46,6 +48,13 @@ ROOT = HERE.parent
 DATA = Path("../shared/data")
 TRAIN = [DATA / "train" / n for n in ("T91", "BSD200", "General100")]
 SCALE = 4
+FINAL_H2L = ROOT / "checkpoints" / "hllhgan-h2l"  # the finished GAN's generator, float16
+
+
+def h2l_folder(root: Path) -> Path:
+    """The learned degradation: this machine's ``gan/h2l`` when there is one, else the committed one."""
+    made = root / "gan" / "h2l"
+    return made if made.is_dir() or not FINAL_H2L.is_dir() else FINAL_H2L
 
 
 def hidden_records(hr: torch.Tensor, seed: int) -> list[dict]:
@@ -186,7 +195,7 @@ def stage_sr(root: Path, iters: int, which: list[str], threads: int, init: Path,
     HiddenDraw.seed = hidden_seed
     out = {}
     runs = {
-        "liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(root / "gan" / "h2l")}},
+        "liif-hllhgan": {"name": "hllhgan", "args": {"weights": str(h2l_folder(root))}},
         "liif-bicubic": None,
         "liif-oracle": {"name": HiddenDraw.name},
     }
@@ -250,7 +259,7 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
     g = torch.Generator().manual_seed(123)
     real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
     hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
-    net = load_generator(root / "gan" / "h2l")
+    net = load_generator(h2l_folder(root))
     with torch.no_grad():
         fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
     bic = imresize(hr, size=(16, 16)).clamp(0, 1)
@@ -279,7 +288,7 @@ def patch_statistics(root: Path, count: int = 256) -> dict:
     g = torch.Generator().manual_seed(7)
     real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
     hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
-    net = load_generator(root / "gan" / "h2l")
+    net = load_generator(h2l_folder(root))
     with torch.no_grad():
         fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
     avg = torch.nn.functional.avg_pool2d(hr, 4)
@@ -342,7 +351,7 @@ def main() -> None:
             }
         elif stage == "eval":
             result = {"eval": stage_eval(root, args.init.resolve())}
-            if (root / "gan" / "h2l").is_dir():
+            if h2l_folder(root).is_dir():
                 result["gallery"] = str(stage_gallery(root).relative_to(ROOT))
         else:
             result = {"patch_statistics": patch_statistics(root)}

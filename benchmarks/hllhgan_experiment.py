@@ -279,7 +279,9 @@ def stage_gallery(root: Path, count: int = 8) -> Path:
 
 def patch_statistics(root: Path, count: int = 256) -> dict:
     """Sharpness of real LR, H2L-generated LR, bicubic LR and 4x4 average-pool LR over ``count`` random 16x16
-    crops: mean absolute gradient, and the standard deviation of (x - 3x3 box blur of x)."""
+    crops: mean absolute gradient, the standard deviation of (x - 3x3 box blur of x) and the mean colour; and
+    how far H2L's output is from the average pool of the same HR crops (RMSE, and the mean signed difference
+    per RGB channel: a colour or brightness shift)."""
     from anyres.degrade.learned.hllhgan import load_generator
     from anyres.ops.resize import imresize
     from anyres.sr.data import load_hr_folders
@@ -304,9 +306,15 @@ def patch_statistics(root: Path, count: int = 256) -> dict:
         return float((x - blur).std())
 
     out = {
-        k: {"mean_abs_gradient": round(grad(v), 4), "high_freq_std": round(high_freq(v), 4)} for k, v in sets.items()
+        k: {
+            "mean_abs_gradient": round(grad(v), 4),
+            "high_freq_std": round(high_freq(v), 4),
+            "mean_rgb": [round(float(c), 4) for c in v.mean(dim=(0, 2, 3))],
+        }
+        for k, v in sets.items()
     }
     out["h2l_vs_avgpool_rmse"] = round(float(((fake - avg) ** 2).mean().sqrt()), 4)
+    out["h2l_minus_avgpool_mean_rgb"] = [round(float(c), 4) for c in (fake - avg).mean(dim=(0, 2, 3))]
     return out
 
 

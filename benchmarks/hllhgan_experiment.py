@@ -23,7 +23,8 @@ Usage: ``python benchmarks/hllhgan_experiment.py [--stage all|data|gan|sr|eval|s
 While a GAN run is in progress its resume state travels between machines as
 ``checkpoints/hllhgan-gan.safetensors`` (copy ``gan/checkpoint.safetensors`` there when a session stops; the
 ``gan`` stage starts from it when its run folder has none). Everything goes to ``benchmarks/results/hllhgan/``
-(images and runs are not committed; ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one JSON object.
+(images and runs are not committed; ``hllhgan.json`` and ``gallery.png`` are). The last line printed is one
+JSON object.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Usage:
 projection fits ``psnr = a + b ln(iteration)`` per scale to the points of the constant-rate run's average
 (``--weights average``), from ``--since`` on, and solves for the target. A log fit says each doubling of the
 iterations gains ``b ln 2`` dB; the recent gains have shrunk faster than that at some scales, so read the
-projection as an estimate, not a promise. Hours are hours of one thread at the run's recent rate (the
-resume state's clock since its first clocked validation), or ``--seconds-per-iteration``.
+projection as an estimate, not a promise. Hours are hours of training steps at the run's recent rate (the
+resume state's clock since its first clocked validation, with whatever threads the run had), or
+``--seconds-per-iteration``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
     fits = {s: fit_log([(p["iteration"], p["psnr"][s]) for p in run]) for s in SCALES}
     lines = [
         f"Fit: psnr = a + b ln(iteration) over the average's {len(run)} points from {run[0]['iteration']:,} to "
-        f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration (one thread).",
+        f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration of training steps.",
         "",
         "| Set14 | target | average at {:,} | gap | fit: dB per doubling | iteration reaching the target | "
         "hours from {:,} |".format(last["iteration"], last["iteration"]),

@@ -251,18 +251,26 @@ def stage_eval(root: Path, init: Path) -> dict:
     return rows
 
 
-def stage_gallery(root: Path, count: int = 8) -> Path:
+def real_and_h2l_crops(root: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``count`` random 16x16 crops of the real LR, 64x64 crops of the HR half and the learned degradation's
+    16x16 LR of those HR crops, all in [0, 1], from one generator seeded with ``seed``."""
     from anyres.degrade.learned.hllhgan import load_generator
-    from anyres.ops.resize import imresize
     from anyres.sr.data import load_hr_folders
     from anyres.train.recipes.hllhgan import random_crops
 
-    g = torch.Generator().manual_seed(123)
+    g = torch.Generator().manual_seed(seed)
     real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
     hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
     net = load_generator(h2l_folder(root))
     with torch.no_grad():
         fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
+    return real, hr, fake
+
+
+def stage_gallery(root: Path, count: int = 8) -> Path:
+    from anyres.ops.resize import imresize
+
+    real, hr, fake = real_and_h2l_crops(root, count, 123)
     bic = imresize(hr, size=(16, 16)).clamp(0, 1)
     pad = 4
     rows = []
@@ -283,17 +291,9 @@ def patch_statistics(root: Path, count: int = 256) -> dict:
     crops: mean absolute gradient, the standard deviation of (x - 3x3 box blur of x) and the mean colour; and
     how far H2L's output is from the average pool of the same HR crops (RMSE, and the mean signed difference
     per RGB channel: a colour or brightness shift)."""
-    from anyres.degrade.learned.hllhgan import load_generator
     from anyres.ops.resize import imresize
-    from anyres.sr.data import load_hr_folders
-    from anyres.train.recipes.hllhgan import random_crops
 
-    g = torch.Generator().manual_seed(7)
-    real = random_crops(load_hr_folders([root / "real_lr"]), 16, count, g)
-    hr = random_crops(load_hr_folders([root / "hr_half"]), 64, count, g)
-    net = load_generator(h2l_folder(root))
-    with torch.no_grad():
-        fake = ((net(hr * 2 - 1, net.make_noise(count, 64, 64, g)) + 1) / 2).clamp(0, 1)
+    real, hr, fake = real_and_h2l_crops(root, count, 7)
     avg = torch.nn.functional.avg_pool2d(hr, 4)
     sets = {"real": real, "h2l": fake, "bicubic": imresize(hr, size=(16, 16)).clamp(0, 1), "avgpool": avg}
 

@@ -106,8 +106,13 @@ def _commands(model: str, t: dict) -> str:
     return f"`anyres train configs/liif-edsr-baseline.yaml`, then `python scripts/ship_model.py runs/liif-edsr-baseline {model}`."
 
 
-# The campaign run spent these iterations on a CPU without bf16 instructions (RESULTS, "Training campaign").
-_FP32_SINCE = "; the campaign run computed in float32 on such CPUs from iteration 18,274 to 19,616 and from 23,066 to 26,003, and in bf16 otherwise"
+def _float32_stretches(t: dict) -> str:
+    """The card's words for the iterations a run computed in float32, from its precision spans."""
+    spans = t.get("precision_spans") or []
+    fp32 = [f"{a:,} to {b:,}" for a, b, p in spans if p == "float32"]
+    if not fp32 or t.get("precision") != "bf16":
+        return ""
+    return f"; the run computed in float32 on such CPUs from iteration {' and from '.join(fp32)}, and in bf16 otherwise"
 
 
 def _write_card(model: str, table: str, exact: bool) -> None:
@@ -131,7 +136,7 @@ is the paper's "-d" ablation (-0.02 dB on DIV2K in Table 3), chosen because it t
   anyres' MATLAB-compatible bicubic (rounded to 8 bits), {t.get("queries_per_patch")} sampled HR pixels per patch, flips and
   transpose, L1 loss, Adam {json.dumps(t.get("optimizer", {}))}, batch {t.get("batch_size")}, {t.get("precision")} (bf16 encoder autocast
   and bf16 decoder matmuls; float32 weights) where the CPU has bf16 instructions, float32 where it has not
-  (docs/training.md, "Precision"){_FP32_SINCE if model == "liif" else ""}.
+  (docs/training.md, "Precision"){_float32_stretches(t)}.
 - Iterations: {t.get("iterations")} ({t.get("wall_time_hours")} h of training steps on a 2-core CPU, no GPU). The paper trains
   1,000,000 iterations on DIV2K: this model is far less trained; see the gap below.
 - Commands: {_commands(model, t)}

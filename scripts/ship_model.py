@@ -102,6 +102,7 @@ def ship(run: Path, name: str, description: str | None) -> None:
                 "queries_per_patch": train["data"]["queries"],
                 "optimizer": {"name": "adam", **train["optim"]},
                 "precision": train["precision"],
+                **({"precision_spans": meta["precision_spans"]} if meta.get("precision_spans") else {}),
                 "seed": train["seed"],
                 **({"init": train["init"]} if train.get("init") else {}),
                 **({"ema": train["ema"]} if train.get("ema") else {}),

@@ -55,3 +55,11 @@ def test_shipped_headers_are_current():
         [sys.executable, str(ROOT / "scripts" / "card_metadata.py"), "--check"], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_a_card_names_every_float32_stretch_its_training_record_holds(folder):
+    spans = json.loads((folder / CONFIG).read_text()).get("training", {}).get("precision_spans", [])
+    card = (folder / CARD).read_text()
+    for first, last, _ in [s for s in spans if s[2] == "float32"]:
+        assert f"{first:,} to {last:,}" in card, (first, last)

@@ -286,3 +286,28 @@ def test_ctrl_c_on_the_cli_saves_and_exits_130(tmp_path):
     rest = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, "".join(lines) + rest
     assert "checkpoint and weights folder saved" in rest and (tmp_path / "run" / CHECKPOINT).is_file()
+
+
+def test_the_resume_state_records_which_iterations_computed_in_which_precision(tmp_path, enhancer, monkeypatch):
+    from anyres.train.recipes.sr import SRRecipe
+    from anyres.train.states import read_state
+
+    config = _sr(tmp_path, enhancer)  # precision fp32: the steps compute in float32
+    config.iterations = 8
+    first = build(config, images=_images(), log=_quiet)
+    first.run(stop_after=2)
+    again = build(config, images=_images(), log=_quiet)
+    assert again.resume()
+    again.run(stop_after=2)  # the same precision continues the span
+    assert again.precision_spans() == [[0, 4, "float32"]]
+    monkeypatch.setattr(SRRecipe, "computes_in", lambda self: "bf16")  # as on a CPU with bf16 instructions
+    third = build(config, images=_images(), log=_quiet)
+    assert third.resume() and third.precision_spans() == [[0, 4, "float32"]]  # nothing run yet, nothing added
+    third.run(stop_after=3)
+    meta, _ = read_state(tmp_path / CHECKPOINT, tensors=False)
+    assert meta["precision_spans"] == [[0, 4, "float32"], [4, 7, "bf16"]]
+    monkeypatch.undo()
+    fourth = build(config, images=_images(), log=_quiet)
+    assert fourth.resume()
+    fourth.run()
+    assert fourth.precision_spans() == [[0, 4, "float32"], [4, 7, "bf16"], [7, 8, "float32"]]

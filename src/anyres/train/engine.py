@@ -338,6 +338,11 @@ class Recipe:
         """Extra checkpoint metadata (e.g. what a resume must match)."""
         return {}
 
+    def computes_in(self) -> str | None:
+        """The arithmetic the steps actually use here ("bf16", "float32"), for the checkpoint's precision
+        spans; ``None`` for recipes that do not say."""
+        return None
+
     def check_resume(self, meta: dict[str, Any], path: Path) -> None:
         """Raise :class:`ConfigError` when the checkpoint ``meta`` cannot be resumed by this recipe."""
 
@@ -367,6 +372,9 @@ class Engine:
         self.iteration = 0
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
+        # [first, last, precision] stretches of iterations from earlier sessions, and where this one began
+        self.spans_before: list[list[Any]] = []
+        self.session_start = 0
         self.last_losses: dict[str, float] = {}
         self.stop_requested = False  # set by SIGINT/SIGTERM: finish the step, checkpoint, return
         self.deadline: float | None = None  # time.monotonic() at which a --budget-minutes run stops the same way
@@ -409,6 +417,7 @@ class Engine:
             "elapsed": self.elapsed,
             "config": self.recipe.config_dict(),
             "history": self.history,
+            **({"precision_spans": spans} if (spans := self.precision_spans()) else {}),
             **self.recipe.metadata(),
         }
         write_bytes_atomic(path, save(self.state_tensors(), metadata={"anyres": json.dumps(meta)}))
@@ -435,6 +444,21 @@ class Engine:
         self.iteration = int(meta["iteration"])
         self.elapsed = float(meta["elapsed"])
         self.history = list(meta.get("history", []))
+        self.spans_before = [list(s) for s in meta.get("precision_spans", [])]
+        self.session_start = self.iteration
+
+    def precision_spans(self) -> list[list[Any]]:
+        """Which iterations computed in which precision: earlier sessions' spans, this session's joined on
+        when it continues the last one in the same precision (a model card lists the float32 stretches)."""
+        spans = [list(s) for s in self.spans_before]
+        now = self.recipe.computes_in()
+        if now is None or self.iteration == self.session_start:
+            return spans
+        if spans and spans[-1][2] == now and spans[-1][1] == self.session_start:
+            spans[-1][1] = self.iteration
+        else:
+            spans.append([self.session_start, self.iteration, now])
+        return spans
 
     def resume(self) -> bool:
         """Load ``out_dir/checkpoint.safetensors`` if it exists; returns whether it did."""

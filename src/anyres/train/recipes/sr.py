@@ -226,6 +226,9 @@ class SRRecipe(Recipe):
         old = [p for n, p in named if not n.startswith(fresh)]
         return [{"params": old}, {"params": new, "lr_scale": scale}]
 
+    def computes_in(self) -> str:
+        return "bf16" if self.bf16 else "float32"
+
     def history_entry(self, iteration: int, window: list, mean: dict[str, float]) -> None:
         return None  # the history holds validation scores (scripts/ship_model.py reads them)
 

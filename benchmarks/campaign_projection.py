@@ -44,6 +44,25 @@ def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
     return my - b * mx, b
 
 
+def fit_power(points: list[tuple[int, float]]) -> tuple[float, float, float]:
+    """Least squares ``y = c - k x^-alpha`` over alpha in 0.05, 0.06, ..., 3.00; returns ``(c, k, alpha)``."""
+    best = None
+    for step in range(5, 301):
+        alpha = step / 100
+        xs = [x**-alpha for x, _ in points]
+        ys = [y for _, y in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx == 0:
+            raise ValueError("the fit needs points at two or more iterations")
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        sse = sum((my + slope * (x - mx) - y) ** 2 for x, y in zip(xs, ys))
+        if best is None or sse < best[0]:
+            best = (sse, my - slope * mx, -slope, alpha)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
 def recent_seconds_per_iteration(state: Path) -> float:
     """Seconds of training steps per iteration since the run's first clocked validation."""
     meta, _ = read_state(state, tensors=False)
@@ -68,6 +87,39 @@ def add_point(record: dict, iteration: int, eval_json: Path, weights: str, comma
     return record
 
 
+def power_projection(record: dict, since: int, seconds_per_iteration: float) -> str:
+    """The markdown table of the levelling-off fit: its ceiling per scale and where it meets the target."""
+    target = record["target"]
+    run = [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
+    last = run[-1]
+    lines = [
+        f"Fit: psnr = c - k iteration^-alpha over the average's {len(run)} points from {run[0]['iteration']:,} to "
+        f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration of training steps.",
+        "",
+        f"| Set14 | target | average at {last['iteration']:,} | gap | fit: alpha | ceiling c | fit RMS error | "
+        f"iteration reaching the target | hours from {last['iteration']:,} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in SCALES:
+        pts = [(p["iteration"], p["psnr"][s]) for p in run]
+        c, k, alpha = fit_power(pts)
+        rms = math.sqrt(sum((c - k * x**-alpha - y) ** 2 for x, y in pts) / len(pts))
+        gap = last["psnr"][s] - target[s]
+        if gap >= 0:
+            reach, hours = "met", "0"
+        elif k <= 0 or target[s] >= c:
+            reach, hours = "above the ceiling", "-"
+        else:
+            it = ((c - target[s]) / k) ** (-1 / alpha)
+            reach = f"{it:,.0f}"
+            hours = f"{max(it - last['iteration'], 0) * seconds_per_iteration / 3600:.1f}"
+        lines.append(
+            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {alpha:.2f} | {c:.3f} | {rms:.4f} | "
+            f"{reach} | {hours} |"
+        )
+    return "\n".join(lines)
+
+
 def projection(record: dict, since: int, seconds_per_iteration: float, at: int | None = None) -> str:
     """The markdown table of gaps and projected iterations; ``at``: also the fit's scores at that iteration."""
     target = record["target"]
@@ -78,12 +130,13 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
         f"Fit: psnr = a + b ln(iteration) over the average's {len(run)} points from {run[0]['iteration']:,} to "
         f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration of training steps.",
         "",
-        "| Set14 | target | average at {:,} | gap | fit: dB per doubling | iteration reaching the target | "
+        "| Set14 | target | average at {:,} | gap | fit: dB per doubling | fit RMS error | iteration reaching the target | "
         "hours from {:,} |".format(last["iteration"], last["iteration"]),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in SCALES:
         a, b = fits[s]
+        rms = math.sqrt(sum((a + b * math.log(p["iteration"]) - p["psnr"][s]) ** 2 for p in run) / len(run))
         gap = last["psnr"][s] - target[s]
         if gap >= 0:
             reach, hours = "met", "0"
@@ -94,7 +147,8 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
             reach = f"{it:,.0f}"
             hours = f"{max(it - last['iteration'], 0) * seconds_per_iteration / 3600:.1f}"
         lines.append(
-            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {reach} | {hours} |"
+            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {rms:.4f} | "
+            f"{reach} | {hours} |"
         )
     if at:
         gains = [fits[s][1] * math.log(at / last["iteration"]) for s in SCALES]
@@ -126,13 +180,17 @@ def main() -> None:
     ap.add_argument("--state", type=Path, default=STATE, help="resume state whose clock gives the rate")
     ap.add_argument("--seconds-per-iteration", type=float, default=None)
     ap.add_argument("--at", type=int, default=None, help="also print the fit's scores at this iteration")
+    ap.add_argument("--fit", choices=("log", "power"), default="log", help="power: a curve that levels off")
     args = ap.parse_args()
     record = json.loads(args.record.read_text())
     if args.add:
         record = add_point(record, int(args.add[0]), Path(args.add[1]), args.weights, args.command)
         args.record.write_text(json.dumps(record, indent=1) + "\n")
     rate = args.seconds_per_iteration or recent_seconds_per_iteration(args.state)
-    print(projection(record, args.since, rate, args.at))
+    if args.fit == "power":
+        print(power_projection(record, args.since, rate))
+    else:
+        print(projection(record, args.since, rate, args.at))
 
 
 if __name__ == "__main__":

@@ -32,35 +32,30 @@ STATE = ROOT / "checkpoints" / "liif-edsr-baseline.safetensors"
 SCALES = ("x2", "x3", "x4", "x6", "x8")
 
 
-def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
-    """Least squares ``y = a + b ln(x)``; returns ``(a, b)``."""
-    xs = [math.log(x) for x, _ in points]
-    ys = [y for _, y in points]
+def _line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+    """Least squares ``y = a + b x``; returns ``(a, b, sum of squared residuals)``."""
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
         raise ValueError("the fit needs points at two or more iterations")
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    return my - b * mx, b
+    return my - b * mx, b, sum((my + b * (x - mx) - y) ** 2 for x, y in zip(xs, ys))
+
+
+def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least squares ``y = a + b ln(x)``; returns ``(a, b)``."""
+    a, b, _ = _line([math.log(x) for x, _ in points], [y for _, y in points])
+    return a, b
 
 
 def fit_power(points: list[tuple[int, float]]) -> tuple[float, float, float]:
     """Least squares ``y = c - k x^-alpha`` over alpha in 0.05, 0.06, ..., 3.00; returns ``(c, k, alpha)``."""
-    best = None
+    fits = []
     for step in range(5, 301):
-        alpha = step / 100
-        xs = [x**-alpha for x, _ in points]
-        ys = [y for _, y in points]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx == 0:
-            raise ValueError("the fit needs points at two or more iterations")
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-        sse = sum((my + slope * (x - mx) - y) ** 2 for x, y in zip(xs, ys))
-        if best is None or sse < best[0]:
-            best = (sse, my - slope * mx, -slope, alpha)
-    assert best is not None
-    return best[1], best[2], best[3]
+        c, slope, sse = _line([x ** -(step / 100) for x, _ in points], [y for _, y in points])
+        fits.append((sse, c, -slope, step / 100))
+    _, c, k, alpha = min(fits)
+    return c, k, alpha
 
 
 def recent_seconds_per_iteration(state: Path) -> float:

@@ -42,20 +42,32 @@ def _line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     return my - b * mx, b, sum((my + b * (x - mx) - y) ** 2 for x, y in zip(xs, ys))
 
 
-def fit_log(points: list[tuple[int, float]]) -> tuple[float, float]:
-    """Least squares ``y = a + b ln(x)``; returns ``(a, b)``."""
-    a, b, _ = _line([math.log(x) for x, _ in points], [y for _, y in points])
-    return a, b
+def fit_log(points: list[tuple[int, float]]) -> tuple[float, float, float]:
+    """Least squares ``y = a + b ln(x)``; returns ``(a, b, RMS error)``."""
+    a, b, sse = _line([math.log(x) for x, _ in points], [y for _, y in points])
+    return a, b, math.sqrt(sse / len(points))
 
 
-def fit_power(points: list[tuple[int, float]]) -> tuple[float, float, float]:
-    """Least squares ``y = c - k x^-alpha`` over alpha in 0.05, 0.06, ..., 3.00; returns ``(c, k, alpha)``."""
+def fit_power(points: list[tuple[int, float]]) -> tuple[float, float, float, float]:
+    """Least squares ``y = c - k x^-alpha`` over alpha in 0.05, 0.06, ..., 3.00; returns ``(c, k, alpha, RMS
+    error)``."""
     fits = []
     for step in range(5, 301):
         c, slope, sse = _line([x ** -(step / 100) for x, _ in points], [y for _, y in points])
         fits.append((sse, c, -slope, step / 100))
-    _, c, k, alpha = min(fits)
-    return c, k, alpha
+    sse, c, k, alpha = min(fits)
+    return c, k, alpha, math.sqrt(sse / len(points))
+
+
+def _reach(
+    gap: float, iteration: float | None, last: int, seconds_per_iteration: float, why_not: str
+) -> tuple[str, str]:
+    """The table's "iteration reaching the target" and "hours" cells; ``iteration`` None: ``why_not``."""
+    if gap >= 0:
+        return "met", "0"
+    if iteration is None:
+        return why_not, "-"
+    return f"{iteration:,.0f}", f"{max(iteration - last, 0) * seconds_per_iteration / 3600:.1f}"
 
 
 def recent_seconds_per_iteration(state: Path) -> float:
@@ -97,17 +109,10 @@ def power_projection(record: dict, since: int, seconds_per_iteration: float) -> 
     ]
     for s in SCALES:
         pts = [(p["iteration"], p["psnr"][s]) for p in run]
-        c, k, alpha = fit_power(pts)
-        rms = math.sqrt(sum((c - k * x**-alpha - y) ** 2 for x, y in pts) / len(pts))
+        c, k, alpha, rms = fit_power(pts)
         gap = last["psnr"][s] - target[s]
-        if gap >= 0:
-            reach, hours = "met", "0"
-        elif k <= 0 or target[s] >= c:
-            reach, hours = "above the ceiling", "-"
-        else:
-            it = ((c - target[s]) / k) ** (-1 / alpha)
-            reach = f"{it:,.0f}"
-            hours = f"{max(it - last['iteration'], 0) * seconds_per_iteration / 3600:.1f}"
+        it = ((c - target[s]) / k) ** (-1 / alpha) if 0 < k and target[s] < c else None
+        reach, hours = _reach(gap, it, last["iteration"], seconds_per_iteration, "above the ceiling")
         lines.append(
             f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {alpha:.2f} | {c:.3f} | {rms:.4f} | "
             f"{reach} | {hours} |"
@@ -130,17 +135,10 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in SCALES:
-        a, b = fits[s]
-        rms = math.sqrt(sum((a + b * math.log(p["iteration"]) - p["psnr"][s]) ** 2 for p in run) / len(run))
+        a, b, rms = fits[s]
         gap = last["psnr"][s] - target[s]
-        if gap >= 0:
-            reach, hours = "met", "0"
-        elif b <= 0:
-            reach, hours = "not on this curve", "-"
-        else:
-            it = math.exp((target[s] - a) / b)
-            reach = f"{it:,.0f}"
-            hours = f"{max(it - last['iteration'], 0) * seconds_per_iteration / 3600:.1f}"
+        it = math.exp((target[s] - a) / b) if b > 0 else None
+        reach, hours = _reach(gap, it, last["iteration"], seconds_per_iteration, "not on this curve")
         lines.append(
             f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {rms:.4f} | "
             f"{reach} | {hours} |"

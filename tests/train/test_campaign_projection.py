@@ -16,13 +16,14 @@ ITERATIONS = [12_000, 14_000, 16_000, 19_000, 23_000, 26_000, 30_000]
 
 
 def test_the_log_fit_recovers_a_log_curve():
-    a, b = projection.fit_log([(x, 20.0 + 0.3 * math.log(x)) for x in ITERATIONS])
-    assert a == pytest.approx(20.0, abs=1e-9) and b == pytest.approx(0.3, abs=1e-10)
+    a, b, rms = projection.fit_log([(x, 20.0 + 0.3 * math.log(x)) for x in ITERATIONS])
+    assert a == pytest.approx(20.0, abs=1e-9) and b == pytest.approx(0.3, abs=1e-10) and rms < 1e-9
 
 
 def test_the_power_fit_recovers_a_levelling_off_curve():
-    c, k, alpha = projection.fit_power([(x, 33.4 - 40.0 * x**-0.7) for x in ITERATIONS])
+    c, k, alpha, rms = projection.fit_power([(x, 33.4 - 40.0 * x**-0.7) for x in ITERATIONS])
     assert alpha == pytest.approx(0.7) and c == pytest.approx(33.4, abs=1e-6) and k == pytest.approx(40.0, rel=1e-6)
+    assert rms < 1e-9
 
 
 def _record(curve):

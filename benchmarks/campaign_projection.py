@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from anyres.train.states import read_state
@@ -94,55 +95,68 @@ def add_point(record: dict, iteration: int, eval_json: Path, weights: str, comma
     return record
 
 
-def power_projection(record: dict, since: int, seconds_per_iteration: float) -> str:
-    """The markdown table of the levelling-off fit: its ceiling per scale and where it meets the target."""
-    target = record["target"]
-    run = [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
-    last = run[-1]
+def _average_run(record: dict, since: int) -> list[dict]:
+    """The average's points from iteration ``since`` on, the ones both fits use."""
+    return [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
+
+
+def _fit_table(
+    record: dict,
+    run: list[dict],
+    seconds_per_iteration: float,
+    formula: str,
+    columns: list[str],
+    row: Callable[[str, float], tuple[list[str], float | None, str]],
+) -> list[str]:
+    """The lines of one fit's markdown table; ``row(scale, target)`` gives that fit's cells, the iteration where it
+    meets the target (None: never) and what the reach cell says then."""
+    target, last = record["target"], run[-1]
     lines = [
-        f"Fit: psnr = c - k iteration^-alpha over the average's {len(run)} points from {run[0]['iteration']:,} to "
+        f"Fit: psnr = {formula} over the average's {len(run)} points from {run[0]['iteration']:,} to "
         f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration of training steps.",
         "",
-        f"| Set14 | target | average at {last['iteration']:,} | gap | fit: alpha | ceiling c | fit RMS error | "
+        f"| Set14 | target | average at {last['iteration']:,} | gap | {' | '.join(columns)} | "
         f"iteration reaching the target | hours from {last['iteration']:,} |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---" * (6 + len(columns)) + "|",
     ]
     for s in SCALES:
-        pts = [(p["iteration"], p["psnr"][s]) for p in run]
-        c, k, alpha, rms = fit_power(pts)
+        cells, it, why_not = row(s, target[s])
         gap = last["psnr"][s] - target[s]
-        it = ((c - target[s]) / k) ** (-1 / alpha) if 0 < k and target[s] < c else None
-        reach, hours = _reach(gap, it, last["iteration"], seconds_per_iteration, "above the ceiling")
+        reach, hours = _reach(gap, it, last["iteration"], seconds_per_iteration, why_not)
         lines.append(
-            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {alpha:.2f} | {c:.3f} | {rms:.4f} | "
-            f"{reach} | {hours} |"
+            "| "
+            + " | ".join([s, f"{target[s]:.2f}", f"{last['psnr'][s]:.3f}", f"{gap:+.3f}", *cells, reach, hours])
+            + " |"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def power_projection(record: dict, since: int, seconds_per_iteration: float) -> str:
+    """The markdown table of the levelling-off fit: its ceiling per scale and where it meets the target."""
+    run = _average_run(record, since)
+
+    def row(s: str, target: float) -> tuple[list[str], float | None, str]:
+        c, k, alpha, rms = fit_power([(p["iteration"], p["psnr"][s]) for p in run])
+        it = ((c - target) / k) ** (-1 / alpha) if 0 < k and target < c else None
+        return [f"{alpha:.2f}", f"{c:.3f}", f"{rms:.4f}"], it, "above the ceiling"
+
+    columns = ["fit: alpha", "ceiling c", "fit RMS error"]
+    return "\n".join(_fit_table(record, run, seconds_per_iteration, "c - k iteration^-alpha", columns, row))
 
 
 def projection(record: dict, since: int, seconds_per_iteration: float, at: int | None = None) -> str:
     """The markdown table of gaps and projected iterations; ``at``: also the fit's scores at that iteration."""
-    target = record["target"]
-    run = [p for p in record["points"] if p["weights"] == "average" and p["iteration"] >= since]
+    run = _average_run(record, since)
     last = run[-1]
     fits = {s: fit_log([(p["iteration"], p["psnr"][s]) for p in run]) for s in SCALES}
-    lines = [
-        f"Fit: psnr = a + b ln(iteration) over the average's {len(run)} points from {run[0]['iteration']:,} to "
-        f"{last['iteration']:,}; hours at {seconds_per_iteration:.2f} s per iteration of training steps.",
-        "",
-        "| Set14 | target | average at {:,} | gap | fit: dB per doubling | fit RMS error | iteration reaching the target | "
-        "hours from {:,} |".format(last["iteration"], last["iteration"]),
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for s in SCALES:
+
+    def row(s: str, target: float) -> tuple[list[str], float | None, str]:
         a, b, rms = fits[s]
-        gap = last["psnr"][s] - target[s]
-        it = math.exp((target[s] - a) / b) if b > 0 else None
-        reach, hours = _reach(gap, it, last["iteration"], seconds_per_iteration, "not on this curve")
-        lines.append(
-            f"| {s} | {target[s]:.2f} | {last['psnr'][s]:.3f} | {gap:+.3f} | {b * math.log(2):+.3f} | {rms:.4f} | "
-            f"{reach} | {hours} |"
-        )
+        it = math.exp((target - a) / b) if b > 0 else None
+        return [f"{b * math.log(2):+.3f}", f"{rms:.4f}"], it, "not on this curve"
+
+    columns = ["fit: dB per doubling", "fit RMS error"]
+    lines = _fit_table(record, run, seconds_per_iteration, "a + b ln(iteration)", columns, row)
     if at:
         gains = [fits[s][1] * math.log(at / last["iteration"]) for s in SCALES]
         lines += [
@@ -158,7 +172,7 @@ def projection(record: dict, since: int, seconds_per_iteration: float, at: int |
         lines += ["", "Other weights scored (not in the fit):", ""]
         for p in others:
             scores = " / ".join(f"{p['psnr'][s]:.3f}" for s in SCALES)
-            gaps = " / ".join(f"{p['psnr'][s] - target[s]:+.3f}" for s in SCALES)
+            gaps = " / ".join(f"{p['psnr'][s] - record['target'][s]:+.3f}" for s in SCALES)
             lines.append(f"- {p['weights']} at {p['iteration']:,}: {scores} (gap {gaps})")
     return "\n".join(lines)
 

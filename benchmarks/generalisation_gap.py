@@ -1,0 +1,85 @@
+"""Is a run limited by its data? PSNR on photos it trained on against Set14, for models along one run.
+
+Usage:
+  python benchmarks/generalisation_gap.py --models LABEL=FOLDER ... [--train ../shared/data/train]
+      [--every 28] [--scales 2,4] [--threads 1] [--json benchmarks/results/generalisation_gap.json]
+
+The training photos are every ``--every``-th of the sorted images under ``--train`` (all its subfolders), scored
+under the same benchmark protocol as Set14 (bicubic LR, Y channel, shave). If later models gain much more on
+the photos they trained on than on Set14, the run is learning those photos rather than the task: more steps
+buy little, more data would. If both rise together, the run is limited by its steps, not by its data. The
+``LABEL`` is the iteration count, so the table is in training order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from anyres.evaluation import evaluate
+from anyres.io import list_images
+
+HERE = Path(__file__).resolve().parent
+
+
+def training_sample(root: Path, every: int) -> list[Path]:
+    """Every ``every``-th image of ``root``'s subfolders, in sorted path order."""
+    files = sorted(f for d in sorted(p for p in root.iterdir() if p.is_dir()) for f in list_images(d))
+    return files[::every]
+
+
+def psnr_by_scale(model: str, data: Path, scales: list[float]) -> dict[str, float]:
+    report = evaluate(model, data, scales, progress=False, metrics=("psnr",))
+    return {f"x{r['scale']:g}": r["psnr"] for r in report["results"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", required=True, help="LABEL=FOLDER, LABEL being the iteration count")
+    ap.add_argument("--train", default="../shared/data/train", type=Path)
+    ap.add_argument("--test", default="../shared/data/benchmark/Set14", type=Path)
+    ap.add_argument("--every", default=28, type=int)
+    ap.add_argument("--scales", default="2,4")
+    ap.add_argument("--threads", default=1, type=int)
+    ap.add_argument("--json", default=HERE / "results" / "generalisation_gap.json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    scales = [float(s) for s in args.scales.split(",")]
+    sample = training_sample(args.train, args.every)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        seen = Path(tmp)
+        for f in sample:  # one flat folder; names are unique across the three sets
+            (seen / f"{f.parent.name}_{f.name}").symlink_to(f.resolve())
+        for item in args.models:
+            label, folder = item.split("=", 1)
+            train, test = psnr_by_scale(folder, seen, scales), psnr_by_scale(folder, args.test, scales)
+            rows.append({"iterations": int(label), "model": folder, "train": train, "set14": test})
+            print(label, json.dumps({"train": train, "set14": test}), flush=True)
+    keys = [f"x{s:g}" for s in scales]
+    first = rows[0]
+    print(f"\ntraining sample: {len(sample)} images (every {args.every}th of {args.train})")
+    head = " | ".join(f"{k} seen | {k} Set14 | {k} gap" for k in keys)
+    print(f"| iterations | {head} |\n|---|" + "---|" * (3 * len(keys)))
+    for r in rows:
+        cells = []
+        for k in keys:
+            cells += [f"{r['train'][k]:.3f}", f"{r['set14'][k]:.3f}", f"{r['train'][k] - r['set14'][k]:+.3f}"]
+        print(f"| {r['iterations']:,} | " + " | ".join(cells) + " |")
+    print(f"\ngain from {first['iterations']:,} (seen / Set14):")
+    for r in rows[1:]:
+        gains = [
+            f"{k} {r['train'][k] - first['train'][k]:+.3f} / {r['set14'][k] - first['set14'][k]:+.3f}" for k in keys
+        ]
+        print(f"  {r['iterations']:,}: " + ", ".join(gains))
+    record = {"training_sample": [str(f) for f in sample], "scales": keys, "rows": rows}
+    args.json.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps({"json": str(args.json), "n_seen": len(sample)}))
+
+
+if __name__ == "__main__":
+    main()

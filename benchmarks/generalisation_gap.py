@@ -17,6 +17,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from statistics import mean
 
 import torch
 
@@ -32,9 +33,12 @@ def training_sample(root: Path, every: int) -> list[Path]:
     return files[::every]
 
 
-def psnr_by_scale(model: str, data: Path, scales: list[float]) -> dict[str, float]:
+def psnr_by_scale(model: str, data: Path, scales: list[float]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Mean PSNR per scale, and each image's PSNR per scale."""
     report = evaluate(model, data, scales, progress=False, metrics=("psnr",))
-    return {f"x{r['scale']:g}": r["psnr"] for r in report["results"]}
+    means = {f"x{r['scale']:g}": r["psnr"] for r in report["results"]}
+    images = {f"x{r['scale']:g}": {k: v["psnr"] for k, v in r["per_image"].items()} for r in report["results"]}
+    return means, images
 
 
 def main() -> None:
@@ -50,6 +54,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     scales = [float(s) for s in args.scales.split(",")]
     sample = training_sample(args.train, args.every)
+    sets = sorted({f.parent.name for f in sample})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         seen = Path(tmp)
@@ -57,8 +62,15 @@ def main() -> None:
             (seen / f"{f.parent.name}_{f.name}").symlink_to(f.resolve())
         for item in args.models:
             label, folder = item.split("=", 1)
-            train, test = psnr_by_scale(folder, seen, scales), psnr_by_scale(folder, args.test, scales)
-            rows.append({"iterations": int(label), "model": folder, "train": train, "set14": test})
+            train, train_images = psnr_by_scale(folder, seen, scales)
+            test, _ = psnr_by_scale(folder, args.test, scales)
+            by_set = {  # the sample's mean per training set (BSD200, General100, T91)
+                k: {d: mean([v for n, v in images.items() if n.startswith(d + "_")]) for d in sets}
+                for k, images in train_images.items()
+            }
+            rows.append(
+                {"iterations": int(label), "model": folder, "train": train, "set14": test, "train_by_set": by_set}
+            )
             print(label, json.dumps({"train": train, "set14": test}), flush=True)
     keys = [f"x{s:g}" for s in scales]
     first = rows[0]
@@ -70,11 +82,14 @@ def main() -> None:
         for k in keys:
             cells += [f"{r['train'][k]:.3f}", f"{r['set14'][k]:.3f}", f"{r['train'][k] - r['set14'][k]:+.3f}"]
         print(f"| {r['iterations']:,} | " + " | ".join(cells) + " |")
-    print(f"\ngain from {first['iterations']:,} (seen / Set14):")
+    print(f"\ngain from {first['iterations']:,} (seen / Set14; seen by training set: " + ", ".join(sets) + "):")
     for r in rows[1:]:
-        gains = [
-            f"{k} {r['train'][k] - first['train'][k]:+.3f} / {r['set14'][k] - first['set14'][k]:+.3f}" for k in keys
-        ]
+        gains = []
+        for k in keys:
+            per_set = ", ".join(f"{r['train_by_set'][k][d] - first['train_by_set'][k][d]:+.3f}" for d in sets)
+            gains.append(
+                f"{k} {r['train'][k] - first['train'][k]:+.3f} / {r['set14'][k] - first['set14'][k]:+.3f} ({per_set})"
+            )
         print(f"  {r['iterations']:,}: " + ", ".join(gains))
     record = {"training_sample": [str(f) for f in sample], "scales": keys, "rows": rows}
     args.json.write_text(json.dumps(record, indent=1) + "\n")

@@ -69,29 +69,30 @@ def main() -> None:
                 for k, images in train_images.items()
             }
             rows.append(
-                {"iterations": int(label), "model": folder, "train": train, "set14": test, "train_by_set": by_set}
+                {"iterations": int(label), "model": folder, "train": train, "test": test, "train_by_set": by_set}
             )
-            print(label, json.dumps({"train": train, "set14": test}), flush=True)
+            print(label, json.dumps({"train": train, "test": test}), flush=True)
     keys = [f"x{s:g}" for s in scales]
     first = rows[0]
     print(f"\ntraining sample: {len(sample)} images (every {args.every}th of {args.train})")
-    head = " | ".join(f"{k} seen | {k} Set14 | {k} gap" for k in keys)
+    name = args.test.name
+    head = " | ".join(f"{k} seen | {k} {name} | {k} gap" for k in keys)
     print(f"| iterations | {head} |\n|---|" + "---|" * (3 * len(keys)))
     for r in rows:
         cells = []
         for k in keys:
-            cells += [f"{r['train'][k]:.3f}", f"{r['set14'][k]:.3f}", f"{r['train'][k] - r['set14'][k]:+.3f}"]
+            cells += [f"{r['train'][k]:.3f}", f"{r['test'][k]:.3f}", f"{r['train'][k] - r['test'][k]:+.3f}"]
         print(f"| {r['iterations']:,} | " + " | ".join(cells) + " |")
-    print(f"\ngain from {first['iterations']:,} (seen / Set14; seen by training set: " + ", ".join(sets) + "):")
+    print(f"\ngain from {first['iterations']:,} (seen / {name}; seen by training set: " + ", ".join(sets) + "):")
     for r in rows[1:]:
         gains = []
         for k in keys:
             per_set = ", ".join(f"{r['train_by_set'][k][d] - first['train_by_set'][k][d]:+.3f}" for d in sets)
             gains.append(
-                f"{k} {r['train'][k] - first['train'][k]:+.3f} / {r['set14'][k] - first['set14'][k]:+.3f} ({per_set})"
+                f"{k} {r['train'][k] - first['train'][k]:+.3f} / {r['test'][k] - first['test'][k]:+.3f} ({per_set})"
             )
         print(f"  {r['iterations']:,}: " + ", ".join(gains))
-    record = {"training_sample": [str(f) for f in sample], "scales": keys, "rows": rows}
+    record = {"training_sample": [str(f) for f in sample], "test_data": str(args.test), "scales": keys, "rows": rows}
     args.json.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps({"json": str(args.json), "n_seen": len(sample)}))
 

@@ -21,7 +21,8 @@ from statistics import mean
 
 import torch
 
-from anyres.evaluation import evaluate
+from anyres.evaluation import evaluate, parse_scales
+from anyres.evaluation.benchmark import scale_label
 from anyres.io import list_images
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +37,10 @@ def training_sample(root: Path, every: int) -> list[Path]:
 def psnr_by_scale(model: str, data: Path, scales: list[float]) -> tuple[dict[str, float], dict[str, dict]]:
     """Mean PSNR per scale, and each image's PSNR per scale."""
     report = evaluate(model, data, scales, progress=False, metrics=("psnr",))
-    means = {f"x{r['scale']:g}": r["psnr"] for r in report["results"]}
-    images = {f"x{r['scale']:g}": {k: v["psnr"] for k, v in r["per_image"].items()} for r in report["results"]}
+    means, images = {}, {}
+    for r in report["results"]:
+        key = "x" + scale_label(r["scale"])
+        means[key], images[key] = r["psnr"], {k: v["psnr"] for k, v in r["per_image"].items()}
     return means, images
 
 
@@ -52,7 +55,7 @@ def main() -> None:
     ap.add_argument("--json", default=HERE / "results" / "generalisation_gap.json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    scales = [float(s) for s in args.scales.split(",")]
+    scales = parse_scales(args.scales)
     sample = training_sample(args.train, args.every)
     sets = sorted({f.parent.name for f in sample})
     rows = []
@@ -72,7 +75,7 @@ def main() -> None:
                 {"iterations": int(label), "model": folder, "train": train, "test": test, "train_by_set": by_set}
             )
             print(label, json.dumps({"train": train, "test": test}), flush=True)
-    keys = [f"x{s:g}" for s in scales]
+    keys = ["x" + scale_label(s) for s in scales]
     first = rows[0]
     print(f"\ntraining sample: {len(sample)} images (every {args.every}th of {args.train})")
     name = args.test.name
